@@ -1,0 +1,218 @@
+//! Configuration: the only place that reads files.
+//!
+//! Loading runs in three steps: read the file, parse it (`yaml.rs` into the serde structs of
+//! `raw.rs`, unknown keys rejected, `${ENV}` replaced), and validate it (`validate.rs`) into the
+//! internal model below, which the rest of the crate uses. Every step reports every problem it
+//! finds with the key path and, where known, the line; nothing here panics on bad input.
+
+mod raw;
+mod validate;
+mod yaml;
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+pub use validate::{is_loopback_host, parse_duration};
+
+/// The validated configuration. Built only by [`load`] / [`load_str`].
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// The public listener (proxy + end_session).
+    pub listen: SocketAddr,
+    pub admin: Admin,
+    pub upstream: Upstream,
+    /// Exact `iss` of the upstream's tokens; also the `iss` the gateway sends to RPs.
+    pub issuer: String,
+    pub jwks: Jwks,
+    pub end_session: EndSession,
+    pub session_store: SessionStore,
+    /// Registered relying parties by client_id.
+    pub clients: BTreeMap<String, Client>,
+    /// Absolute path of the handlebars templates.
+    pub templates_dir: PathBuf,
+    pub log: Log,
+    pub server: Server,
+}
+
+#[derive(Debug, Clone)]
+pub struct Admin {
+    pub listen: SocketAddr,
+    /// When set, the sessions API needs `Authorization: Bearer <token>`.
+    pub token: Option<Secret>,
+}
+
+#[derive(Debug, Clone)]
+pub struct Upstream {
+    /// The URL as written, for messages.
+    pub url: String,
+    /// Host name or IP literal (brackets removed), resolved by the proxy's DNS refresher.
+    pub host: String,
+    pub port: u16,
+    pub tls: bool,
+    /// SNI and name to verify; the host for names, empty never (empty disables verification).
+    pub sni: String,
+    pub connect_timeout: Duration,
+    pub read_timeout: Duration,
+    pub idle_timeout: Duration,
+    pub ca_file: Option<PathBuf>,
+    pub trust_forwarded_headers: bool,
+    pub session_cookies: Vec<String>,
+}
+
+#[derive(Debug, Clone)]
+pub struct Jwks {
+    /// None: take `jwks_uri` from the upstream discovery document.
+    pub uri: Option<String>,
+    pub refresh_interval: Duration,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EndSessionMode {
+    /// The gateway answers end_session itself.
+    Terminate,
+}
+
+#[derive(Debug, Clone)]
+pub struct EndSession {
+    /// Canonical paths (lower-case, no trailing slash) the gateway answers itself.
+    pub paths: Vec<String>,
+    pub mode: EndSessionMode,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Backend {
+    Redis(RedisConfig),
+    Memory,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RedisConfig {
+    pub url: Secret,
+    pub connect_timeout: Duration,
+    pub response_timeout: Duration,
+}
+
+#[derive(Debug, Clone)]
+pub struct SessionStore {
+    pub backend: Backend,
+    pub key_prefix: String,
+    pub session_ttl: Duration,
+    pub tombstone_ttl: Duration,
+}
+
+/// One relying party. URIs are kept byte for byte as configured (RPI-21 matches exactly).
+#[derive(Debug, Clone, Default)]
+pub struct Client {
+    pub post_logout_redirect_uris: Vec<String>,
+    pub default_post_logout_redirect_uri: Option<String>,
+    pub frontchannel_logout_uri: Option<String>,
+    pub frontchannel_logout_session_required: bool,
+    pub backchannel_logout_uri: Option<String>,
+    pub backchannel_logout_session_required: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Debug, Clone)]
+pub struct Log {
+    pub level: String,
+    pub format: LogFormat,
+}
+
+#[derive(Debug, Clone)]
+pub struct Server {
+    pub threads: usize,
+    pub grace_period: Duration,
+    pub shutdown_timeout: Duration,
+}
+
+/// A string that never shows in logs or Debug output.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn new(s: impl Into<String>) -> Self {
+        Secret(s.into())
+    }
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("\"<redacted>\"")
+    }
+}
+
+/// One thing wrong with a config file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Problem {
+    /// Key path such as `clients.rp1.post_logout_redirect_uris[0]`; empty for the whole file.
+    pub path: String,
+    pub line: Option<usize>,
+    pub message: String,
+}
+
+/// Everything wrong with a config file, in file order.
+#[derive(Debug, Clone)]
+pub struct Problems(pub Vec<Problem>);
+
+impl Problems {
+    /// One line per problem: `FILE:LINE: key.path: message`.
+    pub fn render(&self, file: &str) -> String {
+        let mut out = String::new();
+        for p in &self.0 {
+            out.push_str(file);
+            if let Some(l) = p.line {
+                out.push_str(&format!(":{l}"));
+            }
+            out.push_str(": ");
+            if !p.path.is_empty() {
+                out.push_str(&p.path);
+                out.push_str(": ");
+            }
+            out.push_str(&p.message);
+            out.push('\n');
+        }
+        out
+    }
+}
+
+/// Read, parse and validate a config file. Relative paths in it resolve against its directory.
+pub fn load(path: &Path, env: &dyn Fn(&str) -> Option<String>) -> Result<Config, Problems> {
+    let text = std::fs::read_to_string(path).map_err(|e| {
+        Problems(vec![Problem { path: String::new(), line: None, message: format!("cannot read: {e}") }])
+    })?;
+    let base = path.parent().map(Path::to_path_buf).unwrap_or_default();
+    load_str(&text, &base, env)
+}
+
+/// Parse and validate config text; `base` is the directory relative paths resolve against.
+pub fn load_str(text: &str, base: &Path, env: &dyn Fn(&str) -> Option<String>) -> Result<Config, Problems> {
+    let (raw, mut problems, index) = yaml::parse(text, env)?;
+    // Validate what parsed even when keys were dropped, so one run lists every problem.
+    let config = match raw.map(|raw| validate::validate(raw, base)) {
+        Some(Ok(c)) if problems.is_empty() => return Ok(c),
+        Some(Err(found)) => found,
+        _ => Vec::new(),
+    };
+    for mut p in config {
+        p.line = index.line_of(&p.path);
+        problems.push(p);
+    }
+    problems.sort_by_key(|p| p.line.unwrap_or(0));
+    Err(Problems(problems))
+}
+
+/// The process environment, for `load`.
+pub fn process_env(name: &str) -> Option<String> {
+    std::env::var(name).ok()
+}

@@ -1,0 +1,241 @@
+//! The file format: serde structs that mirror proxy.yaml one to one.
+//!
+//! Owns nothing but shape. Every struct denies unknown keys, every optional key has its default
+//! here, and nothing is checked beyond types: meaning (URLs, durations, addresses, files) is
+//! checked by `validate.rs`, which turns these structs into the internal model.
+
+use std::collections::BTreeMap;
+
+use serde::Deserialize;
+
+/// The whole proxy.yaml.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawConfig {
+    #[serde(default = "default_listen")]
+    pub listen: String,
+    #[serde(default)]
+    pub admin: RawAdmin,
+    pub upstream: RawUpstream,
+    pub issuer: String,
+    #[serde(default)]
+    pub jwks: RawJwks,
+    #[serde(default)]
+    pub end_session: RawEndSession,
+    #[serde(default)]
+    pub session_store: RawSessionStore,
+    #[serde(default)]
+    pub clients: BTreeMap<String, RawClient>,
+    #[serde(default = "default_templates_dir")]
+    pub templates_dir: String,
+    #[serde(default)]
+    pub log: RawLog,
+    #[serde(default)]
+    pub server: RawServer,
+}
+
+fn default_listen() -> String {
+    "0.0.0.0:8080".into()
+}
+fn default_templates_dir() -> String {
+    "templates".into()
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawAdmin {
+    #[serde(default = "default_admin_listen")]
+    pub listen: String,
+    #[serde(default)]
+    pub token: Option<String>,
+}
+
+impl Default for RawAdmin {
+    fn default() -> Self {
+        Self { listen: default_admin_listen(), token: None }
+    }
+}
+fn default_admin_listen() -> String {
+    "127.0.0.1:9090".into()
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawUpstream {
+    pub url: String,
+    #[serde(default = "default_connect_timeout")]
+    pub connect_timeout: String,
+    #[serde(default = "default_read_timeout")]
+    pub read_timeout: String,
+    /// How long an idle pooled upstream connection is kept. Below the upstream's own keep-alive
+    /// timeout, so a POST never lands on a connection the upstream already closed.
+    #[serde(default = "default_idle_timeout")]
+    pub idle_timeout: String,
+    /// PEM bundle that verifies an https upstream instead of the system roots.
+    #[serde(default)]
+    pub ca_file: Option<String>,
+    /// Keep the client's X-Forwarded-* values (the gateway sits behind a trusted proxy).
+    #[serde(default)]
+    pub trust_forwarded_headers: bool,
+    #[serde(default)]
+    pub session_cookies: Vec<String>,
+}
+
+fn default_connect_timeout() -> String {
+    "2s".into()
+}
+fn default_read_timeout() -> String {
+    "30s".into()
+}
+fn default_idle_timeout() -> String {
+    "4s".into()
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawJwks {
+    #[serde(default)]
+    pub uri: Option<String>,
+    #[serde(default = "default_jwks_refresh")]
+    pub refresh_interval: String,
+}
+
+impl Default for RawJwks {
+    fn default() -> Self {
+        Self { uri: None, refresh_interval: default_jwks_refresh() }
+    }
+}
+fn default_jwks_refresh() -> String {
+    "10m".into()
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawEndSession {
+    #[serde(default = "default_end_session_paths")]
+    pub paths: Vec<String>,
+    #[serde(default = "default_mode")]
+    pub mode: String,
+}
+
+impl Default for RawEndSession {
+    fn default() -> Self {
+        Self { paths: default_end_session_paths(), mode: default_mode() }
+    }
+}
+fn default_end_session_paths() -> Vec<String> {
+    vec!["/session/end".into()]
+}
+fn default_mode() -> String {
+    "terminate".into()
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawSessionStore {
+    #[serde(default = "default_backend")]
+    pub backend: String,
+    #[serde(default)]
+    pub redis: Option<RawRedis>,
+    #[serde(default = "default_key_prefix")]
+    pub key_prefix: String,
+    #[serde(default = "default_ttl")]
+    pub session_ttl: String,
+    #[serde(default = "default_ttl")]
+    pub tombstone_ttl: String,
+}
+
+impl Default for RawSessionStore {
+    fn default() -> Self {
+        Self {
+            backend: default_backend(),
+            redis: None,
+            key_prefix: default_key_prefix(),
+            session_ttl: default_ttl(),
+            tombstone_ttl: default_ttl(),
+        }
+    }
+}
+fn default_backend() -> String {
+    "redis".into()
+}
+fn default_key_prefix() -> String {
+    "lgw:".into()
+}
+fn default_ttl() -> String {
+    "24h".into()
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawRedis {
+    pub url: String,
+    #[serde(default = "default_redis_connect_timeout")]
+    pub connect_timeout: String,
+    #[serde(default = "default_redis_response_timeout")]
+    pub response_timeout: String,
+}
+
+fn default_redis_connect_timeout() -> String {
+    "500ms".into()
+}
+fn default_redis_response_timeout() -> String {
+    "500ms".into()
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawClient {
+    #[serde(default)]
+    pub post_logout_redirect_uris: Vec<String>,
+    #[serde(default)]
+    pub default_post_logout_redirect_uri: Option<String>,
+    #[serde(default)]
+    pub frontchannel_logout_uri: Option<String>,
+    #[serde(default)]
+    pub frontchannel_logout_session_required: bool,
+    #[serde(default)]
+    pub backchannel_logout_uri: Option<String>,
+    #[serde(default)]
+    pub backchannel_logout_session_required: bool,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawLog {
+    /// A tracing filter such as `info` or `logout_gateway=debug,pingora=warn`; RUST_LOG wins.
+    #[serde(default)]
+    pub level: Option<String>,
+    /// `text` (default) or `json`.
+    #[serde(default)]
+    pub format: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawServer {
+    /// Worker threads of the public proxy service.
+    #[serde(default = "default_threads")]
+    pub threads: usize,
+    /// After SIGTERM: how long listeners stay open for in-flight requests (pingora's default is 300 s).
+    #[serde(default = "default_grace")]
+    pub grace_period: String,
+    /// Then: how long runtimes get to finish before the process exits.
+    #[serde(default = "default_shutdown_timeout")]
+    pub shutdown_timeout: String,
+}
+
+impl Default for RawServer {
+    fn default() -> Self {
+        Self { threads: default_threads(), grace_period: default_grace(), shutdown_timeout: default_shutdown_timeout() }
+    }
+}
+fn default_threads() -> usize {
+    std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1)
+}
+fn default_grace() -> String {
+    "5s".into()
+}
+fn default_shutdown_timeout() -> String {
+    "5s".into()
+}

@@ -1,0 +1,434 @@
+//! Validation: from the raw serde structs to the internal model, listing every problem.
+//!
+//! Each check names the key path it looked at, so `check` can point at the line. Checks are
+//! about meaning: absolute URLs without fragments, exact-match redirect URIs that cannot be
+//! abused (no `javascript:`/`data:`, no http off loopback), durations, listen addresses, a
+//! templates_dir that exists. Nothing here opens a socket.
+
+use std::net::{IpAddr, SocketAddr};
+use std::path::Path;
+use std::time::Duration;
+
+use url::Url;
+
+use super::raw::{RawClient, RawConfig, RawSessionStore, RawUpstream};
+use super::*;
+
+/// Collects problems while building the model.
+struct V {
+    problems: Vec<Problem>,
+}
+
+impl V {
+    fn err(&mut self, path: impl Into<String>, message: impl Into<String>) {
+        self.problems.push(Problem { path: path.into(), line: None, message: message.into() });
+    }
+
+    fn duration(&mut self, path: &str, s: &str, fallback: Duration) -> Duration {
+        match parse_duration(s) {
+            Ok(d) => d,
+            Err(m) => {
+                self.err(path, m);
+                fallback
+            }
+        }
+    }
+
+    fn addr(&mut self, path: &str, s: &str) -> SocketAddr {
+        s.parse().unwrap_or_else(|_| {
+            self.err(path, format!("must be an IP address and port such as 0.0.0.0:8080 (got {s:?})"));
+            SocketAddr::from(([0, 0, 0, 0], 0))
+        })
+    }
+}
+
+/// `500ms`, `5s`, `10m`, `24h`, `1h 30m`; zero is refused.
+pub fn parse_duration(s: &str) -> Result<Duration, String> {
+    let d = humantime::parse_duration(s.trim())
+        .map_err(|e| format!("not a duration such as 500ms, 5s, 10m or 24h (got {s:?}: {e})"))?;
+    if d.is_zero() {
+        return Err("must be greater than zero".into());
+    }
+    Ok(d)
+}
+
+/// localhost, 127.0.0.0/8 and ::1: where plain http is tolerated.
+pub fn is_loopback_host(host: &str) -> bool {
+    let h = host.trim_start_matches('[').trim_end_matches(']');
+    h.eq_ignore_ascii_case("localhost")
+        || h.to_ascii_lowercase().ends_with(".localhost")
+        || h.parse::<IpAddr>().map(|ip| ip.is_loopback()).unwrap_or(false)
+}
+
+pub(super) fn validate(raw: RawConfig, base: &Path) -> Result<Config, Vec<Problem>> {
+    let mut v = V { problems: Vec::new() };
+    let listen = v.addr("listen", &raw.listen);
+    let admin_listen = v.addr("admin.listen", &raw.admin.listen);
+    if listen == admin_listen && listen.port() != 0 {
+        v.err("admin.listen", "must differ from listen");
+    }
+    let token = raw.admin.token.filter(|t| !t.is_empty()).map(Secret::new);
+    if token.as_ref().is_some_and(|t| t.expose().len() < 16) {
+        v.err("admin.token", "must be at least 16 characters (or empty to disable)");
+    }
+    let upstream = upstream(&mut v, raw.upstream, base);
+    check_url(&mut v, "issuer", &raw.issuer, UrlRule::Issuer);
+    if let Some(u) = &raw.jwks.uri {
+        check_url(&mut v, "jwks.uri", u, UrlRule::Fetch);
+    }
+    let jwks = Jwks {
+        uri: raw.jwks.uri.clone(),
+        refresh_interval: v.duration("jwks.refresh_interval", &raw.jwks.refresh_interval, Duration::from_secs(600)),
+    };
+    let end_session = end_session(&mut v, &raw.end_session.paths, &raw.end_session.mode);
+    let session_store = session_store(&mut v, raw.session_store);
+    let mut clients = BTreeMap::new();
+    for (id, c) in raw.clients {
+        let client = client(&mut v, &id, c);
+        clients.insert(id, client);
+    }
+    let templates_dir = base.join(&raw.templates_dir);
+    if !templates_dir.is_dir() {
+        v.err("templates_dir", format!("{} is not a directory", templates_dir.display()));
+    }
+    let log = Log {
+        level: raw.log.level.unwrap_or_else(|| "info".into()),
+        format: match raw.log.format.as_deref() {
+            None | Some("text") => LogFormat::Text,
+            Some("json") => LogFormat::Json,
+            Some(other) => {
+                v.err("log.format", format!("must be text or json (got {other:?})"));
+                LogFormat::Text
+            }
+        },
+    };
+    if let Err(e) = tracing_subscriber::EnvFilter::try_new(&log.level) {
+        v.err("log.level", format!("not a valid filter: {e}"));
+    }
+    if raw.server.threads == 0 || raw.server.threads > 1024 {
+        v.err("server.threads", "must be between 1 and 1024");
+    }
+    let server = Server {
+        threads: raw.server.threads,
+        grace_period: v.duration("server.grace_period", &raw.server.grace_period, Duration::from_secs(5)),
+        shutdown_timeout: v.duration("server.shutdown_timeout", &raw.server.shutdown_timeout, Duration::from_secs(5)),
+    };
+    if !v.problems.is_empty() {
+        return Err(v.problems);
+    }
+    Ok(Config {
+        listen,
+        admin: Admin { listen: admin_listen, token },
+        upstream,
+        issuer: raw.issuer,
+        jwks,
+        end_session,
+        session_store,
+        clients,
+        templates_dir,
+        log,
+        server,
+    })
+}
+
+fn upstream(v: &mut V, raw: RawUpstream, base: &Path) -> Upstream {
+    let connect_timeout = v.duration("upstream.connect_timeout", &raw.connect_timeout, Duration::from_secs(2));
+    let read_timeout = v.duration("upstream.read_timeout", &raw.read_timeout, Duration::from_secs(30));
+    let idle_timeout = v.duration("upstream.idle_timeout", &raw.idle_timeout, Duration::from_secs(4));
+    let mut up = Upstream {
+        url: raw.url.clone(),
+        host: String::new(),
+        port: 0,
+        tls: false,
+        sni: String::new(),
+        connect_timeout,
+        read_timeout,
+        idle_timeout,
+        ca_file: None,
+        trust_forwarded_headers: raw.trust_forwarded_headers,
+        session_cookies: Vec::new(),
+    };
+    match Url::parse(&raw.url) {
+        Ok(u) if matches!(u.scheme(), "http" | "https") && u.host_str().is_some() => {
+            if !u.username().is_empty() || u.password().is_some() {
+                v.err("upstream.url", "must not contain user information");
+            }
+            if u.path() != "/" || u.query().is_some() || u.fragment().is_some() {
+                v.err("upstream.url", "must be an origin (scheme, host, port) without path, query or fragment; request paths are forwarded unchanged");
+            }
+            up.tls = u.scheme() == "https";
+            let host = u.host_str().unwrap_or_default();
+            up.host = host.trim_start_matches('[').trim_end_matches(']').to_string();
+            up.port = u.port_or_known_default().unwrap_or(80);
+            up.sni = up.host.clone();
+        }
+        _ => v.err("upstream.url", format!("must be an absolute http or https URL (got {:?})", raw.url)),
+    }
+    if let Some(ca) = raw.ca_file {
+        let p = base.join(&ca);
+        if !up.tls {
+            v.err("upstream.ca_file", "only applies to an https upstream.url");
+        } else if !p.is_file() {
+            v.err("upstream.ca_file", format!("{} is not a readable file", p.display()));
+        }
+        up.ca_file = Some(p);
+    }
+    for (i, name) in raw.session_cookies.into_iter().enumerate() {
+        if !is_token(&name) {
+            v.err(format!("upstream.session_cookies[{i}]"), format!("{name:?} is not a valid cookie name"));
+        }
+        up.session_cookies.push(name);
+    }
+    up
+}
+
+/// RFC 7230 token characters: what a cookie name may hold.
+fn is_token(s: &str) -> bool {
+    !s.is_empty() && s.bytes().all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b))
+}
+
+fn end_session(v: &mut V, paths: &[String], mode: &str) -> EndSession {
+    if paths.is_empty() {
+        v.err("end_session.paths", "must name at least one path");
+    }
+    let mut out: Vec<String> = Vec::new();
+    for (i, p) in paths.iter().enumerate() {
+        let key = format!("end_session.paths[{i}]");
+        let bad_segment = p.split('/').skip(1).any(|s| s.is_empty() || s == "." || s == "..");
+        if !p.starts_with('/') || p.len() < 2 {
+            v.err(key, format!("must be an absolute path such as /session/end (got {p:?})"));
+        } else if bad_segment && p != "/" {
+            v.err(key, "must not contain empty, '.' or '..' segments or end with '/'");
+        } else if !p.bytes().all(|b| b.is_ascii_alphanumeric() || b"/-._~".contains(&b)) {
+            v.err(key, "may only contain letters, digits and / - . _ ~ (no query, ';' or percent-escapes)");
+        } else {
+            let canon = p.to_ascii_lowercase();
+            if out.contains(&canon) {
+                v.err(key, "duplicate path (paths match without regard to case)");
+            }
+            out.push(canon);
+        }
+    }
+    let mode = match mode {
+        "terminate" => EndSessionMode::Terminate,
+        "forward" => {
+            v.err("end_session.mode", "forward is not supported by this version; use terminate");
+            EndSessionMode::Terminate
+        }
+        other => {
+            v.err("end_session.mode", format!("must be terminate (got {other:?})"));
+            EndSessionMode::Terminate
+        }
+    };
+    EndSession { paths: out, mode }
+}
+
+fn session_store(v: &mut V, raw: RawSessionStore) -> SessionStore {
+    if raw.backend == "memory" && raw.redis.is_some() {
+        v.err("session_store.redis", "only applies to backend redis");
+    }
+    let backend = match raw.backend.as_str() {
+        "memory" => Backend::Memory,
+        "redis" => match raw.redis {
+            None => {
+                v.err("session_store.redis", "backend redis needs session_store.redis.url");
+                Backend::Memory
+            }
+            Some(r) => {
+                match Url::parse(&r.url) {
+                    Ok(u) if matches!(u.scheme(), "redis" | "rediss" | "unix" | "redis+unix") => {}
+                    _ => v.err("session_store.redis.url", "must be a redis://, rediss:// or unix:// URL"),
+                }
+                Backend::Redis(RedisConfig {
+                    url: Secret::new(r.url),
+                    connect_timeout: v.duration(
+                        "session_store.redis.connect_timeout",
+                        &r.connect_timeout,
+                        Duration::from_millis(500),
+                    ),
+                    response_timeout: v.duration(
+                        "session_store.redis.response_timeout",
+                        &r.response_timeout,
+                        Duration::from_millis(500),
+                    ),
+                })
+            }
+        },
+        other => {
+            v.err("session_store.backend", format!("must be redis or memory (got {other:?})"));
+            Backend::Memory
+        }
+    };
+    // Braces would break the `{sid}` hash tags that keep a session's keys in one cluster slot.
+    if raw.key_prefix.is_empty() || raw.key_prefix.len() > 64 || raw.key_prefix.contains(['{', '}', ' ']) {
+        v.err("session_store.key_prefix", "must be 1 to 64 characters without spaces or braces");
+    }
+    SessionStore {
+        backend,
+        key_prefix: raw.key_prefix,
+        session_ttl: v.duration("session_store.session_ttl", &raw.session_ttl, Duration::from_secs(86400)),
+        tombstone_ttl: v.duration("session_store.tombstone_ttl", &raw.tombstone_ttl, Duration::from_secs(86400)),
+    }
+}
+
+fn client(v: &mut V, id: &str, raw: RawClient) -> Client {
+    let base = format!("clients.{id}");
+    // client_id syntax: VSCHAR (RFC 6749 A.1), printable ASCII.
+    if id.is_empty() || !id.bytes().all(|b| (0x20..=0x7e).contains(&b)) {
+        v.err(&base, "client_id must be printable ASCII (RFC 6749 VSCHAR)");
+    }
+    for (i, u) in raw.post_logout_redirect_uris.iter().enumerate() {
+        check_url(v, &format!("{base}.post_logout_redirect_uris[{i}]"), u, UrlRule::Redirect);
+        if raw.post_logout_redirect_uris[..i].contains(u) {
+            v.err(format!("{base}.post_logout_redirect_uris[{i}]"), "listed twice");
+        }
+    }
+    if let Some(d) = &raw.default_post_logout_redirect_uri {
+        if !raw.post_logout_redirect_uris.contains(d) {
+            v.err(
+                format!("{base}.default_post_logout_redirect_uri"),
+                "must be one of post_logout_redirect_uris, byte for byte",
+            );
+        }
+    }
+    if let Some(u) = &raw.frontchannel_logout_uri {
+        check_url(v, &format!("{base}.frontchannel_logout_uri"), u, UrlRule::Fetch);
+    } else if raw.frontchannel_logout_session_required {
+        v.err(format!("{base}.frontchannel_logout_session_required"), "needs frontchannel_logout_uri");
+    }
+    if let Some(u) = &raw.backchannel_logout_uri {
+        check_url(v, &format!("{base}.backchannel_logout_uri"), u, UrlRule::Fetch);
+    } else if raw.backchannel_logout_session_required {
+        v.err(format!("{base}.backchannel_logout_session_required"), "needs backchannel_logout_uri");
+    }
+    Client {
+        post_logout_redirect_uris: raw.post_logout_redirect_uris,
+        default_post_logout_redirect_uri: raw.default_post_logout_redirect_uri,
+        frontchannel_logout_uri: raw.frontchannel_logout_uri,
+        frontchannel_logout_session_required: raw.frontchannel_logout_session_required,
+        backchannel_logout_uri: raw.backchannel_logout_uri,
+        backchannel_logout_session_required: raw.backchannel_logout_session_required,
+    }
+}
+
+#[derive(Clone, Copy, PartialEq)]
+enum UrlRule {
+    /// The issuer: https (http on loopback), no query, no fragment.
+    Issuer,
+    /// Something the gateway or a browser frame loads: http(s), no fragment (FCL-02/04, BCL-04).
+    Fetch,
+    /// A post-logout redirect target: https, http on loopback, or a private-use scheme of a
+    /// native app (RPI-10); never javascript:, data: and the like; no fragment (RPI-23).
+    Redirect,
+}
+
+fn check_url(v: &mut V, path: &str, s: &str, rule: UrlRule) {
+    if s.bytes().any(|b| b <= 0x20 || b == 0x7f || b == b'\\') {
+        return v.err(path, "must not contain spaces, control characters or backslashes");
+    }
+    let u = match Url::parse(s) {
+        Ok(u) => u,
+        Err(e) => return v.err(path, format!("must be an absolute URL ({e}; got {s:?})")),
+    };
+    if u.fragment().is_some() || s.contains('#') {
+        return v.err(path, "must not contain a fragment (#)");
+    }
+    if !u.username().is_empty() || u.password().is_some() {
+        return v.err(path, "must not contain user information (user@host)");
+    }
+    let scheme = u.scheme();
+    let web = matches!(scheme, "http" | "https");
+    if web && u.host_str().is_none_or(str::is_empty) {
+        return v.err(path, "must name a host");
+    }
+    if scheme == "http" && !u.host_str().is_some_and(is_loopback_host) {
+        return v.err(path, "must use https (plain http only for localhost/loopback)");
+    }
+    match rule {
+        UrlRule::Issuer if !web => v.err(path, "must be an https URL"),
+        UrlRule::Issuer if u.query().is_some() => v.err(path, "must not contain a query"),
+        UrlRule::Fetch if !web => v.err(path, "must be an http or https URL"),
+        // RFC 8252 §7.1: a private-use scheme is a reverse domain name, so it has a dot.
+        UrlRule::Redirect if !web && !scheme.contains('.') => v.err(
+            path,
+            format!("scheme {scheme:?} is not allowed (https, or a reverse-domain private-use scheme such as com.example.app:)"),
+        ),
+        _ => {}
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn problems_for(rule: UrlRule, s: &str) -> Vec<Problem> {
+        let mut v = V { problems: Vec::new() };
+        check_url(&mut v, "k", s, rule);
+        v.problems
+    }
+
+    #[test]
+    fn redirect_uris_refuse_dangerous_shapes() {
+        for bad in [
+            "javascript:alert(1)",
+            "data:text/html,<script>",
+            "https://a.example/x#frag",
+            "https://user@a.example/x",
+            "http://a.example/x",
+            "/relative",
+            "https://a.example/ x",
+            "https://a.example/\\evil",
+            "https://a.example/\r\nx",
+            "file:///etc/passwd",
+        ] {
+            assert!(!problems_for(UrlRule::Redirect, bad).is_empty(), "{bad} accepted");
+        }
+        for good in
+            ["https://a.example/bye?lang=en", "http://127.0.0.1:9/x", "http://localhost/x", "com.example.app:/logout"]
+        {
+            assert!(problems_for(UrlRule::Redirect, good).is_empty(), "{good} refused");
+        }
+    }
+
+    #[test]
+    fn frame_and_backchannel_uris_must_be_web_urls() {
+        assert!(!problems_for(UrlRule::Fetch, "com.example.app:/fc").is_empty());
+        assert!(!problems_for(UrlRule::Fetch, "https://a.example/fc#x").is_empty());
+        assert!(problems_for(UrlRule::Fetch, "https://a.example/fc?tenant=t1").is_empty());
+    }
+
+    #[test]
+    fn durations() {
+        assert_eq!(parse_duration("500ms"), Ok(Duration::from_millis(500)));
+        assert_eq!(parse_duration("24h"), Ok(Duration::from_secs(86400)));
+        assert!(parse_duration("0s").is_err());
+        assert!(parse_duration("5 parsecs").is_err());
+        assert!(parse_duration("").is_err());
+    }
+
+    #[test]
+    fn loopback_hosts() {
+        assert!(is_loopback_host("127.0.0.2"));
+        assert!(is_loopback_host("[::1]"));
+        assert!(is_loopback_host("LOCALHOST"));
+        assert!(!is_loopback_host("127.0.0.1.evil.example"));
+        assert!(!is_loopback_host("10.0.0.1"));
+    }
+
+    #[test]
+    fn end_session_paths_are_canonical_and_plain() {
+        let mut v = V { problems: Vec::new() };
+        let es = end_session(&mut v, &["/Session/End".into(), "/oxauth/restv1/end_session".into()], "terminate");
+        assert!(v.problems.is_empty(), "{:?}", v.problems);
+        assert_eq!(es.paths, ["/session/end", "/oxauth/restv1/end_session"]);
+        for bad in ["session/end", "/a//b", "/a/./b", "/a/", "/a;x", "/a%2Fb", "/a?x=1"] {
+            let mut v = V { problems: Vec::new() };
+            end_session(&mut v, &[bad.into()], "terminate");
+            assert_eq!(v.problems.len(), 1, "{bad}");
+            assert_eq!(v.problems[0].path, "end_session.paths[0]");
+        }
+        let mut v = V { problems: Vec::new() };
+        end_session(&mut v, &["/a".into(), "/A".into()], "sideways");
+        assert_eq!(v.problems.len(), 2);
+    }
+}

@@ -1,0 +1,75 @@
+//! logout-gateway: a pingora reverse proxy in front of an OpenID Connect provider that passes
+//! its traffic through and takes over logout.
+//!
+//! Crate map (see ARCHITECTURE.md for the bird's-eye view):
+//! - [`config`]: read, parse and validate proxy.yaml into [`config::Config`]; the only file reader.
+//! - [`proxy`]: the public listener's `ProxyHttp` hooks, path routing, the upstream peer.
+//! - [`admin`]: `/metrics`, `/healthz`, `/readyz` on the admin listener.
+//! - [`session`]: the session store trait with Redis and memory implementations.
+//! - [`render`]: handlebars pages from `templates_dir`.
+//! - [`metrics`]: every Prometheus metric.
+//! - [`telemetry`]: logging set-up.
+//!
+//! [`build`] turns a validated config into a ready-to-run pingora `Server`; `main.rs` only
+//! parses the command line and calls it.
+
+#![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used, clippy::panic))]
+
+pub mod admin;
+pub mod config;
+pub mod metrics;
+pub mod proxy;
+pub mod render;
+pub mod session;
+pub mod telemetry;
+
+use std::sync::Arc;
+
+use pingora::apps::http_app::HttpServer;
+use pingora::prelude::*;
+use pingora::server::configuration::ServerConf;
+use pingora::services::listening::Service;
+
+use crate::config::Config;
+
+/// Seconds for pingora, rounding up so `500ms` is not zero.
+fn whole_secs(d: std::time::Duration) -> u64 {
+    d.as_secs() + u64::from(d.subsec_nanos() > 0)
+}
+
+/// Build the server: public proxy, admin listener, background services. Nothing async runs
+/// yet (pingora starts runtimes in `run`); nothing here panics on configuration input.
+pub fn build(config: Config) -> std::result::Result<Server, String> {
+    let pages = Arc::new(render::Pages::load(&config.templates_dir)?);
+    // Register every metric now, so /metrics lists them (at zero) before the first request.
+    metrics::Metrics::get();
+    let mut conf = ServerConf { threads: config.server.threads, ..ServerConf::default() };
+    conf.grace_period_seconds = Some(whole_secs(config.server.grace_period));
+    conf.graceful_shutdown_timeout_seconds = Some(whole_secs(config.server.shutdown_timeout));
+    conf.ca_file = config.upstream.ca_file.as_ref().map(|p| p.display().to_string());
+    let mut server = Server::new_with_opt_and_conf(None, conf);
+    server.bootstrap();
+
+    let store = session::build(&config.session_store);
+    let upstream = proxy::upstream::UpstreamPeer::new(config.upstream.clone());
+    if upstream.needs_dns() {
+        server.add_service(background_service("upstream dns", proxy::upstream::DnsRefresher(upstream.clone())));
+    }
+
+    let gateway = proxy::Gateway {
+        upstream,
+        end_session_paths: config.end_session.paths.clone(),
+        pages,
+        trust_forwarded_headers: config.upstream.trust_forwarded_headers,
+        store: store.clone(),
+    };
+    let mut public = pingora::proxy::http_proxy_service_with_name(&server.configuration, gateway, "public proxy");
+    public.add_tcp(&config.listen.to_string());
+    server.add_service(public);
+
+    let mut admin = Service::new("admin".to_string(), HttpServer::new_app(admin::AdminApp { store }));
+    admin.threads = Some(1);
+    admin.add_tcp(&config.admin.listen.to_string());
+    server.add_service(admin);
+    Ok(server)
+}

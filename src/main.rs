@@ -1,0 +1,81 @@
+//! The command line: parse arguments, load the config, hand over to `logout_gateway::build`.
+
+#![deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use logout_gateway::config;
+
+/// A reverse proxy that takes over OpenID Connect logout in front of an existing provider.
+#[derive(Parser)]
+#[command(name = "logout-gateway", version, about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Start the public proxy listener and the admin listener.
+    Run {
+        /// Path of proxy.yaml.
+        #[arg(long, short = 'c', value_name = "FILE")]
+        config: PathBuf,
+    },
+    /// Validate a config file: prints `ok`, or every problem with its key path and line.
+    Check {
+        /// Path of proxy.yaml.
+        #[arg(long, short = 'c', value_name = "FILE")]
+        config: PathBuf,
+    },
+}
+
+/// sysexits EX_CONFIG-adjacent EX_USAGE: the status CONTRACT.md gives invalid configs.
+const EXIT_CONFIG: u8 = 64;
+
+fn load(path: &std::path::Path) -> Result<config::Config, ExitCode> {
+    config::load(path, &config::process_env).map_err(|problems| {
+        eprint!("{}", problems.render(&path.display().to_string()));
+        ExitCode::from(EXIT_CONFIG)
+    })
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Check { config } => {
+            let cfg = match load(&config) {
+                Ok(c) => c,
+                Err(code) => return code,
+            };
+            // Templates are part of the config: compile them too.
+            if let Err(e) = logout_gateway::render::Pages::load(&cfg.templates_dir) {
+                eprintln!("{}: templates_dir: {e}", config.display());
+                return ExitCode::from(EXIT_CONFIG);
+            }
+            println!("ok");
+            ExitCode::SUCCESS
+        }
+        Command::Run { config } => {
+            let cfg = match load(&config) {
+                Ok(c) => c,
+                Err(code) => return code,
+            };
+            logout_gateway::telemetry::init(&cfg.log);
+            // One crypto provider for every rustls user (pingora, redis TLS).
+            pingora::tls::install_default_crypto_provider();
+            let (listen, admin) = (cfg.listen, cfg.admin.listen);
+            let server = match logout_gateway::build(cfg) {
+                Ok(s) => s,
+                Err(e) => {
+                    eprintln!("{}: {e}", config.display());
+                    return ExitCode::from(EXIT_CONFIG);
+                }
+            };
+            tracing::info!(%listen, %admin, version = env!("CARGO_PKG_VERSION"), "logout-gateway starting");
+            server.run_forever()
+        }
+    }
+}

@@ -1,0 +1,115 @@
+//! Every Prometheus metric in one place, registered in the default registry (the one
+//! pingora-prometheus serves, should anyone mount it) and served by `admin.rs`.
+//!
+//! Labels stay bounded: status classes, fixed outcome and operation names, never a
+//! client-supplied string, a sid, a subject or a URL.
+
+use std::sync::LazyLock;
+
+use prometheus::{
+    register_histogram, register_histogram_vec, register_int_counter, register_int_counter_vec, Histogram,
+    HistogramVec, IntCounter, IntCounterVec,
+};
+
+/// Latency buckets from 100 µs to 30 s: proxying is sub-millisecond on loopback, slow upstreams take seconds.
+const LATENCY_BUCKETS: &[f64] =
+    &[0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0];
+
+/// Everything the gateway counts. Built once; `Metrics::get()` hands out the shared instance.
+pub struct Metrics {
+    /// Passthrough answers by status class (`2xx` … `5xx`).
+    pub proxied_requests: IntCounterVec,
+    /// Passthrough time from request header to the last byte sent.
+    pub request_duration: Histogram,
+    /// end_session outcomes: redirect, logged_out, confirm, rejected, unavailable.
+    pub logouts: IntCounterVec,
+    /// Session store operations by name (`ping`, `put`, `get`, `end`, ...).
+    pub store_duration: HistogramVec,
+    /// Front-channel logout iframes rendered on pages.
+    pub frontchannel_iframes: IntCounter,
+    /// Requests the gateway could not proxy, by reason (`connect`, `timeout`, `other`).
+    pub upstream_errors: IntCounterVec,
+}
+
+static METRICS: LazyLock<Metrics> = LazyLock::new(Metrics::register);
+
+pub const LOGOUT_OUTCOMES: [&str; 5] = ["redirect", "logged_out", "confirm", "rejected", "unavailable"];
+pub const STATUS_CLASSES: [&str; 5] = ["1xx", "2xx", "3xx", "4xx", "5xx"];
+
+impl Metrics {
+    pub fn get() -> &'static Metrics {
+        &METRICS
+    }
+
+    // Registering a fixed, valid metric set in a fresh registry cannot fail; a failure is a
+    // programming error caught by every test run, hence `expect` on these constants.
+    #[allow(clippy::expect_used)]
+    fn register() -> Metrics {
+        let m = Metrics {
+            proxied_requests: register_int_counter_vec!(
+                "logout_gateway_proxied_requests_total",
+                "Requests proxied to the upstream, by response status class.",
+                &["status_class"]
+            )
+            .expect("register proxied_requests"),
+            request_duration: register_histogram!(
+                "logout_gateway_request_duration_seconds",
+                "Time from request header to the end of the response, for proxied requests.",
+                LATENCY_BUCKETS.to_vec()
+            )
+            .expect("register request_duration"),
+            logouts: register_int_counter_vec!(
+                "logout_gateway_logouts_total",
+                "end_session requests by outcome.",
+                &["outcome"]
+            )
+            .expect("register logouts"),
+            store_duration: register_histogram_vec!(
+                "logout_gateway_session_store_duration_seconds",
+                "Session store operation latency, by operation.",
+                &["operation"],
+                LATENCY_BUCKETS.to_vec()
+            )
+            .expect("register store_duration"),
+            frontchannel_iframes: register_int_counter!(
+                "logout_gateway_frontchannel_iframes_total",
+                "Front-channel logout iframes rendered."
+            )
+            .expect("register frontchannel_iframes"),
+            upstream_errors: register_int_counter_vec!(
+                "logout_gateway_upstream_errors_total",
+                "Requests that could not be proxied, by reason.",
+                &["reason"]
+            )
+            .expect("register upstream_errors"),
+        };
+        // Pre-create every bounded label value so dashboards see zeros, not gaps.
+        for o in LOGOUT_OUTCOMES {
+            m.logouts.with_label_values(&[o]);
+        }
+        for c in STATUS_CLASSES {
+            m.proxied_requests.with_label_values(&[c]);
+        }
+        m
+    }
+
+    /// `2xx` for 204 and so on; anything odd counts as `5xx`.
+    pub fn status_class(status: u16) -> &'static str {
+        match status {
+            100..=199 => "1xx",
+            200..=299 => "2xx",
+            300..=399 => "3xx",
+            400..=499 => "4xx",
+            _ => "5xx",
+        }
+    }
+}
+
+/// The exposition text of the default registry (format 0.0.4).
+pub fn encode() -> Result<String, prometheus::Error> {
+    use prometheus::Encoder;
+    let enc = prometheus::TextEncoder::new();
+    let mut buf = Vec::new();
+    enc.encode(&prometheus::gather(), &mut buf)?;
+    Ok(String::from_utf8_lossy(&buf).into_owned())
+}

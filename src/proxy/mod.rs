@@ -1,0 +1,216 @@
+//! The public listener: a pingora `ProxyHttp` whose hooks stay thin.
+//!
+//! ```text
+//!  request ──> request_filter ──(end_session path)──> answer locally ──────────────┐
+//!                   │ (everything else)                                             │
+//!                   v                                                               │
+//!             upstream_peer ──> upstream_request_filter ──> upstream ──> response ──┤
+//!                   │ (connect/read failure)                 (X-Forwarded-* added)  │
+//!                   v                                                               v
+//!             fail_to_proxy: 502/504 page                                        logging: metrics
+//! ```
+//!
+//! Passthrough never touches the session store: a proxied request costs a path classification,
+//! three header inserts and a counter. Hooks classify and delegate; `Ok(true)` from
+//! `request_filter` means "the response is already written".
+
+pub mod respond;
+pub mod route;
+pub mod upstream;
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use async_trait::async_trait;
+use pingora::prelude::*;
+use pingora::proxy::{FailToProxy, ProxyHttp, Session};
+
+use self::route::Route;
+use self::upstream::UpstreamPeer;
+use crate::metrics::Metrics;
+use crate::render::Pages;
+use crate::session::SessionStore;
+
+/// Shared state of the public listener; one per process.
+pub struct Gateway {
+    pub upstream: Arc<UpstreamPeer>,
+    /// Canonical end_session paths (see `route`).
+    pub end_session_paths: Vec<String>,
+    pub pages: Arc<Pages>,
+    /// Keep the client's X-Forwarded-* (the gateway is behind a trusted proxy) or replace them.
+    pub trust_forwarded_headers: bool,
+    /// Used by end_session only; passthrough never touches it.
+    pub store: Arc<dyn SessionStore>,
+}
+
+/// Per-request state.
+pub struct Ctx {
+    start: Instant,
+    /// The request was answered by the gateway itself (not counted as proxied).
+    local: bool,
+}
+
+#[async_trait]
+impl ProxyHttp for Gateway {
+    type CTX = Ctx;
+
+    fn new_ctx(&self) -> Ctx {
+        Ctx { start: Instant::now(), local: false }
+    }
+
+    /// Ok(true): the gateway answered (end_session); Ok(false): proxy it.
+    async fn request_filter(&self, session: &mut Session, ctx: &mut Ctx) -> Result<bool> {
+        let path = session.req_header().uri.path().as_bytes();
+        match route::classify(path, &self.end_session_paths) {
+            Route::Proxy => Ok(false),
+            Route::EndSession(_) => {
+                ctx.local = true;
+                self.end_session(session).await?;
+                Ok(true)
+            }
+        }
+    }
+
+    async fn upstream_peer(&self, _session: &mut Session, _ctx: &mut Ctx) -> Result<Box<HttpPeer>> {
+        self.upstream.get().ok_or_else(|| Error::explain(ConnectNoRoute, "upstream host has not resolved yet")).map_err(
+            |mut e| {
+                e.esource = ErrorSource::Upstream;
+                e
+            },
+        )
+    }
+
+    async fn upstream_request_filter(
+        &self,
+        session: &mut Session,
+        req: &mut RequestHeader,
+        _ctx: &mut Ctx,
+    ) -> Result<()> {
+        forwarded_headers(session, req, self.trust_forwarded_headers)
+    }
+
+    async fn fail_to_proxy(&self, session: &mut Session, e: &Error, ctx: &mut Ctx) -> FailToProxy {
+        let code = error_status(e);
+        if code > 0 {
+            if !ctx.local {
+                Metrics::get().upstream_errors.with_label_values(&[error_reason(e)]).inc();
+            }
+            self.write_error(session, code).await;
+        }
+        FailToProxy { error_code: code, can_reuse_downstream: false }
+    }
+
+    /// What pingora's own error lines show of a request: method, path and host, never the query
+    /// (it may hold an id_token_hint or state, GW-07).
+    fn request_summary(&self, session: &Session, _ctx: &Ctx) -> String {
+        let req = session.req_header();
+        let host = req.headers.get(http::header::HOST).and_then(|h| h.to_str().ok()).unwrap_or("");
+        format!("{} {}, Host: {host}", req.method, req.uri.path())
+    }
+
+    async fn logging(&self, session: &mut Session, _e: Option<&Error>, ctx: &mut Ctx) {
+        if ctx.local {
+            return;
+        }
+        let m = Metrics::get();
+        let status = session.response_written().map_or(0, |r| r.status.as_u16());
+        if status > 0 {
+            m.proxied_requests.with_label_values(&[Metrics::status_class(status)]).inc();
+        }
+        m.request_duration.observe(ctx.start.elapsed().as_secs_f64());
+    }
+}
+
+impl Gateway {
+    /// end_session is answered here; the logout flow itself lands with the RP-initiated logout
+    /// capability. Until then the path is refused, never proxied (GW-01).
+    async fn end_session(&self, session: &mut Session) -> Result<()> {
+        self.write_error(session, 501).await;
+        Ok(())
+    }
+
+    /// Write our error page for `code`; fall back to plain text if the template fails.
+    async fn write_error(&self, session: &mut Session, code: u16) {
+        let (title, message) = error_words(code);
+        let res = match self.pages.error(code, title, message) {
+            Ok(page) => respond::write_page(session, page, &[]).await,
+            Err(e) => {
+                tracing::error!(error = %e, "error template failed");
+                respond::write_plain(session, code, "The gateway could not complete this request.").await
+            }
+        };
+        if let Err(e) = res {
+            tracing::debug!(error = %e, "could not send error page");
+        }
+    }
+}
+
+/// The status for a failed proxy attempt: 504 for timeouts, 502 for other upstream failures.
+pub fn error_status(e: &Error) -> u16 {
+    match e.etype() {
+        HTTPStatus(c) => *c,
+        ConnectTimedout | ReadTimedout | WriteTimedout | TLSHandshakeTimedout
+            if e.esource() == &ErrorSource::Upstream =>
+        {
+            504
+        }
+        _ => match e.esource() {
+            ErrorSource::Upstream => 502,
+            ErrorSource::Downstream => match e.etype() {
+                // The client is gone: nobody to answer.
+                WriteError | ReadError | ConnectionClosed => 0,
+                _ => 400,
+            },
+            ErrorSource::Internal | ErrorSource::Unset => 500,
+        },
+    }
+}
+
+fn error_reason(e: &Error) -> &'static str {
+    match e.etype() {
+        ConnectTimedout | ReadTimedout | WriteTimedout | TLSHandshakeTimedout => "timeout",
+        ConnectRefused | ConnectNoRoute | ConnectError => "connect",
+        TLSHandshakeFailure | InvalidCert | HandshakeError => "tls",
+        _ => "other",
+    }
+}
+
+fn error_words(code: u16) -> (&'static str, &'static str) {
+    match code {
+        502 => ("Bad gateway", "The sign-in service is not reachable right now. Please try again in a moment."),
+        504 => ("Gateway timeout", "The sign-in service did not answer in time. Please try again in a moment."),
+        501 => ("Not available", "Signing out here is not available on this gateway yet."),
+        400 => ("Bad request", "The request could not be understood."),
+        _ => ("Something went wrong", "The gateway could not complete this request."),
+    }
+}
+
+/// X-Forwarded-For/Proto/Host for the upstream (OPs build absolute URLs from them).
+fn forwarded_headers(session: &Session, req: &mut RequestHeader, trust: bool) -> Result<()> {
+    let client_ip = session.client_addr().and_then(|a| a.as_inet()).map(|a| a.ip().to_string());
+    if let Some(ip) = client_ip {
+        let prior = req.headers.get("x-forwarded-for").and_then(|v| v.to_str().ok()).filter(|_| trust);
+        let value = match prior {
+            Some(p) if !p.trim().is_empty() => format!("{p}, {ip}"),
+            _ => ip,
+        };
+        req.insert_header("x-forwarded-for", value)?;
+    }
+    if !(trust && req.headers.contains_key("x-forwarded-proto")) {
+        req.insert_header("x-forwarded-proto", "http")?;
+    }
+    if !(trust && req.headers.contains_key("x-forwarded-host")) {
+        let host = req
+            .headers
+            .get(http::header::HOST)
+            .cloned()
+            .or_else(|| req.uri.authority().and_then(|a| http::HeaderValue::from_str(a.as_str()).ok()));
+        match host {
+            Some(h) => req.insert_header("x-forwarded-host", h)?,
+            None => {
+                req.remove_header("x-forwarded-host");
+            }
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,54 @@
+//! Writing the gateway's own answers to the downstream session, with the headers every
+//! generated page carries (CONTRACT.md, GW-HDR-01): no caching anywhere, no referrer, no
+//! sniffing, and a CSP that forbids framing and allows only the page's own nonce'd style.
+
+use bytes::Bytes;
+use pingora::http::ResponseHeader;
+use pingora::prelude::*;
+use pingora::proxy::Session;
+
+use crate::render::Page;
+
+/// The Content-Security-Policy of a page without frames or scripts.
+pub fn csp(nonce: &str) -> String {
+    format!(
+        "default-src 'none'; style-src 'nonce-{nonce}'; img-src 'self' data:; form-action 'self'; \
+         frame-ancestors 'none'; base-uri 'none'"
+    )
+}
+
+/// Headers for a generated page of `len` bytes.
+pub fn page_header(status: u16, len: usize, csp: &str) -> Result<ResponseHeader> {
+    let mut h = ResponseHeader::build(status, Some(9))?;
+    h.insert_header("content-type", "text/html; charset=utf-8")?;
+    h.insert_header("content-length", len.to_string())?;
+    h.insert_header("cache-control", "no-cache, no-store")?;
+    h.insert_header("pragma", "no-cache")?;
+    h.insert_header("referrer-policy", "no-referrer")?;
+    h.insert_header("x-content-type-options", "nosniff")?;
+    h.insert_header("x-frame-options", "DENY")?;
+    h.insert_header("content-security-policy", csp)?;
+    Ok(h)
+}
+
+/// Send `page` as the whole response. HEAD gets the headers only.
+pub async fn write_page(session: &mut Session, page: Page, extra: &[(&'static str, String)]) -> Result<()> {
+    let mut h = page_header(page.status, page.html.len(), &csp(&page.nonce))?;
+    for (k, v) in extra {
+        h.insert_header(*k, v.as_str())?;
+    }
+    let head_only = session.req_header().method == http::Method::HEAD;
+    session.write_response_header(Box::new(h), head_only).await?;
+    if !head_only {
+        session.write_response_body(Some(Bytes::from(page.html)), true).await?;
+    }
+    Ok(())
+}
+
+/// A last-resort answer when even the error template fails: plain text, same headers.
+pub async fn write_plain(session: &mut Session, status: u16, text: &'static str) -> Result<()> {
+    let mut h = page_header(status, text.len(), "default-src 'none'; frame-ancestors 'none'")?;
+    h.insert_header("content-type", "text/plain; charset=utf-8")?;
+    session.write_response_header(Box::new(h), false).await?;
+    session.write_response_body(Some(Bytes::from_static(text.as_bytes())), true).await
+}

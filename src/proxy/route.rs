@@ -1,0 +1,143 @@
+//! Which requests the gateway answers itself, decided on the path alone.
+//!
+//! GW-01: only end_session paths are answered locally, and no spelling of them may slip through
+//! to the upstream's own logout handler. A path is compared after normalising it the way any
+//! upstream might: percent-escapes decoded (all of them, `%2F` too), `;params` dropped, empty and
+//! `.` segments removed, `..` resolved, trailing slash ignored, ASCII case folded. Whatever
+//! normalises to an end_session path is handled as logout. The request line's path is never
+//! rewritten for proxied requests.
+
+/// What to do with a request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Route {
+    /// Proxy it to the upstream unchanged.
+    Proxy,
+    /// Answer it as end_session; the index is into `end_session.paths`.
+    EndSession(usize),
+}
+
+/// `paths` are the canonical (lower-case, plain) end_session paths from the config.
+pub fn classify(raw_path: &[u8], paths: &[String]) -> Route {
+    // Fast path: a path with nothing to normalise is compared as is, without allocating.
+    let plain = raw_path.iter().all(|b| b.is_ascii_alphanumeric() || b"/-_~".contains(b) || *b == b'.')
+        && !raw_path.windows(2).any(|w| w == b"//" || w == b"/.")
+        && raw_path.len() > 1;
+    if plain {
+        let p = raw_path.strip_suffix(b"/").unwrap_or(raw_path);
+        return match paths.iter().position(|c| c.as_bytes().eq_ignore_ascii_case(p)) {
+            Some(i) => Route::EndSession(i),
+            None => Route::Proxy,
+        };
+    }
+    let canon = normalize(raw_path);
+    match paths.iter().position(|c| c.as_bytes() == canon.as_slice()) {
+        Some(i) => Route::EndSession(i),
+        None => Route::Proxy,
+    }
+}
+
+/// The canonical form described in the module comment, as bytes.
+pub fn normalize(raw_path: &[u8]) -> Vec<u8> {
+    // Decoding can reveal new escapes (`%252F`); decode until stable, a few rounds at most.
+    let mut decoded = raw_path.to_vec();
+    for _ in 0..3 {
+        let next = percent_decode(&decoded);
+        if next == decoded {
+            break;
+        }
+        decoded = next;
+    }
+    let mut segs: Vec<&[u8]> = Vec::new();
+    for seg in decoded.split(|b| *b == b'/' || *b == b'\\') {
+        let seg = match seg.iter().position(|b| *b == b';') {
+            Some(i) => &seg[..i],
+            None => seg,
+        };
+        match seg {
+            b"" | b"." => {}
+            b".." => {
+                segs.pop();
+            }
+            s => segs.push(s),
+        }
+    }
+    let mut out = Vec::with_capacity(decoded.len() + 1);
+    for s in segs {
+        out.push(b'/');
+        out.extend(s.iter().map(u8::to_ascii_lowercase));
+    }
+    if out.is_empty() {
+        out.push(b'/');
+    }
+    out
+}
+
+fn percent_decode(s: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(s.len());
+    let mut i = 0;
+    while i < s.len() {
+        if s[i] == b'%' && i + 2 < s.len() {
+            if let (Some(h), Some(l)) = (hex(s[i + 1]), hex(s[i + 2])) {
+                out.push(h << 4 | l);
+                i += 3;
+                continue;
+            }
+        }
+        out.push(s[i]);
+        i += 1;
+    }
+    out
+}
+
+fn hex(b: u8) -> Option<u8> {
+    (b as char).to_digit(16).map(|d| d as u8)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn paths() -> Vec<String> {
+        vec!["/session/end".into(), "/oxauth/restv1/end_session".into()]
+    }
+
+    #[test]
+    fn gw01_every_spelling_of_end_session_is_intercepted() {
+        for p in [
+            "/session/end",
+            "/session/end/",
+            "/Session/END",
+            "/session/%65nd",
+            "/session%2Fend",
+            "/session%252Fend",
+            "/session/end;jsessionid=x",
+            "/session;x=1/end",
+            "//session/end",
+            "/session//end",
+            "/./session/end",
+            "/x/../session/end",
+            "/session/./end",
+            "/session\\end",
+            "/oxauth/restv1/end_session",
+            "/oxauth/restv1/END_SESSION/",
+        ] {
+            assert_ne!(classify(p.as_bytes(), &paths()), Route::Proxy, "{p} would reach the upstream");
+        }
+    }
+
+    #[test]
+    fn gw01_neighbours_are_proxied() {
+        for p in ["/", "/session/endX", "/session/en", "/session", "/token", "/session/end/confirmx/y", "/%zz", "/a%"] {
+            assert_eq!(classify(p.as_bytes(), &paths()), Route::Proxy, "{p}");
+        }
+    }
+
+    #[test]
+    fn normalize_handles_odd_input_without_panicking() {
+        assert_eq!(normalize(b""), b"/");
+        assert_eq!(normalize(b"%"), b"/%");
+        assert_eq!(normalize(b"/%4"), b"/%4");
+        assert_eq!(normalize(b"/../../.."), b"/");
+        assert_eq!(normalize(b"/a/%ff"), b"/a/\xff");
+    }
+}

@@ -1,0 +1,129 @@
+//! The command line of CONTRACT.md: check, run with a bad config, --version, --help.
+
+use std::process::Command;
+
+use crate::harness::{binary, templates_dir, GatewayOpts};
+
+fn check(yaml: &str, envs: &[(&str, &str)]) -> (i32, String, String) {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("proxy.yaml");
+    std::fs::write(&path, yaml).unwrap();
+    let out =
+        Command::new(binary()).args(["check", "--config"]).arg(&path).envs(envs.iter().copied()).output().unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+fn good() -> String {
+    let mut o = GatewayOpts::new("http://127.0.0.1:3000");
+    o.redis_url = Some("redis://127.0.0.1:6379/0".into());
+    o.yaml(8080, 9090)
+}
+
+#[test]
+fn check_accepts_a_good_config() {
+    let (code, out, err) = check(&good(), &[]);
+    assert_eq!((code, out.as_str()), (0, "ok\n"), "{err}");
+}
+
+#[test]
+fn check_lists_every_problem_with_key_path_and_line_and_exits_64() {
+    let yaml = format!(
+        "{}clients:\n  rp1:\n    post_logout_redirect_uris: [\"javascript:alert(1)\", \"https://rp1.example/bye#x\"]\n    default_post_logout_redirect_uri: \"https://rp1.example/other\"\n    frontchannel_logout_uri: \"/fc\"\n    surprise: true\n",
+        good().replace("connect_timeout: 1s", "connect_timeout: soon").replace("listen: \"127.0.0.1:8080\"", "listen: \"nowhere\"")
+    );
+    let (code, out, err) = check(&yaml, &[]);
+    assert_eq!(code, 64, "{out}{err}");
+    assert_eq!(out, "");
+    for expected in [
+        "listen: must be an IP address and port",
+        "upstream.connect_timeout: not a duration",
+        "clients.rp1.post_logout_redirect_uris[0]: scheme \"javascript\" is not allowed",
+        "clients.rp1.post_logout_redirect_uris[1]: must not contain a fragment",
+        "clients.rp1.default_post_logout_redirect_uri: must be one of post_logout_redirect_uris",
+        "clients.rp1.frontchannel_logout_uri: must be an absolute URL",
+        "clients.rp1.surprise: unknown field",
+    ] {
+        assert!(err.contains(expected), "missing {expected:?} in:\n{err}");
+    }
+    // Every line names the file and a line number.
+    for line in err.lines() {
+        let rest = line.split_once("proxy.yaml:").map(|x| x.1).unwrap_or_else(|| panic!("no file in {line}"));
+        assert!(rest.split(':').next().unwrap().parse::<usize>().is_ok(), "no line number in {line}");
+    }
+}
+
+#[test]
+fn env_interpolation_and_unset_variables() {
+    let yaml = good().replace("admin:\n", "admin:\n  token: \"${LGW_TEST_TOKEN}\"\n");
+    let (code, out, err) = check(&yaml, &[("LGW_TEST_TOKEN", "0123456789abcdef0123")]);
+    assert_eq!((code, out.as_str()), (0, "ok\n"), "{err}");
+    let (code, _, err) = check(&yaml, &[]);
+    assert_eq!(code, 64);
+    assert!(err.contains("admin.token: environment variable LGW_TEST_TOKEN is not set"), "{err}");
+}
+
+#[test]
+fn missing_templates_dir_and_broken_templates_are_config_errors() {
+    let yaml = good().replace(&templates_dir().display().to_string(), "/nonexistent/templates");
+    let (code, _, err) = check(&yaml, &[]);
+    assert_eq!(code, 64);
+    assert!(err.contains("templates_dir: /nonexistent/templates is not a directory"), "{err}");
+
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("error.hbs"), "{{#if}}").unwrap();
+    let yaml = good().replace(&templates_dir().display().to_string(), &dir.path().display().to_string());
+    let (code, _, err) = check(&yaml, &[]);
+    assert_eq!(code, 64);
+    assert!(err.contains("error.hbs"), "{err}");
+}
+
+#[test]
+fn run_with_a_bad_config_exits_64_without_panicking() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("proxy.yaml");
+    std::fs::write(&path, "upstream: {url: 'gopher://x'}\nissuer: https://op.example\n").unwrap();
+    let out = Command::new(binary()).args(["run", "--config"]).arg(&path).output().unwrap();
+    assert_eq!(out.status.code(), Some(64));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("upstream.url: must be an absolute http or https URL"), "{err}");
+    assert!(!err.contains("panicked"), "{err}");
+
+    let out = Command::new(binary()).args(["run", "--config", "/nonexistent.yaml"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(64));
+}
+
+#[test]
+fn version_and_help() {
+    let out = Command::new(binary()).arg("--version").output().unwrap();
+    assert!(out.status.success());
+    assert_eq!(String::from_utf8_lossy(&out.stdout), format!("logout-gateway {}\n", env!("CARGO_PKG_VERSION")));
+    let out = Command::new(binary()).arg("--help").output().unwrap();
+    assert!(out.status.success());
+    let help = String::from_utf8_lossy(&out.stdout);
+    assert!(help.contains("run") && help.contains("check"), "{help}");
+}
+
+#[test]
+fn shipped_configs_pass_check() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let mut configs = vec![root.join("proxy.yaml")];
+    for entry in std::fs::read_dir(root.join("deploy")).unwrap().flatten() {
+        if entry.path().extension().is_some_and(|e| e == "yaml") {
+            configs.push(entry.path());
+        }
+    }
+    assert!(configs.len() >= 2, "deploy/ must hold a config");
+    for cfg in configs {
+        let out = Command::new(binary())
+            .args(["check", "--config"])
+            .arg(&cfg)
+            .env("LGW_ADMIN_TOKEN", "a-long-enough-admin-token")
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}: {}", cfg.display(), String::from_utf8_lossy(&out.stderr));
+    }
+}

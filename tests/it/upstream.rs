@@ -1,0 +1,219 @@
+//! A fake upstream (the OP's stand-in) on loopback: records every request it sees and answers
+//! by path. Runs in its own thread and tokio runtime; optional TLS with a test CA.
+
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use bytes::Bytes;
+use http_body_util::{combinators::BoxBody, BodyExt, Full, StreamBody};
+use hyper::body::{Frame, Incoming};
+use hyper::service::service_fn;
+use hyper::{Request, Response};
+use hyper_util::rt::TokioIo;
+use tokio_rustls::rustls;
+
+/// One request as the upstream received it.
+#[derive(Debug, Clone)]
+pub struct Seen {
+    pub method: String,
+    /// Path and query exactly as on the request line.
+    pub target: String,
+    pub headers: Vec<(String, String)>,
+    pub body_len: usize,
+    pub body_fnv: u64,
+}
+
+impl Seen {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.iter().find(|(k, _)| k.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
+    }
+}
+
+pub fn fnv(data: &[u8]) -> u64 {
+    let mut h: u64 = 0xcbf29ce484222325;
+    for b in data {
+        h ^= u64::from(*b);
+        h = h.wrapping_mul(0x100000001b3);
+    }
+    h
+}
+
+/// Deterministic body bytes for size tests.
+pub fn pattern(n: usize) -> Vec<u8> {
+    (0..n).map(|i| (i % 251) as u8).collect()
+}
+
+pub struct Upstream {
+    pub addr: SocketAddr,
+    pub seen: Arc<Mutex<Vec<Seen>>>,
+    /// PEM of the CA that signed the TLS certificate (TLS upstreams only).
+    pub ca_pem: Option<PathBuf>,
+    _dir: tempfile::TempDir,
+    shutdown: Option<tokio::sync::oneshot::Sender<()>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+type Body = BoxBody<Bytes, Infallible>;
+
+fn full(b: impl Into<Bytes>) -> Body {
+    Full::new(b.into()).boxed()
+}
+
+fn query_param(target: &str, key: &str) -> Option<usize> {
+    let q = target.split_once('?')?.1;
+    q.split('&').find_map(|kv| kv.strip_prefix(key)?.strip_prefix('=')?.parse().ok())
+}
+
+async fn handle(req: Request<Incoming>, seen: Arc<Mutex<Vec<Seen>>>) -> Result<Response<Body>, Infallible> {
+    let method = req.method().to_string();
+    let target = req.uri().path_and_query().map(|p| p.as_str().to_string()).unwrap_or_default();
+    let headers: Vec<(String, String)> = req
+        .headers()
+        .iter()
+        .map(|(k, v)| (k.as_str().to_string(), String::from_utf8_lossy(v.as_bytes()).into_owned()))
+        .collect();
+    let body = req.into_body().collect().await.map(|b| b.to_bytes()).unwrap_or_default();
+    let s = Seen { method, target: target.clone(), headers, body_len: body.len(), body_fnv: fnv(&body) };
+    seen.lock().unwrap().push(s.clone());
+
+    let path = target.split('?').next().unwrap_or("");
+    let resp = if path == "/big" {
+        let n = query_param(&target, "size").unwrap_or(0);
+        Response::builder().header("content-type", "application/octet-stream").body(full(pattern(n)))
+    } else if path == "/chunked" {
+        // No content-length: hyper sends it chunked, in 64 KiB pieces.
+        let n = query_param(&target, "size").unwrap_or(0);
+        let chunks: Vec<Result<Frame<Bytes>, Infallible>> =
+            pattern(n).chunks(65536).map(|c| Ok(Frame::data(Bytes::copy_from_slice(c)))).collect();
+        Response::builder().body(StreamBody::new(futures_util::stream::iter(chunks)).boxed())
+    } else if let Some(code) = path.strip_prefix("/status/") {
+        let code: u16 = code.parse().unwrap_or(500);
+        Response::builder().status(code).header("etag", "\"v1\"").body(full(Bytes::new()))
+    } else if path == "/slow" {
+        let ms = query_param(&target, "ms").unwrap_or(1000);
+        tokio::time::sleep(Duration::from_millis(ms as u64)).await;
+        Response::builder().body(full("slow"))
+    } else if path == "/cookies" {
+        Response::builder()
+            .header("set-cookie", "a=1; Path=/; HttpOnly")
+            .header("set-cookie", "b=2; Path=/; Secure")
+            .header("x-multi", "one")
+            .header("x-multi", "two")
+            .body(full("cookies"))
+    } else {
+        let json = serde_json::json!({
+            "method": s.method, "target": s.target, "body_len": s.body_len, "body_fnv": s.body_fnv.to_string(),
+        });
+        Response::builder()
+            .header("content-type", "application/json")
+            .header("x-upstream", "fake")
+            .body(full(json.to_string()))
+    };
+    Ok(resp.unwrap())
+}
+
+impl Upstream {
+    pub fn start() -> Upstream {
+        Self::spawn(None)
+    }
+
+    /// TLS with a certificate for `names`, signed by a fresh test CA.
+    pub fn start_tls(names: &[&str]) -> Upstream {
+        Self::spawn(Some(names.iter().map(|s| s.to_string()).collect()))
+    }
+
+    fn spawn(tls_names: Option<Vec<String>>) -> Upstream {
+        let dir = tempfile::tempdir().unwrap();
+        let (acceptor, ca_pem) = match tls_names {
+            Some(names) => {
+                let (acc, pem) = tls_acceptor(names);
+                let path = dir.path().join("ca.pem");
+                std::fs::write(&path, pem).unwrap();
+                (Some(acc), Some(path))
+            }
+            None => (None, None),
+        };
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        listener.set_nonblocking(true).unwrap();
+        let addr = listener.local_addr().unwrap();
+        let (tx, mut rx) = tokio::sync::oneshot::channel::<()>();
+        let seen2 = seen.clone();
+        let thread = std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+            rt.block_on(async move {
+                let listener = tokio::net::TcpListener::from_std(listener).unwrap();
+                loop {
+                    let (stream, _) = tokio::select! {
+                        r = listener.accept() => match r { Ok(x) => x, Err(_) => continue },
+                        _ = &mut rx => return,
+                    };
+                    let seen = seen2.clone();
+                    let acceptor = acceptor.clone();
+                    tokio::spawn(async move {
+                        let svc = service_fn(move |req| handle(req, seen.clone()));
+                        let builder = hyper::server::conn::http1::Builder::new();
+                        match acceptor {
+                            Some(acc) => {
+                                if let Ok(tls) = acc.accept(stream).await {
+                                    let _ = builder.serve_connection(TokioIo::new(tls), svc).await;
+                                }
+                            }
+                            None => {
+                                let _ = builder.serve_connection(TokioIo::new(stream), svc).await;
+                            }
+                        }
+                    });
+                }
+            });
+        });
+        Upstream { addr, seen, ca_pem, _dir: dir, shutdown: Some(tx), thread: Some(thread) }
+    }
+
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    pub fn seen(&self) -> Vec<Seen> {
+        self.seen.lock().unwrap().clone()
+    }
+
+    pub fn count(&self) -> usize {
+        self.seen.lock().unwrap().len()
+    }
+}
+
+impl Drop for Upstream {
+    fn drop(&mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+fn tls_acceptor(names: Vec<String>) -> (tokio_rustls::TlsAcceptor, String) {
+    use rcgen::{BasicConstraints, CertificateParams, IsCa, KeyPair};
+    let ca_key = KeyPair::generate().unwrap();
+    let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    let ca = ca_params.self_signed(&ca_key).unwrap();
+    let leaf_key = KeyPair::generate().unwrap();
+    let leaf = CertificateParams::new(names).unwrap().signed_by(&leaf_key, &ca, &ca_key).unwrap();
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let config = rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_no_client_auth()
+        .with_single_cert(
+            vec![leaf.der().clone(), ca.der().clone()],
+            rustls::pki_types::PrivateKeyDer::Pkcs8(leaf_key.serialize_der().into()),
+        )
+        .unwrap();
+    (tokio_rustls::TlsAcceptor::from(Arc::new(config)), ca.pem())
+}
