@@ -1,0 +1,167 @@
+//! end_session parameters: strict parsing of a query string or form body (RPI-01, GW-10).
+//!
+//! Known parameters may appear once (a duplicate is an error, RFC 6749 §3.1 by analogy, as
+//! node-oidc-provider's `rejectDupes`); an empty value means absent; unknown parameters are
+//! ignored; values must be UTF-8 and within per-parameter size caps. Pure functions only.
+
+/// The end_session parameters of RP-Initiated Logout 1.0 §2.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct LogoutParams {
+    pub id_token_hint: Option<String>,
+    pub logout_hint: Option<String>,
+    pub client_id: Option<String>,
+    pub post_logout_redirect_uri: Option<String>,
+    pub state: Option<String>,
+    pub ui_locales: Option<String>,
+}
+
+/// Why the parameters were refused. Messages name the parameter, never echo its value.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ParamError {
+    #[error("the parameter {0} appears more than once")]
+    Duplicate(&'static str),
+    #[error("the parameter {0} is too long")]
+    TooLong(&'static str),
+    #[error("a parameter is not valid UTF-8")]
+    NotUtf8,
+    #[error("the parameter {0} contains control characters")]
+    Control(&'static str),
+    #[error("too many parameters")]
+    TooMany,
+}
+
+/// Whole query or form body; larger requests are refused before parsing (414/413).
+pub const MAX_INPUT: usize = 32 * 1024;
+const MAX_PAIRS: usize = 64;
+
+/// (name, cap in bytes after decoding)
+const KNOWN: [(&str, usize); 6] = [
+    ("id_token_hint", 16 * 1024),
+    ("logout_hint", 512),
+    ("client_id", 256),
+    ("post_logout_redirect_uri", 2048),
+    ("state", 2048),
+    ("ui_locales", 256),
+];
+
+impl LogoutParams {
+    /// Parse `a=1&b=2` (a query string without `?`, or an x-www-form-urlencoded body).
+    pub fn parse(input: &[u8]) -> Result<LogoutParams, ParamError> {
+        let mut p = LogoutParams::default();
+        let mut seen = [false; KNOWN.len()];
+        for (n, pair) in input.split(|b| *b == b'&').filter(|s| !s.is_empty()).enumerate() {
+            if n >= MAX_PAIRS {
+                return Err(ParamError::TooMany);
+            }
+            let (raw_name, raw_value) = match pair.iter().position(|b| *b == b'=') {
+                Some(i) => (&pair[..i], &pair[i + 1..]),
+                None => (pair, &b""[..]),
+            };
+            let name = decode(raw_name);
+            let Some(idx) = KNOWN.iter().position(|(k, _)| k.as_bytes() == name.as_slice()) else {
+                continue; // unknown parameters are ignored
+            };
+            let (key, cap) = KNOWN[idx];
+            if seen[idx] {
+                return Err(ParamError::Duplicate(key));
+            }
+            seen[idx] = true;
+            let value = decode(raw_value);
+            if value.len() > cap {
+                return Err(ParamError::TooLong(key));
+            }
+            let value = String::from_utf8(value).map_err(|_| ParamError::NotUtf8)?;
+            if value.chars().any(char::is_control) {
+                return Err(ParamError::Control(key));
+            }
+            if value.is_empty() {
+                continue; // empty means absent
+            }
+            let slot = match idx {
+                0 => &mut p.id_token_hint,
+                1 => &mut p.logout_hint,
+                2 => &mut p.client_id,
+                3 => &mut p.post_logout_redirect_uri,
+                4 => &mut p.state,
+                _ => &mut p.ui_locales,
+            };
+            *slot = Some(value);
+        }
+        Ok(p)
+    }
+}
+
+/// Form decoding: `+` is a space, `%XX` a byte; a malformed escape stays as it is.
+pub fn decode(s: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(s.len());
+    let mut i = 0;
+    while i < s.len() {
+        match s[i] {
+            b'+' => out.push(b' '),
+            b'%' if i + 2 < s.len() => {
+                match (hex(s[i + 1]), hex(s[i + 2])) {
+                    (Some(h), Some(l)) => {
+                        out.push(h << 4 | l);
+                        i += 3;
+                        continue;
+                    }
+                    _ => out.push(b'%'),
+                }
+            }
+            b => out.push(b),
+        }
+        i += 1;
+    }
+    out
+}
+
+fn hex(b: u8) -> Option<u8> {
+    (b as char).to_digit(16).map(|d| d as u8)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_known_parameters_and_ignores_others() {
+        let p = LogoutParams::parse(b"id_token_hint=a.b.c&state=s%201+2&foo=bar&ui_locales=fr-CA%20fr&client_id=rp1").unwrap();
+        assert_eq!(p.id_token_hint.as_deref(), Some("a.b.c"));
+        assert_eq!(p.state.as_deref(), Some("s 1 2"));
+        assert_eq!(p.ui_locales.as_deref(), Some("fr-CA fr"));
+        assert_eq!(p.client_id.as_deref(), Some("rp1"));
+        assert_eq!(p.post_logout_redirect_uri, None);
+    }
+
+    #[test]
+    fn empty_means_absent_and_duplicates_are_refused() {
+        let p = LogoutParams::parse(b"state=&post_logout_redirect_uri").unwrap();
+        assert_eq!(p, LogoutParams::default());
+        assert_eq!(
+            LogoutParams::parse(b"post_logout_redirect_uri=https://a/x&post_logout_redirect_uri=https://evil/"),
+            Err(ParamError::Duplicate("post_logout_redirect_uri"))
+        );
+        // Even an empty duplicate is a duplicate.
+        assert_eq!(LogoutParams::parse(b"state=a&state="), Err(ParamError::Duplicate("state")));
+        // An encoded name is the same name.
+        assert_eq!(LogoutParams::parse(b"state=a&%73tate=b"), Err(ParamError::Duplicate("state")));
+    }
+
+    #[test]
+    fn caps_utf8_and_control_characters() {
+        let long = format!("state={}", "x".repeat(2049));
+        assert_eq!(LogoutParams::parse(long.as_bytes()), Err(ParamError::TooLong("state")));
+        assert_eq!(LogoutParams::parse(b"state=%ff%fe"), Err(ParamError::NotUtf8));
+        assert_eq!(LogoutParams::parse(b"state=a%0d%0aSet-Cookie:x"), Err(ParamError::Control("state")));
+        let many = "x=1&".repeat(70);
+        assert_eq!(LogoutParams::parse(many.as_bytes()), Err(ParamError::TooMany));
+    }
+
+    #[test]
+    fn decoding_edge_cases() {
+        assert_eq!(decode(b"%"), b"%");
+        assert_eq!(decode(b"%4"), b"%4");
+        assert_eq!(decode(b"%41%zz"), b"A%zz");
+        assert_eq!(decode(b"a+b%2B"), b"a b+");
+    }
+}
