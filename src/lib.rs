@@ -5,6 +5,8 @@
 //! - [`config`]: read, parse and validate proxy.yaml into [`config::Config`]; the only file reader.
 //! - [`proxy`]: the public listener's `ProxyHttp` hooks, path routing, the upstream peer.
 //! - [`admin`]: `/metrics`, `/healthz`, `/readyz` on the admin listener.
+//! - [`logout`]: end_session: parameters, the decision table, confirmation, front-channel page.
+//! - [`oidc`]: the upstream's signing keys and id_token_hint validation.
 //! - [`session`]: the session store trait with Redis and memory implementations.
 //! - [`render`]: handlebars pages from `templates_dir`.
 //! - [`metrics`]: every Prometheus metric.
@@ -17,7 +19,9 @@
 
 pub mod admin;
 pub mod config;
+pub mod logout;
 pub mod metrics;
+pub mod oidc;
 pub mod proxy;
 pub mod render;
 pub mod session;
@@ -56,18 +60,27 @@ pub fn build(config: Config) -> std::result::Result<Server, String> {
         server.add_service(background_service("upstream dns", proxy::upstream::DnsRefresher(upstream.clone())));
     }
 
+    let jwks = oidc::jwks::Jwks::new(&config)?;
+    server.add_service(background_service(
+        "upstream keys",
+        oidc::jwks::JwksRefresher { jwks: jwks.clone(), interval: config.jwks.refresh_interval },
+    ));
+    let logout = Arc::new(logout::Logout::new(&config, store.clone(), jwks, pages.clone()));
     let gateway = proxy::Gateway {
         upstream,
         end_session_paths: config.end_session.paths.clone(),
         pages,
         trust_forwarded_headers: config.upstream.trust_forwarded_headers,
-        store: store.clone(),
+        logout,
     };
     let mut public = pingora::proxy::http_proxy_service_with_name(&server.configuration, gateway, "public proxy");
     public.add_tcp(&config.listen.to_string());
     server.add_service(public);
 
-    let mut admin = Service::new("admin".to_string(), HttpServer::new_app(admin::AdminApp { store }));
+    let mut admin = Service::new(
+        "admin".to_string(),
+        HttpServer::new_app(admin::AdminApp { store, token: config.admin.token.clone() }),
+    );
     admin.threads = Some(1);
     admin.add_tcp(&config.admin.listen.to_string());
     server.add_service(admin);

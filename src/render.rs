@@ -1,11 +1,14 @@
-//! Pages the gateway writes itself, rendered with handlebars from `templates_dir`.
+//! Pages the gateway writes itself, rendered with handlebars from `templates_dir`, in the
+//! language `ui_locales` asks for when a translation exists (RPI-12: never an error).
 //!
 //! The registry is built once at start (strict mode: a missing variable is an error, caught by
-//! `check` and by a render test of every template) and shared read-only. Templates use only
-//! `{{escaped}}` values, never `{{{raw}}}`; `load` refuses a template with a triple-stash.
-//! Each page gets a fresh CSP nonce for its one inline `<style>`; the HTTP headers that go with
-//! a page (CSP, no-store, nosniff, no-referrer) are set by `proxy::respond`.
+//! `check` because every page is rendered once at load) and shared read-only. Templates use only
+//! `{{escaped}}` values, never `{{{raw}}}`; `load` refuses a template with a triple-stash. URLs
+//! reach a template only after validation (registered redirect URIs, configured front-channel
+//! URIs). Each page gets a fresh CSP nonce for its inline style and script; the headers that go
+//! with it (CSP, no-store, nosniff, no-referrer) are set by `proxy::respond`.
 
+use std::collections::BTreeMap;
 use std::path::Path;
 
 use base64::Engine;
@@ -13,12 +16,16 @@ use handlebars::Handlebars;
 use serde::Serialize;
 
 /// Templates every install must have.
-pub const REQUIRED: &[&str] = &["error"];
+pub const REQUIRED: &[&str] = &["error", "confirm", "logged_out", "frontchannel"];
+/// The language every other translation falls back to.
+pub const DEFAULT_LANG: &str = "en";
 
-/// The compiled templates.
+/// The compiled templates and translations.
 #[derive(Debug)]
 pub struct Pages {
     hb: Handlebars<'static>,
+    /// Language tag (lower case) → message key → text. Every language has every key of `en`.
+    locales: BTreeMap<String, BTreeMap<String, String>>,
 }
 
 /// A rendered page, ready to send.
@@ -26,20 +33,61 @@ pub struct Pages {
 pub struct Page {
     pub status: u16,
     pub html: String,
-    /// The nonce the page's inline style uses; goes into the CSP header.
+    /// The nonce the page's inline style and script use.
     pub nonce: String,
+    /// Origins the page frames (front-channel logout), for CSP `frame-src`.
+    pub frame_origins: Vec<String>,
+}
+
+/// Which fixed wording an error page shows; never request data.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ErrorKind {
+    Rejected,
+    ConfirmationInvalid,
+    Unavailable,
+    MethodNotAllowed,
+    TooLarge,
+    UnsupportedMediaType,
+    BadGateway,
+    GatewayTimeout,
+    Internal,
+}
+
+impl ErrorKind {
+    fn key(self) -> &'static str {
+        match self {
+            ErrorKind::Rejected => "rejected",
+            ErrorKind::ConfirmationInvalid => "confirmation_invalid",
+            ErrorKind::Unavailable => "unavailable",
+            ErrorKind::MethodNotAllowed => "method_not_allowed",
+            ErrorKind::TooLarge => "too_large",
+            ErrorKind::UnsupportedMediaType => "unsupported_media_type",
+            ErrorKind::BadGateway => "bad_gateway",
+            ErrorKind::GatewayTimeout => "gateway_timeout",
+            ErrorKind::Internal => "internal",
+        }
+    }
+}
+
+/// One front-channel logout iframe.
+#[derive(Debug, Clone, Serialize)]
+pub struct Frame {
+    pub src: String,
+    /// Origin of `src`, for CSP.
+    #[serde(skip)]
+    pub origin: String,
 }
 
 #[derive(Serialize)]
-struct ErrorData<'a> {
+struct Common<'a> {
+    lang: &'a str,
     nonce: &'a str,
-    status: u16,
-    title: &'a str,
-    message: &'a str,
+    t: &'a BTreeMap<String, String>,
 }
 
 impl Pages {
-    /// Compile every `*.hbs` in `dir`; fails with a message naming the file on any problem.
+    /// Compile every `*.hbs` in `dir` and load `dir/locales/*.json`; fails with a message
+    /// naming the file on any problem.
     pub fn load(dir: &Path) -> Result<Pages, String> {
         let mut hb = Handlebars::new();
         hb.set_strict_mode(true);
@@ -60,33 +108,135 @@ impl Pages {
                 return Err(format!("{}: missing template {name}.hbs", dir.display()));
             }
         }
-        let pages = Pages { hb };
-        // Render each page once now, so a template that needs a variable we do not pass fails
-        // at start (and in `check`), not on a user's request.
-        pages.error(500, "Check", "Check").map(|_| ())?;
+        let pages = Pages { hb, locales: load_locales(&dir.join("locales"))? };
+        // Render every page in every language now, so a template that needs a variable we do
+        // not pass, or a message a translation lacks, fails at start (and in `check`).
+        for lang in pages.locales.keys() {
+            pages.error(500, ErrorKind::Internal, lang)?;
+            pages.confirm(lang, "/x/confirm", "t")?;
+            pages.logged_out(lang)?;
+            let f = Frame { src: "https://rp.example/fc".into(), origin: "https://rp.example".into() };
+            pages.frontchannel(lang, std::slice::from_ref(&f), Some("https://rp.example/bye"), 5000)?;
+            pages.frontchannel(lang, &[f], None, 5000)?;
+        }
         Ok(pages)
     }
 
-    /// An error page (502, 504, 400, ...). `title` and `message` are our own words, never input.
-    pub fn error(&self, status: u16, title: &str, message: &str) -> Result<Page, String> {
+    /// The best language for a `ui_locales` value (space-separated BCP47 tags, preferred
+    /// first): an exact match, else the primary subtag, else English.
+    pub fn pick_lang<'a>(&'a self, ui_locales: Option<&str>) -> &'a str {
+        for tag in ui_locales.unwrap_or("").split(' ').filter(|t| !t.is_empty()).take(16) {
+            let tag = tag.to_ascii_lowercase();
+            let primary = tag.split(['-', '_']).next().unwrap_or("");
+            for cand in [tag.as_str(), primary] {
+                if let Some((k, _)) = self.locales.get_key_value(cand) {
+                    return k;
+                }
+            }
+        }
+        DEFAULT_LANG
+    }
+
+    fn t(&self, lang: &str) -> &BTreeMap<String, String> {
+        self.locales.get(lang).or_else(|| self.locales.get(DEFAULT_LANG)).unwrap_or(&EMPTY)
+    }
+
+    fn render(&self, name: &str, data: &serde_json::Value) -> Result<String, String> {
+        self.hb.render(name, data).map_err(|e| format!("rendering {name}: {e}"))
+    }
+
+    fn common(&self, lang: &str, nonce: &str) -> serde_json::Value {
+        serde_json::to_value(Common { lang, nonce, t: self.t(lang) }).unwrap_or_default()
+    }
+
+    /// An error page with fixed wording for `kind`.
+    pub fn error(&self, status: u16, kind: ErrorKind, lang: &str) -> Result<Page, String> {
         let nonce = new_nonce();
-        let html = self
-            .hb
-            .render("error", &ErrorData { nonce: &nonce, status, title, message })
-            .map_err(|e| format!("rendering error page: {e}"))?;
-        Ok(Page { status, html, nonce })
+        let t = self.t(lang);
+        let mut data = self.common(lang, &nonce);
+        data["status"] = status.into();
+        data["title"] = t.get(&format!("error_{}_title", kind.key())).cloned().unwrap_or_default().into();
+        data["message"] = t.get(&format!("error_{}_body", kind.key())).cloned().unwrap_or_default().into();
+        Ok(Page { status, html: self.render("error", &data)?, nonce, frame_origins: Vec::new() })
+    }
+
+    /// The confirmation page: one form posting `token` to `action`.
+    pub fn confirm(&self, lang: &str, action: &str, token: &str) -> Result<Page, String> {
+        let nonce = new_nonce();
+        let mut data = self.common(lang, &nonce);
+        data["action"] = action.into();
+        data["token"] = token.into();
+        Ok(Page { status: 200, html: self.render("confirm", &data)?, nonce, frame_origins: Vec::new() })
+    }
+
+    /// "You are signed out", nothing to load, nowhere to go.
+    pub fn logged_out(&self, lang: &str) -> Result<Page, String> {
+        let nonce = new_nonce();
+        let data = self.common(lang, &nonce);
+        Ok(Page { status: 200, html: self.render("logged_out", &data)?, nonce, frame_origins: Vec::new() })
+    }
+
+    /// The front-channel logout page: one sandboxed iframe per RP, then on to `next` (when
+    /// given) after every iframe loaded or `timeout_ms` passed.
+    pub fn frontchannel(
+        &self,
+        lang: &str,
+        frames: &[Frame],
+        next: Option<&str>,
+        timeout_ms: u64,
+    ) -> Result<Page, String> {
+        let nonce = new_nonce();
+        let mut data = self.common(lang, &nonce);
+        data["frames"] = serde_json::to_value(frames).unwrap_or_default();
+        data["next"] = next.map(Into::into).unwrap_or(serde_json::Value::Null);
+        data["timeout_ms"] = timeout_ms.into();
+        // Browsers without script follow the meta refresh once the iframes had their time.
+        data["refresh_secs"] = (timeout_ms.div_ceil(1000) + 1).into();
+        let mut origins: Vec<String> = frames.iter().map(|f| f.origin.clone()).collect();
+        origins.sort();
+        origins.dedup();
+        Ok(Page { status: 200, html: self.render("frontchannel", &data)?, nonce, frame_origins: origins })
     }
 }
 
-/// 128 random bits, base64: a CSP nonce.
-pub fn new_nonce() -> String {
-    let mut b = [0u8; 16];
-    // getrandom fails only when the OS has no entropy source at all; a fixed nonce then is
-    // still no worse than `'self'` for pages that hold no user input.
-    if getrandom::fill(&mut b).is_err() {
-        b = [0x5a; 16];
+static EMPTY: BTreeMap<String, String> = BTreeMap::new();
+
+fn load_locales(dir: &Path) -> Result<BTreeMap<String, BTreeMap<String, String>>, String> {
+    let mut out = BTreeMap::new();
+    let entries = std::fs::read_dir(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+    for entry in entries.flatten() {
+        let path = entry.path();
+        let Some(lang) = path.file_name().and_then(|n| n.to_str()).and_then(|n| n.strip_suffix(".json")) else {
+            continue;
+        };
+        let text = std::fs::read_to_string(&path).map_err(|e| format!("{}: {e}", path.display()))?;
+        let map: BTreeMap<String, String> =
+            serde_json::from_str(&text).map_err(|e| format!("{}: {e}", path.display()))?;
+        out.insert(lang.to_ascii_lowercase(), map);
     }
-    // URL-safe alphabet without padding: nothing handlebars would escape, valid in CSP.
+    let en = out.get(DEFAULT_LANG).cloned().ok_or_else(|| format!("{}: missing {DEFAULT_LANG}.json", dir.display()))?;
+    for map in out.values_mut() {
+        for (k, v) in &en {
+            map.entry(k.clone()).or_insert_with(|| v.clone());
+        }
+    }
+    Ok(out)
+}
+
+/// 128 random bits: a CSP nonce or a token.
+pub fn new_nonce() -> String {
+    random_token()
+}
+
+/// 128 random bits, URL-safe base64 without padding (nothing handlebars would escape).
+pub fn random_token() -> String {
+    let mut b = [0u8; 16];
+    // getrandom fails only when the OS has no entropy source at all; there is no safe way to
+    // go on without one.
+    if getrandom::fill(&mut b).is_err() {
+        tracing::error!("no OS randomness available");
+        std::process::abort();
+    }
     base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(b)
 }
 
@@ -99,28 +249,53 @@ mod tests {
     }
 
     #[test]
-    fn shipped_templates_compile_and_escape() {
+    fn shipped_templates_render_in_every_language() {
         let pages = Pages::load(&templates()).unwrap();
-        let p = pages.error(502, "Bad <gateway>", "x\" onload=\"alert(1)").unwrap();
-        assert!(p.html.contains("Bad &lt;gateway&gt;"));
-        assert!(!p.html.contains("onload=\"alert"));
+        assert!(pages.locales.len() >= 2);
+        let p = pages.error(502, ErrorKind::BadGateway, "en").unwrap();
         assert!(p.html.contains(&format!("nonce=\"{}\"", p.nonce)));
+        let fr = pages.error(400, ErrorKind::Rejected, "fr").unwrap();
+        assert!(fr.html.contains("lang=\"fr\""));
+    }
+
+    #[test]
+    fn ui_locales_picks_a_translation_or_english() {
+        let pages = Pages::load(&templates()).unwrap();
+        assert_eq!(pages.pick_lang(Some("fr-CA fr en")), "fr");
+        assert_eq!(pages.pick_lang(Some("xx-YY tlh")), "en");
+        assert_eq!(pages.pick_lang(Some("tlh FR")), "fr");
+        assert_eq!(pages.pick_lang(None), "en");
+        assert_eq!(pages.pick_lang(Some("   ")), "en");
+    }
+
+    #[test]
+    fn frontchannel_page_escapes_urls_and_lists_origins() {
+        let pages = Pages::load(&templates()).unwrap();
+        let frames = [
+            Frame { src: "https://a.example/fc?x=1&sid=\"><script>".into(), origin: "https://a.example".into() },
+            Frame { src: "https://b.example/fc".into(), origin: "https://b.example".into() },
+        ];
+        let p = pages.frontchannel("en", &frames, Some("https://a.example/bye?state=a%26b"), 5000).unwrap();
+        assert!(!p.html.contains("\"><script>"), "{}", p.html);
+        assert_eq!(p.html.matches("<iframe").count(), 2);
+        assert!(p.html.contains("sandbox=\"allow-scripts allow-same-origin\""));
+        assert_eq!(p.frame_origins, ["https://a.example", "https://b.example"]);
     }
 
     #[test]
     fn triple_stash_and_missing_templates_are_refused() {
         let dir = tempfile::tempdir().unwrap();
-        std::fs::write(dir.path().join("error.hbs"), "{{{message}}}").unwrap();
+        for name in REQUIRED {
+            std::fs::copy(templates().join(format!("{name}.hbs")), dir.path().join(format!("{name}.hbs"))).unwrap();
+        }
+        std::fs::create_dir(dir.path().join("locales")).unwrap();
+        std::fs::copy(templates().join("locales/en.json"), dir.path().join("locales/en.json")).unwrap();
+        assert!(Pages::load(dir.path()).is_ok());
+        std::fs::write(dir.path().join("error.hbs"), "{{{title}}}").unwrap();
         assert!(Pages::load(dir.path()).unwrap_err().contains("raw"));
-        std::fs::write(dir.path().join("error.hbs"), "{{title}}").unwrap();
-        std::fs::rename(dir.path().join("error.hbs"), dir.path().join("other.hbs")).unwrap();
+        std::fs::remove_file(dir.path().join("error.hbs")).unwrap();
         assert!(Pages::load(dir.path()).unwrap_err().contains("missing template error.hbs"));
-    }
-
-    #[test]
-    fn strict_mode_catches_unknown_variables_at_load() {
-        let dir = tempfile::tempdir().unwrap();
         std::fs::write(dir.path().join("error.hbs"), "{{title}} {{no_such_thing}}").unwrap();
-        assert!(Pages::load(dir.path()).is_err());
+        assert!(Pages::load(dir.path()).is_err(), "strict mode catches unknown variables at load");
     }
 }

@@ -67,6 +67,8 @@ pub struct Jwks {
     /// None: take `jwks_uri` from the upstream discovery document.
     pub uri: Option<String>,
     pub refresh_interval: Duration,
+    /// An unknown kid refreshes the keys at most this often.
+    pub min_refresh_interval: Duration,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -80,6 +82,13 @@ pub struct EndSession {
     /// Canonical paths (lower-case, no trailing slash) the gateway answers itself.
     pub paths: Vec<String>,
     pub mode: EndSessionMode,
+    pub require_id_token_hint: bool,
+    pub reject_expired_id_token_hint: bool,
+    pub accept_unknown_sid: bool,
+    /// Non-empty: unregistered post_logout_redirect_uris matching one of these are allowed.
+    pub unregistered_redirect_uri_patterns: Vec<crate::logout::uri::RedirectPattern>,
+    pub frontchannel_timeout: Duration,
+    pub confirmation_ttl: Duration,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -98,12 +98,18 @@ pub struct RawJwks {
     pub uri: Option<String>,
     #[serde(default = "default_jwks_refresh")]
     pub refresh_interval: String,
+    /// An unknown kid refreshes the keys at most this often.
+    #[serde(default = "default_jwks_min_refresh")]
+    pub min_refresh_interval: String,
 }
 
 impl Default for RawJwks {
     fn default() -> Self {
-        Self { uri: None, refresh_interval: default_jwks_refresh() }
+        Self { uri: None, refresh_interval: default_jwks_refresh(), min_refresh_interval: default_jwks_min_refresh() }
     }
+}
+fn default_jwks_min_refresh() -> String {
+    "10s".into()
 }
 fn default_jwks_refresh() -> String {
     "10m".into()
@@ -116,12 +122,45 @@ pub struct RawEndSession {
     pub paths: Vec<String>,
     #[serde(default = "default_mode")]
     pub mode: String,
+    /// Janssen forceIdTokenHintPrecense.
+    #[serde(default)]
+    pub require_id_token_hint: bool,
+    /// Janssen rejectEndSessionIfIdTokenExpired.
+    #[serde(default)]
+    pub reject_expired_id_token_hint: bool,
+    /// Janssen allowEndSessionWithUnmatchedSid.
+    #[serde(default)]
+    pub accept_unknown_sid: bool,
+    /// Janssen allowPostLogoutRedirectWithoutValidation + clientWhiteList (dangerous).
+    #[serde(default)]
+    pub unregistered_redirect_uri_patterns: Vec<String>,
+    /// How long the front-channel page waits for the RPs' iframes.
+    #[serde(default = "default_fc_timeout")]
+    pub frontchannel_timeout: String,
+    /// How long a confirmation page stays valid.
+    #[serde(default = "default_confirmation_ttl")]
+    pub confirmation_ttl: String,
 }
 
 impl Default for RawEndSession {
     fn default() -> Self {
-        Self { paths: default_end_session_paths(), mode: default_mode() }
+        Self {
+            paths: default_end_session_paths(),
+            mode: default_mode(),
+            require_id_token_hint: false,
+            reject_expired_id_token_hint: false,
+            accept_unknown_sid: false,
+            unregistered_redirect_uri_patterns: Vec::new(),
+            frontchannel_timeout: default_fc_timeout(),
+            confirmation_ttl: default_confirmation_ttl(),
+        }
     }
+}
+fn default_fc_timeout() -> String {
+    "5s".into()
+}
+fn default_confirmation_ttl() -> String {
+    "10m".into()
 }
 fn default_end_session_paths() -> Vec<String> {
     vec!["/session/end".into()]

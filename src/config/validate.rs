@@ -79,8 +79,30 @@ pub(super) fn validate(raw: RawConfig, base: &Path) -> Result<Config, Vec<Proble
     let jwks = Jwks {
         uri: raw.jwks.uri.clone(),
         refresh_interval: v.duration("jwks.refresh_interval", &raw.jwks.refresh_interval, Duration::from_secs(600)),
+        min_refresh_interval: v.duration(
+            "jwks.min_refresh_interval",
+            &raw.jwks.min_refresh_interval,
+            Duration::from_secs(10),
+        ),
     };
-    let end_session = end_session(&mut v, &raw.end_session.paths, &raw.end_session.mode);
+    let mut end_session = end_session(&mut v, &raw.end_session.paths, &raw.end_session.mode);
+    let es = &raw.end_session;
+    end_session.require_id_token_hint = es.require_id_token_hint;
+    end_session.reject_expired_id_token_hint = es.reject_expired_id_token_hint;
+    end_session.accept_unknown_sid = es.accept_unknown_sid;
+    for (i, p) in es.unregistered_redirect_uri_patterns.iter().enumerate() {
+        match crate::logout::uri::RedirectPattern::parse(p) {
+            Ok(pat) => end_session.unregistered_redirect_uri_patterns.push(pat),
+            Err(e) => v.err(format!("end_session.unregistered_redirect_uri_patterns[{i}]"), e),
+        }
+    }
+    end_session.frontchannel_timeout =
+        v.duration("end_session.frontchannel_timeout", &es.frontchannel_timeout, Duration::from_secs(5));
+    if end_session.frontchannel_timeout > Duration::from_secs(60) {
+        v.err("end_session.frontchannel_timeout", "must be at most 60s");
+    }
+    end_session.confirmation_ttl =
+        v.duration("end_session.confirmation_ttl", &es.confirmation_ttl, Duration::from_secs(600));
     let session_store = session_store(&mut v, raw.session_store);
     let mut clients = BTreeMap::new();
     for (id, c) in raw.clients {
@@ -220,7 +242,16 @@ fn end_session(v: &mut V, paths: &[String], mode: &str) -> EndSession {
             EndSessionMode::Terminate
         }
     };
-    EndSession { paths: out, mode }
+    EndSession {
+        paths: out,
+        mode,
+        require_id_token_hint: false,
+        reject_expired_id_token_hint: false,
+        accept_unknown_sid: false,
+        unregistered_redirect_uri_patterns: Vec::new(),
+        frontchannel_timeout: Duration::from_secs(5),
+        confirmation_ttl: Duration::from_secs(600),
+    }
 }
 
 fn session_store(v: &mut V, raw: RawSessionStore) -> SessionStore {

@@ -95,11 +95,19 @@ pub struct EndRequest {
 pub enum Plan {
     Reject(Reject),
     /// Ask the user first (RPI-14/20/27); `end` is what to end once confirmed, if anything.
-    Confirm { next: Next, end: Option<EndRequest> },
+    Confirm {
+        next: Next,
+        end: Option<EndRequest>,
+    },
     /// Ask the store to end the hint's session, then decide with [`after_store`].
-    End { next: Next, end: EndRequest },
+    End {
+        next: Next,
+        end: EndRequest,
+    },
     /// A valid hint without a sid: nothing to look up; log out the browser (cookies) and go on.
-    LogoutWithoutSession { next: Next },
+    LogoutWithoutSession {
+        next: Next,
+    },
 }
 
 /// What the store answered to an end request.
@@ -191,9 +199,7 @@ pub fn after_store(next: Next, end: EndRequest, answer: StoreAnswer) -> Outcome 
         StoreAnswer::Ended | StoreAnswer::AlreadyEnded | StoreAnswer::Recorded => Outcome::LoggedOut(next),
         // RPI-05: a valid hint for a session we never saw is suspect: ask. Confirming records
         // the sid as ended (harmless: it names no live session).
-        StoreAnswer::Unknown => {
-            Outcome::Confirm { next, end: Some(EndRequest { accept_unknown: true, ..end }) }
-        }
+        StoreAnswer::Unknown => Outcome::Confirm { next, end: Some(EndRequest { accept_unknown: true, ..end }) },
         // RPI-15/T3: the hint does not belong to that session's user: ask, and end nothing of
         // that session on confirmation.
         StoreAnswer::SubjectMismatch => Outcome::Confirm { next, end: None },
@@ -243,8 +249,14 @@ mod tests {
 
     #[test]
     fn t1_t2_t12_valid_hint_and_registered_uri_end_the_session_with_state() {
-        assert_eq!(p(&valid("rp-a", false), None, Some(A_BYE), Some("s1")), end_a(Some("https://a.example.org/logged-out?state=s1")));
-        assert_eq!(p(&valid("rp-a", true), None, Some(A_BYE), Some("s2")), end_a(Some("https://a.example.org/logged-out?state=s2")));
+        assert_eq!(
+            p(&valid("rp-a", false), None, Some(A_BYE), Some("s1")),
+            end_a(Some("https://a.example.org/logged-out?state=s1"))
+        );
+        assert_eq!(
+            p(&valid("rp-a", true), None, Some(A_BYE), Some("s2")),
+            end_a(Some("https://a.example.org/logged-out?state=s2"))
+        );
     }
 
     #[test]
@@ -264,15 +276,24 @@ mod tests {
     fn t6_client_id_and_registered_uri_asks_then_may_redirect() {
         assert_eq!(
             p(&HintCheck::Absent, Some("rp-a"), Some(A_BYE), Some("s")),
-            Plan::Confirm { next: Next { client_id: Some("rp-a".into()), redirect: Some(format!("{A_BYE}?state=s")) }, end: None }
+            Plan::Confirm {
+                next: Next { client_id: Some("rp-a".into()), redirect: Some(format!("{A_BYE}?state=s")) },
+                end: None
+            }
         );
         // ... but an unregistered URI for that client is refused outright.
-        assert_eq!(p(&HintCheck::Absent, Some("rp-a"), Some("https://evil.example/"), None), Plan::Reject(Reject::RedirectNotRegistered));
+        assert_eq!(
+            p(&HintCheck::Absent, Some("rp-a"), Some("https://evil.example/"), None),
+            Plan::Reject(Reject::RedirectNotRegistered)
+        );
     }
 
     #[test]
     fn t7_client_id_mismatch_and_unknown_clients_are_rejected() {
-        assert_eq!(p(&valid("rp-a", false), Some("rp-b"), Some("https://b.example.net/out"), None), Plan::Reject(Reject::ClientMismatch));
+        assert_eq!(
+            p(&valid("rp-a", false), Some("rp-b"), Some("https://b.example.net/out"), None),
+            Plan::Reject(Reject::ClientMismatch)
+        );
         assert_eq!(p(&HintCheck::Absent, Some("nope"), None, None), Plan::Reject(Reject::UnknownClient));
     }
 
@@ -286,7 +307,11 @@ mod tests {
             "https://b.example.net/out",
             "https://a.example.org/logged-out#x",
         ] {
-            assert_eq!(p(&valid("rp-a", false), None, Some(bad), None), Plan::Reject(Reject::RedirectNotRegistered), "{bad}");
+            assert_eq!(
+                p(&valid("rp-a", false), None, Some(bad), None),
+                Plan::Reject(Reject::RedirectNotRegistered),
+                "{bad}"
+            );
         }
     }
 
@@ -303,7 +328,10 @@ mod tests {
     fn switches() {
         let strict = Policy { require_hint: true, reject_expired: true, ..Policy::default() };
         assert_eq!(plan(&HintCheck::Absent, None, None, None, &clients(), &strict), Plan::Reject(Reject::HintRequired));
-        assert_eq!(plan(&valid("rp-a", true), None, None, None, &clients(), &strict), Plan::Reject(Reject::HintExpired));
+        assert_eq!(
+            plan(&valid("rp-a", true), None, None, None, &clients(), &strict),
+            Plan::Reject(Reject::HintExpired)
+        );
         let lax = Policy {
             accept_unknown_sid: true,
             unregistered_redirect_patterns: vec![RedirectPattern::parse("https://*.example.org").unwrap()],
@@ -330,7 +358,10 @@ mod tests {
         for a in [StoreAnswer::Ended, StoreAnswer::AlreadyEnded, StoreAnswer::Recorded] {
             assert_eq!(after_store(next.clone(), end.clone(), a), Outcome::LoggedOut(next.clone()));
         }
-        assert!(matches!(after_store(next.clone(), end.clone(), StoreAnswer::Unknown), Outcome::Confirm { end: Some(_), .. }));
+        assert!(matches!(
+            after_store(next.clone(), end.clone(), StoreAnswer::Unknown),
+            Outcome::Confirm { end: Some(_), .. }
+        ));
         assert_eq!(after_store(next.clone(), end, StoreAnswer::SubjectMismatch), Outcome::Confirm { next, end: None });
     }
 }

@@ -98,16 +98,14 @@ pub fn decode(s: &[u8]) -> Vec<u8> {
     while i < s.len() {
         match s[i] {
             b'+' => out.push(b' '),
-            b'%' if i + 2 < s.len() => {
-                match (hex(s[i + 1]), hex(s[i + 2])) {
-                    (Some(h), Some(l)) => {
-                        out.push(h << 4 | l);
-                        i += 3;
-                        continue;
-                    }
-                    _ => out.push(b'%'),
+            b'%' if i + 2 < s.len() => match (hex(s[i + 1]), hex(s[i + 2])) {
+                (Some(h), Some(l)) => {
+                    out.push(h << 4 | l);
+                    i += 3;
+                    continue;
                 }
-            }
+                _ => out.push(b'%'),
+            },
             b => out.push(b),
         }
         i += 1;
@@ -125,7 +123,8 @@ mod tests {
 
     #[test]
     fn parses_known_parameters_and_ignores_others() {
-        let p = LogoutParams::parse(b"id_token_hint=a.b.c&state=s%201+2&foo=bar&ui_locales=fr-CA%20fr&client_id=rp1").unwrap();
+        let p = LogoutParams::parse(b"id_token_hint=a.b.c&state=s%201+2&foo=bar&ui_locales=fr-CA%20fr&client_id=rp1")
+            .unwrap();
         assert_eq!(p.id_token_hint.as_deref(), Some("a.b.c"));
         assert_eq!(p.state.as_deref(), Some("s 1 2"));
         assert_eq!(p.ui_locales.as_deref(), Some("fr-CA fr"));

@@ -116,7 +116,9 @@ impl RedirectPattern {
         let Ok(u) = Url::parse(uri) else { return false };
         let Some(host) = u.host_str() else { return false };
         let host_ok = if self.wildcard {
-            host.len() > self.host.len() + 1 && host.ends_with(&self.host) && host[..host.len() - self.host.len()].ends_with('.')
+            host.len() > self.host.len() + 1
+                && host.ends_with(&self.host)
+                && host[..host.len() - self.host.len()].ends_with('.')
         } else {
             host == self.host
         };
@@ -145,8 +147,14 @@ mod tests {
 
     #[test]
     fn rpi11_state_is_added_once_and_round_trips() {
-        assert_eq!(redirect_with_state("https://a.example.org/logged-out", Some("s1")), "https://a.example.org/logged-out?state=s1");
-        assert_eq!(redirect_with_state("https://a.example.org/bye?lang=en", Some("s1")), "https://a.example.org/bye?lang=en&state=s1");
+        assert_eq!(
+            redirect_with_state("https://a.example.org/logged-out", Some("s1")),
+            "https://a.example.org/logged-out?state=s1"
+        );
+        assert_eq!(
+            redirect_with_state("https://a.example.org/bye?lang=en", Some("s1")),
+            "https://a.example.org/bye?lang=en&state=s1"
+        );
         assert_eq!(redirect_with_state("https://a.example.org/bye?", Some("s")), "https://a.example.org/bye?state=s");
         assert_eq!(redirect_with_state("https://a.example.org/x", None), "https://a.example.org/x");
         let vschar = "aZ09!\"#$%&'()*,-./:<=>?@[\\]^_`{|}~ +;\u{e9}";
@@ -162,7 +170,10 @@ mod tests {
             frontchannel_url("https://a.example.org/fc?tenant=t1", true, "https://op.example.com", Some("SA")),
             "https://a.example.org/fc?tenant=t1&iss=https%3A%2F%2Fop.example.com&sid=SA"
         );
-        assert_eq!(frontchannel_url("https://b.example.net/fc", false, "https://op", Some("SB")), "https://b.example.net/fc");
+        assert_eq!(
+            frontchannel_url("https://b.example.net/fc", false, "https://op", Some("SB")),
+            "https://b.example.net/fc"
+        );
         assert_eq!(frontchannel_url("https://b.example.net/fc", true, "https://op", None), "https://b.example.net/fc");
     }
 

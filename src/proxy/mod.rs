@@ -27,9 +27,9 @@ use pingora::proxy::{FailToProxy, ProxyHttp, Session};
 
 use self::route::Route;
 use self::upstream::UpstreamPeer;
+use crate::logout::{Input, Logout, Reply};
 use crate::metrics::Metrics;
-use crate::render::Pages;
-use crate::session::SessionStore;
+use crate::render::{ErrorKind, Pages};
 
 /// Shared state of the public listener; one per process.
 pub struct Gateway {
@@ -39,9 +39,12 @@ pub struct Gateway {
     pub pages: Arc<Pages>,
     /// Keep the client's X-Forwarded-* (the gateway is behind a trusted proxy) or replace them.
     pub trust_forwarded_headers: bool,
-    /// Used by end_session only; passthrough never touches it.
-    pub store: Arc<dyn SessionStore>,
+    /// end_session and its confirmation; the only users of the session store.
+    pub logout: Arc<Logout>,
 }
+
+/// How long reading an end_session form body may take in total.
+const BODY_DEADLINE: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// Per-request state.
 pub struct Ctx {
@@ -63,9 +66,9 @@ impl ProxyHttp for Gateway {
         let path = session.req_header().uri.path().as_bytes();
         match route::classify(path, &self.end_session_paths) {
             Route::Proxy => Ok(false),
-            Route::EndSession(_) => {
+            route => {
                 ctx.local = true;
-                self.end_session(session).await?;
+                self.answer_logout(session, route).await?;
                 Ok(true)
             }
         }
@@ -122,17 +125,66 @@ impl ProxyHttp for Gateway {
 }
 
 impl Gateway {
-    /// end_session is answered here; the logout flow itself lands with the RP-initiated logout
-    /// capability. Until then the path is refused, never proxied (GW-01).
-    async fn end_session(&self, session: &mut Session) -> Result<()> {
-        self.write_error(session, 501).await;
-        Ok(())
+    /// end_session and its confirmation: read the request, let `logout` decide, write the reply.
+    async fn answer_logout(&self, session: &mut Session, route: Route) -> Result<()> {
+        let (idx, confirm) = match route {
+            Route::EndSession(i) => (i, false),
+            Route::Confirm(i) => (i, true),
+            Route::Proxy => return Ok(()),
+        };
+        let req = session.req_header();
+        let method = req.method.as_str().to_string();
+        let query = req.uri.query().unwrap_or("").as_bytes().to_vec();
+        let content_type = header_str(req, http::header::CONTENT_TYPE);
+        let cookie = header_str(req, http::header::COOKIE);
+        let base = self.end_session_paths.get(idx).cloned().unwrap_or_default();
+        let body = if method == "POST" {
+            match read_body(session, crate::logout::params::MAX_INPUT).await {
+                Ok(b) => b,
+                Err(status) => {
+                    let kind = if status == 413 { ErrorKind::TooLarge } else { ErrorKind::Rejected };
+                    let reply = self.logout.error(status, kind, None, "rejected");
+                    return self.write_reply(session, reply).await;
+                }
+            }
+        } else {
+            Vec::new()
+        };
+        let input = Input {
+            method: &method,
+            query: &query,
+            content_type: content_type.as_deref(),
+            body: &body,
+            cookie: cookie.as_deref(),
+            confirm_action: format!("{base}{}", route::CONFIRM_SUFFIX),
+        };
+        let reply = if confirm { self.logout.confirm(&input).await } else { self.logout.end_session(&input).await };
+        self.write_reply(session, reply).await
+    }
+
+    async fn write_reply(&self, session: &mut Session, reply: Reply) -> Result<()> {
+        let m = Metrics::get();
+        match reply {
+            Reply::Redirect { location, headers } => {
+                m.logouts.with_label_values(&["redirect"]).inc();
+                respond::write_redirect(session, &location, &headers).await
+            }
+            Reply::Page { page, headers, outcome } => {
+                m.logouts.with_label_values(&[outcome]).inc();
+                respond::write_page(session, page, &headers).await
+            }
+        }
     }
 
     /// Write our error page for `code`; fall back to plain text if the template fails.
     async fn write_error(&self, session: &mut Session, code: u16) {
-        let (title, message) = error_words(code);
-        let res = match self.pages.error(code, title, message) {
+        let kind = match code {
+            502 => ErrorKind::BadGateway,
+            504 => ErrorKind::GatewayTimeout,
+            400 => ErrorKind::Rejected,
+            _ => ErrorKind::Internal,
+        };
+        let res = match self.pages.error(code, kind, crate::render::DEFAULT_LANG) {
             Ok(page) => respond::write_page(session, page, &[]).await,
             Err(e) => {
                 tracing::error!(error = %e, "error template failed");
@@ -142,6 +194,39 @@ impl Gateway {
         if let Err(e) = res {
             tracing::debug!(error = %e, "could not send error page");
         }
+    }
+}
+
+fn header_str(req: &RequestHeader, name: http::HeaderName) -> Option<String> {
+    req.headers.get(name).and_then(|v| v.to_str().ok()).map(String::from)
+}
+
+/// Read a request body of at most `cap` bytes within [`BODY_DEADLINE`]: 413 when larger, 400
+/// when the client is too slow or the body is broken.
+async fn read_body(session: &mut Session, cap: usize) -> std::result::Result<Vec<u8>, u16> {
+    if session
+        .req_header()
+        .headers
+        .get(http::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<usize>().ok())
+        .is_some_and(|n| n > cap)
+    {
+        return Err(413);
+    }
+    let read = async {
+        let mut buf = Vec::new();
+        while let Some(chunk) = session.read_request_body().await.map_err(|_| 400u16)? {
+            if buf.len() + chunk.len() > cap {
+                return Err(413);
+            }
+            buf.extend_from_slice(&chunk);
+        }
+        Ok(buf)
+    };
+    match tokio::time::timeout(BODY_DEADLINE, read).await {
+        Ok(r) => r,
+        Err(_) => Err(400),
     }
 }
 
@@ -172,16 +257,6 @@ fn error_reason(e: &Error) -> &'static str {
         ConnectRefused | ConnectNoRoute | ConnectError => "connect",
         TLSHandshakeFailure | InvalidCert | HandshakeError => "tls",
         _ => "other",
-    }
-}
-
-fn error_words(code: u16) -> (&'static str, &'static str) {
-    match code {
-        502 => ("Bad gateway", "The sign-in service is not reachable right now. Please try again in a moment."),
-        504 => ("Gateway timeout", "The sign-in service did not answer in time. Please try again in a moment."),
-        501 => ("Not available", "Signing out here is not available on this gateway yet."),
-        400 => ("Bad request", "The request could not be understood."),
-        _ => ("Something went wrong", "The gateway could not complete this request."),
     }
 }
 

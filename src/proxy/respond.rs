@@ -9,11 +9,13 @@ use pingora::proxy::Session;
 
 use crate::render::Page;
 
-/// The Content-Security-Policy of a page without frames or scripts.
-pub fn csp(nonce: &str) -> String {
+/// The Content-Security-Policy of a generated page: only its own nonce'd style and script,
+/// frames only from the RP origins it embeds, forms only to itself, never framed.
+pub fn csp(nonce: &str, frame_origins: &[String]) -> String {
+    let frames = if frame_origins.is_empty() { "'none'".to_string() } else { frame_origins.join(" ") };
     format!(
-        "default-src 'none'; style-src 'nonce-{nonce}'; img-src 'self' data:; form-action 'self'; \
-         frame-ancestors 'none'; base-uri 'none'"
+        "default-src 'none'; script-src 'nonce-{nonce}'; style-src 'nonce-{nonce}'; img-src 'self' data:; \
+         frame-src {frames}; form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
     )
 }
 
@@ -33,9 +35,9 @@ pub fn page_header(status: u16, len: usize, csp: &str) -> Result<ResponseHeader>
 
 /// Send `page` as the whole response. HEAD gets the headers only.
 pub async fn write_page(session: &mut Session, page: Page, extra: &[(&'static str, String)]) -> Result<()> {
-    let mut h = page_header(page.status, page.html.len(), &csp(&page.nonce))?;
+    let mut h = page_header(page.status, page.html.len(), &csp(&page.nonce, &page.frame_origins))?;
     for (k, v) in extra {
-        h.insert_header(*k, v.as_str())?;
+        h.append_header(*k, v.as_str())?;
     }
     let head_only = session.req_header().method == http::Method::HEAD;
     session.write_response_header(Box::new(h), head_only).await?;
@@ -51,4 +53,16 @@ pub async fn write_plain(session: &mut Session, status: u16, text: &'static str)
     h.insert_header("content-type", "text/plain; charset=utf-8")?;
     session.write_response_header(Box::new(h), false).await?;
     session.write_response_body(Some(Bytes::from_static(text.as_bytes())), true).await
+}
+
+/// A redirect (303 See Other: the browser GETs the target whatever the request method was)
+/// with the headers every generated response carries.
+pub async fn write_redirect(session: &mut Session, location: &str, extra: &[(&'static str, String)]) -> Result<()> {
+    let mut h = page_header(303, 0, "default-src 'none'; frame-ancestors 'none'")?;
+    h.remove_header("content-type");
+    h.insert_header("location", location)?;
+    for (k, v) in extra {
+        h.append_header(*k, v.as_str())?;
+    }
+    session.write_response_header(Box::new(h), true).await
 }

@@ -14,7 +14,12 @@ pub enum Route {
     Proxy,
     /// Answer it as end_session; the index is into `end_session.paths`.
     EndSession(usize),
+    /// The confirmation form's target: `<end_session path>/confirm`.
+    Confirm(usize),
 }
+
+/// What the confirmation form posts to, below each end_session path.
+pub const CONFIRM_SUFFIX: &str = "/confirm";
 
 /// `paths` are the canonical (lower-case, plain) end_session paths from the config.
 pub fn classify(raw_path: &[u8], paths: &[String]) -> Route {
@@ -24,16 +29,25 @@ pub fn classify(raw_path: &[u8], paths: &[String]) -> Route {
         && raw_path.len() > 1;
     if plain {
         let p = raw_path.strip_suffix(b"/").unwrap_or(raw_path);
-        return match paths.iter().position(|c| c.as_bytes().eq_ignore_ascii_case(p)) {
-            Some(i) => Route::EndSession(i),
-            None => Route::Proxy,
-        };
+        return lookup(p, paths, |c, p| c.eq_ignore_ascii_case(p));
     }
-    let canon = normalize(raw_path);
-    match paths.iter().position(|c| c.as_bytes() == canon.as_slice()) {
-        Some(i) => Route::EndSession(i),
-        None => Route::Proxy,
+    lookup(&normalize(raw_path), paths, |c, p| c == p)
+}
+
+fn lookup(p: &[u8], paths: &[String], eq: impl Fn(&[u8], &[u8]) -> bool) -> Route {
+    for (i, c) in paths.iter().enumerate() {
+        let c = c.as_bytes();
+        if eq(c, p) {
+            return Route::EndSession(i);
+        }
+        if p.len() == c.len() + CONFIRM_SUFFIX.len()
+            && eq(c, &p[..c.len()])
+            && eq(CONFIRM_SUFFIX.as_bytes(), &p[c.len()..])
+        {
+            return Route::Confirm(i);
+        }
     }
+    Route::Proxy
 }
 
 /// The canonical form described in the module comment, as bytes.
@@ -123,6 +137,15 @@ mod tests {
         ] {
             assert_ne!(classify(p.as_bytes(), &paths()), Route::Proxy, "{p} would reach the upstream");
         }
+    }
+
+    #[test]
+    fn confirm_paths() {
+        for p in ["/session/end/confirm", "/Session/End/Confirm/", "/session/end/%63onfirm", "//session/end/confirm"] {
+            assert_eq!(classify(p.as_bytes(), &paths()), Route::Confirm(0), "{p}");
+        }
+        assert_eq!(classify(b"/oxauth/restv1/end_session/confirm", &paths()), Route::Confirm(1));
+        assert_eq!(classify(b"/session/end/confirmx", &paths()), Route::Proxy);
     }
 
     #[test]

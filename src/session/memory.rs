@@ -1,16 +1,86 @@
-//! In-process session store: one gateway instance only (no sharing, lost on restart).
-//! Same semantics as the Redis store, so tests of the logic can run on either.
+//! In-process session store: one gateway instance only (no sharing, lost on restart). Same
+//! semantics as the Redis store, including TTLs; expired entries are dropped when touched and
+//! swept on writes.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 
-use super::{SessionStore, StoreError};
+use super::{union, EndResult, NewSession, PutResult, SessionStore, SessionView, StoreError, Ttls};
+
+#[derive(Debug, Clone)]
+enum Entry {
+    Session { sub: String, ended: bool, clients: Vec<String>, client_sids: BTreeMap<String, String> },
+    Alias(String),
+}
 
 #[derive(Debug, Default)]
-pub struct MemoryStore {}
+struct State {
+    sessions: HashMap<String, (Entry, Instant)>,
+    by_sub: HashMap<String, Vec<String>>,
+    pending: HashMap<String, (String, Instant)>,
+    writes: u64,
+}
+
+#[derive(Debug)]
+pub struct MemoryStore {
+    ttls: Ttls,
+    state: Mutex<State>,
+}
 
 impl MemoryStore {
-    pub fn new() -> Self {
-        Self::default()
+    pub fn new(ttls: Ttls) -> Self {
+        MemoryStore { ttls, state: Mutex::new(State::default()) }
+    }
+
+    fn lock(&self) -> Result<std::sync::MutexGuard<'_, State>, StoreError> {
+        self.state.lock().map_err(|_| StoreError::Unavailable("memory store poisoned".into()))
+    }
+}
+
+impl State {
+    fn live(&mut self, sid: &str) -> Option<Entry> {
+        let now = Instant::now();
+        match self.sessions.get(sid) {
+            Some((e, exp)) if *exp > now => Some(e.clone()),
+            Some(_) => {
+                self.sessions.remove(sid);
+                None
+            }
+            None => None,
+        }
+    }
+
+    /// Follow an alias to (primary sid, entry).
+    fn resolve(&mut self, sid: &str) -> Option<(String, Entry)> {
+        match self.live(sid)? {
+            Entry::Alias(p) => self.live(&p).map(|e| (p, e)),
+            e => Some((sid.to_string(), e)),
+        }
+    }
+
+    fn sweep(&mut self) {
+        self.writes += 1;
+        if self.writes.is_multiple_of(1024) {
+            let now = Instant::now();
+            self.sessions.retain(|_, (_, exp)| *exp > now);
+            self.pending.retain(|_, (_, exp)| *exp > now);
+        }
+    }
+}
+
+fn view(sid: &str, e: &Entry) -> Option<SessionView> {
+    match e {
+        Entry::Session { sub, ended, clients, client_sids } => Some(SessionView {
+            sid: sid.to_string(),
+            sub: sub.clone(),
+            clients: clients.clone(),
+            client_sids: client_sids.clone(),
+            status: if *ended { "ended" } else { "active" },
+        }),
+        Entry::Alias(_) => None,
     }
 }
 
@@ -21,6 +91,97 @@ impl SessionStore for MemoryStore {
     }
 
     async fn ping(&self) -> Result<(), StoreError> {
+        self.lock().map(|_| ())
+    }
+
+    async fn put_session(&self, s: &NewSession) -> Result<PutResult, StoreError> {
+        let mut st = self.lock()?;
+        st.sweep();
+        let (sid, mut clients, mut client_sids) = match st.resolve(&s.sid) {
+            Some((_, Entry::Session { sub, .. })) if sub != s.sub => return Ok(PutResult::Conflict("another subject")),
+            Some((_, Entry::Session { ended: true, .. })) => return Ok(PutResult::Conflict("session ended")),
+            Some((p, Entry::Session { clients, client_sids, .. })) => (p, clients, client_sids),
+            _ => (s.sid.clone(), Vec::new(), BTreeMap::new()),
+        };
+        union(&mut clients, &s.clients);
+        union(&mut clients, &s.client_sids.keys().cloned().collect::<Vec<_>>());
+        client_sids.extend(s.client_sids.clone());
+        let exp = Instant::now() + self.ttls.session;
+        let entry = Entry::Session { sub: s.sub.clone(), ended: false, clients, client_sids: client_sids.clone() };
+        let v = view(&sid, &entry);
+        st.sessions.insert(sid.clone(), (entry, exp));
+        for csid in client_sids.values().filter(|c| **c != sid) {
+            if st.live(csid).is_none() {
+                st.sessions.insert(csid.clone(), (Entry::Alias(sid.clone()), exp));
+            }
+        }
+        let list = st.by_sub.entry(s.sub.clone()).or_default();
+        if !list.contains(&sid) {
+            list.push(sid);
+        }
+        Ok(v.map_or(PutResult::Conflict("alias"), PutResult::Stored))
+    }
+
+    async fn get_session(&self, sid: &str) -> Result<Option<SessionView>, StoreError> {
+        let mut st = self.lock()?;
+        Ok(st.resolve(sid).and_then(|(p, e)| view(&p, &e)))
+    }
+
+    async fn sessions_of(&self, sub: &str) -> Result<Vec<SessionView>, StoreError> {
+        let mut st = self.lock()?;
+        let sids = st.by_sub.get(sub).cloned().unwrap_or_default();
+        let found: Vec<_> = sids.iter().filter_map(|sid| st.resolve(sid).and_then(|(p, e)| view(&p, &e))).collect();
+        let keep: Vec<String> = found.iter().map(|v| v.sid.clone()).collect();
+        if keep.is_empty() {
+            st.by_sub.remove(sub);
+        } else {
+            st.by_sub.insert(sub.to_string(), keep);
+        }
+        Ok(found)
+    }
+
+    async fn end_session(
+        &self,
+        sid: &str,
+        expect_sub: Option<&str>,
+        record_unknown: bool,
+    ) -> Result<EndResult, StoreError> {
+        let mut st = self.lock()?;
+        st.sweep();
+        let tomb = Instant::now() + self.ttls.tombstone;
+        match st.resolve(sid) {
+            None if record_unknown => {
+                let sub = expect_sub.unwrap_or_default().to_string();
+                let entry = Entry::Session { sub, ended: true, clients: Vec::new(), client_sids: BTreeMap::new() };
+                st.sessions.insert(sid.to_string(), (entry, tomb));
+                Ok(EndResult::Recorded)
+            }
+            None | Some((_, Entry::Alias(_))) => Ok(EndResult::Unknown),
+            Some((_, Entry::Session { sub, .. })) if expect_sub.is_some_and(|e| e != sub) => {
+                Ok(EndResult::SubjectMismatch)
+            }
+            Some((p, e @ Entry::Session { ended: true, .. })) => {
+                // Idempotent: the tombstone keeps its original expiry.
+                Ok(view(&p, &e).map_or(EndResult::Unknown, EndResult::AlreadyEnded))
+            }
+            Some((p, Entry::Session { sub, clients, client_sids, .. })) => {
+                let entry = Entry::Session { sub, ended: true, clients, client_sids };
+                let v = view(&p, &entry);
+                st.sessions.insert(p, (entry, tomb));
+                Ok(v.map_or(EndResult::Unknown, EndResult::Ended))
+            }
+        }
+    }
+
+    async fn put_pending(&self, token: &str, value: &str, ttl: Duration) -> Result<(), StoreError> {
+        let mut st = self.lock()?;
+        st.sweep();
+        st.pending.insert(token.to_string(), (value.to_string(), Instant::now() + ttl));
         Ok(())
+    }
+
+    async fn take_pending(&self, token: &str) -> Result<Option<String>, StoreError> {
+        let mut st = self.lock()?;
+        Ok(st.pending.remove(token).filter(|(_, exp)| *exp > Instant::now()).map(|(v, _)| v))
     }
 }

@@ -1,18 +1,26 @@
-//! The session store: where sessions, tombstones and anti-forgery tokens live.
+//! The session store: where sessions, tombstones and confirmation contexts live.
 //!
 //! [`SessionStore`] is the one interface the rest of the gateway sees; `redis.rs` implements it
 //! on a real Redis (shared by every gateway instance) and `memory.rs` in process (one instance
-//! only, for development and the embedded default). `session_store.backend` picks one at start.
-//! Passthrough traffic never calls into this module. Every operation is bounded in time: a
-//! store that does not answer is an error ([`StoreError::Unavailable`]), never a hang.
+//! only, for development and the embedded default), with the same semantics. Passthrough
+//! traffic never calls into this module. Every operation is bounded in time: a store that does
+//! not answer is [`StoreError::Unavailable`], never a hang, and callers fail closed.
+//!
+//! The model: a session is one browser session at the OP. It is stored under its primary sid
+//! and holds the subject, the participating clients, and each client's own sid (OPs such as
+//! node-oidc-provider give every client its own sid). Every other client sid is an alias that
+//! points at the primary. Ending a session keeps it as a tombstone for `tombstone_ttl`, so a
+//! stale or expired hint for it is still recognised (RPI-04/25, GW-06).
 
 mod memory;
 mod redis;
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
+use serde::Serialize;
 
 pub use self::memory::MemoryStore;
 pub use self::redis::RedisStore;
@@ -27,6 +35,57 @@ pub enum StoreError {
     Unavailable(String),
 }
 
+/// A session as the admin API shows it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct SessionView {
+    /// The primary sid.
+    pub sid: String,
+    pub sub: String,
+    pub clients: Vec<String>,
+    pub client_sids: BTreeMap<String, String>,
+    /// `active` or `ended`.
+    pub status: &'static str,
+}
+
+impl SessionView {
+    /// The sid `client` received: its own if the OP gave it one, else the primary.
+    pub fn sid_for(&self, client: &str) -> &str {
+        self.client_sids.get(client).map_or(self.sid.as_str(), String::as_str)
+    }
+}
+
+/// What one logout call did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum EndResult {
+    /// Was active, is now a tombstone.
+    Ended(SessionView),
+    /// Was already a tombstone (idempotent, RPI-25).
+    AlreadyEnded(SessionView),
+    /// Unknown sid; a tombstone was recorded because the caller asked for it.
+    Recorded,
+    /// Unknown sid; nothing changed.
+    Unknown,
+    /// The session belongs to another subject; nothing changed.
+    SubjectMismatch,
+}
+
+/// What recording a session did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PutResult {
+    Stored(SessionView),
+    /// The sid is known with another subject, or already ended: nothing changed.
+    Conflict(&'static str),
+}
+
+/// A session to record or merge (admin `PUT /sessions/{sid}`, and session learning).
+#[derive(Debug, Clone, Default)]
+pub struct NewSession {
+    pub sid: String,
+    pub sub: String,
+    pub clients: Vec<String>,
+    pub client_sids: BTreeMap<String, String>,
+}
+
 #[async_trait]
 pub trait SessionStore: Send + Sync {
     /// `memory` or `redis`, for logs and /readyz.
@@ -34,14 +93,56 @@ pub trait SessionStore: Send + Sync {
 
     /// Answers when the store can serve requests; used by /readyz.
     async fn ping(&self) -> Result<(), StoreError>;
+
+    /// Record a session or merge clients into it.
+    async fn put_session(&self, s: &NewSession) -> Result<PutResult, StoreError>;
+
+    /// The session any of its sids names, active or ended.
+    async fn get_session(&self, sid: &str) -> Result<Option<SessionView>, StoreError>;
+
+    /// Every remembered session of a subject.
+    async fn sessions_of(&self, sub: &str) -> Result<Vec<SessionView>, StoreError>;
+
+    /// The logout: end the session `sid` names, in one round trip for a primary sid.
+    /// `expect_sub`: end only if the session is that subject's. `record_unknown`: an unknown sid
+    /// becomes a tombstone (for `expect_sub`).
+    async fn end_session(
+        &self,
+        sid: &str,
+        expect_sub: Option<&str>,
+        record_unknown: bool,
+    ) -> Result<EndResult, StoreError>;
+
+    /// Keep a confirmation context under a single-use token for `ttl`.
+    async fn put_pending(&self, token: &str, value: &str, ttl: Duration) -> Result<(), StoreError>;
+
+    /// Take (and delete) a confirmation context: a token works once.
+    async fn take_pending(&self, token: &str) -> Result<Option<String>, StoreError>;
+}
+
+/// TTLs of the model, from the config.
+#[derive(Debug, Clone, Copy)]
+pub struct Ttls {
+    pub session: Duration,
+    pub tombstone: Duration,
 }
 
 /// Build the store `config` asks for. Connecting is lazy: this never blocks and never fails
 /// because the store is down (the gateway starts anyway and /readyz reports it).
 pub fn build(config: &StoreConfig) -> Arc<dyn SessionStore> {
+    let ttls = Ttls { session: config.session_ttl, tombstone: config.tombstone_ttl };
     match &config.backend {
-        Backend::Memory => Arc::new(MemoryStore::new()),
-        Backend::Redis(r) => Arc::new(RedisStore::new(r.clone(), config.key_prefix.clone())),
+        Backend::Memory => Arc::new(MemoryStore::new(ttls)),
+        Backend::Redis(r) => Arc::new(RedisStore::new(r.clone(), config.key_prefix.clone(), ttls)),
+    }
+}
+
+/// Merge `add` into `list` keeping order and uniqueness.
+pub(crate) fn union(list: &mut Vec<String>, add: &[String]) {
+    for c in add {
+        if !list.contains(c) {
+            list.push(c.clone());
+        }
     }
 }
 

@@ -1,38 +1,139 @@
 //! Redis session store (redis-rs 1.x, one multiplexed `ConnectionManager` per process).
 //!
+//! Keys (prefix `lgw:` by default) carry the sid or subject as a hash tag, so every key a
+//! script touches lives in one Redis Cluster slot:
+//! - `lgw:s:{sid}` hash: `sub`, `st` (`a` active, `e` ended), `cl` (JSON client list),
+//!   `cs` (JSON client → sid), `ct`/`et` (created/ended, unix seconds); or `p` = primary sid
+//!   for an alias. TTL `session_ttl`, or `tombstone_ttl` once ended.
+//! - `lgw:u:{sub}` set of primary sids ("all sessions of a user"), pruned lazily.
+//! - `lgw:c:{token}` string: a confirmation context, single use (GETDEL), short TTL.
+//!
+//! A logout is one `EVALSHA` of [`END`] (redis::Script reloads it after NOSCRIPT, e.g. after a
+//! Redis restart); a hint naming an alias sid costs a second call on the primary.
+//!
 //! The manager is created lazily on first use, inside whichever pingora service runtime asks
-//! first (all of them live as long as the process), so nothing async happens before the server
-//! runs and the gateway starts while Redis is down. It reconnects by itself; connection and
-//! response timeouts are always set (redis-rs has none by default for the manager) and every
-//! call is additionally bounded by [`super::timed`], so a hung Redis (SIGSTOP) is an error
-//! within about `connect_timeout + response_timeout`, never a hang.
+//! first (all live as long as the process), so nothing async happens before the server runs and
+//! the gateway starts while Redis is down. It reconnects by itself; connection and response
+//! timeouts are always set and every call is also bounded by [`super::timed`], so a hung Redis
+//! (SIGSTOP) is an error within `connect_timeout + response_timeout`, never a hang.
 
-use std::time::Duration;
+use std::collections::BTreeMap;
+use std::sync::LazyLock;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use async_trait::async_trait;
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use redis::Script;
 use tokio::sync::OnceCell;
 
-use super::{timed, SessionStore, StoreError};
+use super::{timed, EndResult, NewSession, PutResult, SessionStore, SessionView, StoreError, Ttls};
 use crate::config::RedisConfig;
+
+/// KEYS[1] session key. ARGV: expected sub ('' = any), record_unknown ('1'/'0'),
+/// tombstone ttl seconds, now. Returns {status, sub, clients json, client_sids json}.
+const END_LUA: &str = r#"
+local k = KEYS[1]
+local h = redis.call('HMGET', k, 'p', 'sub', 'st', 'cl', 'cs')
+if h[1] then return {'alias', h[1]} end
+if not h[2] then
+  if ARGV[2] == '1' then
+    redis.call('HSET', k, 'sub', ARGV[1], 'st', 'e', 'cl', '[]', 'cs', '{}', 'et', ARGV[4])
+    redis.call('EXPIRE', k, ARGV[3])
+    return {'recorded'}
+  end
+  return {'unknown'}
+end
+if ARGV[1] ~= '' and h[2] ~= ARGV[1] then return {'mismatch'} end
+if h[3] == 'e' then return {'already', h[2], h[4], h[5]} end
+redis.call('HSET', k, 'st', 'e', 'et', ARGV[4])
+redis.call('EXPIRE', k, ARGV[3])
+return {'ended', h[2], h[4], h[5]}
+"#;
+
+/// KEYS[1] session key. ARGV: sub, clients json array, client_sids json object, session ttl, now.
+/// Returns {status, clients json, client_sids json}.
+const PUT_LUA: &str = r#"
+local k = KEYS[1]
+local h = redis.call('HMGET', k, 'p', 'sub', 'st', 'cl', 'cs')
+if h[1] then return {'alias', h[1]} end
+if h[2] and h[2] ~= ARGV[1] then return {'conflict', 'another subject'} end
+if h[3] == 'e' then return {'conflict', 'session ended'} end
+local cl = h[4] and cjson.decode(h[4]) or {}
+local seen = {}
+for _, c in ipairs(cl) do seen[c] = true end
+for _, c in ipairs(cjson.decode(ARGV[2])) do
+  if not seen[c] then table.insert(cl, c); seen[c] = true end
+end
+local cs = h[5] and cjson.decode(h[5]) or {}
+for c, s in pairs(cjson.decode(ARGV[3])) do
+  cs[c] = s
+  if not seen[c] then table.insert(cl, c); seen[c] = true end
+end
+local cl_json = (#cl == 0) and '[]' or cjson.encode(cl)
+local cs_json = (next(cs) == nil) and '{}' or cjson.encode(cs)
+redis.call('HSET', k, 'sub', ARGV[1], 'st', 'a', 'cl', cl_json, 'cs', cs_json)
+redis.call('HSETNX', k, 'ct', ARGV[5])
+redis.call('EXPIRE', k, ARGV[4])
+return {'ok', cl_json, cs_json}
+"#;
+
+/// KEYS[1] alias key. ARGV: primary sid, ttl. Never turns an existing session into an alias
+/// (two separately learned sessions are merged by session learning, not here).
+const ALIAS_LUA: &str = "if redis.call('EXISTS', KEYS[1]) == 0 then redis.call('HSET', KEYS[1], 'p', ARGV[1]); redis.call('EXPIRE', KEYS[1], ARGV[2]) end";
+
+static END: LazyLock<Script> = LazyLock::new(|| Script::new(END_LUA));
+static PUT: LazyLock<Script> = LazyLock::new(|| Script::new(PUT_LUA));
 
 pub struct RedisStore {
     config: RedisConfig,
-    /// Key prefix (`lgw:`), used by the session keys.
-    #[allow(dead_code)]
     prefix: String,
+    ttls: Ttls,
     /// Created on first use; see the module comment for why not at start.
     conn: OnceCell<ConnectionManager>,
 }
 
+fn now() -> u64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
+}
+
+/// Redis errors without the URL (which may hold a password).
+fn redis_err(e: redis::RedisError) -> StoreError {
+    let detail = if e.is_timeout() {
+        "timed out".to_string()
+    } else if e.is_connection_refusal() {
+        "connection refused".to_string()
+    } else if e.is_io_error() || e.is_connection_dropped() {
+        "connection lost".to_string()
+    } else {
+        format!("{:?}", e.kind())
+    };
+    StoreError::Unavailable(format!("redis: {detail}"))
+}
+
+fn bad_reply(what: &str) -> StoreError {
+    StoreError::Unavailable(format!("redis: unexpected reply to {what}"))
+}
+
 impl RedisStore {
-    pub fn new(config: RedisConfig, prefix: String) -> Self {
-        Self { config, prefix, conn: OnceCell::new() }
+    pub fn new(config: RedisConfig, prefix: String, ttls: Ttls) -> Self {
+        Self { config, prefix, ttls, conn: OnceCell::new() }
     }
 
     /// Upper bound for one operation, reconnect included.
     fn deadline(&self) -> Duration {
         self.config.connect_timeout + self.config.response_timeout
+    }
+
+    fn session_key(&self, sid: &str) -> String {
+        format!("{}s:{{{sid}}}", self.prefix)
+    }
+
+    fn sub_key(&self, sub: &str) -> String {
+        format!("{}u:{{{sub}}}", self.prefix)
+    }
+
+    fn pending_key(&self, token: &str) -> String {
+        format!("{}c:{{{token}}}", self.prefix)
     }
 
     async fn conn(&self) -> Result<ConnectionManager, StoreError> {
@@ -53,20 +154,55 @@ impl RedisStore {
             .await
             .cloned()
     }
+
+    async fn end_once(
+        &self,
+        c: &mut ConnectionManager,
+        sid: &str,
+        expect_sub: Option<&str>,
+        record_unknown: bool,
+    ) -> Result<Vec<String>, StoreError> {
+        END.key(self.session_key(sid))
+            .arg(expect_sub.unwrap_or(""))
+            .arg(if record_unknown { "1" } else { "0" })
+            .arg(self.ttls.tombstone.as_secs().max(1))
+            .arg(now())
+            .invoke_async(c)
+            .await
+            .map_err(redis_err)
+    }
+
+    async fn load(&self, c: &mut ConnectionManager, sid: &str) -> Result<Option<SessionView>, StoreError> {
+        let h: BTreeMap<String, String> =
+            redis::cmd("HGETALL").arg(self.session_key(sid)).query_async(c).await.map_err(redis_err)?;
+        if let Some(p) = h.get("p") {
+            let h: BTreeMap<String, String> =
+                redis::cmd("HGETALL").arg(self.session_key(p)).query_async(c).await.map_err(redis_err)?;
+            return Ok(view_of(p, &h));
+        }
+        Ok(view_of(sid, &h))
+    }
 }
 
-/// Redis errors without the URL (which may hold a password).
-fn redis_err(e: redis::RedisError) -> StoreError {
-    let detail = if e.is_timeout() {
-        "timed out".to_string()
-    } else if e.is_connection_refusal() {
-        "connection refused".to_string()
-    } else if e.is_io_error() || e.is_connection_dropped() {
-        "connection lost".to_string()
-    } else {
-        format!("{:?}", e.kind())
-    };
-    StoreError::Unavailable(format!("redis: {detail}"))
+fn view_of(sid: &str, h: &BTreeMap<String, String>) -> Option<SessionView> {
+    let sub = h.get("sub")?;
+    Some(SessionView {
+        sid: sid.to_string(),
+        sub: sub.clone(),
+        clients: h.get("cl").and_then(|j| serde_json::from_str(j).ok()).unwrap_or_default(),
+        client_sids: h.get("cs").and_then(|j| serde_json::from_str(j).ok()).unwrap_or_default(),
+        status: if h.get("st").map(String::as_str) == Some("e") { "ended" } else { "active" },
+    })
+}
+
+fn view_from_reply(sid: &str, r: &[String]) -> SessionView {
+    SessionView {
+        sid: sid.to_string(),
+        sub: r.get(1).cloned().unwrap_or_default(),
+        clients: r.get(2).and_then(|j| serde_json::from_str(j).ok()).unwrap_or_default(),
+        client_sids: r.get(3).and_then(|j| serde_json::from_str(j).ok()).unwrap_or_default(),
+        status: "ended",
+    }
 }
 
 #[async_trait]
@@ -82,8 +218,145 @@ impl SessionStore for RedisStore {
             if pong == "PONG" {
                 Ok(())
             } else {
-                Err(StoreError::Unavailable(format!("redis answered {pong:?} to PING")))
+                Err(bad_reply("PING"))
             }
+        })
+        .await
+    }
+
+    async fn put_session(&self, s: &NewSession) -> Result<PutResult, StoreError> {
+        timed("put", self.deadline() * 2, async {
+            let mut c = self.conn().await?;
+            let clients = serde_json::to_string(&s.clients).map_err(|_| bad_reply("put"))?;
+            let csids = serde_json::to_string(&s.client_sids).map_err(|_| bad_reply("put"))?;
+            let mut sid = s.sid.clone();
+            let mut reply: Vec<String> = Vec::new();
+            // At most one alias hop: an alias always points at a primary.
+            for _ in 0..2 {
+                reply = PUT
+                    .key(self.session_key(&sid))
+                    .arg(&s.sub)
+                    .arg(&clients)
+                    .arg(&csids)
+                    .arg(self.ttls.session.as_secs().max(1))
+                    .arg(now())
+                    .invoke_async(&mut c)
+                    .await
+                    .map_err(redis_err)?;
+                match reply.first().map(String::as_str) {
+                    Some("alias") => sid = reply.get(1).cloned().ok_or_else(|| bad_reply("put"))?,
+                    _ => break,
+                }
+            }
+            match reply.first().map(String::as_str) {
+                Some("ok") => {}
+                Some("conflict") if reply.get(1).is_some_and(|r| r == "session ended") => {
+                    return Ok(PutResult::Conflict("session ended"))
+                }
+                Some("conflict") => return Ok(PutResult::Conflict("another subject")),
+                _ => return Err(bad_reply("put")),
+            }
+            // Aliases for the other client sids, and the subject index: one pipeline.
+            let ttl = self.ttls.session.as_secs().max(1);
+            let mut pipe = redis::pipe();
+            for csid in s.client_sids.values().filter(|c| **c != sid) {
+                let k = self.session_key(csid);
+                pipe.cmd("EVAL").arg(ALIAS_LUA).arg(1).arg(&k).arg(&sid).arg(ttl).ignore();
+            }
+            let uk = self.sub_key(&s.sub);
+            pipe.cmd("SADD").arg(&uk).arg(&sid).ignore();
+            pipe.cmd("EXPIRE").arg(&uk).arg(ttl).ignore();
+            pipe.query_async::<()>(&mut c).await.map_err(redis_err)?;
+            Ok(PutResult::Stored(SessionView {
+                sid,
+                sub: s.sub.clone(),
+                clients: reply.get(1).and_then(|j| serde_json::from_str(j).ok()).unwrap_or_default(),
+                client_sids: reply.get(2).and_then(|j| serde_json::from_str(j).ok()).unwrap_or_default(),
+                status: "active",
+            }))
+        })
+        .await
+    }
+
+    async fn get_session(&self, sid: &str) -> Result<Option<SessionView>, StoreError> {
+        timed("get", self.deadline(), async {
+            let mut c = self.conn().await?;
+            self.load(&mut c, sid).await
+        })
+        .await
+    }
+
+    async fn sessions_of(&self, sub: &str) -> Result<Vec<SessionView>, StoreError> {
+        timed("by_sub", self.deadline() * 2, async {
+            let mut c = self.conn().await?;
+            let sids: Vec<String> =
+                redis::cmd("SMEMBERS").arg(self.sub_key(sub)).query_async(&mut c).await.map_err(redis_err)?;
+            let mut out = Vec::new();
+            let mut gone = Vec::new();
+            for sid in sids.iter().take(1000) {
+                match self.load(&mut c, sid).await? {
+                    Some(v) => out.push(v),
+                    None => gone.push(sid.clone()),
+                }
+            }
+            if !gone.is_empty() {
+                let _: i64 = redis::cmd("SREM")
+                    .arg(self.sub_key(sub))
+                    .arg(&gone)
+                    .query_async(&mut c)
+                    .await
+                    .map_err(redis_err)?;
+            }
+            Ok(out)
+        })
+        .await
+    }
+
+    async fn end_session(
+        &self,
+        sid: &str,
+        expect_sub: Option<&str>,
+        record_unknown: bool,
+    ) -> Result<EndResult, StoreError> {
+        timed("end", self.deadline() * 2, async {
+            let mut c = self.conn().await?;
+            let mut primary = sid.to_string();
+            let mut r = self.end_once(&mut c, sid, expect_sub, record_unknown).await?;
+            if r.first().map(String::as_str) == Some("alias") {
+                primary = r.get(1).cloned().ok_or_else(|| bad_reply("end"))?;
+                r = self.end_once(&mut c, &primary, expect_sub, false).await?;
+            }
+            Ok(match r.first().map(String::as_str) {
+                Some("ended") => EndResult::Ended(view_from_reply(&primary, &r)),
+                Some("already") => EndResult::AlreadyEnded(view_from_reply(&primary, &r)),
+                Some("recorded") => EndResult::Recorded,
+                Some("unknown") => EndResult::Unknown,
+                Some("mismatch") => EndResult::SubjectMismatch,
+                _ => return Err(bad_reply("end")),
+            })
+        })
+        .await
+    }
+
+    async fn put_pending(&self, token: &str, value: &str, ttl: Duration) -> Result<(), StoreError> {
+        timed("pending_put", self.deadline(), async {
+            let mut c = self.conn().await?;
+            redis::cmd("SET")
+                .arg(self.pending_key(token))
+                .arg(value)
+                .arg("PX")
+                .arg(ttl.as_millis().max(1) as u64)
+                .query_async::<()>(&mut c)
+                .await
+                .map_err(redis_err)
+        })
+        .await
+    }
+
+    async fn take_pending(&self, token: &str) -> Result<Option<String>, StoreError> {
+        timed("pending_take", self.deadline(), async {
+            let mut c = self.conn().await?;
+            redis::cmd("GETDEL").arg(self.pending_key(token)).query_async(&mut c).await.map_err(redis_err)
         })
         .await
     }

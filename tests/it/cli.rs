@@ -31,10 +31,10 @@ fn check_accepts_a_good_config() {
 
 #[test]
 fn check_lists_every_problem_with_key_path_and_line_and_exits_64() {
-    let yaml = format!(
-        "{}clients:\n  rp1:\n    post_logout_redirect_uris: [\"javascript:alert(1)\", \"https://rp1.example/bye#x\"]\n    default_post_logout_redirect_uri: \"https://rp1.example/other\"\n    frontchannel_logout_uri: \"/fc\"\n    surprise: true\n",
-        good().replace("connect_timeout: 1s", "connect_timeout: soon").replace("listen: \"127.0.0.1:8080\"", "listen: \"nowhere\"")
-    );
+    let yaml = good()
+        .replace(crate::harness::CLIENTS, "clients:\n  rp1:\n    post_logout_redirect_uris: [\"javascript:alert(1)\", \"https://rp1.example/bye#x\"]\n    default_post_logout_redirect_uri: \"https://rp1.example/other\"\n    frontchannel_logout_uri: \"/fc\"\n    surprise: true\n")
+        .replace("connect_timeout: 1s", "connect_timeout: soon")
+        .replace("listen: \"127.0.0.1:8080\"", "listen: \"nowhere\"");
     let (code, out, err) = check(&yaml, &[]);
     assert_eq!(code, 64, "{out}{err}");
     assert_eq!(out, "");

@@ -89,9 +89,25 @@ pub struct GatewayOpts {
     pub connect_timeout: &'static str,
     pub read_timeout: &'static str,
     pub trust_forwarded_headers: bool,
+    /// Lines added under `end_session:` (indented by two spaces).
+    pub end_session_extra: String,
     /// Extra YAML appended at the top level.
     pub extra: String,
 }
+
+/// The relying parties of REQUIREMENTS.md §0.3.
+pub const CLIENTS: &str = "clients:
+  rp-a:
+    post_logout_redirect_uris: [\"https://a.example.org/logged-out\", \"https://a.example.org/bye?lang=en\"]
+    frontchannel_logout_uri: \"https://a.example.org/fc?tenant=t1\"
+    frontchannel_logout_session_required: true
+  rp-b:
+    post_logout_redirect_uris: [\"https://b.example.net/out\"]
+    default_post_logout_redirect_uri: \"https://b.example.net/out\"
+    frontchannel_logout_uri: \"https://b.example.net/fc\"
+  rp-c:
+    post_logout_redirect_uris: [\"https://c.example.com/out\"]
+";
 
 impl GatewayOpts {
     pub fn new(upstream_url: impl Into<String>) -> Self {
@@ -102,6 +118,7 @@ impl GatewayOpts {
             connect_timeout: "1s",
             read_timeout: "5s",
             trust_forwarded_headers: false,
+            end_session_extra: String::new(),
             extra: String::new(),
         }
     }
@@ -116,15 +133,16 @@ impl GatewayOpts {
             "listen: \"127.0.0.1:{listen}\"\nadmin:\n  listen: \"127.0.0.1:{admin}\"\n\
              upstream:\n  url: \"{up}\"\n  connect_timeout: {ct}\n  read_timeout: {rt}\n  trust_forwarded_headers: {tf}\n  session_cookies: [\"op_session\"]\n{ca}\
              issuer: \"http://127.0.0.1:{listen}\"\n\
-             end_session:\n  paths: [\"/session/end\", \"/oxauth/restv1/end_session\"]\n\
+             end_session:\n  paths: [\"/session/end\", \"/oxauth/restv1/end_session\"]\n{es}\
              session_store:\n{store}\
              templates_dir: \"{tpl}\"\n\
              log:\n  level: \"info,pingora_proxy=error\"\n\
-             server:\n  threads: 2\n  grace_period: 1s\n  shutdown_timeout: 1s\n{extra}",
+             server:\n  threads: 2\n  grace_period: 1s\n  shutdown_timeout: 1s\n{CLIENTS}{extra}",
             up = self.upstream_url,
             ct = self.connect_timeout,
             rt = self.read_timeout,
             tf = self.trust_forwarded_headers,
+            es = self.end_session_extra,
             tpl = templates_dir().display(),
             extra = self.extra,
         )

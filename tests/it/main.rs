@@ -2,9 +2,16 @@
 //! gateway binary with generated configs. Scenarios read like the contract they check.
 
 mod harness;
+mod tokens;
 mod upstream;
 
 mod admin;
 mod cli;
+mod logout;
 mod passthrough;
 mod routing;
+
+/// Percent-decoding for assertions (form rules: `+` is a space).
+pub fn tokens_decode(s: &str) -> Vec<u8> {
+    logout_gateway::logout::params::decode(s.as_bytes())
+}

@@ -173,10 +173,10 @@ fn https_upstream_is_verified_against_the_configured_ca() {
     assert_eq!(body["target"], "/over-tls?x=1");
 
     // Without the CA the certificate is not trusted: 502, nothing reaches the upstream.
-    let before = up.count();
+    let before = up.count_app();
     let gw2 = Gateway::start(&GatewayOpts::new(url));
     assert_eq!(client().get(gw2.url("/x")).send().unwrap().status(), 502);
-    assert_eq!(up.count(), before);
+    assert_eq!(up.count_app(), before);
 }
 
 #[test]
@@ -186,5 +186,5 @@ fn https_upstream_with_a_certificate_for_another_name_is_refused() {
     opts.ca_file = up.ca_pem.clone();
     let gw = Gateway::start(&opts);
     assert_eq!(client().get(gw.url("/x")).send().unwrap().status(), 502);
-    assert_eq!(up.count(), 0);
+    assert_eq!(up.count_app(), 0);
 }

@@ -49,6 +49,8 @@ pub fn pattern(n: usize) -> Vec<u8> {
 pub struct Upstream {
     pub addr: SocketAddr,
     pub seen: Arc<Mutex<Vec<Seen>>>,
+    /// The JWKS served at /jwks (tests may rotate it).
+    pub jwks: Arc<Mutex<String>>,
     /// PEM of the CA that signed the TLS certificate (TLS upstreams only).
     pub ca_pem: Option<PathBuf>,
     _dir: tempfile::TempDir,
@@ -67,7 +69,11 @@ fn query_param(target: &str, key: &str) -> Option<usize> {
     q.split('&').find_map(|kv| kv.strip_prefix(key)?.strip_prefix('=')?.parse().ok())
 }
 
-async fn handle(req: Request<Incoming>, seen: Arc<Mutex<Vec<Seen>>>) -> Result<Response<Body>, Infallible> {
+async fn handle(
+    req: Request<Incoming>,
+    seen: Arc<Mutex<Vec<Seen>>>,
+    jwks: Arc<Mutex<String>>,
+) -> Result<Response<Body>, Infallible> {
     let method = req.method().to_string();
     let target = req.uri().path_and_query().map(|p| p.as_str().to_string()).unwrap_or_default();
     let headers: Vec<(String, String)> = req
@@ -80,7 +86,20 @@ async fn handle(req: Request<Incoming>, seen: Arc<Mutex<Vec<Seen>>>) -> Result<R
     seen.lock().unwrap().push(s.clone());
 
     let path = target.split('?').next().unwrap_or("");
-    let resp = if path == "/big" {
+    let resp = if path == "/.well-known/openid-configuration" {
+        // Built from the Host the request names, as OPs behind a proxy do.
+        let host = s.header("host").unwrap_or("localhost").to_string();
+        let proto = s.header("x-forwarded-proto").unwrap_or("http").to_string();
+        let doc = serde_json::json!({
+            "issuer": format!("{proto}://{host}"),
+            "jwks_uri": format!("{proto}://{host}/jwks"),
+            "authorization_endpoint": format!("{proto}://{host}/authorize"),
+        });
+        Response::builder().header("content-type", "application/json").body(full(doc.to_string()))
+    } else if path == "/jwks" {
+        let body = jwks.lock().unwrap().clone();
+        Response::builder().header("content-type", "application/json").body(full(body))
+    } else if path == "/big" {
         let n = query_param(&target, "size").unwrap_or(0);
         Response::builder().header("content-type", "application/octet-stream").body(full(pattern(n)))
     } else if path == "/chunked" {
@@ -137,6 +156,9 @@ impl Upstream {
             None => (None, None),
         };
         let seen = Arc::new(Mutex::new(Vec::new()));
+        let fixtures = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/jwks.json");
+        let jwks = Arc::new(Mutex::new(std::fs::read_to_string(fixtures).unwrap()));
+        let jwks2 = jwks.clone();
         let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         listener.set_nonblocking(true).unwrap();
         let addr = listener.local_addr().unwrap();
@@ -152,9 +174,10 @@ impl Upstream {
                         _ = &mut rx => return,
                     };
                     let seen = seen2.clone();
+                    let jwks = jwks2.clone();
                     let acceptor = acceptor.clone();
                     tokio::spawn(async move {
-                        let svc = service_fn(move |req| handle(req, seen.clone()));
+                        let svc = service_fn(move |req| handle(req, seen.clone(), jwks.clone()));
                         let builder = hyper::server::conn::http1::Builder::new();
                         match acceptor {
                             Some(acc) => {
@@ -170,7 +193,7 @@ impl Upstream {
                 }
             });
         });
-        Upstream { addr, seen, ca_pem, _dir: dir, shutdown: Some(tx), thread: Some(thread) }
+        Upstream { addr, seen, jwks, ca_pem, _dir: dir, shutdown: Some(tx), thread: Some(thread) }
     }
 
     pub fn url(&self) -> String {
@@ -181,8 +204,14 @@ impl Upstream {
         self.seen.lock().unwrap().clone()
     }
 
-    pub fn count(&self) -> usize {
-        self.seen.lock().unwrap().len()
+    /// Requests other than key and discovery fetches.
+    pub fn count_app(&self) -> usize {
+        self.seen
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|s| !s.target.starts_with("/jwks") && !s.target.starts_with("/.well-known"))
+            .count()
     }
 }
 

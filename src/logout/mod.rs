@@ -1,0 +1,459 @@
+//! RP-initiated logout at end_session (OpenID Connect RP-Initiated Logout 1.0 with Front-Channel
+//! Logout 1.0), answered by the gateway itself.
+//!
+//! One request: parse strictly ([`params`]), validate the hint (`oidc::hint`), plan with the
+//! decision table ([`decide`]), make the one session-store call the plan needs, and reply: a
+//! redirect, the front-channel page, the logged-out page, the confirmation page, or an error.
+//! Confirmations carry a single-use token kept in the store and bound, through a hash, to an
+//! HttpOnly cookie set with the page. Nothing claims success unless the store confirmed it:
+//! store trouble is a 503 page without a redirect (GW-08). This module does not touch pingora
+//! types; `proxy` reads the request into an [`Input`] and writes the [`Reply`].
+
+pub mod decide;
+pub mod params;
+pub mod uri;
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use self::decide::{EndRequest, HintCheck, Next, Outcome, Plan, Policy, StoreAnswer};
+use self::params::LogoutParams;
+use crate::config::{Client, Config};
+use crate::metrics::Metrics;
+use crate::oidc::jwks::Jwks;
+use crate::render::{ErrorKind, Frame, Page, Pages};
+use crate::session::{EndResult, SessionStore, SessionView};
+
+/// Name of the cookie that binds a confirmation page to the browser that saw it.
+pub const CONFIRM_COOKIE: &str = "lgw_confirm";
+
+/// The request as the logout flow needs it (read by `proxy` from the pingora session).
+#[derive(Debug, Default)]
+pub struct Input<'a> {
+    pub method: &'a str,
+    pub query: &'a [u8],
+    pub content_type: Option<&'a str>,
+    /// The body of a POST (already size-capped).
+    pub body: &'a [u8],
+    pub cookie: Option<&'a str>,
+    /// The path the confirmation form posts to.
+    pub confirm_action: String,
+}
+
+/// What to send back.
+#[derive(Debug)]
+pub enum Reply {
+    Page { page: Page, headers: Vec<(&'static str, String)>, outcome: &'static str },
+    Redirect { location: String, headers: Vec<(&'static str, String)> },
+}
+
+/// The confirmation context kept in the store under the page's token.
+#[derive(Debug, Serialize, Deserialize)]
+struct Pending {
+    next: NextJson,
+    end: Option<EndJson>,
+    lang: String,
+    /// SHA-256 (hex) of the binder cookie's value.
+    binder: String,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+struct NextJson {
+    client_id: Option<String>,
+    redirect: Option<String>,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+struct EndJson {
+    sid: String,
+    sub: String,
+    accept_unknown: bool,
+}
+
+/// Everything one logout needs; shared by all requests.
+pub struct Logout {
+    pub clients: BTreeMap<String, Client>,
+    pub issuer: String,
+    pub policy: Policy,
+    pub session_cookies: Vec<String>,
+    pub frontchannel_timeout: Duration,
+    pub confirmation_ttl: Duration,
+    /// Cookies get `Secure` when the issuer is https.
+    pub secure_cookies: bool,
+    pub store: Arc<dyn SessionStore>,
+    pub jwks: Arc<Jwks>,
+    pub pages: Arc<Pages>,
+}
+
+/// A participant RP and the sid it knows.
+struct Participant<'a> {
+    client_id: &'a str,
+    sid: Option<String>,
+}
+
+impl Logout {
+    pub fn new(config: &Config, store: Arc<dyn SessionStore>, jwks: Arc<Jwks>, pages: Arc<Pages>) -> Logout {
+        let es = &config.end_session;
+        Logout {
+            clients: config.clients.clone(),
+            issuer: config.issuer.clone(),
+            policy: Policy {
+                require_hint: es.require_id_token_hint,
+                reject_expired: es.reject_expired_id_token_hint,
+                accept_unknown_sid: es.accept_unknown_sid,
+                unregistered_redirect_patterns: es.unregistered_redirect_uri_patterns.clone(),
+            },
+            session_cookies: config.upstream.session_cookies.clone(),
+            frontchannel_timeout: es.frontchannel_timeout,
+            confirmation_ttl: es.confirmation_ttl,
+            secure_cookies: config.issuer.starts_with("https://"),
+            store,
+            jwks,
+            pages,
+        }
+    }
+
+    /// end_session itself (GET query or POST form, RPI-01, GW-10).
+    pub async fn end_session(&self, input: &Input<'_>) -> Reply {
+        let raw = match self.raw_params(input) {
+            Ok(raw) => raw,
+            Err(reply) => return reply,
+        };
+        let p = match LogoutParams::parse(raw) {
+            Ok(p) => p,
+            Err(e) => {
+                tracing::info!(reason = %e, "end_session rejected");
+                return self.error(400, ErrorKind::Rejected, None, "rejected");
+            }
+        };
+        let lang = self.pages.pick_lang(p.ui_locales.as_deref()).to_string();
+        let hint = match &p.id_token_hint {
+            None => HintCheck::Absent,
+            Some(t) => match crate::oidc::hint::check(t, &self.jwks, &self.issuer, &self.clients).await {
+                Ok(h) => h,
+                Err(e) => {
+                    tracing::warn!(error = %e, "end_session unavailable");
+                    return self.error(503, ErrorKind::Unavailable, Some(&lang), "unavailable");
+                }
+            },
+        };
+        if let HintCheck::Invalid(why) = &hint {
+            tracing::info!(reason = why, "id_token_hint refused");
+        }
+        let plan = decide::plan(
+            &hint,
+            p.client_id.as_deref(),
+            p.post_logout_redirect_uri.as_deref(),
+            p.state.as_deref(),
+            &self.clients,
+            &self.policy,
+        );
+        let hint_client = match &hint {
+            HintCheck::Valid(c) => Some(c.client_id.clone()),
+            _ => None,
+        };
+        match plan {
+            Plan::Reject(r) => {
+                tracing::info!(reason = r.code(), "end_session rejected");
+                self.error(400, ErrorKind::Rejected, Some(&lang), "rejected")
+            }
+            Plan::Confirm { next, end } => self.ask(next, end, &lang, input).await,
+            Plan::LogoutWithoutSession { next } => {
+                let who = hint_client.map(|c| vec![(c, None)]).unwrap_or_default();
+                self.finish(next, &who, None, &lang)
+            }
+            Plan::End { next, end } => {
+                let res = self.store.end_session(&end.sid, Some(&end.sub), end.accept_unknown).await;
+                let res = match res {
+                    Ok(r) => r,
+                    Err(e) => {
+                        tracing::warn!(error = %e, "end_session unavailable");
+                        return self.error(503, ErrorKind::Unavailable, Some(&lang), "unavailable");
+                    }
+                };
+                let answer = match &res {
+                    EndResult::Ended(_) => StoreAnswer::Ended,
+                    EndResult::AlreadyEnded(_) => StoreAnswer::AlreadyEnded,
+                    EndResult::Recorded => StoreAnswer::Recorded,
+                    EndResult::Unknown => StoreAnswer::Unknown,
+                    EndResult::SubjectMismatch => StoreAnswer::SubjectMismatch,
+                };
+                let hint_sid = Some(end.sid.clone());
+                match decide::after_store(next, end, answer) {
+                    Outcome::Confirm { next, end } => self.ask(next, end, &lang, input).await,
+                    Outcome::LoggedOut(next) => {
+                        let who = hint_client.map(|c| vec![(c, hint_sid)]).unwrap_or_default();
+                        self.finish(next, &who, session_of(&res), &lang)
+                    }
+                }
+            }
+        }
+    }
+
+    /// The confirmation form's POST: a valid, unused token bound to this browser logs out.
+    pub async fn confirm(&self, input: &Input<'_>) -> Reply {
+        if input.method != "POST" {
+            return self.method_not_allowed("POST");
+        }
+        if !is_form(input.content_type) {
+            return self.error(415, ErrorKind::UnsupportedMediaType, None, "rejected");
+        }
+        let (mut token, mut action) = (None, None);
+        for pair in input.body.split(|b| *b == b'&') {
+            let (k, v) = match pair.iter().position(|b| *b == b'=') {
+                Some(i) => (&pair[..i], &pair[i + 1..]),
+                None => (pair, &b""[..]),
+            };
+            match params::decode(k).as_slice() {
+                b"token" => token = Some(String::from_utf8_lossy(&params::decode(v)).into_owned()),
+                b"action" => action = Some(params::decode(v)),
+                _ => {}
+            }
+        }
+        let Some(token) = token.filter(|t| t.len() <= 64 && !t.is_empty()) else {
+            return self.error(400, ErrorKind::ConfirmationInvalid, None, "rejected");
+        };
+        let pending = match self.store.take_pending(&token).await {
+            Ok(p) => p,
+            Err(e) => {
+                tracing::warn!(error = %e, "confirmation unavailable");
+                return self.error(503, ErrorKind::Unavailable, None, "unavailable");
+            }
+        };
+        let Some(pending) = pending.and_then(|p| serde_json::from_str::<Pending>(&p).ok()) else {
+            tracing::info!("confirmation token unknown, expired or replayed");
+            return self.error(400, ErrorKind::ConfirmationInvalid, None, "rejected");
+        };
+        let lang = pending.lang.clone();
+        let binder = cookie_value(input.cookie, CONFIRM_COOKIE).map(|v| hex_sha256(v.as_bytes()));
+        if binder.as_deref() != Some(pending.binder.as_str()) || action.as_deref() != Some(b"logout") {
+            tracing::info!("confirmation not bound to this browser, or not a logout");
+            return self.error(400, ErrorKind::ConfirmationInvalid, Some(&lang), "rejected");
+        }
+        let next = Next { client_id: pending.next.client_id, redirect: pending.next.redirect };
+        let initiator = next.client_id.clone();
+        let (session, sid) = match pending.end {
+            None => (None, None),
+            Some(e) => {
+                let end = EndRequest { sid: e.sid, sub: e.sub, accept_unknown: e.accept_unknown };
+                match self.store.end_session(&end.sid, Some(&end.sub), end.accept_unknown).await {
+                    Ok(r) => (session_of(&r), Some(end.sid)),
+                    Err(err) => {
+                        tracing::warn!(error = %err, "confirmation unavailable");
+                        return self.error(503, ErrorKind::Unavailable, Some(&lang), "unavailable");
+                    }
+                }
+            }
+        };
+        let who = initiator.map(|c| vec![(c, sid)]).unwrap_or_default();
+        let mut reply = self.finish(next, &who, session, &lang);
+        let clear = format!("{CONFIRM_COOKIE}=; Path={}; Max-Age=0; HttpOnly; SameSite=Strict", input.confirm_action);
+        match &mut reply {
+            Reply::Page { headers, .. } | Reply::Redirect { headers, .. } => headers.push(("set-cookie", clear)),
+        }
+        reply
+    }
+
+    fn raw_params<'a>(&self, input: &Input<'a>) -> Result<&'a [u8], Reply> {
+        match input.method {
+            "GET" => {
+                if input.query.len() > params::MAX_INPUT {
+                    return Err(self.error(414, ErrorKind::TooLarge, None, "rejected"));
+                }
+                Ok(input.query)
+            }
+            // GW-10: a POST's parameters come from its form body only.
+            "POST" if !is_form(input.content_type) => {
+                Err(self.error(415, ErrorKind::UnsupportedMediaType, None, "rejected"))
+            }
+            "POST" => Ok(input.body),
+            _ => Err(self.method_not_allowed("GET, POST")),
+        }
+    }
+
+    fn method_not_allowed(&self, allow: &str) -> Reply {
+        let mut r = self.error(405, ErrorKind::MethodNotAllowed, None, "rejected");
+        if let Reply::Page { headers, .. } = &mut r {
+            headers.push(("allow", allow.to_string()));
+        }
+        r
+    }
+
+    /// An error page; counted under `outcome`.
+    pub fn error(&self, status: u16, kind: ErrorKind, lang: Option<&str>, outcome: &'static str) -> Reply {
+        let lang = lang.unwrap_or(crate::render::DEFAULT_LANG);
+        let mut headers = Vec::new();
+        if status == 503 {
+            headers.push(("retry-after", "5".to_string()));
+        }
+        match self.pages.error(status, kind, lang) {
+            Ok(page) => Reply::Page { page, headers, outcome },
+            Err(e) => {
+                tracing::error!(error = %e, "error page failed to render");
+                let page = Page { status, html: String::new(), nonce: String::new(), frame_origins: Vec::new() };
+                Reply::Page { page, headers, outcome }
+            }
+        }
+    }
+
+    /// Keep the context under a fresh token and show the confirmation page, with the cookie
+    /// that binds the token to this browser.
+    async fn ask(&self, next: Next, end: Option<EndRequest>, lang: &str, input: &Input<'_>) -> Reply {
+        let token = crate::render::random_token();
+        let binder = crate::render::random_token();
+        let pending = Pending {
+            next: NextJson { client_id: next.client_id, redirect: next.redirect },
+            end: end.map(|e| EndJson { sid: e.sid, sub: e.sub, accept_unknown: e.accept_unknown }),
+            lang: lang.to_string(),
+            binder: hex_sha256(binder.as_bytes()),
+        };
+        let Ok(json) = serde_json::to_string(&pending) else {
+            return self.error(500, ErrorKind::Internal, Some(lang), "rejected");
+        };
+        if let Err(e) = self.store.put_pending(&token, &json, self.confirmation_ttl).await {
+            tracing::warn!(error = %e, "confirmation unavailable");
+            return self.error(503, ErrorKind::Unavailable, Some(lang), "unavailable");
+        }
+        match self.pages.confirm(lang, &input.confirm_action, &token) {
+            Ok(page) => {
+                let cookie = format!(
+                    "{CONFIRM_COOKIE}={binder}; Path={}; Max-Age={}; HttpOnly; SameSite=Strict{}",
+                    input.confirm_action,
+                    self.confirmation_ttl.as_secs().max(1),
+                    if self.secure_cookies { "; Secure" } else { "" }
+                );
+                Reply::Page { page, headers: vec![("set-cookie", cookie)], outcome: "confirm" }
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "confirmation page failed to render");
+                self.error(500, ErrorKind::Internal, Some(lang), "rejected")
+            }
+        }
+    }
+
+    /// The user is logged out (the store said so): clear the OP's cookies, load every
+    /// participant's front-channel URI, then go where `next` says (RPI-17/22, FCL-05..10).
+    fn finish(
+        &self,
+        next: Next,
+        initiator: &[(String, Option<String>)],
+        session: Option<SessionView>,
+        lang: &str,
+    ) -> Reply {
+        let mut who: Vec<Participant<'_>> = Vec::new();
+        if let Some(s) = &session {
+            for c in &s.clients {
+                who.push(Participant { client_id: c, sid: Some(s.sid_for(c).to_string()) });
+            }
+        }
+        for (c, sid) in initiator {
+            if !who.iter().any(|p| p.client_id == c) {
+                who.push(Participant { client_id: c, sid: sid.clone() });
+            }
+        }
+        let frames: Vec<Frame> = who
+            .iter()
+            .filter_map(|p| {
+                let client = self.clients.get(p.client_id)?;
+                let fc = client.frontchannel_logout_uri.as_deref()?;
+                let src = uri::frontchannel_url(
+                    fc,
+                    client.frontchannel_logout_session_required,
+                    &self.issuer,
+                    p.sid.as_deref(),
+                );
+                let origin = uri::origin(&src)?;
+                Some(Frame { src, origin })
+            })
+            .collect();
+        let headers = self.clear_op_cookies();
+        let m = Metrics::get();
+        m.frontchannel_iframes.inc_by(frames.len() as u64);
+        let outcome = if next.redirect.is_some() { "redirect" } else { "logged_out" };
+        tracing::info!(
+            outcome,
+            client = next.client_id.as_deref().unwrap_or("-"),
+            iframes = frames.len(),
+            "logged out"
+        );
+        if frames.is_empty() {
+            if let Some(location) = next.redirect {
+                return Reply::Redirect { location, headers };
+            }
+        }
+        let page = if frames.is_empty() {
+            self.pages.logged_out(lang)
+        } else {
+            let ms = self.frontchannel_timeout.as_millis().min(60_000) as u64;
+            self.pages.frontchannel(lang, &frames, next.redirect.as_deref(), ms)
+        };
+        match page {
+            Ok(page) => Reply::Page { page, headers, outcome },
+            Err(e) => {
+                // The session is ended; say so plainly rather than fail the request.
+                tracing::error!(error = %e, "logged-out page failed to render");
+                let mut r = self.error(500, ErrorKind::Internal, Some(lang), outcome);
+                if let Reply::Page { headers: h, .. } = &mut r {
+                    h.extend(headers);
+                }
+                r
+            }
+        }
+    }
+
+    /// Expire the upstream OP's own session cookies in the browser.
+    fn clear_op_cookies(&self) -> Vec<(&'static str, String)> {
+        let secure = if self.secure_cookies { "; Secure" } else { "" };
+        self.session_cookies
+            .iter()
+            .map(|n| {
+                (
+                    "set-cookie",
+                    format!("{n}=; Path=/; Max-Age=0; Expires=Thu, 01 Jan 1970 00:00:00 GMT; HttpOnly{secure}"),
+                )
+            })
+            .collect()
+    }
+}
+
+fn session_of(r: &EndResult) -> Option<SessionView> {
+    match r {
+        EndResult::Ended(v) | EndResult::AlreadyEnded(v) => Some(v.clone()),
+        _ => None,
+    }
+}
+
+fn is_form(content_type: Option<&str>) -> bool {
+    content_type
+        .and_then(|c| c.split(';').next())
+        .is_some_and(|m| m.trim().eq_ignore_ascii_case("application/x-www-form-urlencoded"))
+}
+
+/// The value of cookie `name` in a Cookie header.
+pub fn cookie_value<'a>(header: Option<&'a str>, name: &str) -> Option<&'a str> {
+    header?.split(';').filter_map(|kv| kv.trim().split_once('=')).find(|(k, _)| *k == name).map(|(_, v)| v)
+}
+
+fn hex_sha256(data: &[u8]) -> String {
+    Sha256::digest(data).iter().map(|b| format!("{b:02x}")).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cookies_and_forms() {
+        assert_eq!(cookie_value(Some("a=1; lgw_confirm=xyz; b=2"), "lgw_confirm"), Some("xyz"));
+        assert_eq!(cookie_value(Some("xlgw_confirm=1"), "lgw_confirm"), None);
+        assert_eq!(cookie_value(None, "x"), None);
+        assert!(is_form(Some("application/x-www-form-urlencoded; charset=UTF-8")));
+        assert!(!is_form(Some("application/json")));
+        assert!(!is_form(None));
+        assert_eq!(hex_sha256(b"").len(), 64);
+    }
+}

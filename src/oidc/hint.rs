@@ -1,0 +1,137 @@
+//! id_token_hint validation (RPI-03/06, CORE-01/03, BCL-23).
+//!
+//! A hint is accepted only when it is a compact JWS whose header names an allowed asymmetric
+//! algorithm that fits one of the upstream's keys (by `kid` when given), whose signature
+//! verifies, whose `iss` is the configured issuer byte for byte, and whose audience is a
+//! configured client (`aud`, or `azp` when `aud` has several values). `exp` is not a reason to
+//! refuse (RPI-04): it is reported so the decision table can ask the session store. `jku`,
+//! `x5u`, `jwk` and `x5c` headers are never used; the kid is only a lookup key. Logout tokens
+//! (an `events` claim or `typ: logout+jwt`) and other typed JWTs are refused as hints.
+
+use std::collections::BTreeMap;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use jsonwebtoken::{Algorithm, Validation};
+use serde::Deserialize;
+
+use super::jwks::Jwks;
+use crate::config::Client;
+use crate::logout::decide::{HintCheck, HintClaims};
+
+/// Leeway for `exp`, in seconds.
+const LEEWAY: u64 = 60;
+/// Larger hints are refused before any decoding.
+pub const MAX_HINT: usize = 16 * 1024;
+
+#[derive(Debug, Deserialize)]
+struct Claims {
+    iss: String,
+    sub: String,
+    aud: Audience,
+    #[serde(default)]
+    azp: Option<String>,
+    #[serde(default)]
+    sid: Option<String>,
+    exp: u64,
+    /// Present in logout tokens only (BCL-23).
+    #[serde(default)]
+    events: Option<serde_json::Value>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+enum Audience {
+    One(String),
+    Many(Vec<String>),
+}
+
+/// Hint validation could not run: the keys are not available (fail closed, 503).
+#[derive(Debug, thiserror::Error)]
+#[error("upstream signing keys are not available")]
+pub struct KeysUnavailable;
+
+fn now() -> u64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
+}
+
+/// Validate `token` against the upstream keys. Invalid hints are a verdict, not an error.
+pub async fn check(
+    token: &str,
+    jwks: &Jwks,
+    issuer: &str,
+    clients: &BTreeMap<String, Client>,
+) -> Result<HintCheck, KeysUnavailable> {
+    if token.len() > MAX_HINT {
+        return Ok(HintCheck::Invalid("too large"));
+    }
+    if token.bytes().filter(|b| *b == b'.').count() != 2 {
+        // A JWE (five parts) is not decrypted here (CORE-02): treated as invalid.
+        return Ok(HintCheck::Invalid("not a compact JWS"));
+    }
+    let Ok(header) = jsonwebtoken::decode_header(token) else {
+        return Ok(HintCheck::Invalid("bad header"));
+    };
+    if header
+        .typ
+        .as_deref()
+        .is_some_and(|t| !t.eq_ignore_ascii_case("jwt") && !t.eq_ignore_ascii_case("application/jwt"))
+    {
+        return Ok(HintCheck::Invalid("not an ID token type"));
+    }
+    if header.crit.is_some() {
+        return Ok(HintCheck::Invalid("unsupported critical header"));
+    }
+    if matches!(header.alg, Algorithm::HS256 | Algorithm::HS384 | Algorithm::HS512) {
+        return Ok(HintCheck::Invalid("symmetric algorithm"));
+    }
+    let kid = header.kid.as_deref();
+    let mut keys = jwks.keys();
+    if keys.keys.is_empty() || kid.is_some_and(|k| !keys.has_kid(k)) {
+        jwks.refresh_for_unknown_kid().await;
+        keys = jwks.keys();
+        if keys.keys.is_empty() {
+            return Err(KeysUnavailable);
+        }
+    }
+    let candidates = keys.candidates(kid, header.alg);
+    if candidates.is_empty() {
+        return Ok(HintCheck::Invalid("no key fits kid and alg"));
+    }
+    let mut v = Validation::new(header.alg);
+    v.algorithms = vec![header.alg];
+    v.validate_exp = false; // RPI-04: reported below, decided by the caller
+    v.validate_nbf = false;
+    v.validate_aud = false; // checked below against configured clients (CORE-01)
+    v.set_required_spec_claims(&["iss", "sub", "aud", "exp"]);
+    v.set_issuer(&[issuer]);
+    let mut claims = None;
+    for k in candidates {
+        if let Ok(data) = jsonwebtoken::decode::<Claims>(token, &k.key, &v) {
+            claims = Some(data.claims);
+            break;
+        }
+    }
+    let Some(c) = claims else { return Ok(HintCheck::Invalid("signature, issuer or claims")) };
+    if c.iss != issuer {
+        return Ok(HintCheck::Invalid("issuer"));
+    }
+    if c.events.is_some() {
+        return Ok(HintCheck::Invalid("a logout token is not a hint"));
+    }
+    let client = match (&c.aud, &c.azp) {
+        (Audience::One(a), _) => Some(a.clone()),
+        (Audience::Many(list), Some(azp)) if list.contains(azp) => Some(azp.clone()),
+        (Audience::Many(list), None) => {
+            let known: Vec<_> = list.iter().filter(|a| clients.contains_key(*a)).collect();
+            (known.len() == 1).then(|| known[0].clone())
+        }
+        _ => None,
+    };
+    let Some(client_id) = client.filter(|c| clients.contains_key(c)) else {
+        return Ok(HintCheck::Invalid("audience is not a configured client"));
+    };
+    if c.sub.is_empty() || c.sid.as_deref().is_some_and(|s| s.is_empty() || s.len() > 256) {
+        return Ok(HintCheck::Invalid("sub or sid"));
+    }
+    Ok(HintCheck::Valid(HintClaims { client_id, sub: c.sub, sid: c.sid, expired: c.exp + LEEWAY < now() }))
+}

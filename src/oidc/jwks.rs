@@ -1,0 +1,300 @@
+//! The upstream OP's signing keys: fetched, cached, refreshed.
+//!
+//! Keys come from `jwks.uri`, or from the `jwks_uri` of the upstream's discovery document. A URL
+//! on the issuer's origin (the gateway's own public origin) is fetched from the upstream
+//! directly, with the issuer's Host, so the gateway never loops through itself. The key set is
+//! swapped atomically; a background service refreshes it every `jwks.refresh_interval`, and an
+//! unknown `kid` triggers a refresh at most once per `jwks.min_refresh_interval`, single flight.
+//! Only signature keys of asymmetric families are kept, each with the algorithms that fit it
+//! (never `none`, never HMAC: a public key is not a shared secret).
+
+use std::collections::HashMap;
+use std::str::FromStr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use arc_swap::ArcSwap;
+use async_trait::async_trait;
+use jsonwebtoken::jwk::{AlgorithmParameters, EllipticCurve, Jwk, JwkSet, PublicKeyUse};
+use jsonwebtoken::{Algorithm, DecodingKey};
+use pingora::server::ShutdownWatch;
+use pingora::services::background::BackgroundService;
+use url::Url;
+
+use crate::config::Config;
+
+/// Largest JWKS or discovery document accepted.
+const MAX_DOC: usize = 512 * 1024;
+
+/// One usable verification key.
+pub struct Key {
+    pub kid: Option<String>,
+    pub algorithms: Vec<Algorithm>,
+    pub key: DecodingKey,
+}
+
+/// The current key set.
+#[derive(Default)]
+pub struct KeySet {
+    pub keys: Vec<Key>,
+    /// Index into `keys` by kid.
+    by_kid: HashMap<String, Vec<usize>>,
+    /// Bumped on every successful fetch (single-flight check).
+    pub generation: u64,
+}
+
+impl KeySet {
+    /// Keys that could have signed a token with this header: by kid when given, else all.
+    pub fn candidates(&self, kid: Option<&str>, alg: Algorithm) -> Vec<&Key> {
+        let pool: Vec<&Key> = match kid {
+            Some(k) => self.by_kid.get(k).map(|ix| ix.iter().map(|i| &self.keys[*i]).collect()).unwrap_or_default(),
+            None => self.keys.iter().collect(),
+        };
+        pool.into_iter().filter(|k| k.algorithms.contains(&alg)).collect()
+    }
+
+    pub fn has_kid(&self, kid: &str) -> bool {
+        self.by_kid.contains_key(kid)
+    }
+}
+
+/// Why keys could not be fetched. Never contains a token.
+#[derive(Debug, thiserror::Error)]
+pub enum JwksError {
+    #[error("fetching {0}: {1}")]
+    Fetch(String, String),
+    #[error("{0} is not a usable document: {1}")]
+    Parse(String, String),
+}
+
+pub struct Jwks {
+    current: ArcSwap<KeySet>,
+    /// Single flight for fetches.
+    fetching: tokio::sync::Mutex<Option<Instant>>,
+    http: reqwest::Client,
+    upstream: Url,
+    issuer: Url,
+    configured: Option<Url>,
+    min_refresh: Duration,
+}
+
+impl Jwks {
+    pub fn new(config: &Config) -> Result<Arc<Jwks>, String> {
+        let mut b = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .connect_timeout(config.upstream.connect_timeout)
+            .timeout(config.upstream.read_timeout.min(Duration::from_secs(10)))
+            .no_proxy();
+        if let Some(ca) = &config.upstream.ca_file {
+            let pem = std::fs::read(ca).map_err(|e| format!("upstream.ca_file: {e}"))?;
+            for cert in reqwest::Certificate::from_pem_bundle(&pem).map_err(|e| format!("upstream.ca_file: {e}"))? {
+                b = b.add_root_certificate(cert);
+            }
+        }
+        let http = b.build().map_err(|e| format!("http client: {e}"))?;
+        let parse = |s: &str, what: &str| Url::parse(s).map_err(|e| format!("{what}: {e}"));
+        Ok(Arc::new(Jwks {
+            current: ArcSwap::from_pointee(KeySet::default()),
+            fetching: tokio::sync::Mutex::new(None),
+            http,
+            upstream: parse(&config.upstream.url, "upstream.url")?,
+            issuer: parse(&config.issuer, "issuer")?,
+            configured: config.jwks.uri.as_deref().map(|u| parse(u, "jwks.uri")).transpose()?,
+            min_refresh: config.jwks.min_refresh_interval,
+        }))
+    }
+
+    pub fn keys(&self) -> Arc<KeySet> {
+        self.current.load_full()
+    }
+
+    /// Same origin as the issuer (the gateway's public face): fetch from the upstream instead.
+    fn route(&self, url: &Url) -> Url {
+        if url.origin() == self.issuer.origin() {
+            let mut u = self.upstream.clone();
+            u.set_path(url.path());
+            u.set_query(url.query());
+            u
+        } else {
+            url.clone()
+        }
+    }
+
+    async fn get_json(&self, url: &Url) -> Result<serde_json::Value, JwksError> {
+        let target = self.route(url);
+        let mut req = self.http.get(target.clone()).header("accept", "application/json");
+        if target != *url {
+            // Ask the upstream as a browser would ask the gateway.
+            if let Some(h) = self.issuer.host_str() {
+                let host = match self.issuer.port() {
+                    Some(p) => format!("{h}:{p}"),
+                    None => h.to_string(),
+                };
+                req = req.header("host", host.clone()).header("x-forwarded-host", host);
+            }
+            req = req.header("x-forwarded-proto", self.issuer.scheme());
+        }
+        let fail = |e: String| JwksError::Fetch(url.to_string(), e);
+        let resp = req.send().await.map_err(|e| fail(without_url(e)))?;
+        if !resp.status().is_success() {
+            return Err(fail(format!("HTTP {}", resp.status().as_u16())));
+        }
+        if resp.content_length().is_some_and(|n| n as usize > MAX_DOC) {
+            return Err(fail("document too large".into()));
+        }
+        let body = resp.bytes().await.map_err(|e| fail(without_url(e)))?;
+        if body.len() > MAX_DOC {
+            return Err(fail("document too large".into()));
+        }
+        serde_json::from_slice(&body).map_err(|e| JwksError::Parse(url.to_string(), e.to_string()))
+    }
+
+    async fn jwks_url(&self) -> Result<Url, JwksError> {
+        if let Some(u) = &self.configured {
+            return Ok(u.clone());
+        }
+        let disc = self.issuer.join(".well-known/openid-configuration").unwrap_or_else(|_| self.issuer.clone());
+        let disc = match self.issuer.path() {
+            // An issuer with a path: discovery lives below it (OIDC Discovery §4).
+            p if p != "/" => {
+                Url::parse(&format!("{}/.well-known/openid-configuration", self.issuer.as_str().trim_end_matches('/')))
+                    .unwrap_or(disc)
+            }
+            _ => disc,
+        };
+        let doc = self.get_json(&disc).await?;
+        let uri = doc
+            .get("jwks_uri")
+            .and_then(|v| v.as_str())
+            .ok_or_else(|| JwksError::Parse(disc.to_string(), "no jwks_uri".into()))?;
+        Url::parse(uri).map_err(|e| JwksError::Parse(disc.to_string(), format!("jwks_uri: {e}")))
+    }
+
+    /// Fetch now (single flight): when another task fetched while we waited, use its result.
+    pub async fn refresh(&self) -> Result<(), JwksError> {
+        let seen = self.current.load().generation;
+        let mut last = self.fetching.lock().await;
+        if self.current.load().generation != seen {
+            return Ok(());
+        }
+        *last = Some(Instant::now());
+        let url = self.jwks_url().await?;
+        let doc = self.get_json(&url).await?;
+        let set: JwkSet = serde_json::from_value(doc).map_err(|e| JwksError::Parse(url.to_string(), e.to_string()))?;
+        let mut ks = build_keyset(&set);
+        ks.generation = seen + 1;
+        if ks.keys.is_empty() {
+            return Err(JwksError::Parse(url.to_string(), "no usable signature keys".into()));
+        }
+        tracing::info!(keys = ks.keys.len(), %url, "upstream signing keys loaded");
+        self.current.store(Arc::new(ks));
+        Ok(())
+    }
+
+    /// Refresh for an unknown kid, unless a fetch started within `min_refresh`.
+    pub async fn refresh_for_unknown_kid(&self) {
+        {
+            let last = self.fetching.lock().await;
+            if last.is_some_and(|t| t.elapsed() < self.min_refresh) {
+                return;
+            }
+        }
+        if let Err(e) = self.refresh().await {
+            tracing::warn!(error = %e, "refreshing upstream keys for an unknown kid failed");
+        }
+    }
+}
+
+/// reqwest errors name the URL; keep only the kind.
+fn without_url(e: reqwest::Error) -> String {
+    if e.is_timeout() {
+        "timed out".into()
+    } else if e.is_connect() {
+        "connection failed".into()
+    } else {
+        e.without_url().to_string()
+    }
+}
+
+/// The algorithms a JWK may verify: its `alg` if it names an allowed one, else its family's.
+pub fn algorithms_for(jwk: &Jwk) -> Vec<Algorithm> {
+    if matches!(jwk.common.public_key_use, Some(PublicKeyUse::Encryption)) {
+        return Vec::new();
+    }
+    let family: &[Algorithm] = match &jwk.algorithm {
+        AlgorithmParameters::RSA(_) => &[
+            Algorithm::RS256,
+            Algorithm::RS384,
+            Algorithm::RS512,
+            Algorithm::PS256,
+            Algorithm::PS384,
+            Algorithm::PS512,
+        ],
+        AlgorithmParameters::EllipticCurve(p) => match p.curve {
+            EllipticCurve::P256 => &[Algorithm::ES256],
+            EllipticCurve::P384 => &[Algorithm::ES384],
+            _ => &[],
+        },
+        AlgorithmParameters::OctetKeyPair(p) if p.curve == EllipticCurve::Ed25519 => &[Algorithm::EdDSA],
+        // Symmetric ("oct") keys and anything unknown: never.
+        _ => &[],
+    };
+    match &jwk.common.key_algorithm {
+        None => family.to_vec(),
+        Some(ka) => {
+            let name = serde_json::to_value(ka).ok().and_then(|v| v.as_str().map(String::from)).unwrap_or_default();
+            match Algorithm::from_str(&name) {
+                Ok(a) if family.contains(&a) => vec![a],
+                _ => Vec::new(),
+            }
+        }
+    }
+}
+
+pub fn build_keyset(set: &JwkSet) -> KeySet {
+    let mut ks = KeySet::default();
+    for jwk in &set.keys {
+        let algorithms = algorithms_for(jwk);
+        if algorithms.is_empty() {
+            continue;
+        }
+        let Ok(key) = DecodingKey::from_jwk(jwk) else { continue };
+        if let Some(kid) = &jwk.common.key_id {
+            ks.by_kid.entry(kid.clone()).or_default().push(ks.keys.len());
+        }
+        ks.keys.push(Key { kid: jwk.common.key_id.clone(), algorithms, key });
+    }
+    ks
+}
+
+/// Background service: fetch at start (retrying quickly until the upstream answers), then
+/// every `interval`.
+pub struct JwksRefresher {
+    pub jwks: Arc<Jwks>,
+    pub interval: Duration,
+}
+
+#[async_trait]
+impl BackgroundService for JwksRefresher {
+    async fn start(&self, mut shutdown: ShutdownWatch) {
+        let mut wait = Duration::ZERO;
+        loop {
+            tokio::select! {
+                changed = shutdown.changed() => {
+                    if changed.is_ok() && *shutdown.borrow() { return; }
+                    if changed.is_err() { std::future::pending::<()>().await; }
+                }
+                _ = tokio::time::sleep(wait) => {
+                    wait = match self.jwks.refresh().await {
+                        Ok(()) => self.interval,
+                        Err(e) => {
+                            tracing::warn!(error = %e, "upstream signing keys not refreshed");
+                            // Keep the old keys; try again soon, but never hammer the upstream.
+                            Duration::from_secs(5).min(self.interval)
+                        }
+                    };
+                }
+            }
+        }
+    }
+}

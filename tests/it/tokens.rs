@@ -1,0 +1,96 @@
+//! ID tokens minted by the tests with the fixture keys (tests/fixtures), and forgeries.
+
+use base64::Engine;
+use jsonwebtoken::{Algorithm, EncodingKey, Header};
+use serde_json::{json, Value};
+
+pub fn fixture(name: &str) -> Vec<u8> {
+    std::fs::read(std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures").join(name)).unwrap()
+}
+
+pub fn now() -> i64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs() as i64
+}
+
+/// Standard ID token claims; `exp_in` seconds from now (negative: expired).
+pub fn claims(iss: &str, aud: &str, sub: &str, sid: Option<&str>, exp_in: i64) -> Value {
+    let mut c = json!({ "iss": iss, "aud": aud, "sub": sub, "iat": now() - 60, "exp": now() + exp_in, "nonce": "n" });
+    if let Some(s) = sid {
+        c["sid"] = s.into();
+    }
+    c
+}
+
+pub fn sign(alg: Algorithm, kid: Option<&str>, key: &EncodingKey, claims: &Value) -> String {
+    let mut h = Header::new(alg);
+    h.kid = kid.map(String::from);
+    jsonwebtoken::encode(&h, claims, key).unwrap()
+}
+
+pub fn rsa(claims: &Value) -> String {
+    sign(Algorithm::RS256, Some("rsa1"), &EncodingKey::from_rsa_pem(&fixture("rsa-op.pem")).unwrap(), claims)
+}
+
+pub fn ec(claims: &Value) -> String {
+    sign(Algorithm::ES256, Some("ec1"), &EncodingKey::from_ec_pem(&fixture("ec-op.pem")).unwrap(), claims)
+}
+
+/// A valid RS256 hint for `aud` with sid, expiring in an hour.
+pub fn hint(iss: &str, aud: &str, sub: &str, sid: &str) -> String {
+    rsa(&claims(iss, aud, sub, Some(sid), 3600))
+}
+
+fn b64(v: &[u8]) -> String {
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(v)
+}
+
+/// Forgeries of a valid hint for rp-a / U1 / SA, by name (REQUIREMENTS §2).
+pub fn forgeries(iss: &str) -> Vec<(&'static str, String)> {
+    let good = claims(iss, "rp-a", "U1", Some("SA"), 3600);
+    let valid = rsa(&good);
+    let parts: Vec<&str> = valid.split('.').collect();
+    let mut tampered_payload = serde_json::to_vec(&good).unwrap();
+    // Same claims, sub changed, original signature kept.
+    tampered_payload = String::from_utf8(tampered_payload).unwrap().replace("\"U1\"", "\"U2\"").into_bytes();
+    let mut sig = base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(parts[2]).unwrap();
+    sig[10] ^= 1;
+    let pubkey = fixture("rsa-op.pub.pem");
+    let foreign = EncodingKey::from_rsa_pem(&fixture("rsa-foreign.pem")).unwrap();
+    let mut logout_token = good.clone();
+    logout_token["events"] = json!({"http://schemas.openid.net/event/backchannel-logout": {}});
+    let mut typed = Header::new(Algorithm::RS256);
+    typed.kid = Some("rsa1".into());
+    typed.typ = Some("logout+jwt".into());
+    let rsa_key = EncodingKey::from_rsa_pem(&fixture("rsa-op.pem")).unwrap();
+    vec![
+        ("alg none", format!("{}.{}.", b64(br#"{"alg":"none","kid":"rsa1"}"#), parts[1])),
+        ("alg None", format!("{}.{}.", b64(br#"{"alg":"None","kid":"rsa1"}"#), parts[1])),
+        ("foreign key with our kid", sign(Algorithm::RS256, Some("rsa1"), &foreign, &good)),
+        ("foreign key without kid", sign(Algorithm::RS256, None, &foreign, &good)),
+        ("unknown kid", sign(Algorithm::RS256, Some("nope"), &foreign, &good)),
+        ("wrong iss", rsa(&claims("https://evil.example", "rp-a", "U1", Some("SA"), 3600))),
+        ("iss with trailing slash", rsa(&claims(&format!("{iss}/"), "rp-a", "U1", Some("SA"), 3600))),
+        ("unknown audience", rsa(&claims(iss, "nope", "U1", Some("SA"), 3600))),
+        ("tampered payload", format!("{}.{}.{}", parts[0], b64(&tampered_payload), parts[2])),
+        ("tampered signature", format!("{}.{}.{}", parts[0], parts[1], b64(&sig))),
+        (
+            "HS256 keyed with the RSA public key",
+            sign(Algorithm::HS256, Some("rsa1"), &EncodingKey::from_secret(&pubkey), &good),
+        ),
+        ("ES256 header on the RSA key", {
+            let h = b64(br#"{"alg":"ES256","kid":"rsa1"}"#);
+            format!("{h}.{}.{}", parts[1], parts[2])
+        }),
+        ("logout token as hint", rsa(&logout_token)),
+        ("typ logout+jwt", jsonwebtoken::encode(&typed, &good, &rsa_key).unwrap()),
+        ("JWE shape", format!("{}.a.b.c.d", parts[0])),
+        ("garbage", "not-a-jwt".to_string()),
+        ("bad base64", "!!!.???.***".to_string()),
+        ("non-JSON header", format!("{}.{}.{}", b64(b"hello"), parts[1], parts[2])),
+        ("jku header pointing elsewhere", {
+            let h = b64(br#"{"alg":"RS256","kid":"evil","jku":"http://127.0.0.1:1/jwks"}"#);
+            format!("{h}.{}.{}", parts[1], parts[2])
+        }),
+        ("no exp", rsa(&json!({"iss": iss, "aud": "rp-a", "sub": "U1", "sid": "SA"}))),
+    ]
+}
