@@ -89,6 +89,10 @@ pub struct GatewayOpts {
     pub connect_timeout: &'static str,
     pub read_timeout: &'static str,
     pub trust_forwarded_headers: bool,
+    /// The `clients:` block (default: [`CLIENTS`]).
+    pub clients: String,
+    /// Lines added under `admin:` (indented by two spaces).
+    pub admin_extra: String,
     /// Lines added under `end_session:` (indented by two spaces).
     pub end_session_extra: String,
     /// Extra YAML appended at the top level.
@@ -118,6 +122,8 @@ impl GatewayOpts {
             connect_timeout: "1s",
             read_timeout: "5s",
             trust_forwarded_headers: false,
+            clients: CLIENTS.to_string(),
+            admin_extra: String::new(),
             end_session_extra: String::new(),
             extra: String::new(),
         }
@@ -130,19 +136,21 @@ impl GatewayOpts {
         };
         let ca = self.ca_file.as_ref().map(|p| format!("  ca_file: \"{}\"\n", p.display())).unwrap_or_default();
         format!(
-            "listen: \"127.0.0.1:{listen}\"\nadmin:\n  listen: \"127.0.0.1:{admin}\"\n\
+            "listen: \"127.0.0.1:{listen}\"\nadmin:\n  listen: \"127.0.0.1:{admin}\"\n{ae}\
              upstream:\n  url: \"{up}\"\n  connect_timeout: {ct}\n  read_timeout: {rt}\n  trust_forwarded_headers: {tf}\n  session_cookies: [\"op_session\"]\n{ca}\
              issuer: \"http://127.0.0.1:{listen}\"\n\
              end_session:\n  paths: [\"/session/end\", \"/oxauth/restv1/end_session\"]\n{es}\
              session_store:\n{store}\
              templates_dir: \"{tpl}\"\n\
              log:\n  level: \"info,pingora_proxy=error\"\n\
-             server:\n  threads: 2\n  grace_period: 1s\n  shutdown_timeout: 1s\n{CLIENTS}{extra}",
+             server:\n  threads: 2\n  grace_period: 1s\n  shutdown_timeout: 1s\n{clients}{extra}",
             up = self.upstream_url,
             ct = self.connect_timeout,
             rt = self.read_timeout,
             tf = self.trust_forwarded_headers,
             es = self.end_session_extra,
+            clients = self.clients,
+            ae = self.admin_extra.replace("admin:\n", ""),
             tpl = templates_dir().display(),
             extra = self.extra,
         )

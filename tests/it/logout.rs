@@ -49,6 +49,10 @@ impl Env {
         assert_eq!(r.status(), 204, "{}", r.text().unwrap());
     }
 
+    pub fn redis_port(&self) -> Option<u16> {
+        self._redis.as_ref().map(|r| r.port)
+    }
+
     pub fn status(&self, sid: &str) -> Option<String> {
         let r = client().get(self.gw.admin(&format!("/sessions/{sid}"))).send().unwrap();
         if r.status() == 404 {

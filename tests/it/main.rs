@@ -6,10 +6,12 @@ mod tokens;
 mod upstream;
 
 mod admin;
+mod browser;
 mod cli;
 mod logout;
 mod passthrough;
 mod routing;
+mod sessions_api;
 
 /// Percent-decoding for assertions (form rules: `+` is a space).
 pub fn tokens_decode(s: &str) -> Vec<u8> {

@@ -1,0 +1,147 @@
+#!/usr/bin/env bash
+# Logout cost: logouts/s and p50/p99 latency of RP-initiated logouts (valid RS256 hint, known
+# session, registered redirect URI: the 303 path) against pre-registered sessions in a real
+# redis-server on loopback; Redis round trips per logout (INFO commandstats) and gateway CPU per
+# logout. The upstream (for discovery and keys only) is nginx serving static files.
+#
+# Pinning: wrk on CPU 0; gateway and redis-server on CPU 1 (2-core machine).
+# Usage: bench/logout.sh [LOGOUTS_PER_ROUND] [ROUNDS] [CONNECTIONS]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+. scripts/lib.sh
+need_pkg nginx nginx; need_pkg wrk wrk; need_pkg redis-server redis-server; need_pkg cmake cmake
+N=${1:-60000}; ROUNDS=${2:-3}; CONNS=${3:-16}
+cargo build --release --locked -q --bin logout-gateway --example mint_hints
+BIN=target/release/logout-gateway
+WORK=$(mktemp -d); chmod 755 "$WORK"; trap 'kill $(jobs -p) 2>/dev/null; wait 2>/dev/null; rm -rf "$WORK"' EXIT
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+UP=$(free_port); GW=$(free_port); ADM=$(free_port); RPORT=$(free_port)
+SRV_CPU=$(( $(nproc) > 1 ? 1 : 0 ))
+ISS="http://127.0.0.1:$GW"
+RC() { redis-cli -p "$RPORT" "$@"; }
+
+mkdir -p "$WORK/www/.well-known"
+cp tests/fixtures/jwks.json "$WORK/www/jwks"
+echo "{\"issuer\":\"$ISS\",\"jwks_uri\":\"$ISS/jwks\"}" > "$WORK/www/.well-known/openid-configuration"
+cat > "$WORK/nginx.conf" <<NGINX
+worker_processes 1; daemon off; pid $WORK/nginx.pid; error_log $WORK/nginx-error.log warn;
+events {}
+http { access_log off; default_type application/json;
+  server { listen 127.0.0.1:$UP; root $WORK/www; } }
+NGINX
+nginx -c "$WORK/nginx.conf" -p "$WORK" &
+taskset -c "$SRV_CPU" redis-server --port "$RPORT" --bind 127.0.0.1 --save "" --appendonly no >/dev/null 2>&1 &
+
+mkdir -p "$WORK/templates" && cp -r templates/. "$WORK/templates/"
+cat > "$WORK/proxy.yaml" <<YAML
+listen: "127.0.0.1:$GW"
+admin: { listen: "127.0.0.1:$ADM" }
+upstream: { url: "http://127.0.0.1:$UP" }
+issuer: "$ISS"
+session_store: { backend: redis, redis: { url: "redis://127.0.0.1:$RPORT/0" } }
+clients:
+  rp-c: { post_logout_redirect_uris: ["https://c.example.com/out"] }
+templates_dir: templates
+log: { level: warn }
+server: { threads: 1, grace_period: 1s, shutdown_timeout: 1s }
+YAML
+taskset -c "$SRV_CPU" "$BIN" run --config "$WORK/proxy.yaml" 2> "$WORK/gateway.log" &
+GW_PID=$!
+for _ in $(seq 100); do curl -fs "http://127.0.0.1:$ADM/readyz" >/dev/null && break; sleep 0.1; done
+# A probe logout of a session of its own: it must be the 303 path, or the figures mean nothing.
+RC HSET "lgw:s:{probe}" sub probe st a cl '["rp-c"]' cs '{}' >/dev/null
+target/release/examples/mint_hints "$ISS" rp-c 1 probe "$WORK/probe.txt" "https://c.example.com/out"
+probe=$(sed 's/sid=probe0/&/' "$WORK/probe.txt")
+RC HSET "lgw:s:{probe0}" sub user0 st a cl '["rp-c"]' cs '{}' >/dev/null
+code=$(curl -s -o /dev/null -w "%{http_code}" "http://127.0.0.1:$GW$probe")
+[ "$code" = 303 ] || { echo "probe logout answered $code, not 303:"; tail -5 "$WORK/gateway.log"; exit 1; } >&2
+
+cat > "$WORK/paths.lua" <<'LUA'
+local paths, i = {}, 0
+for line in io.lines(os.getenv("PATHS")) do paths[#paths + 1] = line end
+request = function()
+  i = i + 1
+  if i > #paths then i = 1 end
+  return wrk.format("GET", paths[i])
+end
+local threads = {}
+setup = function(t) table.insert(threads, t) end
+n303, other = 0, 0
+response = function(status)
+  if status == 303 then n303 = n303 + 1 else other = other + 1 end
+end
+done = function()
+  local a, b = 0, 0
+  for _, t in ipairs(threads) do a = a + t:get("n303"); b = b + t:get("other") end
+  io.write(string.format("answers: 303=%d other=%d\n", a, b))
+end
+LUA
+cpu_ticks() { awk '{print $14+$15}' "/proc/$1/stat"; }
+# Per-command call counts as "name=calls,..." (INFO commandstats).
+calls() { RC INFO commandstats | python3 -c 'import sys,re; print(",".join(f"{n}={c}" for n,c in re.findall(r"cmdstat_([a-z|_-]+):calls=(\d+)", sys.stdin.read())))'; }
+: > "$WORK/rows"
+for r in $(seq "$ROUNDS"); do
+  # Fresh sessions for this round, written straight into Redis (the gateway's key layout).
+  python3 - "$N" "r$r-" > "$WORK/seed.txt" <<'PY'
+import sys
+n, prefix = int(sys.argv[1]), sys.argv[2]
+for i in range(n):
+    print(f"""HSET lgw:s:{{{prefix}{i}}} sub user{i} st a cl '["rp-c"]' cs '{{}}'""")
+PY
+  bad=$(RC < "$WORK/seed.txt" | grep -vc '^4$' || true)
+  [ "$bad" = 0 ] || { echo "seeding failed for $bad sessions" >&2; exit 1; }
+  target/release/examples/mint_hints "$ISS" rp-c "$N" "r$r-" "$WORK/paths.txt" "https://c.example.com/out"
+  # Each path is used once; the run stops with an error if wrk had to reuse one.
+  c0=$(calls); t0=$(cpu_ticks "$GW_PID")
+  PATHS="$WORK/paths.txt" taskset -c 0 wrk -t1 -c"$CONNS" -d2s --latency -s "$WORK/paths.lua" "http://127.0.0.1:$GW" > "$WORK/wrk.out"
+  t1=$(cpu_ticks "$GW_PID"); c1=$(calls)
+  python3 - "$WORK/wrk.out" "$c0" "$c1" "$t0" "$t1" "$(getconf CLK_TCK)" "$N" >> "$WORK/rows" <<'PY'
+import re, sys
+text = open(sys.argv[1]).read()
+def parse(s):
+    return {k: int(v) for k, v in (kv.split("=") for kv in s.split(",") if kv)}
+c0, c1 = parse(sys.argv[2]), parse(sys.argv[3])
+t0, t1, tck, n = map(int, sys.argv[4:8])
+delta = {k: c1.get(k, 0) - c0.get(k, 0) for k in c1}
+delta.pop("info", None)
+# Commands the logout script runs inside Redis; everything else is a client round trip.
+inside = {"hmget", "hset", "expire"}
+trips = sum(v for k, v in delta.items() if k not in inside)
+executed = sum(delta.values())
+unit = {"us": 1e-3, "ms": 1.0, "s": 1e3}
+def lat(p):
+    v, u = re.search(rf"^\s+{p}%\s+([0-9.]+)(us|ms|s)$", text, re.M).groups()
+    return float(v) * unit[u]
+reqs = int(re.search(r"(\d+) requests in", text).group(1))
+rps = float(re.search(r"Requests/sec:\s+([0-9.]+)", text).group(1))
+bad = int(re.search(r"answers: 303=\d+ other=(\d+)", text).group(1))
+if reqs > n:
+    sys.exit(f"wrapped around: {reqs} requests for {n} sessions; raise LOGOUTS_PER_ROUND")
+# Two INFO calls of our own per round are in the count.
+print(f"{rps:.0f} {lat(50):.3f} {lat(99):.3f} {trips / reqs:.2f} {executed / reqs:.2f} {(t1 - t0) / tck * 1e6 / reqs:.0f} {bad}")
+print(f"  per-command calls this round: {delta}", file=sys.stderr)
+PY
+  echo "round $r: $(tail -1 "$WORK/rows")" >&2
+  # Every 303 really ended a session in Redis: count the round's tombstones.
+  ended=$(RC EVAL "local n=0 for i=0,tonumber(ARGV[2])-1 do if redis.call('HGET','lgw:s:{'..ARGV[1]..i..'}','st')=='e' then n=n+1 end end return n" 0 "r$r-" "$N")
+  n303=$(sed -n 's/^answers: 303=\([0-9]*\).*/\1/p' "$WORK/wrk.out")
+  # (Requests still in flight when wrk stops end sessions without being counted: at most CONNS.)
+  [ "$ended" -ge "$n303" ] && [ $(( ended - n303 )) -le "$CONNS" ] \
+    || { echo "$n303 answers of 303 but $ended sessions ended" >&2; exit 1; }
+done
+OUT=bench/results/logout.md
+python3 - "$WORK/rows" "$CONNS" "$N" > "$OUT" <<'PY'
+import statistics, sys, datetime, os
+rows = [list(map(float, l.split())) for l in open(sys.argv[1]) if l.strip()]
+med = [statistics.median(c) for c in zip(*rows)]
+print("# Logout benchmark\n")
+print(f"{datetime.date.today()}, {os.cpu_count()} cores, wrk -t1 -c{sys.argv[2]} -d2s, median of {len(rows)} rounds;")
+print(f"{sys.argv[3]} fresh sessions per round; every request is a valid RS256 hint for a known session")
+print("with a registered redirect URI (answer: 303). wrk on CPU 0; gateway (1 thread) and redis-server on CPU 1.\n")
+print("| logouts/s | p50 ms | p99 ms | Redis round trips per logout | commands run in Redis per logout | gateway CPU µs per logout | answers other than 303 |")
+print("|---:|---:|---:|---:|---:|---:|---:|")
+print(f"| {med[0]:.0f} | {med[1]:.3f} | {med[2]:.3f} | {med[3]:.2f} | {med[4]:.2f} | {med[5]:.0f} | {med[6]:.0f} |")
+print("\nRound trips count every command a client sent (EVALSHA of the logout script); commands run in")
+print("Redis add the script's own HMGET, HSET and EXPIRE. CPU is the gateway process's user+system time.")
+PY
+cat "$OUT"

@@ -1,0 +1,82 @@
+//! The front-channel page in a real headless Chromium (Debian's package): the browser loads
+//! every RP's iframe, then follows the page on to the post-logout URI with the exact state.
+
+use std::process::Command;
+use std::time::Duration;
+
+use crate::harness::{Gateway, GatewayOpts};
+use crate::logout::Env;
+use crate::tokens::hint;
+use crate::upstream::Upstream;
+
+/// Load `url` in headless Chromium, let scripts and navigations run, return the final DOM.
+fn chromium_dump_dom(url: &str) -> String {
+    let profile = tempfile::tempdir().unwrap();
+    let mut child = Command::new("chromium")
+        .args([
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-dev-shm-usage",
+            "--no-first-run",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+            "--virtual-time-budget=15000",
+            "--dump-dom",
+        ])
+        .arg(format!("--user-data-dir={}", profile.path().display()))
+        .arg(url)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("chromium must be installed (scripts/test installs Debian's chromium)");
+    let status = crate::harness::eventually("chromium to finish", Duration::from_secs(90), || child.try_wait().unwrap());
+    assert!(status.success(), "chromium failed: {status:?}");
+    let mut out = String::new();
+    std::io::Read::read_to_string(child.stdout.as_mut().unwrap(), &mut out).unwrap();
+    out
+}
+
+#[test]
+fn fcl_browser_loads_every_iframe_then_lands_on_the_post_logout_uri_with_state() {
+    let rp = Upstream::start();
+    let up = Upstream::start();
+    let redis = crate::harness::Redis::start();
+    let p = rp.addr.port();
+    let mut opts = GatewayOpts::new(up.url());
+    opts.redis_url = Some(redis.url());
+    opts.clients = format!(
+        "clients:\n  rp-x:\n    post_logout_redirect_uris: [\"http://127.0.0.1:{p}/bye\"]\n    \
+         frontchannel_logout_uri: \"http://127.0.0.1:{p}/fc-x?tenant=t1\"\n    frontchannel_logout_session_required: true\n  \
+         rp-y:\n    frontchannel_logout_uri: \"http://localhost:{p}/fc-y\"\n"
+    );
+    let gw = Gateway::start(&opts);
+    let e = Env { up, _redis: Some(redis), gw, iss: String::new() };
+    let iss = format!("http://127.0.0.1:{}", e.gw.port);
+    e.put("SX", "U1", &["rp-x", "rp-y"], &[("rp-y", "SY")]);
+    let state = "st8 &#?=/é";
+    let url = e.gw.url(&format!(
+        "/session/end?{}",
+        url::form_urlencoded::Serializer::new(String::new())
+            .append_pair("id_token_hint", &hint(&iss, "rp-x", "U1", "SX"))
+            .append_pair("post_logout_redirect_uri", &format!("http://127.0.0.1:{p}/bye"))
+            .append_pair("state", state)
+            .finish()
+    ));
+    let dom = chromium_dump_dom(&url);
+    let seen = rp.seen();
+    let targets: Vec<&str> = seen.iter().map(|s| s.target.as_str()).collect();
+    let iss_q = url::form_urlencoded::byte_serialize(iss.as_bytes()).collect::<String>();
+    assert!(targets.contains(&format!("/fc-x?tenant=t1&iss={iss_q}&sid=SX").as_str()), "rp-x iframe: {targets:?}");
+    assert!(targets.contains(&"/fc-y"), "rp-y iframe: {targets:?}");
+    let bye = seen.iter().find(|s| s.target.starts_with("/bye")).unwrap_or_else(|| panic!("never reached /bye: {targets:?}"));
+    let q = bye.target.strip_prefix("/bye?").unwrap();
+    let pairs: Vec<(String, String)> = url::form_urlencoded::parse(q.as_bytes()).into_owned().collect();
+    assert_eq!(pairs, [("state".to_string(), state.to_string())]);
+    // The iframes came before the navigation (RPI-22), and the browser ended on the RP's page.
+    let pos = |t: &str| targets.iter().position(|x| x.starts_with(t)).unwrap();
+    assert!(pos("/fc-x") < pos("/bye") && pos("/fc-y") < pos("/bye"), "{targets:?}");
+    assert!(dom.contains("/bye?state="), "final page is the RP's: {dom}");
+    assert_eq!(e.status("SX").as_deref(), Some("ended"));
+}
