@@ -11,7 +11,8 @@ fn main() {
         eprintln!("usage: mint_hints ISSUER CLIENT COUNT SID_PREFIX OUT_FILE REDIRECT_URI");
         std::process::exit(2);
     }
-    let (iss, client, count, prefix, out, redirect) = (&a[1], &a[2], a[3].parse::<usize>().unwrap_or(0), &a[4], &a[5], &a[6]);
+    let (iss, client, count, prefix, out, redirect) =
+        (&a[1], &a[2], a[3].parse::<usize>().unwrap_or(0), &a[4], &a[5], &a[6]);
     let pem = std::fs::read(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/rsa-op.pem")).unwrap_or_default();
     let key = jsonwebtoken::EncodingKey::from_rsa_pem(&pem).unwrap_or_else(|e| {
         eprintln!("fixture key: {e}");

@@ -104,10 +104,6 @@ pub enum Plan {
         next: Next,
         end: EndRequest,
     },
-    /// A valid hint without a sid: nothing to look up; log out the browser (cookies) and go on.
-    LogoutWithoutSession {
-        next: Next,
-    },
 }
 
 /// What the store answered to an end request.
@@ -174,7 +170,10 @@ pub fn plan(
     };
     match claims {
         None => Plan::Confirm { next, end: None }, // T5, T6, T9, T10 (RPI-14)
-        Some(HintClaims { sid: None, .. }) => Plan::LogoutWithoutSession { next },
+        // A valid hint without a sid names no session the store could end: nothing may claim
+        // a logout happened without the user's say (the client is proved, so the redirect is
+        // allowed after confirming).
+        Some(HintClaims { sid: None, .. }) => Plan::Confirm { next, end: None },
         Some(c) => Plan::End {
             next,
             end: EndRequest {
@@ -322,6 +321,15 @@ mod tests {
             Plan::End { next, .. } => assert_eq!(next.redirect.as_deref(), Some("https://b.example.net/out?state=s")),
             other => panic!("{other:?}"),
         }
+    }
+
+    #[test]
+    fn a_hint_without_sid_asks() {
+        let h = HintCheck::Valid(HintClaims { client_id: "rp-a".into(), sub: "U1".into(), sid: None, expired: false });
+        assert_eq!(
+            p(&h, None, Some(A_BYE), None),
+            Plan::Confirm { next: Next { client_id: Some("rp-a".into()), redirect: Some(A_BYE.into()) }, end: None }
+        );
     }
 
     #[test]

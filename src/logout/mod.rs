@@ -162,10 +162,6 @@ impl Logout {
                 self.error(400, ErrorKind::Rejected, Some(&lang), "rejected")
             }
             Plan::Confirm { next, end } => self.ask(next, end, &lang, input).await,
-            Plan::LogoutWithoutSession { next } => {
-                let who = hint_client.map(|c| vec![(c, None)]).unwrap_or_default();
-                self.finish(next, &who, None, &lang)
-            }
             Plan::End { next, end } => {
                 let res = self.store.end_session(&end.sid, Some(&end.sub), end.accept_unknown).await;
                 let res = match res {

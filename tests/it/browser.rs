@@ -31,7 +31,8 @@ fn chromium_dump_dom(url: &str) -> String {
         .stderr(std::process::Stdio::null())
         .spawn()
         .expect("chromium must be installed (scripts/test installs Debian's chromium)");
-    let status = crate::harness::eventually("chromium to finish", Duration::from_secs(90), || child.try_wait().unwrap());
+    let status =
+        crate::harness::eventually("chromium to finish", Duration::from_secs(90), || child.try_wait().unwrap());
     assert!(status.success(), "chromium failed: {status:?}");
     let mut out = String::new();
     std::io::Read::read_to_string(child.stdout.as_mut().unwrap(), &mut out).unwrap();
@@ -70,7 +71,8 @@ fn fcl_browser_loads_every_iframe_then_lands_on_the_post_logout_uri_with_state()
     let iss_q = url::form_urlencoded::byte_serialize(iss.as_bytes()).collect::<String>();
     assert!(targets.contains(&format!("/fc-x?tenant=t1&iss={iss_q}&sid=SX").as_str()), "rp-x iframe: {targets:?}");
     assert!(targets.contains(&"/fc-y"), "rp-y iframe: {targets:?}");
-    let bye = seen.iter().find(|s| s.target.starts_with("/bye")).unwrap_or_else(|| panic!("never reached /bye: {targets:?}"));
+    let bye =
+        seen.iter().find(|s| s.target.starts_with("/bye")).unwrap_or_else(|| panic!("never reached /bye: {targets:?}"));
     let q = bye.target.strip_prefix("/bye?").unwrap();
     let pairs: Vec<(String, String)> = url::form_urlencoded::parse(q.as_bytes()).into_owned().collect();
     assert_eq!(pairs, [("state".to_string(), state.to_string())]);

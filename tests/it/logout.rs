@@ -232,10 +232,11 @@ fn t2_expired_hint_for_a_known_or_recently_ended_session_is_accepted() {
     let expired = tokens::rsa(&tokens::claims(&e.iss, "rp-c", "U1", Some("S1"), -7200));
     let uri = "https://c.example.com/out";
     for state in ["s2", "s2-again"] {
-        // The second round hits the tombstone: RPI-04/RPI-25, idempotent.
-        let r = e.get(&[("id_token_hint", &expired), ("post_logout_redirect_uri", uri), ("state", state)]);
-        assert_eq!(r.status(), 303, "{state}");
-        assert_eq!(location(&r), format!("{uri}?state={state}"));
+        // The first logout ends the session; the rest hit the tombstone: RPI-04/RPI-25, idempotent.
+        for r in e.both(&[("id_token_hint", &expired), ("post_logout_redirect_uri", uri), ("state", state)]) {
+            assert_eq!(r.status(), 303, "{state}");
+            assert_eq!(location(&r), format!("{uri}?state={state}"));
+        }
     }
     // An expired hint for a session never seen is not enough (RPI-05): confirmation.
     let unknown = tokens::rsa(&tokens::claims(&e.iss, "rp-c", "U1", Some("S9"), -7200));
@@ -287,6 +288,18 @@ fn t4_forged_hints_never_log_out_or_redirect() {
     assert_eq!(r.status(), 200);
     assert_eq!(e.status("SA").as_deref(), Some("ended"));
     assert_eq!(e.up.seen().iter().filter(|s| s.target.contains("jku") || s.target == "/jwks?evil").count(), 0);
+}
+
+#[test]
+fn a_valid_hint_without_sid_asks_then_redirects() {
+    let e = env();
+    let t = tokens::rsa(&tokens::claims(&e.iss, "rp-c", "U1", None, 3600));
+    for page in
+        e.both(&[("id_token_hint", &t), ("post_logout_redirect_uri", "https://c.example.com/out"), ("state", "q")])
+    {
+        let done = confirm(&e, is_confirm_page(page));
+        assert_eq!(location(&done), "https://c.example.com/out?state=q");
+    }
 }
 
 #[test]
@@ -429,12 +442,13 @@ fn t11_without_a_uri_the_default_or_the_logged_out_page() {
     assert_eq!(r.status(), 200);
     let html = r.text().unwrap();
     assert_eq!(attr(&html, "id=\"lgw\"", "data-next").as_deref(), Some("https://b.example.net/out?state=s11"));
-    // rp-c has neither: the logged-out page.
-    let r = e.get(&[("id_token_hint", &hint(&e.iss, "rp-c", "U1", "SC")), ("state", "s11")]);
-    assert_eq!(r.status(), 200);
-    assert!(r.headers().get("location").is_none());
-    assert!(r.text().unwrap().contains("You are signed out"));
-    assert_eq!(e.status("SC").as_deref(), Some("ended"));
+    // rp-c has neither: the logged-out page (POST: the tombstone answers the same).
+    for r in e.both(&[("id_token_hint", &hint(&e.iss, "rp-c", "U1", "SC")), ("state", "s11")]) {
+        assert_eq!(r.status(), 200);
+        assert!(r.headers().get("location").is_none());
+        assert!(r.text().unwrap().contains("You are signed out"));
+        assert_eq!(e.status("SC").as_deref(), Some("ended"));
+    }
 }
 
 #[test]

@@ -43,7 +43,8 @@ fn sessions_are_recorded_merged_found_by_any_sid_and_by_subject() {
     e.put("S1", "alice", &["rp1"], &[]);
     e.put("S1", "alice", &["rp2"], &[("rp3", "S1-rp3")]);
     let get = |sid: &str| -> serde_json::Value {
-        serde_json::from_slice(&c.get(e.gw.admin(&format!("/sessions/{sid}"))).send().unwrap().bytes().unwrap()).unwrap()
+        serde_json::from_slice(&c.get(e.gw.admin(&format!("/sessions/{sid}"))).send().unwrap().bytes().unwrap())
+            .unwrap()
     };
     let s = get("S1");
     assert_eq!(s["sid"], "S1");
@@ -55,7 +56,8 @@ fn sessions_are_recorded_merged_found_by_any_sid_and_by_subject() {
     e.put("S2", "alice", &["rp1"], &[]);
     let r: serde_json::Value =
         serde_json::from_slice(&c.get(e.gw.admin("/sessions?sub=alice")).send().unwrap().bytes().unwrap()).unwrap();
-    let mut sids: Vec<_> = r["sessions"].as_array().unwrap().iter().map(|s| s["sid"].as_str().unwrap().to_string()).collect();
+    let mut sids: Vec<_> =
+        r["sessions"].as_array().unwrap().iter().map(|s| s["sid"].as_str().unwrap().to_string()).collect();
     sids.sort();
     assert_eq!(sids, ["S1", "S2"]);
     // Another subject on a known sid is a conflict; bad bodies are 400.
@@ -77,7 +79,10 @@ fn delete_ends_the_session_like_a_logout_and_is_idempotent() {
     }
     assert_eq!(c.delete(e.gw.admin("/sessions/never")).send().unwrap().status(), 204);
     // A hint for the ended session is still recognised (tombstone): logout, no confirmation.
-    let r = e.get(&[("id_token_hint", &hint(&e.iss, "rp-c", "alice", "S1")), ("post_logout_redirect_uri", "https://c.example.com/out")]);
+    let r = e.get(&[
+        ("id_token_hint", &hint(&e.iss, "rp-c", "alice", "S1")),
+        ("post_logout_redirect_uri", "https://c.example.com/out"),
+    ]);
     assert_eq!(r.status(), 303);
     // Re-recording an ended session is refused.
     let r = c.put(e.gw.admin("/sessions/S1")).body(r#"{"sub":"alice","clients":["rp1"]}"#).send().unwrap();
@@ -112,12 +117,16 @@ fn logout_survives_a_script_cache_flush() {
     e.put("S1", "U1", &["rp-c"], &[]);
     e.put("S2", "U1", &["rp-c"], &[]);
     let logout = |sid: &str| {
-        e.get(&[("id_token_hint", &hint(&e.iss, "rp-c", "U1", sid)), ("post_logout_redirect_uri", "https://c.example.com/out")])
-            .status()
+        e.get(&[
+            ("id_token_hint", &hint(&e.iss, "rp-c", "U1", sid)),
+            ("post_logout_redirect_uri", "https://c.example.com/out"),
+        ])
+        .status()
     };
     assert_eq!(logout("S1"), 303);
     let port = e.redis_port().unwrap();
-    let out = std::process::Command::new("redis-cli").args(["-p", &port.to_string(), "SCRIPT", "FLUSH"]).output().unwrap();
+    let out =
+        std::process::Command::new("redis-cli").args(["-p", &port.to_string(), "SCRIPT", "FLUSH"]).output().unwrap();
     assert!(out.status.success());
     // NOSCRIPT is answered by loading the script again.
     assert_eq!(logout("S2"), 303);
