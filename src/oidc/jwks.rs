@@ -267,8 +267,8 @@ pub fn build_keyset(set: &JwkSet) -> KeySet {
     ks
 }
 
-/// Background service: fetch at start (retrying quickly until the upstream answers), then
-/// every `interval`.
+/// Background service: fetch at start (retrying with backoff from 1 s to a minute until the
+/// upstream answers), then every `interval`.
 pub struct JwksRefresher {
     pub jwks: Arc<Jwks>,
     pub interval: Duration,
@@ -278,6 +278,7 @@ pub struct JwksRefresher {
 impl BackgroundService for JwksRefresher {
     async fn start(&self, mut shutdown: ShutdownWatch) {
         let mut wait = Duration::ZERO;
+        let mut backoff = Duration::from_secs(1);
         loop {
             tokio::select! {
                 changed = shutdown.changed() => {
@@ -286,11 +287,16 @@ impl BackgroundService for JwksRefresher {
                 }
                 _ = tokio::time::sleep(wait) => {
                     wait = match self.jwks.refresh().await {
-                        Ok(()) => self.interval,
+                        Ok(()) => {
+                            backoff = Duration::from_secs(1);
+                            self.interval
+                        }
                         Err(e) => {
-                            tracing::warn!(error = %e, "upstream signing keys not refreshed");
-                            // Keep the old keys; try again soon, but never hammer the upstream.
-                            Duration::from_secs(5).min(self.interval)
+                            tracing::warn!(error = %e, retry_in = ?backoff, "upstream signing keys not refreshed");
+                            // Keep the old keys; try again soon, backing off up to a minute.
+                            let w = backoff.min(self.interval);
+                            backoff = (backoff * 2).min(Duration::from_secs(60));
+                            w
                         }
                     };
                 }
