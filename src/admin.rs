@@ -12,6 +12,7 @@ use pingora::apps::http_app::ServeHttp;
 use pingora::protocols::http::ServerSession;
 use serde::Deserialize;
 
+use crate::backchannel::Backchannel;
 use crate::config::Secret;
 use crate::logout::params::decode;
 use crate::session::{EndResult, NewSession, PutResult, SessionStore};
@@ -23,6 +24,8 @@ pub struct AdminApp {
     pub store: Arc<dyn SessionStore>,
     /// When set, the sessions API needs `Authorization: Bearer <token>`.
     pub token: Option<Secret>,
+    /// DELETE notifies the session's RPs by back-channel.
+    pub backchannel: Arc<Backchannel>,
 }
 
 fn reply(status: StatusCode, content_type: &str, body: impl Into<Vec<u8>>) -> Response<Vec<u8>> {
@@ -87,8 +90,9 @@ impl ServeHttp for AdminApp {
             "/readyz" => self.readyz().await,
             "/sessions" | "/sessions/" => match self.authorize(session) {
                 Some(denied) => denied,
-                None if get => self.by_subject(&query).await,
-                None => method_not_allowed("GET"),
+                None if get => self.by_subject(&query, false).await,
+                None if method == http::Method::DELETE => self.by_subject(&query, true).await,
+                None => method_not_allowed("GET, DELETE"),
             },
             p if p.starts_with("/sessions/") => {
                 if let Some(denied) = self.authorize(session) {
@@ -114,6 +118,9 @@ impl AdminApp {
     /// 200 when the session store answers; 503 with the reason otherwise.
     async fn readyz(&self) -> Response<Vec<u8>> {
         match self.store.ping().await {
+            Ok(()) if !self.backchannel.ready() => {
+                text(StatusCode::SERVICE_UNAVAILABLE, "not ready: logout-token signing keys not loaded")
+            }
             Ok(()) => text(StatusCode::OK, "ready"),
             Err(e) => {
                 tracing::warn!(backend = self.store.backend(), error = %e, "not ready");
@@ -147,7 +154,8 @@ impl AdminApp {
         }
     }
 
-    async fn by_subject(&self, query: &str) -> Response<Vec<u8>> {
+    /// GET: the subject's sessions; DELETE: end every one of them, notifying their RPs.
+    async fn by_subject(&self, query: &str, end_all: bool) -> Response<Vec<u8>> {
         let sub = query
             .split('&')
             .filter_map(|kv| kv.split_once('='))
@@ -156,10 +164,20 @@ impl AdminApp {
         let Some(sub) = sub.filter(|s| valid_id(s)) else {
             return text(StatusCode::BAD_REQUEST, "query parameter sub is required");
         };
-        match self.store.sessions_of(&sub).await {
-            Ok(list) => json(StatusCode::OK, &serde_json::json!({ "sessions": list })),
-            Err(e) => text(StatusCode::SERVICE_UNAVAILABLE, &e.to_string()),
+        let list = match self.store.sessions_of(&sub).await {
+            Ok(list) => list,
+            Err(e) => return text(StatusCode::SERVICE_UNAVAILABLE, &e.to_string()),
+        };
+        if !end_all {
+            return json(StatusCode::OK, &serde_json::json!({ "sessions": list }));
         }
+        for s in list.iter().filter(|s| s.status == "active") {
+            let resp = self.delete(&s.sid).await;
+            if resp.status() != StatusCode::NO_CONTENT {
+                return resp;
+            }
+        }
+        reply(StatusCode::NO_CONTENT, "text/plain", Vec::new())
     }
 
     async fn put(&self, session: &mut ServerSession, sid: String) -> Response<Vec<u8>> {
@@ -193,8 +211,23 @@ impl AdminApp {
 
     async fn delete(&self, sid: &str) -> Response<Vec<u8>> {
         match self.store.end_session(sid, None, false).await {
+            Ok(EndResult::Ended(v)) => {
+                // Like a logout: every RP of the session hears of it by back-channel.
+                let who: Vec<(String, Option<String>)> =
+                    v.clients.iter().map(|c| (c.clone(), Some(v.sid_for(c).to_string()))).collect();
+                let accepted = match self.backchannel.notices_for(&who, Some(&v.sub)) {
+                    Ok(n) => self.backchannel.accept(n).await.map_err(|e| e.to_string()),
+                    Err(e) => Err(e),
+                };
+                match accepted {
+                    Ok(()) => reply(StatusCode::NO_CONTENT, "text/plain", Vec::new()),
+                    Err(e) => {
+                        text(StatusCode::SERVICE_UNAVAILABLE, &format!("session ended, notices not accepted: {e}"))
+                    }
+                }
+            }
             // Idempotent: ending what is already ended, or unknown, leaves the same state.
-            Ok(EndResult::Ended(_) | EndResult::AlreadyEnded(_) | EndResult::Unknown) => {
+            Ok(EndResult::AlreadyEnded(_) | EndResult::Unknown) => {
                 reply(StatusCode::NO_CONTENT, "text/plain", Vec::new())
             }
             Ok(other) => text(StatusCode::CONFLICT, &format!("{other:?}")),

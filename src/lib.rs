@@ -18,6 +18,7 @@
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used, clippy::panic))]
 
 pub mod admin;
+pub mod backchannel;
 pub mod config;
 pub mod logout;
 pub mod metrics;
@@ -65,13 +66,27 @@ pub fn build(config: Config) -> std::result::Result<Server, String> {
         "upstream keys",
         oidc::jwks::JwksRefresher { jwks: jwks.clone(), interval: config.jwks.refresh_interval },
     ));
-    let logout = Arc::new(logout::Logout::new(&config, store.clone(), jwks, pages.clone()));
+    let backchannel = backchannel::Backchannel::new(&config, store.clone())?;
+    server.add_service(background_service("back-channel", backchannel::BackchannelService(backchannel.clone())));
+    let logout =
+        Arc::new(logout::Logout::new(&config, store.clone(), jwks.clone(), pages.clone(), backchannel.clone()));
+    let issuer_origin = url::Url::parse(&config.issuer).map(|u| u.origin().ascii_serialization()).unwrap_or_default();
+    let published = proxy::Published {
+        discovery_path: jwks.discovery_url().path().to_string(),
+        end_session_endpoint: format!(
+            "{issuer_origin}{}",
+            config.end_session.paths.first().cloned().unwrap_or_default()
+        ),
+        jwks,
+        signing_keys: backchannel.keys.clone(),
+    };
     let gateway = proxy::Gateway {
         upstream,
         end_session_paths: config.end_session.paths.clone(),
         pages,
         trust_forwarded_headers: config.upstream.trust_forwarded_headers,
         logout,
+        published,
     };
     let mut public = pingora::proxy::http_proxy_service_with_name(&server.configuration, gateway, "public proxy");
     public.add_tcp(&config.listen.to_string());
@@ -79,7 +94,7 @@ pub fn build(config: Config) -> std::result::Result<Server, String> {
 
     let mut admin = Service::new(
         "admin".to_string(),
-        HttpServer::new_app(admin::AdminApp { store, token: config.admin.token.clone() }),
+        HttpServer::new_app(admin::AdminApp { store, token: config.admin.token.clone(), backchannel }),
     );
     admin.threads = Some(1);
     admin.add_tcp(&config.admin.listen.to_string());

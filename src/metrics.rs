@@ -7,8 +7,8 @@
 use std::sync::LazyLock;
 
 use prometheus::{
-    register_histogram, register_histogram_vec, register_int_counter, register_int_counter_vec, Histogram,
-    HistogramVec, IntCounter, IntCounterVec,
+    register_histogram, register_histogram_vec, register_int_counter, register_int_counter_vec, register_int_gauge,
+    Histogram, HistogramVec, IntCounter, IntCounterVec, IntGauge,
 };
 
 /// Latency buckets from 100 µs to 30 s: proxying is sub-millisecond on loopback, slow upstreams take seconds.
@@ -29,6 +29,12 @@ pub struct Metrics {
     pub frontchannel_iframes: IntCounter,
     /// Requests the gateway could not proxy, by reason (`connect`, `timeout`, `other`).
     pub upstream_errors: IntCounterVec,
+    /// Back-channel delivery attempts by result: success, retry, failed (final), gave_up.
+    pub backchannel_deliveries: IntCounterVec,
+    /// Notices queued, in flight or waiting for a retry (as last seen by this instance).
+    pub backchannel_queue_depth: IntGauge,
+    /// Time of one back-channel POST.
+    pub backchannel_latency: Histogram,
 }
 
 static METRICS: LazyLock<Metrics> = LazyLock::new(Metrics::register);
@@ -82,10 +88,30 @@ impl Metrics {
                 &["reason"]
             )
             .expect("register upstream_errors"),
+            backchannel_deliveries: register_int_counter_vec!(
+                "logout_gateway_backchannel_deliveries_total",
+                "Back-channel logout delivery attempts, by result.",
+                &["result"]
+            )
+            .expect("register backchannel_deliveries"),
+            backchannel_queue_depth: register_int_gauge!(
+                "logout_gateway_backchannel_queue_depth",
+                "Back-channel notices queued, in flight or scheduled for retry."
+            )
+            .expect("register backchannel_queue_depth"),
+            backchannel_latency: register_histogram!(
+                "logout_gateway_backchannel_delivery_seconds",
+                "Duration of one back-channel logout POST.",
+                LATENCY_BUCKETS.to_vec()
+            )
+            .expect("register backchannel_latency"),
         };
         // Pre-create every bounded label value so dashboards see zeros, not gaps.
         for o in LOGOUT_OUTCOMES {
             m.logouts.with_label_values(&[o]);
+        }
+        for r in ["success", "retry", "failed", "gave_up"] {
+            m.backchannel_deliveries.with_label_values(&[r]);
         }
         for c in STATUS_CLASSES {
             m.proxied_requests.with_label_values(&[c]);

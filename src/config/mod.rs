@@ -33,6 +33,7 @@ pub struct Config {
     pub clients: BTreeMap<String, Client>,
     /// Absolute path of the handlebars templates.
     pub templates_dir: PathBuf,
+    pub backchannel: BackchannelConfig,
     pub log: Log,
     pub server: Server,
 }
@@ -121,6 +122,29 @@ pub struct Client {
     pub frontchannel_logout_session_required: bool,
     pub backchannel_logout_uri: Option<String>,
     pub backchannel_logout_session_required: bool,
+}
+
+/// Back-channel logout (see `backchannel`).
+#[derive(Debug, Clone)]
+pub struct BackchannelConfig {
+    /// The configured signing key's PEM, read at load; None: generated and shared via the store.
+    pub signing_key_pem: Option<Secret>,
+    /// Algorithm for generated keys.
+    pub algorithm: jsonwebtoken::Algorithm,
+    pub key_rotation: Duration,
+    /// Per delivery attempt (connect and whole request).
+    pub timeout: Duration,
+    pub max_attempts: u32,
+    pub retry_initial: Duration,
+    pub retry_max: Duration,
+    /// Deliveries in flight per instance.
+    pub concurrency: usize,
+    /// A notice another instance took and did not finish within this is taken over.
+    pub claim_after: Duration,
+    /// How long a logout waits for deliveries before answering (RPI-22); zero: no wait.
+    pub wait_before_redirect: Duration,
+    /// How often an idle worker looks for work from other instances.
+    pub poll_interval: Duration,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -29,6 +29,8 @@ pub struct RawConfig {
     #[serde(default = "default_templates_dir")]
     pub templates_dir: String,
     #[serde(default)]
+    pub backchannel: RawBackchannel,
+    #[serde(default)]
     pub log: RawLog,
     #[serde(default)]
     pub server: RawServer,
@@ -277,4 +279,41 @@ fn default_grace() -> String {
 }
 fn default_shutdown_timeout() -> String {
     "5s".into()
+}
+
+/// Back-channel logout delivery and the logout-token signing key.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RawBackchannel {
+    /// PEM private key (RSA for RS256, EC P-256 for ES256); none: generated and kept in the store.
+    pub signing_key_file: Option<String>,
+    /// Algorithm of generated keys: RS256 or ES256.
+    pub algorithm: String,
+    pub key_rotation: String,
+    pub timeout: String,
+    pub max_attempts: u32,
+    pub retry_initial: String,
+    pub retry_max: String,
+    pub concurrency: usize,
+    pub claim_after: String,
+    pub wait_before_redirect: String,
+    pub poll_interval: String,
+}
+
+impl Default for RawBackchannel {
+    fn default() -> Self {
+        RawBackchannel {
+            signing_key_file: None,
+            algorithm: "RS256".into(),
+            key_rotation: "30d".into(),
+            timeout: "5s".into(),
+            max_attempts: 8,
+            retry_initial: "1s".into(),
+            retry_max: "5m".into(),
+            concurrency: 16,
+            claim_after: "30s".into(),
+            wait_before_redirect: "0s".into(),
+            poll_interval: "200ms".into(),
+        }
+    }
 }

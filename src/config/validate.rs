@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use url::Url;
 
-use super::raw::{RawClient, RawConfig, RawSessionStore, RawUpstream};
+use super::raw::{RawBackchannel, RawClient, RawConfig, RawSessionStore, RawUpstream};
 use super::*;
 
 /// Collects problems while building the model.
@@ -113,6 +113,7 @@ pub(super) fn validate(raw: RawConfig, base: &Path) -> Result<Config, Vec<Proble
     if !templates_dir.is_dir() {
         v.err("templates_dir", format!("{} is not a directory", templates_dir.display()));
     }
+    let backchannel = backchannel(&mut v, &raw.backchannel, base);
     let log = Log {
         level: raw.log.level.unwrap_or_else(|| "info".into()),
         format: match raw.log.format.as_deref() {
@@ -148,9 +149,67 @@ pub(super) fn validate(raw: RawConfig, base: &Path) -> Result<Config, Vec<Proble
         session_store,
         clients,
         templates_dir,
+        backchannel,
         log,
         server,
     })
+}
+
+fn backchannel(v: &mut V, raw: &RawBackchannel, base: &Path) -> BackchannelConfig {
+    let signing_key_pem = raw.signing_key_file.as_ref().and_then(|f| {
+        let path = base.join(f);
+        match std::fs::read_to_string(&path) {
+            Ok(pem) => match crate::backchannel::keys::from_pem(&pem, 0) {
+                Ok(_) => Some(Secret::new(pem)),
+                Err(e) => {
+                    v.err("backchannel.signing_key_file", format!("{}: {e}", path.display()));
+                    None
+                }
+            },
+            Err(e) => {
+                v.err("backchannel.signing_key_file", format!("{}: {e}", path.display()));
+                None
+            }
+        }
+    });
+    let algorithm = match raw.algorithm.as_str() {
+        "RS256" => jsonwebtoken::Algorithm::RS256,
+        "ES256" => jsonwebtoken::Algorithm::ES256,
+        other => {
+            v.err("backchannel.algorithm", format!("must be RS256 or ES256 (got {other:?})"));
+            jsonwebtoken::Algorithm::RS256
+        }
+    };
+    if raw.max_attempts == 0 || raw.max_attempts > 100 {
+        v.err("backchannel.max_attempts", "must be between 1 and 100");
+    }
+    if raw.concurrency == 0 || raw.concurrency > 1024 {
+        v.err("backchannel.concurrency", "must be between 1 and 1024");
+    }
+    let d = |v: &mut V, k: &str, s: &str| v.duration(&format!("backchannel.{k}"), s, Duration::from_secs(1));
+    let timeout = d(v, "timeout", &raw.timeout);
+    let claim_after = d(v, "claim_after", &raw.claim_after);
+    if claim_after <= timeout {
+        v.err("backchannel.claim_after", "must be longer than backchannel.timeout (or live deliveries get taken over)");
+    }
+    let wait_before_redirect = if raw.wait_before_redirect.trim().trim_end_matches(['s', 'm']).trim() == "0" {
+        Duration::ZERO
+    } else {
+        d(v, "wait_before_redirect", &raw.wait_before_redirect)
+    };
+    BackchannelConfig {
+        signing_key_pem,
+        algorithm,
+        key_rotation: d(v, "key_rotation", &raw.key_rotation),
+        timeout,
+        max_attempts: raw.max_attempts,
+        retry_initial: d(v, "retry_initial", &raw.retry_initial),
+        retry_max: d(v, "retry_max", &raw.retry_max),
+        concurrency: raw.concurrency,
+        claim_after,
+        wait_before_redirect,
+        poll_interval: d(v, "poll_interval", &raw.poll_interval),
+    }
 }
 
 fn upstream(v: &mut V, raw: RawUpstream, base: &Path) -> Upstream {

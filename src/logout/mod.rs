@@ -22,6 +22,7 @@ use sha2::{Digest, Sha256};
 
 use self::decide::{EndRequest, HintCheck, Next, Outcome, Plan, Policy, StoreAnswer};
 use self::params::LogoutParams;
+use crate::backchannel::Backchannel;
 use crate::config::{Client, Config};
 use crate::metrics::Metrics;
 use crate::oidc::jwks::Jwks;
@@ -87,6 +88,8 @@ pub struct Logout {
     pub store: Arc<dyn SessionStore>,
     pub jwks: Arc<Jwks>,
     pub pages: Arc<Pages>,
+    /// Back-channel notices for the participants that registered a URI.
+    pub backchannel: Arc<Backchannel>,
 }
 
 /// A participant RP and the sid it knows.
@@ -96,7 +99,13 @@ struct Participant<'a> {
 }
 
 impl Logout {
-    pub fn new(config: &Config, store: Arc<dyn SessionStore>, jwks: Arc<Jwks>, pages: Arc<Pages>) -> Logout {
+    pub fn new(
+        config: &Config,
+        store: Arc<dyn SessionStore>,
+        jwks: Arc<Jwks>,
+        pages: Arc<Pages>,
+        backchannel: Arc<Backchannel>,
+    ) -> Logout {
         let es = &config.end_session;
         Logout {
             clients: config.clients.clone(),
@@ -114,6 +123,7 @@ impl Logout {
             store,
             jwks,
             pages,
+            backchannel,
         }
     }
 
@@ -152,9 +162,9 @@ impl Logout {
             &self.clients,
             &self.policy,
         );
-        let hint_client = match &hint {
-            HintCheck::Valid(c) => Some(c.client_id.clone()),
-            _ => None,
+        let (hint_client, hint_sub) = match &hint {
+            HintCheck::Valid(c) => (Some(c.client_id.clone()), Some(c.sub.clone())),
+            _ => (None, None),
         };
         match plan {
             Plan::Reject(r) => {
@@ -183,7 +193,7 @@ impl Logout {
                     Outcome::Confirm { next, end } => self.ask(next, end, &lang, input).await,
                     Outcome::LoggedOut(next) => {
                         let who = hint_client.map(|c| vec![(c, hint_sid)]).unwrap_or_default();
-                        self.finish(next, &who, session_of(&res), &lang)
+                        self.finish(next, &who, session_of(&res), hint_sub.as_deref(), &lang).await
                     }
                 }
             }
@@ -232,12 +242,12 @@ impl Logout {
         }
         let next = Next { client_id: pending.next.client_id, redirect: pending.next.redirect };
         let initiator = next.client_id.clone();
-        let (session, sid) = match pending.end {
-            None => (None, None),
+        let (session, sid, sub) = match pending.end {
+            None => (None, None, None),
             Some(e) => {
                 let end = EndRequest { sid: e.sid, sub: e.sub, accept_unknown: e.accept_unknown };
                 match self.store.end_session(&end.sid, Some(&end.sub), end.accept_unknown).await {
-                    Ok(r) => (session_of(&r), Some(end.sid)),
+                    Ok(r) => (session_of(&r), Some(end.sid), Some(end.sub)),
                     Err(err) => {
                         tracing::warn!(error = %err, "confirmation unavailable");
                         return self.error(503, ErrorKind::Unavailable, Some(&lang), "unavailable");
@@ -246,7 +256,7 @@ impl Logout {
             }
         };
         let who = initiator.map(|c| vec![(c, sid)]).unwrap_or_default();
-        let mut reply = self.finish(next, &who, session, &lang);
+        let mut reply = self.finish(next, &who, session, sub.as_deref(), &lang).await;
         let clear = format!("{CONFIRM_COOKIE}=; Path={}; Max-Age=0; HttpOnly; SameSite=Strict", input.confirm_action);
         match &mut reply {
             Reply::Page { headers, .. } | Reply::Redirect { headers, .. } => headers.push(("set-cookie", clear)),
@@ -331,13 +341,15 @@ impl Logout {
         }
     }
 
-    /// The user is logged out (the store said so): clear the OP's cookies, load every
-    /// participant's front-channel URI, then go where `next` says (RPI-17/22, FCL-05..10).
-    fn finish(
+    /// The user is logged out (the store said so): accept the back-channel notices, clear the
+    /// OP's cookies, load every participant's front-channel URI, then go where `next` says
+    /// (RPI-17/22, FCL-05..10, BCL).
+    async fn finish(
         &self,
         next: Next,
         initiator: &[(String, Option<String>)],
         session: Option<SessionView>,
+        sub: Option<&str>,
         lang: &str,
     ) -> Reply {
         let mut who: Vec<Participant<'_>> = Vec::new();
@@ -366,6 +378,22 @@ impl Logout {
                 Some(Frame { src, origin })
             })
             .collect();
+        // Back-channel notices are accepted (durably) before anything says "signed out".
+        let pairs: Vec<(String, Option<String>)> =
+            who.iter().map(|p| (p.client_id.to_string(), p.sid.clone())).collect();
+        let sub = session.as_ref().map(|s| s.sub.as_str()).filter(|s| !s.is_empty()).or(sub);
+        match self.backchannel.notices_for(&pairs, sub) {
+            Ok(notices) => {
+                if let Err(e) = self.backchannel.accept(notices).await {
+                    tracing::warn!(error = %e, "back-channel notices not accepted");
+                    return self.error(503, ErrorKind::Unavailable, Some(lang), "unavailable");
+                }
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "logout tokens not signed");
+                return self.error(503, ErrorKind::Unavailable, Some(lang), "unavailable");
+            }
+        }
         let headers = self.clear_op_cookies();
         let m = Metrics::get();
         m.frontchannel_iframes.inc_by(frames.len() as u64);

@@ -69,6 +69,12 @@ pub enum JwksError {
 
 pub struct Jwks {
     current: ArcSwap<KeySet>,
+    /// The upstream's JWKS `keys` array as fetched, for publishing merged with the gateway's.
+    raw_keys: ArcSwap<Vec<serde_json::Value>>,
+    /// The upstream's discovery document as fetched.
+    discovery: ArcSwap<Option<serde_json::Value>>,
+    /// Path of the JWKS URL when it is on the issuer's origin (the gateway answers it).
+    jwks_path: ArcSwap<Option<String>>,
     /// Single flight for fetches.
     fetching: tokio::sync::Mutex<Option<Instant>>,
     http: reqwest::Client,
@@ -95,6 +101,9 @@ impl Jwks {
         let parse = |s: &str, what: &str| Url::parse(s).map_err(|e| format!("{what}: {e}"));
         Ok(Arc::new(Jwks {
             current: ArcSwap::from_pointee(KeySet::default()),
+            raw_keys: ArcSwap::from_pointee(Vec::new()),
+            discovery: ArcSwap::from_pointee(None),
+            jwks_path: ArcSwap::from_pointee(None),
             fetching: tokio::sync::Mutex::new(None),
             http,
             upstream: parse(&config.upstream.url, "upstream.url")?,
@@ -106,6 +115,27 @@ impl Jwks {
 
     pub fn keys(&self) -> Arc<KeySet> {
         self.current.load_full()
+    }
+
+    /// The upstream's published keys (raw JWKs), empty until fetched.
+    pub fn raw_keys(&self) -> Arc<Vec<serde_json::Value>> {
+        self.raw_keys.load_full()
+    }
+
+    /// The upstream's discovery document, once fetched.
+    pub fn discovery(&self) -> Option<serde_json::Value> {
+        self.discovery.load().as_ref().clone()
+    }
+
+    /// The JWKS path the gateway answers (the keys URL is on the issuer's origin).
+    pub fn jwks_path(&self) -> Option<String> {
+        self.jwks_path.load().as_ref().clone()
+    }
+
+    /// Where discovery lives for this issuer (OIDC Discovery §4: below the issuer's path).
+    pub fn discovery_url(&self) -> Url {
+        let base = self.issuer.as_str().trim_end_matches('/');
+        Url::parse(&format!("{base}/.well-known/openid-configuration")).unwrap_or_else(|_| self.issuer.clone())
     }
 
     /// Same origin as the issuer (the gateway's public face): fetch from the upstream instead.
@@ -149,22 +179,27 @@ impl Jwks {
         serde_json::from_slice(&body).map_err(|e| JwksError::Parse(url.to_string(), e.to_string()))
     }
 
+    /// Fetch discovery (kept for publishing) and pick the keys URL: `jwks.uri`, else discovery's.
     async fn jwks_url(&self) -> Result<Url, JwksError> {
+        let disc = self.discovery_url();
+        let doc = match self.get_json(&disc).await {
+            Ok(doc) if doc.is_object() => {
+                self.discovery.store(Arc::new(Some(doc.clone())));
+                Some(doc)
+            }
+            Ok(_) => None,
+            Err(e) if self.configured.is_some() => {
+                tracing::debug!(error = %e, "discovery not fetched; keys come from jwks.uri");
+                None
+            }
+            Err(e) => return Err(e),
+        };
         if let Some(u) = &self.configured {
             return Ok(u.clone());
         }
-        let disc = self.issuer.join(".well-known/openid-configuration").unwrap_or_else(|_| self.issuer.clone());
-        let disc = match self.issuer.path() {
-            // An issuer with a path: discovery lives below it (OIDC Discovery §4).
-            p if p != "/" => {
-                Url::parse(&format!("{}/.well-known/openid-configuration", self.issuer.as_str().trim_end_matches('/')))
-                    .unwrap_or(disc)
-            }
-            _ => disc,
-        };
-        let doc = self.get_json(&disc).await?;
         let uri = doc
-            .get("jwks_uri")
+            .as_ref()
+            .and_then(|d| d.get("jwks_uri"))
             .and_then(|v| v.as_str())
             .ok_or_else(|| JwksError::Parse(disc.to_string(), "no jwks_uri".into()))?;
         Url::parse(uri).map_err(|e| JwksError::Parse(disc.to_string(), format!("jwks_uri: {e}")))
@@ -180,6 +215,7 @@ impl Jwks {
         *last = Some(Instant::now());
         let url = self.jwks_url().await?;
         let doc = self.get_json(&url).await?;
+        let raw = doc.get("keys").and_then(|k| k.as_array()).cloned().unwrap_or_default();
         let set: JwkSet = serde_json::from_value(doc).map_err(|e| JwksError::Parse(url.to_string(), e.to_string()))?;
         let mut ks = build_keyset(&set);
         ks.generation = seen + 1;
@@ -188,6 +224,9 @@ impl Jwks {
         }
         tracing::info!(keys = ks.keys.len(), %url, "upstream signing keys loaded");
         self.current.store(Arc::new(ks));
+        self.raw_keys.store(Arc::new(raw));
+        let path = (url.origin() == self.issuer.origin()).then(|| url.path().to_string());
+        self.jwks_path.store(Arc::new(path));
         Ok(())
     }
 

@@ -41,6 +41,61 @@ pub struct Gateway {
     pub trust_forwarded_headers: bool,
     /// end_session and its confirmation; the only users of the session store.
     pub logout: Arc<Logout>,
+    /// Published documents: the upstream's discovery and keys, as fetched (answered here).
+    pub published: Published,
+}
+
+/// What the gateway publishes in the OP's name: discovery with its own logout endpoints and
+/// flags (GW-05, FCL-11, BCL-01/02, RPI-18), and the JWKS with its logout-token keys (GW-04).
+pub struct Published {
+    pub jwks: Arc<crate::oidc::jwks::Jwks>,
+    pub signing_keys: Arc<crate::backchannel::keys::Keys>,
+    /// Path of the discovery document on the public listener.
+    pub discovery_path: String,
+    /// The advertised end_session_endpoint (issuer origin + first end_session path).
+    pub end_session_endpoint: String,
+}
+
+impl Published {
+    /// The upstream's discovery document with the gateway's logout metadata, or None (then the
+    /// request is proxied unchanged) until it was fetched.
+    fn discovery(&self) -> Option<Vec<u8>> {
+        let mut doc = self.jwks.discovery()?;
+        let map = doc.as_object_mut()?;
+        map.insert("end_session_endpoint".into(), self.end_session_endpoint.clone().into());
+        for flag in [
+            "frontchannel_logout_supported",
+            "frontchannel_logout_session_supported",
+            "backchannel_logout_supported",
+            "backchannel_logout_session_supported",
+        ] {
+            map.insert(flag.into(), true.into());
+        }
+        serde_json::to_vec(&doc).ok()
+    }
+
+    /// The upstream's keys plus the gateway's public logout-token keys, or None (proxied) until
+    /// the upstream's were fetched.
+    fn jwks(&self) -> Option<Vec<u8>> {
+        let upstream = self.jwks.raw_keys();
+        if upstream.is_empty() {
+            return None;
+        }
+        let mut keys: Vec<serde_json::Value> = upstream.as_ref().clone();
+        keys.extend(self.signing_keys.load().public_jwks());
+        serde_json::to_vec(&serde_json::json!({ "keys": keys })).ok()
+    }
+
+    /// The body for a GET/HEAD of `path`, when the gateway answers it.
+    fn answer(&self, path: &str) -> Option<Vec<u8>> {
+        if path == self.discovery_path {
+            return self.discovery();
+        }
+        if self.jwks.jwks_path().as_deref() == Some(path) {
+            return self.jwks();
+        }
+        None
+    }
 }
 
 /// How long reading an end_session form body may take in total.
@@ -63,6 +118,14 @@ impl ProxyHttp for Gateway {
 
     /// Ok(true): the gateway answered (end_session); Ok(false): proxy it.
     async fn request_filter(&self, session: &mut Session, ctx: &mut Ctx) -> Result<bool> {
+        let req = session.req_header();
+        if req.method == http::Method::GET || req.method == http::Method::HEAD {
+            if let Some(body) = self.published.answer(req.uri.path()) {
+                ctx.local = true;
+                respond::write_json(session, body).await?;
+                return Ok(true);
+            }
+        }
         let path = session.req_header().uri.path().as_bytes();
         match route::classify(path, &self.end_session_paths) {
             Route::Proxy => Ok(false),

@@ -66,3 +66,18 @@ pub async fn write_redirect(session: &mut Session, location: &str, extra: &[(&'s
     }
     session.write_response_header(Box::new(h), true).await
 }
+
+/// A JSON document the gateway publishes (discovery, JWKS): cacheable for five minutes.
+pub async fn write_json(session: &mut Session, body: Vec<u8>) -> Result<()> {
+    let mut h = ResponseHeader::build(200, Some(4))?;
+    h.insert_header("content-type", "application/json")?;
+    h.insert_header("content-length", body.len().to_string())?;
+    h.insert_header("cache-control", "public, max-age=300")?;
+    h.insert_header("x-content-type-options", "nosniff")?;
+    let head_only = session.req_header().method == http::Method::HEAD;
+    session.write_response_header(Box::new(h), head_only).await?;
+    if !head_only {
+        session.write_response_body(Some(Bytes::from(body)), true).await?;
+    }
+    Ok(())
+}

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 
-use super::{union, EndResult, NewSession, PutResult, SessionStore, SessionView, StoreError, Ttls};
+use super::{union, Claimed, EndResult, NewSession, Notice, PutResult, SessionStore, SessionView, StoreError, Ttls};
 
 #[derive(Debug, Clone)]
 enum Entry {
@@ -22,6 +22,11 @@ struct State {
     by_sub: HashMap<String, Vec<String>>,
     pending: HashMap<String, (String, Instant)>,
     writes: u64,
+    keys: Vec<(u64, String)>,
+    /// Queued notices by id; `taken` marks the ones handed out.
+    queue: BTreeMap<u64, (Notice, bool)>,
+    retries: Vec<(u64, Notice)>,
+    next_id: u64,
 }
 
 #[derive(Debug)]
@@ -183,5 +188,89 @@ impl SessionStore for MemoryStore {
     async fn take_pending(&self, token: &str) -> Result<Option<String>, StoreError> {
         let mut st = self.lock()?;
         Ok(st.pending.remove(token).filter(|(_, exp)| *exp > Instant::now()).map(|(v, _)| v))
+    }
+
+    async fn signing_keys(&self) -> Result<Vec<String>, StoreError> {
+        Ok(self.lock()?.keys.iter().map(|(_, k)| k.clone()).collect())
+    }
+
+    async fn install_signing_key(
+        &self,
+        _kid: &str,
+        created: u64,
+        candidate: &str,
+        rotate_after: Duration,
+    ) -> Result<Vec<String>, StoreError> {
+        let mut st = self.lock()?;
+        let newest = st.keys.iter().map(|(c, _)| *c).max();
+        let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
+        if newest.is_none_or(|n| n + rotate_after.as_secs() <= now) {
+            st.keys.push((created, candidate.to_string()));
+            st.keys.sort_by(|a, b| b.0.cmp(&a.0));
+            st.keys.truncate(2);
+        }
+        Ok(st.keys.iter().map(|(_, k)| k.clone()).collect())
+    }
+
+    async fn enqueue_notices(&self, notices: &[Notice]) -> Result<(), StoreError> {
+        let mut st = self.lock()?;
+        for n in notices {
+            st.next_id += 1;
+            let id = st.next_id;
+            st.queue.insert(id, (n.clone(), false));
+        }
+        Ok(())
+    }
+
+    async fn claim_notices(
+        &self,
+        _consumer: &str,
+        count: usize,
+        _claim_after: Duration,
+    ) -> Result<Vec<Claimed>, StoreError> {
+        // One process: nothing is ever abandoned by another consumer.
+        let mut st = self.lock()?;
+        let mut out = Vec::new();
+        for (id, (n, taken)) in st.queue.iter_mut().filter(|(_, (_, t))| !*t).take(count) {
+            *taken = true;
+            out.push(Claimed { id: id.to_string(), notice: n.clone() });
+        }
+        Ok(out)
+    }
+
+    async fn finish_notice(&self, id: &str) -> Result<(), StoreError> {
+        let mut st = self.lock()?;
+        if let Ok(id) = id.parse::<u64>() {
+            st.queue.remove(&id);
+        }
+        Ok(())
+    }
+
+    async fn retry_notice(&self, id: &str, notice: &Notice, due_ms: u64) -> Result<(), StoreError> {
+        let mut st = self.lock()?;
+        if let Ok(id) = id.parse::<u64>() {
+            st.queue.remove(&id);
+        }
+        st.retries.push((due_ms, notice.clone()));
+        Ok(())
+    }
+
+    async fn promote_due_notices(&self, now_ms: u64) -> Result<u64, StoreError> {
+        let mut st = self.lock()?;
+        let (due, later): (Vec<_>, Vec<_>) =
+            std::mem::take(&mut st.retries).into_iter().partition(|(d, _)| *d <= now_ms);
+        st.retries = later;
+        let moved = due.len() as u64;
+        for (_, n) in due {
+            st.next_id += 1;
+            let id = st.next_id;
+            st.queue.insert(id, (n, false));
+        }
+        Ok(moved)
+    }
+
+    async fn notice_depth(&self) -> Result<u64, StoreError> {
+        let st = self.lock()?;
+        Ok((st.queue.len() + st.retries.len()) as u64)
     }
 }

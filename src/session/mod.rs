@@ -118,6 +118,63 @@ pub trait SessionStore: Send + Sync {
 
     /// Take (and delete) a confirmation context: a token works once.
     async fn take_pending(&self, token: &str) -> Result<Option<String>, StoreError>;
+
+    /// The gateway's stored signing keys (JSON of `backchannel::keys::StoredKey`).
+    async fn signing_keys(&self) -> Result<Vec<String>, StoreError>;
+
+    /// Install `candidate` unless a key younger than `rotate_after` exists; keep the newest two.
+    /// Returns the keys after the call. Atomic across instances.
+    async fn install_signing_key(
+        &self,
+        kid: &str,
+        created: u64,
+        candidate: &str,
+        rotate_after: Duration,
+    ) -> Result<Vec<String>, StoreError>;
+
+    /// Accept notices durably (all or none).
+    async fn enqueue_notices(&self, notices: &[Notice]) -> Result<(), StoreError>;
+
+    /// Up to `count` notices for `consumer`: new ones, and ones another consumer took more
+    /// than `claim_after` ago without finishing (it died).
+    async fn claim_notices(
+        &self,
+        consumer: &str,
+        count: usize,
+        claim_after: Duration,
+    ) -> Result<Vec<Claimed>, StoreError>;
+
+    /// The notice is done (delivered, or failed for good).
+    async fn finish_notice(&self, id: &str) -> Result<(), StoreError>;
+
+    /// Try the notice again at `due_ms` (unix milliseconds).
+    async fn retry_notice(&self, id: &str, notice: &Notice, due_ms: u64) -> Result<(), StoreError>;
+
+    /// Move retries that are due back into the queue; returns how many moved.
+    async fn promote_due_notices(&self, now_ms: u64) -> Result<u64, StoreError>;
+
+    /// Notices waiting (queued, in flight or scheduled for retry).
+    async fn notice_depth(&self) -> Result<u64, StoreError>;
+}
+
+/// One back-channel logout notice: a signed logout token for one RP (BCL-16). The same token
+/// is sent on every retry (BCL-24).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
+pub struct Notice {
+    pub client_id: String,
+    pub uri: String,
+    pub token: String,
+    /// Attempts made so far.
+    pub attempt: u32,
+    /// Unix milliseconds when the notice was accepted.
+    pub accepted_ms: u64,
+}
+
+/// A notice taken from the queue, with the id that acknowledges it.
+#[derive(Debug, Clone)]
+pub struct Claimed {
+    pub id: String,
+    pub notice: Notice,
 }
 
 /// TTLs of the model, from the config.

@@ -26,7 +26,7 @@ use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use redis::Script;
 use tokio::sync::OnceCell;
 
-use super::{timed, EndResult, NewSession, PutResult, SessionStore, SessionView, StoreError, Ttls};
+use super::{timed, Claimed, EndResult, NewSession, Notice, PutResult, SessionStore, SessionView, StoreError, Ttls};
 use crate::config::RedisConfig;
 
 /// KEYS[1] session key. ARGV: expected sub ('' = any), record_unknown ('1'/'0'),
@@ -81,7 +81,42 @@ return {'ok', cl_json, cs_json}
 /// (two separately learned sessions are merged by session learning, not here).
 const ALIAS_LUA: &str = "if redis.call('EXISTS', KEYS[1]) == 0 then redis.call('HSET', KEYS[1], 'p', ARGV[1]); redis.call('EXPIRE', KEYS[1], ARGV[2]) end";
 
+/// KEYS[1] keys hash. ARGV: kid, created, candidate json, rotate_after seconds, now.
+/// Installs the candidate unless a key younger than rotate_after exists; keeps the newest two.
+const KEYS_LUA: &str = r#"
+local all = redis.call('HGETALL', KEYS[1])
+local newest = 0
+local list = {}
+for i = 1, #all, 2 do
+  local created = tonumber(cjson.decode(all[i + 1]).created) or 0
+  table.insert(list, {all[i], created})
+  if created > newest then newest = created end
+end
+if #list == 0 or newest + tonumber(ARGV[4]) <= tonumber(ARGV[5]) then
+  redis.call('HSET', KEYS[1], ARGV[1], ARGV[3])
+  table.insert(list, {ARGV[1], tonumber(ARGV[2])})
+  table.sort(list, function(a, b) return a[2] > b[2] end)
+  for i = 3, #list do redis.call('HDEL', KEYS[1], list[i][1]) end
+end
+return redis.call('HVALS', KEYS[1])
+"#;
+
+/// KEYS[1] retry zset, KEYS[2] stream. ARGV: now ms. Moves due retries into the stream.
+const PROMOTE_LUA: &str = r#"
+local due = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1], 'LIMIT', 0, 200)
+for _, n in ipairs(due) do
+  redis.call('XADD', KEYS[2], '*', 'n', n)
+  redis.call('ZREM', KEYS[1], n)
+end
+return #due
+"#;
+
+/// The back-channel consumer group.
+const GROUP: &str = "lgw-backchannel";
+
 static END: LazyLock<Script> = LazyLock::new(|| Script::new(END_LUA));
+static KEYS: LazyLock<Script> = LazyLock::new(|| Script::new(KEYS_LUA));
+static PROMOTE: LazyLock<Script> = LazyLock::new(|| Script::new(PROMOTE_LUA));
 static PUT: LazyLock<Script> = LazyLock::new(|| Script::new(PUT_LUA));
 
 pub struct RedisStore {
@@ -134,6 +169,33 @@ impl RedisStore {
 
     fn pending_key(&self, token: &str) -> String {
         format!("{}c:{{{token}}}", self.prefix)
+    }
+
+    /// Signing keys, queue and retries share the `{bc}` tag: one slot for the scripts.
+    fn keys_key(&self) -> String {
+        format!("{}{{bc}}:keys", self.prefix)
+    }
+    fn queue_key(&self) -> String {
+        format!("{}{{bc}}:queue", self.prefix)
+    }
+    fn retry_key(&self) -> String {
+        format!("{}{{bc}}:retry", self.prefix)
+    }
+
+    async fn ensure_group(&self, c: &mut ConnectionManager) -> Result<(), StoreError> {
+        let r: redis::RedisResult<()> = redis::cmd("XGROUP")
+            .arg("CREATE")
+            .arg(self.queue_key())
+            .arg(GROUP)
+            .arg("0")
+            .arg("MKSTREAM")
+            .query_async(c)
+            .await;
+        match r {
+            Ok(()) => Ok(()),
+            Err(e) if e.code() == Some("BUSYGROUP") => Ok(()),
+            Err(e) => Err(redis_err(e)),
+        }
     }
 
     async fn conn(&self) -> Result<ConnectionManager, StoreError> {
@@ -203,6 +265,36 @@ fn view_from_reply(sid: &str, r: &[String]) -> SessionView {
         client_sids: r.get(3).and_then(|j| serde_json::from_str(j).ok()).unwrap_or_default(),
         status: "ended",
     }
+}
+
+/// Entries of an XREADGROUP / XAUTOCLAIM reply: `[[id, [field, value, ...]], ...]`.
+fn stream_entries(v: &redis::Value) -> Vec<Claimed> {
+    let mut out = Vec::new();
+    let redis::Value::Array(items) = v else { return out };
+    for item in items {
+        let redis::Value::Array(pair) = item else { continue };
+        let (Some(id), Some(redis::Value::Array(fields))) = (pair.first(), pair.get(1)) else { continue };
+        let Ok(id) = redis::from_redis_value::<String>(id.clone()) else { continue };
+        let json = fields.chunks(2).find_map(|kv| {
+            let k: String = redis::from_redis_value(kv.first()?.clone()).ok()?;
+            (k == "n").then(|| redis::from_redis_value::<String>(kv.get(1)?.clone()).ok()).flatten()
+        });
+        match json.and_then(|j| serde_json::from_str::<Notice>(&j).ok()) {
+            Some(notice) => out.push(Claimed { id, notice }),
+            // Unreadable entry: hand it out with an empty notice so the worker drops it.
+            None => out.push(Claimed {
+                id,
+                notice: Notice {
+                    client_id: String::new(),
+                    uri: String::new(),
+                    token: String::new(),
+                    attempt: 0,
+                    accepted_ms: 0,
+                },
+            }),
+        }
+    }
+    out
 }
 
 #[async_trait]
@@ -357,6 +449,191 @@ impl SessionStore for RedisStore {
         timed("pending_take", self.deadline(), async {
             let mut c = self.conn().await?;
             redis::cmd("GETDEL").arg(self.pending_key(token)).query_async(&mut c).await.map_err(redis_err)
+        })
+        .await
+    }
+
+    async fn signing_keys(&self) -> Result<Vec<String>, StoreError> {
+        timed("keys", self.deadline(), async {
+            let mut c = self.conn().await?;
+            redis::cmd("HVALS").arg(self.keys_key()).query_async(&mut c).await.map_err(redis_err)
+        })
+        .await
+    }
+
+    async fn install_signing_key(
+        &self,
+        kid: &str,
+        created: u64,
+        candidate: &str,
+        rotate_after: Duration,
+    ) -> Result<Vec<String>, StoreError> {
+        timed("keys", self.deadline(), async {
+            let mut c = self.conn().await?;
+            KEYS.key(self.keys_key())
+                .arg(kid)
+                .arg(created)
+                .arg(candidate)
+                .arg(rotate_after.as_secs())
+                .arg(now())
+                .invoke_async(&mut c)
+                .await
+                .map_err(redis_err)
+        })
+        .await
+    }
+
+    async fn enqueue_notices(&self, notices: &[Notice]) -> Result<(), StoreError> {
+        if notices.is_empty() {
+            return Ok(());
+        }
+        timed("enqueue", self.deadline(), async {
+            let mut c = self.conn().await?;
+            let mut pipe = redis::pipe();
+            pipe.atomic();
+            for n in notices {
+                let json = serde_json::to_string(n).map_err(|_| bad_reply("enqueue"))?;
+                pipe.cmd("XADD").arg(self.queue_key()).arg("*").arg("n").arg(json).ignore();
+            }
+            pipe.query_async::<()>(&mut c).await.map_err(redis_err)
+        })
+        .await
+    }
+
+    async fn claim_notices(
+        &self,
+        consumer: &str,
+        count: usize,
+        claim_after: Duration,
+    ) -> Result<Vec<Claimed>, StoreError> {
+        timed("claim", self.deadline() * 2, async {
+            let mut c = self.conn().await?;
+            // Abandoned first: entries another consumer took and never finished.
+            let stale: redis::Value = match redis::cmd("XAUTOCLAIM")
+                .arg(self.queue_key())
+                .arg(GROUP)
+                .arg(consumer)
+                .arg(claim_after.as_millis() as u64)
+                .arg("0-0")
+                .arg("COUNT")
+                .arg(count)
+                .query_async(&mut c)
+                .await
+            {
+                Ok(v) => v,
+                Err(e) if e.code() == Some("NOGROUP") => {
+                    self.ensure_group(&mut c).await?;
+                    redis::Value::Nil
+                }
+                Err(e) => return Err(redis_err(e)),
+            };
+            let mut out = match &stale {
+                redis::Value::Array(parts) => parts.get(1).map(stream_entries).unwrap_or_default(),
+                _ => Vec::new(),
+            };
+            if out.len() < count {
+                // No BLOCK: the connection is shared with logouts and must never stall.
+                let fresh: redis::Value = redis::cmd("XREADGROUP")
+                    .arg("GROUP")
+                    .arg(GROUP)
+                    .arg(consumer)
+                    .arg("COUNT")
+                    .arg(count - out.len())
+                    .arg("STREAMS")
+                    .arg(self.queue_key())
+                    .arg(">")
+                    .query_async(&mut c)
+                    .await
+                    .map_err(redis_err)?;
+                if let redis::Value::Array(streams) = &fresh {
+                    for st in streams {
+                        if let redis::Value::Array(kv) = st {
+                            if let Some(entries) = kv.get(1) {
+                                out.extend(stream_entries(entries));
+                            }
+                        }
+                    }
+                }
+            }
+            Ok(out)
+        })
+        .await
+    }
+
+    async fn finish_notice(&self, id: &str) -> Result<(), StoreError> {
+        timed("finish", self.deadline(), async {
+            let mut c = self.conn().await?;
+            redis::pipe()
+                .atomic()
+                .cmd("XACK")
+                .arg(self.queue_key())
+                .arg(GROUP)
+                .arg(id)
+                .ignore()
+                .cmd("XDEL")
+                .arg(self.queue_key())
+                .arg(id)
+                .ignore()
+                .query_async::<()>(&mut c)
+                .await
+                .map_err(redis_err)
+        })
+        .await
+    }
+
+    async fn retry_notice(&self, id: &str, notice: &Notice, due_ms: u64) -> Result<(), StoreError> {
+        timed("retry", self.deadline(), async {
+            let mut c = self.conn().await?;
+            let json = serde_json::to_string(notice).map_err(|_| bad_reply("retry"))?;
+            redis::pipe()
+                .atomic()
+                .cmd("ZADD")
+                .arg(self.retry_key())
+                .arg(due_ms)
+                .arg(json)
+                .ignore()
+                .cmd("XACK")
+                .arg(self.queue_key())
+                .arg(GROUP)
+                .arg(id)
+                .ignore()
+                .cmd("XDEL")
+                .arg(self.queue_key())
+                .arg(id)
+                .ignore()
+                .query_async::<()>(&mut c)
+                .await
+                .map_err(redis_err)
+        })
+        .await
+    }
+
+    async fn promote_due_notices(&self, now_ms: u64) -> Result<u64, StoreError> {
+        timed("promote", self.deadline(), async {
+            let mut c = self.conn().await?;
+            PROMOTE
+                .key(self.retry_key())
+                .key(self.queue_key())
+                .arg(now_ms)
+                .invoke_async(&mut c)
+                .await
+                .map_err(redis_err)
+        })
+        .await
+    }
+
+    async fn notice_depth(&self) -> Result<u64, StoreError> {
+        timed("depth", self.deadline(), async {
+            let mut c = self.conn().await?;
+            let (q, r): (u64, u64) = redis::pipe()
+                .cmd("XLEN")
+                .arg(self.queue_key())
+                .cmd("ZCARD")
+                .arg(self.retry_key())
+                .query_async(&mut c)
+                .await
+                .map_err(redis_err)?;
+            Ok(q + r)
         })
         .await
     }

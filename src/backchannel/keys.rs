@@ -1,0 +1,186 @@
+//! The gateway's own signing keys for logout tokens (BCL-11, GW-04).
+//!
+//! Either a configured PEM file (RSA for RS256, EC P-256 for ES256), used as is, or keys the
+//! gateway generates and keeps in the session store so every instance signs with the same key:
+//! the first instance to find no current key installs one (atomically, in the store), and a key
+//! older than `key_rotation` is replaced. The previous key stays published until the next
+//! rotation, far longer than the 120 s a logout token lives. Public keys are served merged into
+//! the upstream's JWKS.
+
+use std::sync::Arc;
+
+use arc_swap::ArcSwap;
+use aws_lc_rs::encoding::AsDer;
+use aws_lc_rs::signature::KeyPair as _;
+use base64::Engine;
+use jsonwebtoken::{Algorithm, EncodingKey};
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+/// A key as kept in the store: private PEM and metadata.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct StoredKey {
+    pub kid: String,
+    pub alg: String,
+    pub pem: String,
+    /// Unix seconds.
+    pub created: u64,
+}
+
+/// One usable signing key.
+pub struct SigningKey {
+    pub kid: String,
+    pub alg: Algorithm,
+    pub key: EncodingKey,
+    /// The public JWK (with kid, alg, use=sig).
+    pub jwk: serde_json::Value,
+    pub created: u64,
+}
+
+/// The keys in use: the newest signs, all are published.
+#[derive(Default)]
+pub struct KeyRing {
+    pub keys: Vec<Arc<SigningKey>>,
+}
+
+impl KeyRing {
+    pub fn active(&self) -> Option<&Arc<SigningKey>> {
+        self.keys.iter().max_by_key(|k| k.created)
+    }
+
+    pub fn public_jwks(&self) -> Vec<serde_json::Value> {
+        self.keys.iter().map(|k| k.jwk.clone()).collect()
+    }
+}
+
+/// Shared, swappable key ring.
+#[derive(Default)]
+pub struct Keys {
+    ring: ArcSwap<KeyRing>,
+}
+
+impl Keys {
+    pub fn load(&self) -> Arc<KeyRing> {
+        self.ring.load_full()
+    }
+
+    pub fn store(&self, ring: KeyRing) {
+        self.ring.store(Arc::new(ring));
+    }
+}
+
+fn b64(b: &[u8]) -> String {
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(b)
+}
+
+/// RFC 7638 thumbprint of the public JWK: a stable kid.
+fn thumbprint(jwk: &serde_json::Value) -> String {
+    let canon = match jwk["kty"].as_str() {
+        Some("RSA") => format!(
+            r#"{{"e":"{}","kty":"RSA","n":"{}"}}"#,
+            jwk["e"].as_str().unwrap_or(""),
+            jwk["n"].as_str().unwrap_or("")
+        ),
+        _ => format!(
+            r#"{{"crv":"P-256","kty":"EC","x":"{}","y":"{}"}}"#,
+            jwk["x"].as_str().unwrap_or(""),
+            jwk["y"].as_str().unwrap_or("")
+        ),
+    };
+    b64(&Sha256::digest(canon.as_bytes()))
+}
+
+/// Build a signing key from a PEM private key (PKCS#8, or PKCS#1 for RSA, or SEC1 for EC).
+pub fn from_pem(pem_text: &str, created: u64) -> Result<SigningKey, String> {
+    let block = pem::parse(pem_text).map_err(|e| format!("not a PEM private key: {e}"))?;
+    let der = block.contents();
+    let (alg, jwk, key) =
+        if let Ok(kp) = aws_lc_rs::rsa::KeyPair::from_pkcs8(der).or_else(|_| aws_lc_rs::rsa::KeyPair::from_der(der)) {
+            if kp.public_modulus_len() < 256 {
+                return Err("RSA keys must have at least 2048 bits".into());
+            }
+            let pk = kp.public_key();
+            let jwk = serde_json::json!({
+                "kty": "RSA",
+                "n": b64(pk.modulus().big_endian_without_leading_zero()),
+                "e": b64(pk.exponent().big_endian_without_leading_zero()),
+            });
+            let key = EncodingKey::from_rsa_pem(pem_text.as_bytes()).map_err(|e| format!("RSA key: {e}"))?;
+            (Algorithm::RS256, jwk, key)
+        } else {
+            let alg = &aws_lc_rs::signature::ECDSA_P256_SHA256_FIXED_SIGNING;
+            let kp = aws_lc_rs::signature::EcdsaKeyPair::from_pkcs8(alg, der)
+                .or_else(|_| aws_lc_rs::signature::EcdsaKeyPair::from_private_key_der(alg, der))
+                .map_err(|_| "neither an RSA nor an EC P-256 private key".to_string())?;
+            let pt = kp.public_key().as_ref();
+            if pt.len() != 65 {
+                return Err("unexpected EC public key encoding".into());
+            }
+            let jwk = serde_json::json!({ "kty": "EC", "crv": "P-256", "x": b64(&pt[1..33]), "y": b64(&pt[33..65]) });
+            let pkcs8 = kp.to_pkcs8v1().map_err(|_| "EC key export failed".to_string())?;
+            let key = EncodingKey::from_ec_der(pkcs8.as_ref());
+            (Algorithm::ES256, jwk, key)
+        };
+    let kid = thumbprint(&jwk);
+    let mut jwk = jwk;
+    jwk["kid"] = kid.clone().into();
+    jwk["use"] = "sig".into();
+    jwk["alg"] = if alg == Algorithm::RS256 { "RS256" } else { "ES256" }.into();
+    Ok(SigningKey { kid, alg, key, jwk, created })
+}
+
+/// Generate a fresh key for `alg` (RS256: RSA 2048; ES256: P-256) as a storable PEM.
+pub fn generate(alg: Algorithm, created: u64) -> Result<StoredKey, String> {
+    let der = match alg {
+        Algorithm::RS256 => {
+            let kp = aws_lc_rs::rsa::KeyPair::generate(aws_lc_rs::rsa::KeySize::Rsa2048)
+                .map_err(|_| "RSA key generation failed".to_string())?;
+            kp.as_der().map_err(|_| "RSA key export failed".to_string())?.as_ref().to_vec()
+        }
+        Algorithm::ES256 => {
+            let kp =
+                aws_lc_rs::signature::EcdsaKeyPair::generate(&aws_lc_rs::signature::ECDSA_P256_SHA256_FIXED_SIGNING)
+                    .map_err(|_| "EC key generation failed".to_string())?;
+            kp.to_pkcs8v1().map_err(|_| "EC key export failed".to_string())?.as_ref().to_vec()
+        }
+        other => return Err(format!("{other:?} is not supported for logout tokens")),
+    };
+    let pem = pem::encode(&pem::Pem::new("PRIVATE KEY", der));
+    let key = from_pem(&pem, created)?;
+    Ok(StoredKey { kid: key.kid, alg: format!("{alg:?}"), pem, created })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn generated_keys_round_trip_through_pem_and_sign_verifiable_tokens() {
+        for alg in [Algorithm::RS256, Algorithm::ES256] {
+            let stored = generate(alg, 1).unwrap();
+            let key = from_pem(&stored.pem, 1).unwrap();
+            assert_eq!(key.kid, stored.kid);
+            assert_eq!(key.alg, alg);
+            let mut h = jsonwebtoken::Header::new(alg);
+            h.kid = Some(key.kid.clone());
+            let t = jsonwebtoken::encode(&h, &serde_json::json!({"a": 1}), &key.key).unwrap();
+            let jwk: jsonwebtoken::jwk::Jwk = serde_json::from_value(key.jwk.clone()).unwrap();
+            let dk = jsonwebtoken::DecodingKey::from_jwk(&jwk).unwrap();
+            let mut v = jsonwebtoken::Validation::new(alg);
+            v.required_spec_claims.clear();
+            v.validate_exp = false;
+            jsonwebtoken::decode::<serde_json::Value>(&t, &dk, &v).unwrap();
+        }
+    }
+
+    #[test]
+    fn fixture_pems_load_and_garbage_is_refused() {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures");
+        let rsa = from_pem(&std::fs::read_to_string(dir.join("rsa-op.pem")).unwrap(), 0).unwrap();
+        assert_eq!(rsa.alg, Algorithm::RS256);
+        let ec = from_pem(&std::fs::read_to_string(dir.join("ec-op.pem")).unwrap(), 0).unwrap();
+        assert_eq!(ec.alg, Algorithm::ES256);
+        assert!(from_pem("nope", 0).is_err());
+        assert!(from_pem(&std::fs::read_to_string(dir.join("rsa-op.pub.pem")).unwrap(), 0).is_err());
+    }
+}
