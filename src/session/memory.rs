@@ -206,7 +206,7 @@ impl SessionStore for MemoryStore {
         let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
         if newest.is_none_or(|n| n + rotate_after.as_secs() <= now) {
             st.keys.push((created, candidate.to_string()));
-            st.keys.sort_by(|a, b| b.0.cmp(&a.0));
+            st.keys.sort_by_key(|k| std::cmp::Reverse(k.0));
             st.keys.truncate(2);
         }
         Ok(st.keys.iter().map(|(_, k)| k.clone()).collect())

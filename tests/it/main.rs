@@ -6,6 +6,7 @@ mod tokens;
 mod upstream;
 
 mod admin;
+mod backchannel;
 mod browser;
 mod cli;
 mod logout;

@@ -24,6 +24,9 @@ pub struct Seen {
     pub headers: Vec<(String, String)>,
     pub body_len: usize,
     pub body_fnv: u64,
+    /// The body, when it is small (back-channel logout posts).
+    pub body: String,
+    pub at: std::time::Instant,
 }
 
 impl Seen {
@@ -82,7 +85,16 @@ async fn handle(
         .map(|(k, v)| (k.as_str().to_string(), String::from_utf8_lossy(v.as_bytes()).into_owned()))
         .collect();
     let body = req.into_body().collect().await.map(|b| b.to_bytes()).unwrap_or_default();
-    let s = Seen { method, target: target.clone(), headers, body_len: body.len(), body_fnv: fnv(&body) };
+    let small = if body.len() <= 16 * 1024 { String::from_utf8_lossy(&body).into_owned() } else { String::new() };
+    let s = Seen {
+        method,
+        target: target.clone(),
+        headers,
+        body_len: body.len(),
+        body_fnv: fnv(&body),
+        body: small,
+        at: std::time::Instant::now(),
+    };
     seen.lock().unwrap().push(s.clone());
 
     let path = target.split('?').next().unwrap_or("");
@@ -111,6 +123,13 @@ async fn handle(
     } else if let Some(code) = path.strip_prefix("/status/") {
         let code: u16 = code.parse().unwrap_or(500);
         Response::builder().status(code).header("etag", "\"v1\"").body(full(Bytes::new()))
+    } else if path == "/flaky" {
+        // The first `fail` requests for this `key` get 503, later ones 204.
+        let fail = query_param(&target, "fail").unwrap_or(1);
+        let key = target.split("key=").nth(1).unwrap_or("").split('&').next().unwrap_or("").to_string();
+        let seen_before = seen.lock().unwrap().iter().filter(|x| x.target.contains(&format!("key={key}"))).count();
+        let code = if seen_before <= fail { 503 } else { 204 };
+        Response::builder().status(code).body(full(Bytes::new()))
     } else if path == "/slow" {
         let ms = query_param(&target, "ms").unwrap_or(1000);
         tokio::time::sleep(Duration::from_millis(ms as u64)).await;
