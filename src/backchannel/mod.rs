@@ -314,8 +314,8 @@ impl Backchannel {
     }
 }
 
-/// Background service: signing keys (at start, then every minute to follow rotations) and the
-/// delivery worker.
+/// Background service: signing keys (at start, then every minute, or half the rotation period
+/// when shorter, to follow rotations) and the delivery worker.
 pub struct BackchannelService(pub Arc<Backchannel>);
 
 #[async_trait]
@@ -331,7 +331,8 @@ impl BackgroundService for BackchannelService {
                 match bc.refresh_keys().await {
                     Ok(()) => {
                         key_wait = Duration::from_millis(200);
-                        next_keys = Instant::now() + Duration::from_secs(60);
+                        // Follow rotations made by any instance soon after they happen.
+                        next_keys = Instant::now() + (bc.config.key_rotation / 2).min(Duration::from_secs(60));
                     }
                     Err(e) => {
                         tracing::warn!(error = %e, "logout-token signing keys not loaded");

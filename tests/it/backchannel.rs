@@ -263,3 +263,40 @@ fn admin_delete_notifies_every_rp_of_the_session() {
     eventually("two more", Duration::from_secs(10), || (posts(&rp, "/status/204?d").len() == 3).then_some(()));
     assert_eq!(e.status("SD3").as_deref(), Some("ended"));
 }
+
+fn jwks_kids(gw: &Gateway) -> Vec<String> {
+    let v: Value = serde_json::from_slice(&client().get(gw.url("/jwks")).send().unwrap().bytes().unwrap()).unwrap();
+    v["keys"].as_array().unwrap().iter().filter_map(|k| k["kid"].as_str().map(String::from)).collect()
+}
+
+#[test]
+fn generated_keys_rotate_and_the_old_one_stays_published() {
+    let rp = Upstream::start();
+    let e = bc_env(&rp, &[("rp-r", "/status/204?r", true)], "  key_rotation: 2s\n  algorithm: ES256\n", None);
+    let first: Vec<String> = jwks_kids(&e.gw).into_iter().filter(|k| k != "rsa1" && k != "ec1").collect();
+    assert_eq!(first.len(), 1, "one gateway key at start");
+    let both = eventually("a rotation", Duration::from_secs(15), || {
+        let now: Vec<String> = jwks_kids(&e.gw).into_iter().filter(|k| k != "rsa1" && k != "ec1").collect();
+        (now.len() == 2).then_some(now)
+    });
+    assert!(both.contains(&first[0]), "the previous key is still published: {both:?}");
+    e.put("SR", "U1", &["rp-r"], &[]);
+    assert_eq!(logout(&e, "rp-r", "SR").status(), 303);
+    eventually("delivered", Duration::from_secs(10), || (posts(&rp, "/status/204?r").len() == 1).then_some(()));
+    let (h, _) = verify(&e, &posts(&rp, "/status/204?r")[0]);
+    assert_eq!(h.alg, jsonwebtoken::Algorithm::ES256);
+}
+
+#[test]
+fn a_configured_signing_key_is_used_and_published() {
+    let rp = Upstream::start();
+    let key = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/ec-op.pem");
+    let e =
+        bc_env(&rp, &[("rp-f", "/status/204?f", true)], &format!("  signing_key_file: \"{}\"\n", key.display()), None);
+    e.put("SF", "U1", &["rp-f"], &[]);
+    assert_eq!(logout(&e, "rp-f", "SF").status(), 303);
+    eventually("delivered", Duration::from_secs(10), || (posts(&rp, "/status/204?f").len() == 1).then_some(()));
+    let (h, c) = verify(&e, &posts(&rp, "/status/204?f")[0]);
+    assert_eq!(h.alg, jsonwebtoken::Algorithm::ES256);
+    assert_eq!(c["sid"], "SF");
+}
