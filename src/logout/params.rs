@@ -93,11 +93,16 @@ impl LogoutParams {
 
 /// Form decoding: `+` is a space, `%XX` a byte; a malformed escape stays as it is.
 pub fn decode(s: &[u8]) -> Vec<u8> {
+    percent_decode(s, true)
+}
+
+/// `%XX` to a byte (and `+` to a space when `plus_is_space`); a malformed escape stays as it is.
+pub fn percent_decode(s: &[u8], plus_is_space: bool) -> Vec<u8> {
     let mut out = Vec::with_capacity(s.len());
     let mut i = 0;
     while i < s.len() {
         match s[i] {
-            b'+' => out.push(b' '),
+            b'+' if plus_is_space => out.push(b' '),
             b'%' if i + 2 < s.len() => match (hex(s[i + 1]), hex(s[i + 2])) {
                 (Some(h), Some(l)) => {
                     out.push(h << 4 | l);

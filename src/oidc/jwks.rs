@@ -127,9 +127,10 @@ impl Jwks {
         self.discovery.load().as_ref().clone()
     }
 
-    /// The JWKS path the gateway answers (the keys URL is on the issuer's origin).
-    pub fn jwks_path(&self) -> Option<String> {
-        self.jwks_path.load().as_ref().clone()
+    /// Whether `path` is the JWKS path the gateway answers (the keys URL is on the issuer's
+    /// origin). Allocation-free: it runs for every GET on the public listener.
+    pub fn is_jwks_path(&self, path: &str) -> bool {
+        self.jwks_path.load().as_deref() == Some(path)
     }
 
     /// Where discovery lives for this issuer (OIDC Discovery §4: below the issuer's path).

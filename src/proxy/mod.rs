@@ -91,7 +91,7 @@ impl Published {
         if path == self.discovery_path {
             return self.discovery();
         }
-        if self.jwks.jwks_path().as_deref() == Some(path) {
+        if self.jwks.is_jwks_path(path) {
             return self.jwks();
         }
         None

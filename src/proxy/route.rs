@@ -55,7 +55,7 @@ pub fn normalize(raw_path: &[u8]) -> Vec<u8> {
     // Decoding can reveal new escapes (`%252F`); decode until stable, a few rounds at most.
     let mut decoded = raw_path.to_vec();
     for _ in 0..3 {
-        let next = percent_decode(&decoded);
+        let next = crate::logout::params::percent_decode(&decoded, false);
         if next == decoded {
             break;
         }
@@ -84,27 +84,6 @@ pub fn normalize(raw_path: &[u8]) -> Vec<u8> {
         out.push(b'/');
     }
     out
-}
-
-fn percent_decode(s: &[u8]) -> Vec<u8> {
-    let mut out = Vec::with_capacity(s.len());
-    let mut i = 0;
-    while i < s.len() {
-        if s[i] == b'%' && i + 2 < s.len() {
-            if let (Some(h), Some(l)) = (hex(s[i + 1]), hex(s[i + 2])) {
-                out.push(h << 4 | l);
-                i += 3;
-                continue;
-            }
-        }
-        out.push(s[i]);
-        i += 1;
-    }
-    out
-}
-
-fn hex(b: u8) -> Option<u8> {
-    (b as char).to_digit(16).map(|d| d as u8)
 }
 
 #[cfg(test)]

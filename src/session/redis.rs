@@ -182,6 +182,12 @@ impl RedisStore {
         format!("{}{{bc}}:retry", self.prefix)
     }
 
+    /// Acknowledge a queue entry and remove it from the stream.
+    fn ack_and_delete<'a>(&self, pipe: &'a mut redis::Pipeline, id: &str) -> &'a mut redis::Pipeline {
+        pipe.cmd("XACK").arg(self.queue_key()).arg(GROUP).arg(id).ignore();
+        pipe.cmd("XDEL").arg(self.queue_key()).arg(id).ignore()
+    }
+
     async fn ensure_group(&self, c: &mut ConnectionManager) -> Result<(), StoreError> {
         let r: redis::RedisResult<()> = redis::cmd("XGROUP")
             .arg("CREATE")
@@ -563,20 +569,8 @@ impl SessionStore for RedisStore {
     async fn finish_notice(&self, id: &str) -> Result<(), StoreError> {
         timed("finish", self.deadline(), async {
             let mut c = self.conn().await?;
-            redis::pipe()
-                .atomic()
-                .cmd("XACK")
-                .arg(self.queue_key())
-                .arg(GROUP)
-                .arg(id)
-                .ignore()
-                .cmd("XDEL")
-                .arg(self.queue_key())
-                .arg(id)
-                .ignore()
-                .query_async::<()>(&mut c)
-                .await
-                .map_err(redis_err)
+            let mut pipe = redis::pipe();
+            self.ack_and_delete(pipe.atomic(), id).query_async::<()>(&mut c).await.map_err(redis_err)
         })
         .await
     }
@@ -585,25 +579,9 @@ impl SessionStore for RedisStore {
         timed("retry", self.deadline(), async {
             let mut c = self.conn().await?;
             let json = serde_json::to_string(notice).map_err(|_| bad_reply("retry"))?;
-            redis::pipe()
-                .atomic()
-                .cmd("ZADD")
-                .arg(self.retry_key())
-                .arg(due_ms)
-                .arg(json)
-                .ignore()
-                .cmd("XACK")
-                .arg(self.queue_key())
-                .arg(GROUP)
-                .arg(id)
-                .ignore()
-                .cmd("XDEL")
-                .arg(self.queue_key())
-                .arg(id)
-                .ignore()
-                .query_async::<()>(&mut c)
-                .await
-                .map_err(redis_err)
+            let mut pipe = redis::pipe();
+            pipe.atomic().cmd("ZADD").arg(self.retry_key()).arg(due_ms).arg(json).ignore();
+            self.ack_and_delete(&mut pipe, id).query_async::<()>(&mut c).await.map_err(redis_err)
         })
         .await
     }
