@@ -129,6 +129,66 @@ pub fn from_pem(pem_text: &str, created: u64) -> Result<SigningKey, String> {
     Ok(SigningKey { kid, alg, key, jwk, created })
 }
 
+/// Turn a private JWK (RSA with n, e, d, p, q, dp, dq, qi; or EC P-256 with x, y, d) into the
+/// PEM `from_pem` reads, so a configured key may come as a JWK file too.
+pub fn jwk_to_pem(jwk_text: &str) -> Result<String, String> {
+    let jwk: serde_json::Value = serde_json::from_str(jwk_text).map_err(|e| format!("not a JSON JWK: {e}"))?;
+    let field = |k: &str| -> Result<Vec<u8>, String> {
+        let v = jwk
+            .get(k)
+            .and_then(|v| v.as_str())
+            .ok_or_else(|| format!("JWK lacks \"{k}\" (a private key is needed)"))?;
+        base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .decode(v.trim_end_matches('='))
+            .map_err(|_| format!("JWK field \"{k}\" is not base64url"))
+    };
+    match jwk.get("kty").and_then(|v| v.as_str()) {
+        Some("RSA") => {
+            // PKCS#1 RSAPrivateKey: SEQUENCE { 0, n, e, d, p, q, dp, dq, qi }.
+            let mut body = der_integer(&[0]);
+            for k in ["n", "e", "d", "p", "q", "dp", "dq", "qi"] {
+                body.extend(der_integer(&field(k)?));
+            }
+            Ok(pem::encode(&pem::Pem::new("RSA PRIVATE KEY", der_tlv(0x30, &body))))
+        }
+        Some("EC") if jwk.get("crv").and_then(|v| v.as_str()) == Some("P-256") => {
+            let (x, y, d) = (field("x")?, field("y")?, field("d")?);
+            let mut point = vec![4u8];
+            point.extend(x);
+            point.extend(y);
+            let alg = &aws_lc_rs::signature::ECDSA_P256_SHA256_FIXED_SIGNING;
+            let kp = aws_lc_rs::signature::EcdsaKeyPair::from_private_key_and_public_key(alg, &d, &point)
+                .map_err(|_| "the EC JWK's d, x and y do not form a P-256 key pair".to_string())?;
+            let der = kp.to_pkcs8v1().map_err(|_| "EC key export failed".to_string())?;
+            Ok(pem::encode(&pem::Pem::new("PRIVATE KEY", der.as_ref().to_vec())))
+        }
+        _ => Err("only RSA and EC P-256 JWKs are supported".into()),
+    }
+}
+
+/// A DER INTEGER for an unsigned big-endian value.
+fn der_integer(v: &[u8]) -> Vec<u8> {
+    let mut v: Vec<u8> = v.iter().copied().skip_while(|b| *b == 0).collect();
+    if v.first().is_none_or(|b| b & 0x80 != 0) {
+        v.insert(0, 0);
+    }
+    der_tlv(0x02, &v)
+}
+
+fn der_tlv(tag: u8, body: &[u8]) -> Vec<u8> {
+    let mut out = vec![tag];
+    let n = body.len();
+    if n < 0x80 {
+        out.push(n as u8);
+    } else {
+        let len: Vec<u8> = n.to_be_bytes().iter().copied().skip_while(|b| *b == 0).collect();
+        out.push(0x80 | len.len() as u8);
+        out.extend(len);
+    }
+    out.extend_from_slice(body);
+    out
+}
+
 /// Generate a fresh key for `alg` (RS256: RSA 2048; ES256: P-256) as a storable PEM.
 pub fn generate(alg: Algorithm, created: u64) -> Result<StoredKey, String> {
     let der = match alg {
@@ -171,6 +231,57 @@ mod tests {
             v.validate_exp = false;
             jsonwebtoken::decode::<serde_json::Value>(&t, &dk, &v).unwrap();
         }
+    }
+
+    #[test]
+    fn private_jwks_convert_to_the_same_keys() {
+        for alg in [Algorithm::RS256, Algorithm::ES256] {
+            let stored = generate(alg, 1).unwrap();
+            let key = from_pem(&stored.pem, 1).unwrap();
+            // Rebuild the private JWK from the PEM with openssl-free parsing: aws-lc exports.
+            let der = pem::parse(&stored.pem).unwrap().contents().to_vec();
+            let jwk = match alg {
+                Algorithm::ES256 => {
+                    // PKCS#8 EC: the 32-byte private scalar follows the OCTET STRING tag 04 20.
+                    let i = der.windows(2).position(|w| w == [0x04, 0x20]).unwrap() + 2;
+                    let mut j = key.jwk.clone();
+                    j["d"] = b64(&der[i..i + 32]).into();
+                    j
+                }
+                _ => {
+                    // Walk the PKCS#1 structure inside PKCS#8 to pick the integers.
+                    let ints = der_integers(&der);
+                    let names = ["n", "e", "d", "p", "q", "dp", "dq", "qi"];
+                    let mut j = serde_json::json!({"kty": "RSA"});
+                    for (k, v) in names.iter().zip(ints.iter().skip(1)) {
+                        j[*k] = b64(v).into();
+                    }
+                    j
+                }
+            };
+            let pem2 = jwk_to_pem(&jwk.to_string()).unwrap();
+            assert_eq!(from_pem(&pem2, 1).unwrap().kid, key.kid, "{alg:?}");
+        }
+        assert!(jwk_to_pem(r#"{"kty":"RSA","n":"AQAB","e":"AQAB"}"#).unwrap_err().contains("lacks"));
+        assert!(jwk_to_pem(r#"{"kty":"oct","k":"AQAB"}"#).is_err());
+    }
+
+    /// All INTEGERs of the innermost RSAPrivateKey SEQUENCE (test helper).
+    fn der_integers(der: &[u8]) -> Vec<Vec<u8>> {
+        // Find "02 01 00 02 82" (version 0 then a long n): the RSAPrivateKey start.
+        let start = der.windows(5).rposition(|w| w == [0x02, 0x01, 0x00, 0x02, 0x82]).unwrap();
+        let mut i = start;
+        let mut out = Vec::new();
+        while i < der.len() && der[i] == 0x02 && out.len() < 9 {
+            let (len, hdr) = match der[i + 1] {
+                l if l < 0x80 => (l as usize, 2),
+                0x81 => (der[i + 2] as usize, 3),
+                _ => (((der[i + 2] as usize) << 8) | der[i + 3] as usize, 4),
+            };
+            out.push(der[i + hdr..i + hdr + len].to_vec());
+            i += hdr + len;
+        }
+        out
     }
 
     #[test]

@@ -285,7 +285,7 @@ fn default_shutdown_timeout() -> String {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct RawBackchannel {
-    /// PEM private key (RSA for RS256, EC P-256 for ES256); none: generated and kept in the store.
+    /// PEM or private-JWK file (RSA for RS256, EC P-256 for ES256); none: generated and kept in the store.
     pub signing_key_file: Option<String>,
     /// Algorithm of generated keys: RS256 or ES256.
     pub algorithm: String,

@@ -158,7 +158,15 @@ pub(super) fn validate(raw: RawConfig, base: &Path) -> Result<Config, Vec<Proble
 fn backchannel(v: &mut V, raw: &RawBackchannel, base: &Path) -> BackchannelConfig {
     let signing_key_pem = raw.signing_key_file.as_ref().and_then(|f| {
         let path = base.join(f);
-        match std::fs::read_to_string(&path) {
+        let text = std::fs::read_to_string(&path).map_err(|e| e.to_string()).and_then(|t| {
+            // A JSON file is a private JWK; anything else is PEM.
+            if t.trim_start().starts_with('{') {
+                crate::backchannel::keys::jwk_to_pem(&t)
+            } else {
+                Ok(t)
+            }
+        });
+        match text {
             Ok(pem) => match crate::backchannel::keys::from_pem(&pem, 0) {
                 Ok(_) => Some(Secret::new(pem)),
                 Err(e) => {

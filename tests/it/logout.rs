@@ -624,6 +624,28 @@ fn gw08_redis_down_fails_closed_with_503_then_recovers() {
 }
 
 #[test]
+fn gw08_a_hung_redis_is_an_outage_answered_within_the_timeouts() {
+    let e = env();
+    e.put("S1", "U1", &["rp-c"], &[]);
+    let h = hint(&e.iss, "rp-c", "U1", "S1");
+    let redis = e._redis.as_ref().unwrap();
+    redis.signal(libc::SIGSTOP);
+    let start = std::time::Instant::now();
+    let r = e.get(&[("id_token_hint", &h), ("post_logout_redirect_uri", "https://c.example.com/out")]);
+    // Bounded by the store timeouts (200 ms connect + 300 ms response per try in the test config):
+    // a hang guard, not a performance target.
+    let took = start.elapsed();
+    redis.signal(libc::SIGCONT);
+    assert_eq!(r.status(), 503, "took {took:?}");
+    assert!(took < Duration::from_secs(3), "a hung Redis held the logout for {took:?}");
+    assert!(r.headers().get("location").is_none());
+    eventually("logout works after Redis resumes", Duration::from_secs(10), || {
+        (e.get(&[("id_token_hint", &h), ("post_logout_redirect_uri", "https://c.example.com/out")]).status() == 303)
+            .then_some(())
+    });
+}
+
+#[test]
 fn unknown_kid_refreshes_the_keys_at_a_limited_rate() {
     let up = Upstream::start();
     let redis = Redis::start();
