@@ -32,6 +32,11 @@ enum Command {
     },
 }
 
+/// glibc's malloc was the largest single cost of a proxied request (perf: about 17% of the
+/// process's cycles); mimalloc cuts that (bench/results/passthrough.md).
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// sysexits EX_CONFIG-adjacent EX_USAGE: the status CONTRACT.md gives invalid configs.
 const EXIT_CONFIG: u8 = 64;
 

@@ -181,7 +181,7 @@ impl ProxyHttp for Gateway {
         let m = Metrics::get();
         let status = session.response_written().map_or(0, |r| r.status.as_u16());
         if status > 0 {
-            m.proxied_requests.with_label_values(&[Metrics::status_class(status)]).inc();
+            m.count_proxied(status);
         }
         m.request_duration.observe(ctx.start.elapsed().as_secs_f64());
     }
