@@ -7,6 +7,7 @@
 //! - [`admin`]: `/metrics`, `/healthz`, `/readyz` on the admin listener.
 //! - [`logout`]: end_session: parameters, the decision table, confirmation, front-channel page.
 //! - [`oidc`]: the upstream's signing keys and id_token_hint validation.
+//! - [`learn`]: sessions learned from proxied token responses.
 //! - [`session`]: the session store trait with Redis and memory implementations.
 //! - [`render`]: handlebars pages from `templates_dir`.
 //! - [`metrics`]: every Prometheus metric.
@@ -20,6 +21,7 @@
 pub mod admin;
 pub mod backchannel;
 pub mod config;
+pub mod learn;
 pub mod logout;
 pub mod metrics;
 pub mod oidc;
@@ -70,6 +72,13 @@ pub fn build(config: Config) -> std::result::Result<Server, String> {
     server.add_service(background_service("back-channel", backchannel::BackchannelService(backchannel.clone())));
     let logout =
         Arc::new(logout::Logout::new(&config, store.clone(), jwks.clone(), pages.clone(), backchannel.clone()));
+    let learner = Arc::new(learn::Learner {
+        jwks: jwks.clone(),
+        issuer: config.issuer.clone(),
+        clients: config.clients.clone(),
+        store: store.clone(),
+        token_path: config.upstream.token_path.clone(),
+    });
     let issuer_origin = url::Url::parse(&config.issuer).map(|u| u.origin().ascii_serialization()).unwrap_or_default();
     let published = proxy::Published {
         discovery_path: jwks.discovery_url().path().to_string(),
@@ -87,6 +96,7 @@ pub fn build(config: Config) -> std::result::Result<Server, String> {
         trust_forwarded_headers: config.upstream.trust_forwarded_headers,
         logout,
         published,
+        learner,
     };
     let mut public = pingora::proxy::http_proxy_service_with_name(&server.configuration, gateway, "public proxy");
     public.add_tcp(&config.listen.to_string());

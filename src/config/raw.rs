@@ -81,6 +81,17 @@ pub struct RawUpstream {
     pub trust_forwarded_headers: bool,
     #[serde(default)]
     pub session_cookies: Vec<String>,
+    /// Endpoint paths on the public listener; default: learned from the upstream's discovery.
+    #[serde(default)]
+    pub endpoints: RawEndpoints,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawEndpoints {
+    /// The token endpoint's path (sessions are learned from its responses).
+    #[serde(default)]
+    pub token: Option<String>,
 }
 
 fn default_connect_timeout() -> String {

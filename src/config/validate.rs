@@ -236,7 +236,14 @@ fn upstream(v: &mut V, raw: RawUpstream, base: &Path) -> Upstream {
         ca_file: None,
         trust_forwarded_headers: raw.trust_forwarded_headers,
         session_cookies: Vec::new(),
+        token_path: None,
     };
+    if let Some(t) = raw.endpoints.token {
+        if !t.starts_with('/') || t.contains(['?', '#']) || t.bytes().any(|b| b <= 0x20) {
+            v.err("upstream.endpoints.token", "must be an absolute path such as /token (no query)");
+        }
+        up.token_path = Some(t);
+    }
     match Url::parse(&raw.url) {
         Ok(u) if matches!(u.scheme(), "http" | "https") && u.host_str().is_some() => {
             if !u.username().is_empty() || u.password().is_some() {

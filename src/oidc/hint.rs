@@ -133,5 +133,10 @@ pub async fn check(
     if c.sub.is_empty() || c.sid.as_deref().is_some_and(|s| s.is_empty() || s.len() > 256) {
         return Ok(HintCheck::Invalid("sub or sid"));
     }
-    Ok(HintCheck::Valid(HintClaims { client_id, sub: c.sub, sid: c.sid, expired: c.exp.saturating_add(LEEWAY) < now() }))
+    Ok(HintCheck::Valid(HintClaims {
+        client_id,
+        sub: c.sub,
+        sid: c.sid,
+        expired: c.exp.saturating_add(LEEWAY) < now(),
+    }))
 }

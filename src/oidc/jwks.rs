@@ -75,6 +75,8 @@ pub struct Jwks {
     discovery: ArcSwap<Option<serde_json::Value>>,
     /// Path of the JWKS URL when it is on the issuer's origin (the gateway answers it).
     jwks_path: ArcSwap<Option<String>>,
+    /// Path of discovery's `token_endpoint` when it is on the issuer's origin.
+    token_path: ArcSwap<Option<String>>,
     /// Single flight for fetches.
     fetching: tokio::sync::Mutex<Option<Instant>>,
     http: reqwest::Client,
@@ -104,6 +106,7 @@ impl Jwks {
             raw_keys: ArcSwap::from_pointee(Vec::new()),
             discovery: ArcSwap::from_pointee(None),
             jwks_path: ArcSwap::from_pointee(None),
+            token_path: ArcSwap::from_pointee(None),
             fetching: tokio::sync::Mutex::new(None),
             http,
             upstream: parse(&config.upstream.url, "upstream.url")?,
@@ -131,6 +134,11 @@ impl Jwks {
     /// origin). Allocation-free: it runs for every GET on the public listener.
     pub fn is_jwks_path(&self, path: &str) -> bool {
         self.jwks_path.load().as_deref() == Some(path)
+    }
+
+    /// Whether `path` is discovery's token endpoint on the issuer's origin. Allocation-free.
+    pub fn is_token_path(&self, path: &str) -> bool {
+        self.token_path.load().as_deref() == Some(path)
     }
 
     /// Where discovery lives for this issuer (OIDC Discovery §4: below the issuer's path).
@@ -185,6 +193,9 @@ impl Jwks {
         let disc = self.discovery_url();
         let doc = match self.get_json(&disc).await {
             Ok(doc) if doc.is_object() => {
+                let token = doc.get("token_endpoint").and_then(|v| v.as_str()).and_then(|u| Url::parse(u).ok());
+                let token = token.filter(|u| u.origin() == self.issuer.origin()).map(|u| u.path().to_string());
+                self.token_path.store(Arc::new(token));
                 self.discovery.store(Arc::new(Some(doc.clone())));
                 Some(doc)
             }

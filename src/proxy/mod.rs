@@ -43,6 +43,8 @@ pub struct Gateway {
     pub logout: Arc<Logout>,
     /// Published documents: the upstream's discovery and keys, as fetched (answered here).
     pub published: Published,
+    /// Learns sessions from token responses.
+    pub learner: Arc<crate::learn::Learner>,
 }
 
 /// What the gateway publishes in the OP's name: discovery with its own logout endpoints and
@@ -106,6 +108,8 @@ pub struct Ctx {
     start: Instant,
     /// The request was answered by the gateway itself (not counted as proxied).
     local: bool,
+    /// Set for token requests: the response is copied to learn the session.
+    token: Option<crate::learn::TokenObservation>,
 }
 
 #[async_trait]
@@ -113,7 +117,7 @@ impl ProxyHttp for Gateway {
     type CTX = Ctx;
 
     fn new_ctx(&self) -> Ctx {
-        Ctx { start: Instant::now(), local: false }
+        Ctx { start: Instant::now(), local: false, token: None }
     }
 
     /// Ok(true): the gateway answered (end_session); Ok(false): proxy it.
@@ -128,7 +132,13 @@ impl ProxyHttp for Gateway {
         }
         let path = session.req_header().uri.path().as_bytes();
         match route::classify(path, &self.end_session_paths) {
-            Route::Proxy => Ok(false),
+            Route::Proxy => {
+                let req = session.req_header();
+                if req.method == http::Method::POST && self.learner.is_token_path(req.uri.path()) {
+                    ctx.token = Some(Default::default());
+                }
+                Ok(false)
+            }
             route => {
                 ctx.local = true;
                 self.answer_logout(session, route).await?;
@@ -153,6 +163,30 @@ impl ProxyHttp for Gateway {
         _ctx: &mut Ctx,
     ) -> Result<()> {
         forwarded_headers(session, req, self.trust_forwarded_headers)
+    }
+
+    async fn response_filter(&self, _session: &mut Session, resp: &mut ResponseHeader, ctx: &mut Ctx) -> Result<()> {
+        if let Some(obs) = ctx.token.as_mut() {
+            if !resp.status.is_informational() {
+                let h = |n: http::HeaderName| resp.headers.get(n).and_then(|v| v.to_str().ok());
+                let (ct, ce) = (h(http::header::CONTENT_TYPE), h(http::header::CONTENT_ENCODING));
+                self.learner.on_response_header(obs, resp.status.as_u16(), ct, ce);
+            }
+        }
+        Ok(())
+    }
+
+    fn response_body_filter(
+        &self,
+        _session: &mut Session,
+        body: &mut Option<bytes::Bytes>,
+        end_of_stream: bool,
+        ctx: &mut Ctx,
+    ) -> Result<Option<std::time::Duration>> {
+        if let Some(obs) = ctx.token.as_mut() {
+            self.learner.on_body(obs, body.as_ref(), end_of_stream);
+        }
+        Ok(None)
     }
 
     async fn fail_to_proxy(&self, session: &mut Session, e: &Error, ctx: &mut Ctx) -> FailToProxy {

@@ -9,6 +9,7 @@ mod admin;
 mod backchannel;
 mod browser;
 mod cli;
+mod learning;
 mod logout;
 mod passthrough;
 mod routing;

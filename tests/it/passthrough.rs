@@ -79,7 +79,7 @@ fn every_method_and_a_3_mib_request_body_pass_through() {
     }
     let big = pattern(3 * 1024 * 1024);
     let body = json(
-        c.post(gw.url("/token")).header("content-type", "application/octet-stream").body(big.clone()).send().unwrap(),
+        c.post(gw.url("/upload")).header("content-type", "application/octet-stream").body(big.clone()).send().unwrap(),
     );
     assert_eq!(body["body_len"], big.len());
     assert_eq!(body["body_fnv"], fnv(&big).to_string());

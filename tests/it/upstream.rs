@@ -106,8 +106,35 @@ async fn handle(
             "issuer": format!("{proto}://{host}"),
             "jwks_uri": format!("{proto}://{host}/jwks"),
             "authorization_endpoint": format!("{proto}://{host}/authorize"),
+            "token_endpoint": format!("{proto}://{host}/token"),
         });
         Response::builder().header("content-type", "application/json").body(full(doc.to_string()))
+    } else if path == "/token" && s.method == "POST" {
+        // A token response whose ID token names sid-<code> for client_id, signed with the
+        // fixture key; gzip'd when the query says so.
+        let form: Vec<(String, String)> = url::form_urlencoded::parse(s.body.as_bytes()).into_owned().collect();
+        let get = |k: &str| form.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone()).unwrap_or_default();
+        let (code, client) = (get("code"), get("client_id"));
+        let iss = format!("http://{}", s.header("host").unwrap_or("localhost"));
+        let id_token = crate::tokens::rsa(&crate::tokens::claims(
+            &iss,
+            &client,
+            &format!("U-{code}"),
+            Some(&format!("sid-{code}")),
+            3600,
+        ));
+        let json = serde_json::json!({"access_token": format!("at-{code}"), "token_type": "Bearer", "expires_in": 3600, "id_token": id_token}).to_string();
+        let b = Response::builder()
+            .header("content-type", "application/json;charset=UTF-8")
+            .header("cache-control", "no-store");
+        if target.contains("gzip=1") {
+            use std::io::Write;
+            let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+            gz.write_all(json.as_bytes()).unwrap();
+            b.header("content-encoding", "gzip").body(full(gz.finish().unwrap()))
+        } else {
+            b.body(full(json))
+        }
     } else if path == "/jwks" {
         let body = jwks.lock().unwrap().clone();
         Response::builder().header("content-type", "application/json").body(full(body))

@@ -1,0 +1,155 @@
+//! Learning sessions from the traffic the gateway already proxies (DESIGN.md, "How the gateway
+//! learns sessions"). This part watches the token endpoint: from a successful token response it
+//! takes the `id_token`, verifies it like a hint (signature, issuer, audience), and records the
+//! session (sid, subject, client) in the store, so a later logout with that RP's hint finds it
+//! without anyone calling the admin API.
+//!
+//! The client's response is never altered or delayed: the body is copied (capped) as it streams
+//! through, decoded from gzip/deflate when the upstream compressed it, and handed to a spawned
+//! task at the end; a store outage only costs the learning, never the response.
+
+use std::collections::BTreeMap;
+use std::io::Read;
+use std::sync::Arc;
+
+use bytes::Bytes;
+
+use crate::config::Client;
+use crate::logout::decide::HintCheck;
+use crate::oidc::jwks::Jwks;
+use crate::session::{NewSession, SessionStore};
+
+/// Largest token response body that is observed.
+const MAX_BODY: usize = 256 * 1024;
+
+/// Per-request state of a token-endpoint observation.
+#[derive(Debug, Default)]
+pub struct TokenObservation {
+    /// The response qualifies (200, JSON) and is being copied.
+    active: bool,
+    encoding: Encoding,
+    buf: Vec<u8>,
+}
+
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+enum Encoding {
+    #[default]
+    Identity,
+    Gzip,
+    Deflate,
+}
+
+pub struct Learner {
+    pub jwks: Arc<Jwks>,
+    pub issuer: String,
+    pub clients: BTreeMap<String, Client>,
+    pub store: Arc<dyn SessionStore>,
+    /// `upstream.token_path` when configured; else discovery's token_endpoint path.
+    pub token_path: Option<String>,
+}
+
+impl Learner {
+    /// Whether a POST to `path` is a token request worth watching.
+    pub fn is_token_path(&self, path: &str) -> bool {
+        match &self.token_path {
+            Some(p) => p == path,
+            None => self.jwks.is_token_path(path),
+        }
+    }
+
+    /// Decide from the response header whether to copy the body.
+    pub fn on_response_header(
+        &self,
+        obs: &mut TokenObservation,
+        status: u16,
+        content_type: Option<&str>,
+        encoding: Option<&str>,
+    ) {
+        let json = content_type.is_some_and(|c| c.to_ascii_lowercase().contains("json"));
+        obs.encoding = match encoding.map(|e| e.trim().to_ascii_lowercase()) {
+            None => Encoding::Identity,
+            Some(e) if e.is_empty() || e == "identity" => Encoding::Identity,
+            Some(e) if e == "gzip" || e == "x-gzip" => Encoding::Gzip,
+            Some(e) if e == "deflate" => Encoding::Deflate,
+            // br, zstd, chains: not observed (the response still passes through untouched).
+            Some(_) => return,
+        };
+        obs.active = status == 200 && json;
+    }
+
+    /// Copy a body chunk; at the end, learn from the whole body in the background.
+    pub fn on_body(self: &Arc<Self>, obs: &mut TokenObservation, chunk: Option<&Bytes>, end: bool) {
+        if !obs.active {
+            return;
+        }
+        if let Some(c) = chunk {
+            if obs.buf.len() + c.len() > MAX_BODY {
+                obs.active = false;
+                obs.buf = Vec::new();
+                return;
+            }
+            obs.buf.extend_from_slice(c);
+        }
+        if end {
+            obs.active = false;
+            let body = std::mem::take(&mut obs.buf);
+            let encoding = obs.encoding;
+            let me = self.clone();
+            tokio::spawn(async move { me.learn(body, encoding).await });
+        }
+    }
+
+    async fn learn(&self, body: Vec<u8>, encoding: Encoding) {
+        let body = match decode(body, encoding) {
+            Some(b) => b,
+            None => return tracing::debug!("token response not decodable; not learned"),
+        };
+        let Ok(json) = serde_json::from_slice::<serde_json::Value>(&body) else { return };
+        let Some(id_token) = json.get("id_token").and_then(|v| v.as_str()) else { return };
+        let claims = match crate::oidc::hint::check(id_token, &self.jwks, &self.issuer, &self.clients).await {
+            Ok(HintCheck::Valid(c)) => c,
+            Ok(_) => return tracing::info!("token response carried an ID token that does not verify; not learned"),
+            Err(e) => return tracing::warn!(error = %e, "session not learned"),
+        };
+        let Some(sid) = claims.sid else { return tracing::debug!("ID token without sid; session not learned") };
+        let mut client_sids = BTreeMap::new();
+        client_sids.insert(claims.client_id.clone(), sid.clone());
+        let new = NewSession { sid, sub: claims.sub, clients: vec![claims.client_id], client_sids };
+        match self.store.put_session(&new).await {
+            Ok(_) => tracing::debug!(client = %new.clients[0], "session learned from a token response"),
+            Err(e) => tracing::warn!(error = %e, "session not learned (store unavailable)"),
+        }
+    }
+}
+
+/// The body as sent, decompressed (bounded).
+fn decode(body: Vec<u8>, encoding: Encoding) -> Option<Vec<u8>> {
+    let mut out = Vec::new();
+    let limit = (MAX_BODY * 8) as u64;
+    match encoding {
+        Encoding::Identity => return Some(body),
+        Encoding::Gzip => flate2::read::MultiGzDecoder::new(&body[..]).take(limit).read_to_end(&mut out).ok()?,
+        Encoding::Deflate => flate2::read::ZlibDecoder::new(&body[..]).take(limit).read_to_end(&mut out).ok()?,
+    };
+    Some(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::io::Write;
+
+    use super::*;
+
+    #[test]
+    fn decodes_gzip_and_deflate_and_refuses_garbage() {
+        let text = br#"{"id_token":"x"}"#.to_vec();
+        let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+        gz.write_all(&text).unwrap();
+        assert_eq!(decode(gz.finish().unwrap(), Encoding::Gzip).unwrap(), text);
+        let mut z = flate2::write::ZlibEncoder::new(Vec::new(), flate2::Compression::default());
+        z.write_all(&text).unwrap();
+        assert_eq!(decode(z.finish().unwrap(), Encoding::Deflate).unwrap(), text);
+        assert!(decode(b"not gzip".to_vec(), Encoding::Gzip).is_none());
+        assert_eq!(decode(text.clone(), Encoding::Identity).unwrap(), text);
+    }
+}

@@ -1,0 +1,76 @@
+//! Sessions learned from proxied token responses (issue 4, first part): the client's response
+//! is untouched, the session appears in the store, and a logout with that RP's hint finds it.
+
+use std::time::Duration;
+
+use crate::harness::{client, eventually};
+use crate::logout::{env, Env};
+
+fn token(e: &Env, code: &str, query: &str) -> reqwest::blocking::Response {
+    client()
+        .post(e.gw.url(&format!("/token{query}")))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .header("accept-encoding", "gzip")
+        .body(format!(
+            "grant_type=authorization_code&code={code}&client_id=rp-c&redirect_uri=https%3A%2F%2Fc.example.com%2Fcb"
+        ))
+        .send()
+        .unwrap()
+}
+
+fn wait_for_discovery(e: &Env) {
+    eventually("discovery fetched", Duration::from_secs(10), || {
+        let r = client().get(e.gw.url("/.well-known/openid-configuration")).send().ok()?;
+        let v: serde_json::Value = serde_json::from_slice(&r.bytes().ok()?).ok()?;
+        (v.get("frontchannel_logout_supported") == Some(&serde_json::Value::Bool(true))).then_some(())
+    });
+}
+
+#[test]
+fn a_token_response_teaches_the_session_and_logout_then_needs_no_admin_call() {
+    let e = env();
+    wait_for_discovery(&e);
+    for (code, query) in [("c1", ""), ("c2", "?gzip=1")] {
+        let r = token(&e, code, query);
+        assert_eq!(r.status(), 200);
+        let gz = query.contains("gzip");
+        assert_eq!(r.headers().get("content-encoding").map(|v| v.to_str().unwrap()), gz.then_some("gzip"), "untouched");
+        let raw = r.bytes().unwrap();
+        let json: serde_json::Value = if gz {
+            let mut out = Vec::new();
+            std::io::Read::read_to_end(&mut flate2::read::GzDecoder::new(&raw[..]), &mut out).unwrap();
+            serde_json::from_slice(&out).unwrap()
+        } else {
+            serde_json::from_slice(&raw).unwrap()
+        };
+        assert_eq!(json["access_token"], format!("at-{code}"));
+        let sid = format!("sid-{code}");
+        eventually("session learned", Duration::from_secs(10), || {
+            (e.status(&sid).as_deref() == Some("active")).then_some(())
+        });
+        // The ID token the RP got is a valid hint for a known session: logout at once.
+        let hint = json["id_token"].as_str().unwrap().to_string();
+        let r = e.get(&[("id_token_hint", &hint), ("post_logout_redirect_uri", "https://c.example.com/out")]);
+        assert_eq!(r.status(), 303, "{code}");
+        assert_eq!(e.status(&sid).as_deref(), Some("ended"));
+    }
+}
+
+#[test]
+fn a_redis_outage_never_breaks_token_responses() {
+    let e = env();
+    wait_for_discovery(&e);
+    let redis = e.redis_port().unwrap();
+    let out = std::process::Command::new("redis-cli")
+        .args(["-p", &redis.to_string(), "SHUTDOWN", "NOSAVE"])
+        .output()
+        .unwrap();
+    let _ = out;
+    for q in ["", "?gzip=1"] {
+        let r = token(&e, "c9", q);
+        assert_eq!(r.status(), 200);
+        assert!(!r.bytes().unwrap().is_empty());
+    }
+    // Passthrough of other OP paths is untouched too.
+    assert_eq!(client().get(e.gw.url("/authorize")).send().unwrap().status(), 200);
+}
