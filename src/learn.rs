@@ -1,5 +1,13 @@
 //! Learning sessions from the traffic the gateway already proxies (DESIGN.md, "How the gateway
-//! learns sessions"). This part watches the token endpoint: from a successful token response it
+//! learns sessions"), and enforcing logouts at the edge with what was learned.
+//!
+//! Enforcement: an access token of an ended session is refused at userinfo (401,
+//! `WWW-Authenticate: Bearer error="invalid_token"`) and reported inactive at introspection
+//! (`{"active": false}`); a refresh token of an ended session is refused at the token endpoint
+//! (400 `invalid_grant`). Each check is one store lookup, on those endpoints only; when the store
+//! does not answer, the request goes on to the upstream (availability first; logged).
+//!
+//! Learning watches the token endpoint: from a successful token response it
 //! takes the `id_token`, verifies it like a hint (signature, issuer, audience), and records the
 //! session (sid, subject, client) in the store, so a later logout with that RP's hint finds it
 //! without anyone calling the admin API.
@@ -16,7 +24,7 @@ use bytes::Bytes;
 
 use crate::config::Client;
 use crate::logout::decide::HintCheck;
-use crate::oidc::jwks::Jwks;
+use crate::oidc::jwks::{EndpointPaths, Jwks};
 use crate::session::{NewSession, SessionStore};
 
 /// Largest token response body that is observed.
@@ -44,16 +52,87 @@ pub struct Learner {
     pub issuer: String,
     pub clients: BTreeMap<String, Client>,
     pub store: Arc<dyn SessionStore>,
-    /// `upstream.token_path` when configured; else discovery's token_endpoint path.
-    pub token_path: Option<String>,
+    /// Configured endpoint paths (`upstream.endpoints`); unset ones come from discovery.
+    pub endpoints: EndpointPaths,
 }
 
+/// Which endpoint a request is for, as far as learning and enforcement care.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Endpoint {
+    Token,
+    Userinfo,
+    Introspection,
+    Other,
+}
+
+/// A request the gateway refuses for an ended session: (status, content type, body, extra header).
+pub type Refusal = (u16, &'static str, &'static str, Option<(&'static str, &'static str)>);
+
 impl Learner {
-    /// Whether a POST to `path` is a token request worth watching.
-    pub fn is_token_path(&self, path: &str) -> bool {
-        match &self.token_path {
-            Some(p) => p == path,
-            None => self.jwks.is_token_path(path),
+    /// Classify a path: configured paths first, then discovery's. Allocation-free.
+    pub fn endpoint(&self, path: &str) -> Endpoint {
+        let learned = self.jwks.endpoints();
+        let is = |configured: &Option<String>, discovered: &Option<String>| {
+            configured.as_deref().or(discovered.as_deref()) == Some(path)
+        };
+        if is(&self.endpoints.token, &learned.token) {
+            Endpoint::Token
+        } else if is(&self.endpoints.userinfo, &learned.userinfo) {
+            Endpoint::Userinfo
+        } else if is(&self.endpoints.introspection, &learned.introspection) {
+            Endpoint::Introspection
+        } else {
+            Endpoint::Other
+        }
+    }
+
+    /// The token a request presents that a logout may have revoked, by endpoint: the bearer
+    /// access token at userinfo, `token` at introspection, the refresh token of a
+    /// refresh_token grant at the token endpoint. `form` is the request body (POST forms).
+    pub fn presented_token(&self, endpoint: Endpoint, authorization: Option<&str>, form: &[u8]) -> Option<String> {
+        let field = |name: &str| {
+            url::form_urlencoded::parse(form)
+                .find(|(k, _)| k == name)
+                .map(|(_, v)| v.into_owned())
+                .filter(|v| !v.is_empty())
+        };
+        match endpoint {
+            Endpoint::Userinfo => authorization
+                .and_then(|a| a.strip_prefix("Bearer ").or_else(|| a.strip_prefix("bearer ")))
+                .map(|t| t.trim().to_string())
+                .or_else(|| field("access_token")),
+            Endpoint::Introspection => field("token"),
+            Endpoint::Token if field("grant_type").as_deref() == Some("refresh_token") => field("refresh_token"),
+            _ => None,
+        }
+    }
+
+    /// The answer for a revoked token at `endpoint`, or None to let the request through.
+    pub async fn check(&self, endpoint: Endpoint, token: &str) -> Option<Refusal> {
+        match self.store.is_revoked(&token_hash(token.as_bytes())).await {
+            Ok(false) => None,
+            Ok(true) => Some(match endpoint {
+                Endpoint::Userinfo => (
+                    401,
+                    "application/json",
+                    r#"{"error":"invalid_token","error_description":"the session of this token has ended"}"#,
+                    Some((
+                        "www-authenticate",
+                        r#"Bearer error="invalid_token", error_description="the session of this token has ended""#,
+                    )),
+                ),
+                Endpoint::Introspection => (200, "application/json", r#"{"active":false}"#, None),
+                _ => (
+                    400,
+                    "application/json",
+                    r#"{"error":"invalid_grant","error_description":"the session of this token has ended"}"#,
+                    None,
+                ),
+            }),
+            Err(e) => {
+                tracing::warn!(error = %e, "revocation check skipped (store unavailable)");
+                None
+            }
         }
     }
 
@@ -114,12 +193,25 @@ impl Learner {
         let Some(sid) = claims.sid else { return tracing::debug!("ID token without sid; session not learned") };
         let mut client_sids = BTreeMap::new();
         client_sids.insert(claims.client_id.clone(), sid.clone());
-        let new = NewSession { sid, sub: claims.sub, clients: vec![claims.client_id], client_sids };
+        // Tokens are remembered as hashes only, never raw.
+        let token_hashes = ["access_token", "refresh_token"]
+            .iter()
+            .filter_map(|k| json.get(*k).and_then(|v| v.as_str()))
+            .filter(|t| !t.is_empty())
+            .map(|t| token_hash(t.as_bytes()))
+            .collect();
+        let new = NewSession { sid, sub: claims.sub, clients: vec![claims.client_id], client_sids, token_hashes };
         match self.store.put_session(&new).await {
             Ok(_) => tracing::debug!(client = %new.clients[0], "session learned from a token response"),
             Err(e) => tracing::warn!(error = %e, "session not learned (store unavailable)"),
         }
     }
+}
+
+/// SHA-256 (hex) of a token: how tokens are stored and looked up.
+pub fn token_hash(token: &[u8]) -> String {
+    use sha2::Digest;
+    sha2::Sha256::digest(token).iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// The body as sent, decompressed (bounded).

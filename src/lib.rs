@@ -77,7 +77,7 @@ pub fn build(config: Config) -> std::result::Result<Server, String> {
         issuer: config.issuer.clone(),
         clients: config.clients.clone(),
         store: store.clone(),
-        token_path: config.upstream.token_path.clone(),
+        endpoints: config.upstream.endpoints.clone(),
     });
     let issuer_origin = url::Url::parse(&config.issuer).map(|u| u.origin().ascii_serialization()).unwrap_or_default();
     let published = proxy::Published {

@@ -61,8 +61,8 @@ pub struct Upstream {
     pub ca_file: Option<PathBuf>,
     pub trust_forwarded_headers: bool,
     pub session_cookies: Vec<String>,
-    /// Configured token endpoint path; None: learned from discovery.
-    pub token_path: Option<String>,
+    /// Configured endpoint paths; None: learned from discovery.
+    pub endpoints: crate::oidc::jwks::EndpointPaths,
 }
 
 #[derive(Debug, Clone)]

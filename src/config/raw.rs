@@ -92,6 +92,12 @@ pub struct RawEndpoints {
     /// The token endpoint's path (sessions are learned from its responses).
     #[serde(default)]
     pub token: Option<String>,
+    /// The userinfo endpoint's path (revoked access tokens refused there).
+    #[serde(default)]
+    pub userinfo: Option<String>,
+    /// The introspection endpoint's path (revoked tokens reported inactive there).
+    #[serde(default)]
+    pub introspection: Option<String>,
 }
 
 fn default_connect_timeout() -> String {

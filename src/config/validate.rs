@@ -236,14 +236,18 @@ fn upstream(v: &mut V, raw: RawUpstream, base: &Path) -> Upstream {
         ca_file: None,
         trust_forwarded_headers: raw.trust_forwarded_headers,
         session_cookies: Vec::new(),
-        token_path: None,
+        endpoints: Default::default(),
     };
-    if let Some(t) = raw.endpoints.token {
-        if !t.starts_with('/') || t.contains(['?', '#']) || t.bytes().any(|b| b <= 0x20) {
-            v.err("upstream.endpoints.token", "must be an absolute path such as /token (no query)");
+    let mut path = |key: &str, p: Option<String>| {
+        let p = p?;
+        if !p.starts_with('/') || p.contains(['?', '#']) || p.bytes().any(|b| b <= 0x20) {
+            v.err(format!("upstream.endpoints.{key}"), "must be an absolute path such as /token (no query)");
         }
-        up.token_path = Some(t);
-    }
+        Some(p)
+    };
+    up.endpoints.token = path("token", raw.endpoints.token);
+    up.endpoints.userinfo = path("userinfo", raw.endpoints.userinfo);
+    up.endpoints.introspection = path("introspection", raw.endpoints.introspection);
     match Url::parse(&raw.url) {
         Ok(u) if matches!(u.scheme(), "http" | "https") && u.host_str().is_some() => {
             if !u.username().is_empty() || u.password().is_some() {

@@ -58,6 +58,14 @@ impl KeySet {
     }
 }
 
+/// Endpoint paths learned from discovery (those on the issuer's origin).
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct EndpointPaths {
+    pub token: Option<String>,
+    pub userinfo: Option<String>,
+    pub introspection: Option<String>,
+}
+
 /// Why keys could not be fetched. Never contains a token.
 #[derive(Debug, thiserror::Error)]
 pub enum JwksError {
@@ -75,8 +83,8 @@ pub struct Jwks {
     discovery: ArcSwap<Option<serde_json::Value>>,
     /// Path of the JWKS URL when it is on the issuer's origin (the gateway answers it).
     jwks_path: ArcSwap<Option<String>>,
-    /// Path of discovery's `token_endpoint` when it is on the issuer's origin.
-    token_path: ArcSwap<Option<String>>,
+    /// Paths of discovery's token, userinfo and introspection endpoints on the issuer's origin.
+    endpoints: ArcSwap<EndpointPaths>,
     /// Single flight for fetches.
     fetching: tokio::sync::Mutex<Option<Instant>>,
     http: reqwest::Client,
@@ -106,7 +114,7 @@ impl Jwks {
             raw_keys: ArcSwap::from_pointee(Vec::new()),
             discovery: ArcSwap::from_pointee(None),
             jwks_path: ArcSwap::from_pointee(None),
-            token_path: ArcSwap::from_pointee(None),
+            endpoints: ArcSwap::from_pointee(EndpointPaths::default()),
             fetching: tokio::sync::Mutex::new(None),
             http,
             upstream: parse(&config.upstream.url, "upstream.url")?,
@@ -136,9 +144,9 @@ impl Jwks {
         self.jwks_path.load().as_deref() == Some(path)
     }
 
-    /// Whether `path` is discovery's token endpoint on the issuer's origin. Allocation-free.
-    pub fn is_token_path(&self, path: &str) -> bool {
-        self.token_path.load().as_deref() == Some(path)
+    /// The endpoint paths discovery named on the issuer's origin (empty until fetched).
+    pub fn endpoints(&self) -> arc_swap::Guard<Arc<EndpointPaths>> {
+        self.endpoints.load()
     }
 
     /// Where discovery lives for this issuer (OIDC Discovery §4: below the issuer's path).
@@ -193,9 +201,15 @@ impl Jwks {
         let disc = self.discovery_url();
         let doc = match self.get_json(&disc).await {
             Ok(doc) if doc.is_object() => {
-                let token = doc.get("token_endpoint").and_then(|v| v.as_str()).and_then(|u| Url::parse(u).ok());
-                let token = token.filter(|u| u.origin() == self.issuer.origin()).map(|u| u.path().to_string());
-                self.token_path.store(Arc::new(token));
+                let path = |key: &str| {
+                    let u = doc.get(key).and_then(|v| v.as_str()).and_then(|u| Url::parse(u).ok())?;
+                    (u.origin() == self.issuer.origin()).then(|| u.path().to_string())
+                };
+                self.endpoints.store(Arc::new(EndpointPaths {
+                    token: path("token_endpoint"),
+                    userinfo: path("userinfo_endpoint"),
+                    introspection: path("introspection_endpoint"),
+                }));
                 self.discovery.store(Arc::new(Some(doc.clone())));
                 Some(doc)
             }

@@ -133,11 +133,14 @@ impl ProxyHttp for Gateway {
         let path = session.req_header().uri.path().as_bytes();
         match route::classify(path, &self.end_session_paths) {
             Route::Proxy => {
-                let req = session.req_header();
-                if req.method == http::Method::POST && self.learner.is_token_path(req.uri.path()) {
+                let endpoint = self.learner.endpoint(session.req_header().uri.path());
+                if endpoint == crate::learn::Endpoint::Other {
+                    return Ok(false);
+                }
+                if endpoint == crate::learn::Endpoint::Token && session.req_header().method == http::Method::POST {
                     ctx.token = Some(Default::default());
                 }
-                Ok(false)
+                self.enforce(session, endpoint, ctx).await
             }
             route => {
                 ctx.local = true;
@@ -222,6 +225,56 @@ impl ProxyHttp for Gateway {
 }
 
 impl Gateway {
+    /// Refuse a token of an ended session at userinfo, introspection or the token endpoint.
+    /// Form bodies are read with retry buffering on, so pingora replays them to the upstream
+    /// when the request goes on (bodies over 64 KiB are not inspected). Ok(true): answered.
+    async fn enforce(&self, session: &mut Session, endpoint: crate::learn::Endpoint, ctx: &mut Ctx) -> Result<bool> {
+        const MAX_FORM: usize = 64 * 1024;
+        let req = session.req_header();
+        let authorization = header_str(req, http::header::AUTHORIZATION);
+        let is_form = req.method == http::Method::POST
+            && header_str(req, http::header::CONTENT_TYPE)
+                .is_some_and(|c| c.to_ascii_lowercase().starts_with("application/x-www-form-urlencoded"));
+        let small = req
+            .headers
+            .get(http::header::CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse::<usize>().ok())
+            .is_some_and(|n| n <= MAX_FORM);
+        let form = if is_form && small {
+            session.enable_retry_buffering();
+            match read_body(session, MAX_FORM).await {
+                Ok(b) => b,
+                Err(status) => {
+                    ctx.local = true;
+                    self.write_error(session, status).await;
+                    return Ok(true);
+                }
+            }
+        } else {
+            Vec::new()
+        };
+        let Some(token) = self.learner.presented_token(endpoint, authorization.as_deref(), &form) else {
+            return Ok(false);
+        };
+        let Some((status, content_type, body, extra)) = self.learner.check(endpoint, &token).await else {
+            return Ok(false);
+        };
+        ctx.local = true;
+        ctx.token = None;
+        let mut h = ResponseHeader::build(status, Some(5))?;
+        h.insert_header("content-type", content_type)?;
+        h.insert_header("content-length", body.len().to_string())?;
+        h.insert_header("cache-control", "no-store")?;
+        h.insert_header("pragma", "no-cache")?;
+        if let Some((k, v)) = extra {
+            h.insert_header(k, v)?;
+        }
+        session.write_response_header(Box::new(h), false).await?;
+        session.write_response_body(Some(bytes::Bytes::from_static(body.as_bytes())), true).await?;
+        Ok(true)
+    }
+
     /// end_session and its confirmation: read the request, let `logout` decide, write the reply.
     async fn answer_logout(&self, session: &mut Session, route: Route) -> Result<()> {
         let (idx, confirm) = match route {

@@ -12,7 +12,13 @@ use super::{union, Claimed, EndResult, NewSession, Notice, PutResult, SessionSto
 
 #[derive(Debug, Clone)]
 enum Entry {
-    Session { sub: String, ended: bool, clients: Vec<String>, client_sids: BTreeMap<String, String> },
+    Session {
+        sub: String,
+        ended: bool,
+        clients: Vec<String>,
+        client_sids: BTreeMap<String, String>,
+        tokens: Vec<String>,
+    },
     Alias(String),
 }
 
@@ -27,6 +33,8 @@ struct State {
     queue: BTreeMap<u64, (Notice, bool)>,
     retries: Vec<(u64, Notice)>,
     next_id: u64,
+    /// Token hashes of ended sessions, with their expiry.
+    revoked: HashMap<String, Instant>,
 }
 
 #[derive(Debug)]
@@ -72,13 +80,14 @@ impl State {
             let now = Instant::now();
             self.sessions.retain(|_, (_, exp)| *exp > now);
             self.pending.retain(|_, (_, exp)| *exp > now);
+            self.revoked.retain(|_, exp| *exp > now);
         }
     }
 }
 
 fn view(sid: &str, e: &Entry) -> Option<SessionView> {
     match e {
-        Entry::Session { sub, ended, clients, client_sids } => Some(SessionView {
+        Entry::Session { sub, ended, clients, client_sids, .. } => Some(SessionView {
             sid: sid.to_string(),
             sub: sub.clone(),
             clients: clients.clone(),
@@ -102,17 +111,21 @@ impl SessionStore for MemoryStore {
     async fn put_session(&self, s: &NewSession) -> Result<PutResult, StoreError> {
         let mut st = self.lock()?;
         st.sweep();
-        let (sid, mut clients, mut client_sids) = match st.resolve(&s.sid) {
+        let (sid, mut clients, mut client_sids, mut tokens) = match st.resolve(&s.sid) {
             Some((_, Entry::Session { sub, .. })) if sub != s.sub => return Ok(PutResult::Conflict("another subject")),
             Some((_, Entry::Session { ended: true, .. })) => return Ok(PutResult::Conflict("session ended")),
-            Some((p, Entry::Session { clients, client_sids, .. })) => (p, clients, client_sids),
-            _ => (s.sid.clone(), Vec::new(), BTreeMap::new()),
+            Some((p, Entry::Session { clients, client_sids, tokens, .. })) => (p, clients, client_sids, tokens),
+            _ => (s.sid.clone(), Vec::new(), BTreeMap::new(), Vec::new()),
         };
+        tokens.extend(s.token_hashes.iter().cloned());
+        let excess = tokens.len().saturating_sub(super::MAX_TOKENS);
+        tokens.drain(..excess);
         union(&mut clients, &s.clients);
         union(&mut clients, &s.client_sids.keys().cloned().collect::<Vec<_>>());
         client_sids.extend(s.client_sids.clone());
         let exp = Instant::now() + self.ttls.session;
-        let entry = Entry::Session { sub: s.sub.clone(), ended: false, clients, client_sids: client_sids.clone() };
+        let entry =
+            Entry::Session { sub: s.sub.clone(), ended: false, clients, client_sids: client_sids.clone(), tokens };
         let v = view(&sid, &entry);
         st.sessions.insert(sid.clone(), (entry, exp));
         for csid in client_sids.values().filter(|c| **c != sid) {
@@ -157,7 +170,13 @@ impl SessionStore for MemoryStore {
         match st.resolve(sid) {
             None if record_unknown => {
                 let sub = expect_sub.unwrap_or_default().to_string();
-                let entry = Entry::Session { sub, ended: true, clients: Vec::new(), client_sids: BTreeMap::new() };
+                let entry = Entry::Session {
+                    sub,
+                    ended: true,
+                    clients: Vec::new(),
+                    client_sids: BTreeMap::new(),
+                    tokens: Vec::new(),
+                };
                 st.sessions.insert(sid.to_string(), (entry, tomb));
                 Ok(EndResult::Recorded)
             }
@@ -169,8 +188,11 @@ impl SessionStore for MemoryStore {
                 // Idempotent: the tombstone keeps its original expiry.
                 Ok(view(&p, &e).map_or(EndResult::Unknown, EndResult::AlreadyEnded))
             }
-            Some((p, Entry::Session { sub, clients, client_sids, .. })) => {
-                let entry = Entry::Session { sub, ended: true, clients, client_sids };
+            Some((p, Entry::Session { sub, clients, client_sids, tokens, .. })) => {
+                for t in &tokens {
+                    st.revoked.insert(t.clone(), tomb);
+                }
+                let entry = Entry::Session { sub, ended: true, clients, client_sids, tokens };
                 let v = view(&p, &entry);
                 st.sessions.insert(p, (entry, tomb));
                 Ok(v.map_or(EndResult::Unknown, EndResult::Ended))
@@ -272,5 +294,10 @@ impl SessionStore for MemoryStore {
     async fn notice_depth(&self) -> Result<u64, StoreError> {
         let st = self.lock()?;
         Ok((st.queue.len() + st.retries.len()) as u64)
+    }
+
+    async fn is_revoked(&self, token_hash: &str) -> Result<bool, StoreError> {
+        let st = self.lock()?;
+        Ok(st.revoked.get(token_hash).is_some_and(|exp| *exp > Instant::now()))
     }
 }

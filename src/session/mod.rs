@@ -84,7 +84,12 @@ pub struct NewSession {
     pub sub: String,
     pub clients: Vec<String>,
     pub client_sids: BTreeMap<String, String>,
+    /// SHA-256 (hex) of access and refresh tokens issued in this session; revoked at logout.
+    pub token_hashes: Vec<String>,
 }
+
+/// How many token hashes a session remembers (the newest).
+pub const MAX_TOKENS: usize = 64;
 
 #[async_trait]
 pub trait SessionStore: Send + Sync {
@@ -112,6 +117,9 @@ pub trait SessionStore: Send + Sync {
         expect_sub: Option<&str>,
         record_unknown: bool,
     ) -> Result<EndResult, StoreError>;
+
+    /// Whether a token (by its SHA-256 hex) belongs to an ended session (edge enforcement).
+    async fn is_revoked(&self, token_hash: &str) -> Result<bool, StoreError>;
 
     /// Keep a confirmation context under a single-use token for `ttl`.
     async fn put_pending(&self, token: &str, value: &str, ttl: Duration) -> Result<(), StoreError>;

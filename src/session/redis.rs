@@ -33,7 +33,7 @@ use crate::config::RedisConfig;
 /// tombstone ttl seconds, now. Returns {status, sub, clients json, client_sids json}.
 const END_LUA: &str = r#"
 local k = KEYS[1]
-local h = redis.call('HMGET', k, 'p', 'sub', 'st', 'cl', 'cs')
+local h = redis.call('HMGET', k, 'p', 'sub', 'st', 'cl', 'cs', 'tk')
 if h[1] then return {'alias', h[1]} end
 if not h[2] then
   if ARGV[2] == '1' then
@@ -44,17 +44,17 @@ if not h[2] then
   return {'unknown'}
 end
 if ARGV[1] ~= '' and h[2] ~= ARGV[1] then return {'mismatch'} end
-if h[3] == 'e' then return {'already', h[2], h[4], h[5]} end
+if h[3] == 'e' then return {'already', h[2], h[4], h[5], h[6] or '[]'} end
 redis.call('HSET', k, 'st', 'e', 'et', ARGV[4])
 redis.call('EXPIRE', k, ARGV[3])
-return {'ended', h[2], h[4], h[5]}
+return {'ended', h[2], h[4], h[5], h[6] or '[]'}
 "#;
 
-/// KEYS[1] session key. ARGV: sub, clients json array, client_sids json object, session ttl, now.
-/// Returns {status, clients json, client_sids json}.
+/// KEYS[1] session key. ARGV: sub, clients json array, client_sids json object, session ttl, now,
+/// token hashes json array, max tokens. Returns {status, clients json, client_sids json}.
 const PUT_LUA: &str = r#"
 local k = KEYS[1]
-local h = redis.call('HMGET', k, 'p', 'sub', 'st', 'cl', 'cs')
+local h = redis.call('HMGET', k, 'p', 'sub', 'st', 'cl', 'cs', 'tk')
 if h[1] then return {'alias', h[1]} end
 if h[2] and h[2] ~= ARGV[1] then return {'conflict', 'another subject'} end
 if h[3] == 'e' then return {'conflict', 'session ended'} end
@@ -69,9 +69,13 @@ for c, s in pairs(cjson.decode(ARGV[3])) do
   cs[c] = s
   if not seen[c] then table.insert(cl, c); seen[c] = true end
 end
+local tk = h[6] and cjson.decode(h[6]) or {}
+for _, t in ipairs(cjson.decode(ARGV[6])) do table.insert(tk, t) end
+while #tk > tonumber(ARGV[7]) do table.remove(tk, 1) end
+local tk_json = (#tk == 0) and '[]' or cjson.encode(tk)
 local cl_json = (#cl == 0) and '[]' or cjson.encode(cl)
 local cs_json = (next(cs) == nil) and '{}' or cjson.encode(cs)
-redis.call('HSET', k, 'sub', ARGV[1], 'st', 'a', 'cl', cl_json, 'cs', cs_json)
+redis.call('HSET', k, 'sub', ARGV[1], 'st', 'a', 'cl', cl_json, 'cs', cs_json, 'tk', tk_json)
 redis.call('HSETNX', k, 'ct', ARGV[5])
 redis.call('EXPIRE', k, ARGV[4])
 return {'ok', cl_json, cs_json}
@@ -165,6 +169,10 @@ impl RedisStore {
 
     fn sub_key(&self, sub: &str) -> String {
         format!("{}u:{{{sub}}}", self.prefix)
+    }
+
+    fn revoked_key(&self, token_hash: &str) -> String {
+        format!("{}r:{{{token_hash}}}", self.prefix)
     }
 
     fn pending_key(&self, token: &str) -> String {
@@ -327,6 +335,7 @@ impl SessionStore for RedisStore {
             let mut c = self.conn().await?;
             let clients = serde_json::to_string(&s.clients).map_err(|_| bad_reply("put"))?;
             let csids = serde_json::to_string(&s.client_sids).map_err(|_| bad_reply("put"))?;
+            let tokens = serde_json::to_string(&s.token_hashes).map_err(|_| bad_reply("put"))?;
             let mut sid = s.sid.clone();
             let mut reply: Vec<String> = Vec::new();
             // At most one alias hop: an alias always points at a primary.
@@ -338,6 +347,8 @@ impl SessionStore for RedisStore {
                     .arg(&csids)
                     .arg(self.ttls.session.as_secs().max(1))
                     .arg(now())
+                    .arg(&tokens)
+                    .arg(super::MAX_TOKENS)
                     .invoke_async(&mut c)
                     .await
                     .map_err(redis_err)?;
@@ -423,6 +434,19 @@ impl SessionStore for RedisStore {
             if r.first().map(String::as_str) == Some("alias") {
                 primary = r.get(1).cloned().ok_or_else(|| bad_reply("end"))?;
                 r = self.end_once(&mut c, &primary, expect_sub, false).await?;
+            }
+            // The session's tokens become refusable at the edge (their own keys: one pipeline,
+            // and only when the session had tokens).
+            if matches!(r.first().map(String::as_str), Some("ended" | "already")) {
+                let hashes: Vec<String> = r.get(4).and_then(|j| serde_json::from_str(j).ok()).unwrap_or_default();
+                if !hashes.is_empty() {
+                    let ttl = self.ttls.tombstone.as_secs().max(1);
+                    let mut pipe = redis::pipe();
+                    for h in &hashes {
+                        pipe.cmd("SET").arg(self.revoked_key(h)).arg(1).arg("EX").arg(ttl).ignore();
+                    }
+                    pipe.query_async::<()>(&mut c).await.map_err(redis_err)?;
+                }
             }
             Ok(match r.first().map(String::as_str) {
                 Some("ended") => EndResult::Ended(view_from_reply(&primary, &r)),
@@ -612,6 +636,16 @@ impl SessionStore for RedisStore {
                 .await
                 .map_err(redis_err)?;
             Ok(q + r)
+        })
+        .await
+    }
+
+    async fn is_revoked(&self, token_hash: &str) -> Result<bool, StoreError> {
+        timed("revoked", self.deadline(), async {
+            let mut c = self.conn().await?;
+            let n: u64 =
+                redis::cmd("EXISTS").arg(self.revoked_key(token_hash)).query_async(&mut c).await.map_err(redis_err)?;
+            Ok(n > 0)
         })
         .await
     }

@@ -74,3 +74,60 @@ fn a_redis_outage_never_breaks_token_responses() {
     // Passthrough of other OP paths is untouched too.
     assert_eq!(client().get(e.gw.url("/authorize")).send().unwrap().status(), 200);
 }
+
+#[test]
+fn after_logout_the_sessions_tokens_are_refused_at_the_edge() {
+    let e = env();
+    wait_for_discovery(&e);
+    let c = client();
+    let learn = |code: &str| -> String {
+        let r = token(&e, code, "");
+        let json: serde_json::Value = serde_json::from_slice(&r.bytes().unwrap()).unwrap();
+        let sid = format!("sid-{code}");
+        eventually("session learned", Duration::from_secs(10), || {
+            (e.status(&sid).as_deref() == Some("active")).then_some(())
+        });
+        json["id_token"].as_str().unwrap().to_string()
+    };
+    let userinfo = |at: &str| c.get(e.gw.url("/userinfo")).bearer_auth(at).send().unwrap();
+    let introspect = |t: &str| {
+        c.post(e.gw.url("/introspect"))
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(format!("token={t}&token_type_hint=access_token"))
+            .send()
+            .unwrap()
+    };
+    let refresh = |rt: &str| {
+        c.post(e.gw.url("/token"))
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(format!("grant_type=refresh_token&refresh_token={rt}&client_id=rp-c"))
+            .send()
+            .unwrap()
+    };
+    let hint5 = learn("c5");
+    learn("c6");
+    // Before the logout everything reaches the upstream, bodies intact (replayed after the check).
+    assert_eq!(userinfo("at-c5").headers()["x-upstream"], "fake");
+    let r = introspect("at-c5");
+    let body: serde_json::Value = serde_json::from_slice(&r.bytes().unwrap()).unwrap();
+    assert_eq!(body["body_len"], "token=at-c5&token_type_hint=access_token".len(), "upstream got the whole form");
+    assert_eq!(refresh("rt-c5").status(), 200);
+
+    let r = e.get(&[("id_token_hint", &hint5), ("post_logout_redirect_uri", "https://c.example.com/out")]);
+    assert_eq!(r.status(), 303);
+
+    let before = e.up.count_app();
+    let r = userinfo("at-c5");
+    assert_eq!(r.status(), 401);
+    assert!(r.headers()["www-authenticate"].to_str().unwrap().starts_with("Bearer error=\"invalid_token\""));
+    let r = introspect("at-c5");
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.text().unwrap(), r#"{"active":false}"#);
+    let r = refresh("rt-c5");
+    assert_eq!(r.status(), 400);
+    assert!(r.text().unwrap().contains("invalid_grant"));
+    assert_eq!(e.up.count_app(), before, "none of the refused requests reached the upstream");
+    // Another session's tokens are untouched.
+    assert_eq!(userinfo("at-c6").status(), 200);
+    assert_eq!(refresh("rt-c6").status(), 200);
+}

@@ -107,6 +107,8 @@ async fn handle(
             "jwks_uri": format!("{proto}://{host}/jwks"),
             "authorization_endpoint": format!("{proto}://{host}/authorize"),
             "token_endpoint": format!("{proto}://{host}/token"),
+            "userinfo_endpoint": format!("{proto}://{host}/userinfo"),
+            "introspection_endpoint": format!("{proto}://{host}/introspect"),
         });
         Response::builder().header("content-type", "application/json").body(full(doc.to_string()))
     } else if path == "/token" && s.method == "POST" {
@@ -123,7 +125,11 @@ async fn handle(
             Some(&format!("sid-{code}")),
             3600,
         ));
-        let json = serde_json::json!({"access_token": format!("at-{code}"), "token_type": "Bearer", "expires_in": 3600, "id_token": id_token}).to_string();
+        let json = serde_json::json!({
+            "access_token": format!("at-{code}"), "refresh_token": format!("rt-{code}"),
+            "token_type": "Bearer", "expires_in": 3600, "id_token": id_token,
+        })
+        .to_string();
         let b = Response::builder()
             .header("content-type", "application/json;charset=UTF-8")
             .header("cache-control", "no-store");
