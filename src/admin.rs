@@ -201,8 +201,14 @@ impl AdminApp {
         if !ids_ok {
             return text(StatusCode::BAD_REQUEST, "sub, clients and sids must be 1 to 256 printable characters");
         }
-        let new =
-            NewSession { sid, sub: b.sub, clients: b.clients, client_sids: b.client_sids, token_hashes: Vec::new() };
+        let new = NewSession {
+            sid,
+            sub: b.sub,
+            clients: b.clients,
+            client_sids: b.client_sids,
+            token_hashes: Vec::new(),
+            cookie_hashes: Vec::new(),
+        };
         match self.store.put_session(&new).await {
             Ok(PutResult::Stored(_)) => reply(StatusCode::NO_CONTENT, "text/plain", Vec::new()),
             Ok(PutResult::Conflict(why)) => text(StatusCode::CONFLICT, why),

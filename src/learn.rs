@@ -33,6 +33,8 @@ const MAX_BODY: usize = 256 * 1024;
 /// Per-request state of a token-endpoint observation.
 #[derive(Debug, Default)]
 pub struct TokenObservation {
+    /// Hash of the authorization code being redeemed (authorization_code grants).
+    pub code_hash: Option<String>,
     /// The response qualifies (200, JSON) and is being copied.
     active: bool,
     encoding: Encoding,
@@ -54,11 +56,17 @@ pub struct Learner {
     pub store: Arc<dyn SessionStore>,
     /// Configured endpoint paths (`upstream.endpoints`); unset ones come from discovery.
     pub endpoints: EndpointPaths,
+    /// Names of the OP's own session cookies (`upstream.session_cookies`).
+    pub session_cookies: Vec<String>,
 }
+
+/// How long a code's cookie binding waits for the code to be redeemed.
+const CODE_BINDING_TTL: std::time::Duration = std::time::Duration::from_secs(600);
 
 /// Which endpoint a request is for, as far as learning and enforcement care.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Endpoint {
+    Authorization,
     Token,
     Userinfo,
     Introspection,
@@ -75,7 +83,9 @@ impl Learner {
         let is = |configured: &Option<String>, discovered: &Option<String>| {
             configured.as_deref().or(discovered.as_deref()) == Some(path)
         };
-        if is(&self.endpoints.token, &learned.token) {
+        if is(&self.endpoints.authorization, &learned.authorization) {
+            Endpoint::Authorization
+        } else if is(&self.endpoints.token, &learned.token) {
             Endpoint::Token
         } else if is(&self.endpoints.userinfo, &learned.userinfo) {
             Endpoint::Userinfo
@@ -104,6 +114,70 @@ impl Learner {
             Endpoint::Introspection => field("token"),
             Endpoint::Token if field("grant_type").as_deref() == Some("refresh_token") => field("refresh_token"),
             _ => None,
+        }
+    }
+
+    /// Hashes of the configured OP session cookies in a Cookie header, with their names.
+    pub fn op_cookies(&self, cookie_header: Option<&str>) -> Vec<(String, String)> {
+        let Some(h) = cookie_header else { return Vec::new() };
+        h.split(';')
+            .filter_map(|kv| kv.trim().split_once('='))
+            .filter(|(k, v)| !v.is_empty() && self.session_cookies.iter().any(|n| n == k))
+            .map(|(k, v)| (k.to_string(), token_hash(v.as_bytes())))
+            .collect()
+    }
+
+    /// The code of an authorization redirect (query or fragment), hashed.
+    pub fn code_in_location(location: &str) -> Option<String> {
+        let rest = &location[location.find(['?', '#'])? + 1..];
+        let code = rest
+            .split(['&', '#', '?'])
+            .filter_map(|kv| kv.split_once('='))
+            .find(|(k, _)| *k == "code")
+            .map(|(_, v)| v)?;
+        (!code.is_empty()).then(|| token_hash(crate::logout::params::decode(code.as_bytes()).as_slice()))
+    }
+
+    /// An OP redirect carried a code: bind it to the OP cookies the browser sent and the ones
+    /// this response sets. Awaited (bounded by the store's timeouts) before the redirect goes
+    /// out, so the RP cannot redeem the code before the binding exists; a store failure is only
+    /// logged, never a failed response.
+    pub async fn bind_code(&self, code_hash: String, request_cookies: Option<&str>, set_cookies: &[&str]) {
+        let mut hashes: Vec<String> = self.op_cookies(request_cookies).into_iter().map(|(_, h)| h).collect();
+        for sc in set_cookies {
+            let first = sc.split(';').next().unwrap_or("");
+            hashes.extend(self.op_cookies(Some(first)).into_iter().map(|(_, h)| h));
+        }
+        if hashes.is_empty() {
+            return;
+        }
+        if let Err(e) = self.store.bind_code(&code_hash, &hashes, CODE_BINDING_TTL).await {
+            tracing::warn!(error = %e, "code not bound to the OP cookies (store unavailable)");
+        }
+    }
+
+    /// The code an authorization_code grant redeems, hashed.
+    pub fn redeemed_code(form: &[u8]) -> Option<String> {
+        let pairs: Vec<(String, String)> = url::form_urlencoded::parse(form).into_owned().collect();
+        let get = |k: &str| pairs.iter().find(|(n, _)| n == k).map(|(_, v)| v.as_str());
+        (get("grant_type") == Some("authorization_code"))
+            .then(|| get("code").map(|c| token_hash(c.as_bytes())))
+            .flatten()
+    }
+
+    /// Names of the OP cookies in this request that belong to ended sessions (one lookup).
+    pub async fn revoked_cookies(&self, cookie_header: Option<&str>) -> Vec<String> {
+        let found = self.op_cookies(cookie_header);
+        if found.is_empty() {
+            return Vec::new();
+        }
+        let hashes: Vec<String> = found.iter().map(|(_, h)| h.clone()).collect();
+        match self.store.revoked_among(&hashes).await {
+            Ok(flags) => found.into_iter().zip(flags).filter(|(_, r)| *r).map(|((n, _), _)| n).collect(),
+            Err(e) => {
+                tracing::warn!(error = %e, "cookie revocation check skipped (store unavailable)");
+                Vec::new()
+            }
         }
     }
 
@@ -173,12 +247,13 @@ impl Learner {
             obs.active = false;
             let body = std::mem::take(&mut obs.buf);
             let encoding = obs.encoding;
+            let code_hash = obs.code_hash.take();
             let me = self.clone();
-            tokio::spawn(async move { me.learn(body, encoding).await });
+            tokio::spawn(async move { me.learn(body, encoding, code_hash).await });
         }
     }
 
-    async fn learn(&self, body: Vec<u8>, encoding: Encoding) {
+    async fn learn(&self, body: Vec<u8>, encoding: Encoding, code_hash: Option<String>) {
         let body = match decode(body, encoding) {
             Some(b) => b,
             None => return tracing::debug!("token response not decodable; not learned"),
@@ -200,7 +275,19 @@ impl Learner {
             .filter(|t| !t.is_empty())
             .map(|t| token_hash(t.as_bytes()))
             .collect();
-        let new = NewSession { sid, sub: claims.sub, clients: vec![claims.client_id], client_sids, token_hashes };
+        // The OP cookies the browser had when this code was issued now belong to the session.
+        let cookie_hashes = match code_hash {
+            Some(h) => self.store.take_code(&h).await.unwrap_or_default(),
+            None => Vec::new(),
+        };
+        let new = NewSession {
+            sid,
+            sub: claims.sub,
+            clients: vec![claims.client_id],
+            client_sids,
+            token_hashes,
+            cookie_hashes,
+        };
         match self.store.put_session(&new).await {
             Ok(_) => tracing::debug!(client = %new.clients[0], "session learned from a token response"),
             Err(e) => tracing::warn!(error = %e, "session not learned (store unavailable)"),

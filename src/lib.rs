@@ -78,6 +78,7 @@ pub fn build(config: Config) -> std::result::Result<Server, String> {
         clients: config.clients.clone(),
         store: store.clone(),
         endpoints: config.upstream.endpoints.clone(),
+        session_cookies: config.upstream.session_cookies.clone(),
     });
     let issuer_origin = url::Url::parse(&config.issuer).map(|u| u.origin().ascii_serialization()).unwrap_or_default();
     let published = proxy::Published {

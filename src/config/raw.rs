@@ -89,6 +89,9 @@ pub struct RawUpstream {
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawEndpoints {
+    /// The authorization endpoint's path (revoked OP cookies are stripped there).
+    #[serde(default)]
+    pub authorization: Option<String>,
     /// The token endpoint's path (sessions are learned from its responses).
     #[serde(default)]
     pub token: Option<String>,

@@ -245,6 +245,7 @@ fn upstream(v: &mut V, raw: RawUpstream, base: &Path) -> Upstream {
         }
         Some(p)
     };
+    up.endpoints.authorization = path("authorization", raw.endpoints.authorization);
     up.endpoints.token = path("token", raw.endpoints.token);
     up.endpoints.userinfo = path("userinfo", raw.endpoints.userinfo);
     up.endpoints.introspection = path("introspection", raw.endpoints.introspection);

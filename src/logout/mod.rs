@@ -243,7 +243,21 @@ impl Logout {
         let next = Next { client_id: pending.next.client_id, redirect: pending.next.redirect };
         let initiator = next.client_id.clone();
         let (session, sid, sub) = match pending.end {
-            None => (None, None, None),
+            // No session named by a hint: the browser's own OP session, found by its cookie.
+            None => match self.browser_session(input.cookie).await {
+                Ok(None) => (None, None, None),
+                Ok(Some(sid)) => match self.store.end_session(&sid, None, false).await {
+                    Ok(r) => (session_of(&r), None, None),
+                    Err(err) => {
+                        tracing::warn!(error = %err, "confirmation unavailable");
+                        return self.error(503, ErrorKind::Unavailable, Some(&lang), "unavailable");
+                    }
+                },
+                Err(err) => {
+                    tracing::warn!(error = %err, "confirmation unavailable");
+                    return self.error(503, ErrorKind::Unavailable, Some(&lang), "unavailable");
+                }
+            },
             Some(e) => {
                 let end = EndRequest { sid: e.sid, sub: e.sub, accept_unknown: e.accept_unknown };
                 match self.store.end_session(&end.sid, Some(&end.sub), end.accept_unknown).await {
@@ -262,6 +276,21 @@ impl Logout {
             Reply::Page { headers, .. } | Reply::Redirect { headers, .. } => headers.push(("set-cookie", clear)),
         }
         reply
+    }
+
+    /// The session the browser's OP cookie is bound to (learned from the code flow), if any.
+    async fn browser_session(&self, cookie: Option<&str>) -> Result<Option<String>, crate::session::StoreError> {
+        let Some(header) = cookie else { return Ok(None) };
+        for kv in header.split(';') {
+            let Some((k, v)) = kv.trim().split_once('=') else { continue };
+            if v.is_empty() || !self.session_cookies.iter().any(|n| n == k) {
+                continue;
+            }
+            if let Some(sid) = self.store.session_by_cookie(&crate::learn::token_hash(v.as_bytes())).await? {
+                return Ok(Some(sid));
+            }
+        }
+        Ok(None)
     }
 
     fn raw_params<'a>(&self, input: &Input<'a>) -> Result<&'a [u8], Reply> {

@@ -61,6 +61,7 @@ impl KeySet {
 /// Endpoint paths learned from discovery (those on the issuer's origin).
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct EndpointPaths {
+    pub authorization: Option<String>,
     pub token: Option<String>,
     pub userinfo: Option<String>,
     pub introspection: Option<String>,
@@ -206,6 +207,7 @@ impl Jwks {
                     (u.origin() == self.issuer.origin()).then(|| u.path().to_string())
                 };
                 self.endpoints.store(Arc::new(EndpointPaths {
+                    authorization: path("authorization_endpoint"),
                     token: path("token_endpoint"),
                     userinfo: path("userinfo_endpoint"),
                     introspection: path("introspection_endpoint"),

@@ -110,6 +110,8 @@ pub struct Ctx {
     local: bool,
     /// Set for token requests: the response is copied to learn the session.
     token: Option<crate::learn::TokenObservation>,
+    /// OP session cookies of ended sessions: removed before the upstream, expired in the response.
+    strip_cookies: Vec<String>,
 }
 
 #[async_trait]
@@ -117,7 +119,7 @@ impl ProxyHttp for Gateway {
     type CTX = Ctx;
 
     fn new_ctx(&self) -> Ctx {
-        Ctx { start: Instant::now(), local: false, token: None }
+        Ctx { start: Instant::now(), local: false, token: None, strip_cookies: Vec::new() }
     }
 
     /// Ok(true): the gateway answered (end_session); Ok(false): proxy it.
@@ -163,12 +165,40 @@ impl ProxyHttp for Gateway {
         &self,
         session: &mut Session,
         req: &mut RequestHeader,
-        _ctx: &mut Ctx,
+        ctx: &mut Ctx,
     ) -> Result<()> {
-        forwarded_headers(session, req, self.trust_forwarded_headers)
+        forwarded_headers(session, req, self.trust_forwarded_headers)?;
+        if !ctx.strip_cookies.is_empty() {
+            strip_cookies(req, &ctx.strip_cookies)?;
+        }
+        Ok(())
     }
 
-    async fn response_filter(&self, _session: &mut Session, resp: &mut ResponseHeader, ctx: &mut Ctx) -> Result<()> {
+    async fn response_filter(&self, session: &mut Session, resp: &mut ResponseHeader, ctx: &mut Ctx) -> Result<()> {
+        if resp.status.is_redirection() {
+            let code = resp
+                .headers
+                .get(http::header::LOCATION)
+                .and_then(|v| v.to_str().ok())
+                .and_then(crate::learn::Learner::code_in_location);
+            if let Some(code_hash) = code {
+                let set: Vec<String> = resp
+                    .headers
+                    .get_all(http::header::SET_COOKIE)
+                    .iter()
+                    .filter_map(|v| v.to_str().ok().map(String::from))
+                    .collect();
+                let set: Vec<&str> = set.iter().map(String::as_str).collect();
+                let cookie = header_str(session.req_header(), http::header::COOKIE);
+                self.learner.bind_code(code_hash, cookie.as_deref(), &set).await;
+            }
+        }
+        for name in &ctx.strip_cookies {
+            resp.append_header(
+                "set-cookie",
+                format!("{name}=; Path=/; Max-Age=0; Expires=Thu, 01 Jan 1970 00:00:00 GMT"),
+            )?;
+        }
         if let Some(obs) = ctx.token.as_mut() {
             if !resp.status.is_informational() {
                 let h = |n: http::HeaderName| resp.headers.get(n).and_then(|v| v.to_str().ok());
@@ -241,6 +271,10 @@ impl Gateway {
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.parse::<usize>().ok())
             .is_some_and(|n| n <= MAX_FORM);
+        if endpoint == crate::learn::Endpoint::Authorization {
+            ctx.strip_cookies = self.learner.revoked_cookies(header_str(req, http::header::COOKIE).as_deref()).await;
+            return Ok(false);
+        }
         let form = if is_form && small {
             session.enable_retry_buffering();
             match read_body(session, MAX_FORM).await {
@@ -254,6 +288,9 @@ impl Gateway {
         } else {
             Vec::new()
         };
+        if let Some(obs) = ctx.token.as_mut() {
+            obs.code_hash = crate::learn::Learner::redeemed_code(&form);
+        }
         let Some(token) = self.learner.presented_token(endpoint, authorization.as_deref(), &form) else {
             return Ok(false);
         };
@@ -408,6 +445,25 @@ fn error_reason(e: &Error) -> &'static str {
         TLSHandshakeFailure | InvalidCert | HandshakeError => "tls",
         _ => "other",
     }
+}
+
+/// Remove the named cookies from every Cookie header of the upstream request.
+fn strip_cookies(req: &mut RequestHeader, names: &[String]) -> Result<()> {
+    let kept: Vec<String> = req
+        .headers
+        .get_all(http::header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .map(str::trim)
+        .filter(|kv| !kv.is_empty() && !names.iter().any(|n| kv.split('=').next() == Some(n.as_str())))
+        .map(String::from)
+        .collect();
+    req.remove_header("cookie");
+    if !kept.is_empty() {
+        req.insert_header("cookie", kept.join("; "))?;
+    }
+    Ok(())
 }
 
 /// X-Forwarded-For/Proto/Host for the upstream (OPs build absolute URLs from them).

@@ -18,6 +18,7 @@ enum Entry {
         clients: Vec<String>,
         client_sids: BTreeMap<String, String>,
         tokens: Vec<String>,
+        cookies: Vec<String>,
     },
     Alias(String),
 }
@@ -33,8 +34,12 @@ struct State {
     queue: BTreeMap<u64, (Notice, bool)>,
     retries: Vec<(u64, Notice)>,
     next_id: u64,
-    /// Token hashes of ended sessions, with their expiry.
+    /// Token and cookie hashes of ended sessions, with their expiry.
     revoked: HashMap<String, Instant>,
+    /// Code hash → cookie hashes, with expiry.
+    codes: HashMap<String, (Vec<String>, Instant)>,
+    /// Cookie hash → primary sid.
+    by_cookie: HashMap<String, String>,
 }
 
 #[derive(Debug)]
@@ -111,12 +116,18 @@ impl SessionStore for MemoryStore {
     async fn put_session(&self, s: &NewSession) -> Result<PutResult, StoreError> {
         let mut st = self.lock()?;
         st.sweep();
-        let (sid, mut clients, mut client_sids, mut tokens) = match st.resolve(&s.sid) {
+        let (sid, mut clients, mut client_sids, mut tokens, mut cookies) = match st.resolve(&s.sid) {
             Some((_, Entry::Session { sub, .. })) if sub != s.sub => return Ok(PutResult::Conflict("another subject")),
             Some((_, Entry::Session { ended: true, .. })) => return Ok(PutResult::Conflict("session ended")),
-            Some((p, Entry::Session { clients, client_sids, tokens, .. })) => (p, clients, client_sids, tokens),
-            _ => (s.sid.clone(), Vec::new(), BTreeMap::new(), Vec::new()),
+            Some((p, Entry::Session { clients, client_sids, tokens, cookies, .. })) => {
+                (p, clients, client_sids, tokens, cookies)
+            }
+            _ => (s.sid.clone(), Vec::new(), BTreeMap::new(), Vec::new(), Vec::new()),
         };
+        union(&mut cookies, &s.cookie_hashes);
+        for ck in &s.cookie_hashes {
+            st.by_cookie.insert(ck.clone(), sid.clone());
+        }
         tokens.extend(s.token_hashes.iter().cloned());
         let excess = tokens.len().saturating_sub(super::MAX_TOKENS);
         tokens.drain(..excess);
@@ -124,8 +135,14 @@ impl SessionStore for MemoryStore {
         union(&mut clients, &s.client_sids.keys().cloned().collect::<Vec<_>>());
         client_sids.extend(s.client_sids.clone());
         let exp = Instant::now() + self.ttls.session;
-        let entry =
-            Entry::Session { sub: s.sub.clone(), ended: false, clients, client_sids: client_sids.clone(), tokens };
+        let entry = Entry::Session {
+            sub: s.sub.clone(),
+            ended: false,
+            clients,
+            client_sids: client_sids.clone(),
+            tokens,
+            cookies,
+        };
         let v = view(&sid, &entry);
         st.sessions.insert(sid.clone(), (entry, exp));
         for csid in client_sids.values().filter(|c| **c != sid) {
@@ -176,6 +193,7 @@ impl SessionStore for MemoryStore {
                     clients: Vec::new(),
                     client_sids: BTreeMap::new(),
                     tokens: Vec::new(),
+                    cookies: Vec::new(),
                 };
                 st.sessions.insert(sid.to_string(), (entry, tomb));
                 Ok(EndResult::Recorded)
@@ -188,11 +206,11 @@ impl SessionStore for MemoryStore {
                 // Idempotent: the tombstone keeps its original expiry.
                 Ok(view(&p, &e).map_or(EndResult::Unknown, EndResult::AlreadyEnded))
             }
-            Some((p, Entry::Session { sub, clients, client_sids, tokens, .. })) => {
-                for t in &tokens {
+            Some((p, Entry::Session { sub, clients, client_sids, tokens, cookies, .. })) => {
+                for t in tokens.iter().chain(cookies.iter()) {
                     st.revoked.insert(t.clone(), tomb);
                 }
-                let entry = Entry::Session { sub, ended: true, clients, client_sids, tokens };
+                let entry = Entry::Session { sub, ended: true, clients, client_sids, tokens, cookies };
                 let v = view(&p, &entry);
                 st.sessions.insert(p, (entry, tomb));
                 Ok(v.map_or(EndResult::Unknown, EndResult::Ended))
@@ -299,5 +317,26 @@ impl SessionStore for MemoryStore {
     async fn is_revoked(&self, token_hash: &str) -> Result<bool, StoreError> {
         let st = self.lock()?;
         Ok(st.revoked.get(token_hash).is_some_and(|exp| *exp > Instant::now()))
+    }
+
+    async fn revoked_among(&self, hashes: &[String]) -> Result<Vec<bool>, StoreError> {
+        let st = self.lock()?;
+        let now = Instant::now();
+        Ok(hashes.iter().map(|h| st.revoked.get(h).is_some_and(|exp| *exp > now)).collect())
+    }
+
+    async fn bind_code(&self, code_hash: &str, cookie_hashes: &[String], ttl: Duration) -> Result<(), StoreError> {
+        let mut st = self.lock()?;
+        st.codes.insert(code_hash.to_string(), (cookie_hashes.to_vec(), Instant::now() + ttl));
+        Ok(())
+    }
+
+    async fn take_code(&self, code_hash: &str) -> Result<Vec<String>, StoreError> {
+        let mut st = self.lock()?;
+        Ok(st.codes.remove(code_hash).filter(|(_, exp)| *exp > Instant::now()).map(|(c, _)| c).unwrap_or_default())
+    }
+
+    async fn session_by_cookie(&self, cookie_hash: &str) -> Result<Option<String>, StoreError> {
+        Ok(self.lock()?.by_cookie.get(cookie_hash).cloned())
     }
 }

@@ -86,6 +86,8 @@ pub struct NewSession {
     pub client_sids: BTreeMap<String, String>,
     /// SHA-256 (hex) of access and refresh tokens issued in this session; revoked at logout.
     pub token_hashes: Vec<String>,
+    /// SHA-256 (hex) of the OP session cookies bound to this session; found by, and revoked at logout.
+    pub cookie_hashes: Vec<String>,
 }
 
 /// How many token hashes a session remembers (the newest).
@@ -118,8 +120,20 @@ pub trait SessionStore: Send + Sync {
         record_unknown: bool,
     ) -> Result<EndResult, StoreError>;
 
-    /// Whether a token (by its SHA-256 hex) belongs to an ended session (edge enforcement).
+    /// Whether a token or cookie (by its SHA-256 hex) belongs to an ended session.
     async fn is_revoked(&self, token_hash: &str) -> Result<bool, StoreError>;
+
+    /// Which of these hashes are revoked (one round trip).
+    async fn revoked_among(&self, hashes: &[String]) -> Result<Vec<bool>, StoreError>;
+
+    /// Remember which OP cookies the browser had when the OP issued an authorization code.
+    async fn bind_code(&self, code_hash: &str, cookie_hashes: &[String], ttl: Duration) -> Result<(), StoreError>;
+
+    /// Take (once) the cookies bound to a code.
+    async fn take_code(&self, code_hash: &str) -> Result<Vec<String>, StoreError>;
+
+    /// The primary sid of the session an OP cookie (by hash) is bound to.
+    async fn session_by_cookie(&self, cookie_hash: &str) -> Result<Option<String>, StoreError>;
 
     /// Keep a confirmation context under a single-use token for `ttl`.
     async fn put_pending(&self, token: &str, value: &str, ttl: Duration) -> Result<(), StoreError>;

@@ -33,7 +33,7 @@ use crate::config::RedisConfig;
 /// tombstone ttl seconds, now. Returns {status, sub, clients json, client_sids json}.
 const END_LUA: &str = r#"
 local k = KEYS[1]
-local h = redis.call('HMGET', k, 'p', 'sub', 'st', 'cl', 'cs', 'tk')
+local h = redis.call('HMGET', k, 'p', 'sub', 'st', 'cl', 'cs', 'tk', 'ck')
 if h[1] then return {'alias', h[1]} end
 if not h[2] then
   if ARGV[2] == '1' then
@@ -44,17 +44,18 @@ if not h[2] then
   return {'unknown'}
 end
 if ARGV[1] ~= '' and h[2] ~= ARGV[1] then return {'mismatch'} end
-if h[3] == 'e' then return {'already', h[2], h[4], h[5], h[6] or '[]'} end
+if h[3] == 'e' then return {'already', h[2], h[4], h[5], h[6] or '[]', h[7] or '[]'} end
 redis.call('HSET', k, 'st', 'e', 'et', ARGV[4])
 redis.call('EXPIRE', k, ARGV[3])
-return {'ended', h[2], h[4], h[5], h[6] or '[]'}
+return {'ended', h[2], h[4], h[5], h[6] or '[]', h[7] or '[]'}
 "#;
 
 /// KEYS[1] session key. ARGV: sub, clients json array, client_sids json object, session ttl, now,
-/// token hashes json array, max tokens. Returns {status, clients json, client_sids json}.
+/// token hashes json array, max tokens, cookie hashes json array. Returns {status, clients json,
+/// client_sids json}.
 const PUT_LUA: &str = r#"
 local k = KEYS[1]
-local h = redis.call('HMGET', k, 'p', 'sub', 'st', 'cl', 'cs', 'tk')
+local h = redis.call('HMGET', k, 'p', 'sub', 'st', 'cl', 'cs', 'tk', 'ck')
 if h[1] then return {'alias', h[1]} end
 if h[2] and h[2] ~= ARGV[1] then return {'conflict', 'another subject'} end
 if h[3] == 'e' then return {'conflict', 'session ended'} end
@@ -73,9 +74,17 @@ local tk = h[6] and cjson.decode(h[6]) or {}
 for _, t in ipairs(cjson.decode(ARGV[6])) do table.insert(tk, t) end
 while #tk > tonumber(ARGV[7]) do table.remove(tk, 1) end
 local tk_json = (#tk == 0) and '[]' or cjson.encode(tk)
+local ck = h[7] and cjson.decode(h[7]) or {}
+local seen_ck = {}
+for _, c in ipairs(ck) do seen_ck[c] = true end
+for _, c in ipairs(cjson.decode(ARGV[8])) do
+  if not seen_ck[c] then table.insert(ck, c); seen_ck[c] = true end
+end
+while #ck > tonumber(ARGV[7]) do table.remove(ck, 1) end
+local ck_json = (#ck == 0) and '[]' or cjson.encode(ck)
 local cl_json = (#cl == 0) and '[]' or cjson.encode(cl)
 local cs_json = (next(cs) == nil) and '{}' or cjson.encode(cs)
-redis.call('HSET', k, 'sub', ARGV[1], 'st', 'a', 'cl', cl_json, 'cs', cs_json, 'tk', tk_json)
+redis.call('HSET', k, 'sub', ARGV[1], 'st', 'a', 'cl', cl_json, 'cs', cs_json, 'tk', tk_json, 'ck', ck_json)
 redis.call('HSETNX', k, 'ct', ARGV[5])
 redis.call('EXPIRE', k, ARGV[4])
 return {'ok', cl_json, cs_json}
@@ -169,6 +178,14 @@ impl RedisStore {
 
     fn sub_key(&self, sub: &str) -> String {
         format!("{}u:{{{sub}}}", self.prefix)
+    }
+
+    fn cookie_key(&self, cookie_hash: &str) -> String {
+        format!("{}o:{{{cookie_hash}}}", self.prefix)
+    }
+
+    fn code_key(&self, code_hash: &str) -> String {
+        format!("{}k:{{{code_hash}}}", self.prefix)
     }
 
     fn revoked_key(&self, token_hash: &str) -> String {
@@ -336,6 +353,7 @@ impl SessionStore for RedisStore {
             let clients = serde_json::to_string(&s.clients).map_err(|_| bad_reply("put"))?;
             let csids = serde_json::to_string(&s.client_sids).map_err(|_| bad_reply("put"))?;
             let tokens = serde_json::to_string(&s.token_hashes).map_err(|_| bad_reply("put"))?;
+            let cookies = serde_json::to_string(&s.cookie_hashes).map_err(|_| bad_reply("put"))?;
             let mut sid = s.sid.clone();
             let mut reply: Vec<String> = Vec::new();
             // At most one alias hop: an alias always points at a primary.
@@ -349,6 +367,7 @@ impl SessionStore for RedisStore {
                     .arg(now())
                     .arg(&tokens)
                     .arg(super::MAX_TOKENS)
+                    .arg(&cookies)
                     .invoke_async(&mut c)
                     .await
                     .map_err(redis_err)?;
@@ -371,6 +390,9 @@ impl SessionStore for RedisStore {
             for csid in s.client_sids.values().filter(|c| **c != sid) {
                 let k = self.session_key(csid);
                 pipe.cmd("EVAL").arg(ALIAS_LUA).arg(1).arg(&k).arg(&sid).arg(ttl).ignore();
+            }
+            for ck in &s.cookie_hashes {
+                pipe.cmd("SET").arg(self.cookie_key(ck)).arg(&sid).arg("EX").arg(ttl).ignore();
             }
             let uk = self.sub_key(&s.sub);
             pipe.cmd("SADD").arg(&uk).arg(&sid).ignore();
@@ -438,7 +460,9 @@ impl SessionStore for RedisStore {
             // The session's tokens become refusable at the edge (their own keys: one pipeline,
             // and only when the session had tokens).
             if matches!(r.first().map(String::as_str), Some("ended" | "already")) {
-                let hashes: Vec<String> = r.get(4).and_then(|j| serde_json::from_str(j).ok()).unwrap_or_default();
+                let mut hashes: Vec<String> = r.get(4).and_then(|j| serde_json::from_str(j).ok()).unwrap_or_default();
+                let cookies: Vec<String> = r.get(5).and_then(|j| serde_json::from_str(j).ok()).unwrap_or_default();
+                hashes.extend(cookies);
                 if !hashes.is_empty() {
                     let ttl = self.ttls.tombstone.as_secs().max(1);
                     let mut pipe = redis::pipe();
@@ -646,6 +670,56 @@ impl SessionStore for RedisStore {
             let n: u64 =
                 redis::cmd("EXISTS").arg(self.revoked_key(token_hash)).query_async(&mut c).await.map_err(redis_err)?;
             Ok(n > 0)
+        })
+        .await
+    }
+
+    async fn revoked_among(&self, hashes: &[String]) -> Result<Vec<bool>, StoreError> {
+        if hashes.is_empty() {
+            return Ok(Vec::new());
+        }
+        timed("revoked", self.deadline(), async {
+            let mut c = self.conn().await?;
+            let mut pipe = redis::pipe();
+            for h in hashes {
+                pipe.cmd("EXISTS").arg(self.revoked_key(h));
+            }
+            let found: Vec<u64> = pipe.query_async(&mut c).await.map_err(redis_err)?;
+            Ok(found.into_iter().map(|n| n > 0).collect())
+        })
+        .await
+    }
+
+    async fn bind_code(&self, code_hash: &str, cookie_hashes: &[String], ttl: Duration) -> Result<(), StoreError> {
+        timed("bind_code", self.deadline(), async {
+            let mut c = self.conn().await?;
+            let json = serde_json::to_string(cookie_hashes).map_err(|_| bad_reply("bind_code"))?;
+            redis::cmd("SET")
+                .arg(self.code_key(code_hash))
+                .arg(json)
+                .arg("EX")
+                .arg(ttl.as_secs().max(1))
+                .query_async::<()>(&mut c)
+                .await
+                .map_err(redis_err)
+        })
+        .await
+    }
+
+    async fn take_code(&self, code_hash: &str) -> Result<Vec<String>, StoreError> {
+        timed("take_code", self.deadline(), async {
+            let mut c = self.conn().await?;
+            let v: Option<String> =
+                redis::cmd("GETDEL").arg(self.code_key(code_hash)).query_async(&mut c).await.map_err(redis_err)?;
+            Ok(v.and_then(|j| serde_json::from_str(&j).ok()).unwrap_or_default())
+        })
+        .await
+    }
+
+    async fn session_by_cookie(&self, cookie_hash: &str) -> Result<Option<String>, StoreError> {
+        timed("by_cookie", self.deadline(), async {
+            let mut c = self.conn().await?;
+            redis::cmd("GET").arg(self.cookie_key(cookie_hash)).query_async(&mut c).await.map_err(redis_err)
         })
         .await
     }

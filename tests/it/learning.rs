@@ -131,3 +131,68 @@ fn after_logout_the_sessions_tokens_are_refused_at_the_edge() {
     assert_eq!(userinfo("at-c6").status(), 200);
     assert_eq!(refresh("rt-c6").status(), 200);
 }
+
+/// The browser's side of a code flow through the gateway: log in at the OP (which sets its session
+/// cookie and redirects with a code), then the RP redeems the code. Returns the OP cookie.
+fn code_flow(e: &Env, user: &str, code: &str) -> String {
+    let r = client()
+        .post(e.gw.url("/login"))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(format!("user={user}&code={code}"))
+        .send()
+        .unwrap();
+    assert_eq!(r.status(), 302);
+    assert!(r.headers()["location"].to_str().unwrap().contains(&format!("code={code}")));
+    let cookie = r.headers()["set-cookie"].to_str().unwrap().split(';').next().unwrap().to_string();
+    let t = token(e, code, "");
+    assert_eq!(t.status(), 200);
+    cookie
+}
+
+#[test]
+fn logout_without_a_hint_finds_the_session_by_the_op_cookie_and_the_op_then_sees_no_session() {
+    let e = env();
+    wait_for_discovery(&e);
+    let cookie = code_flow(&e, "alice", "k1");
+    eventually("session learned with its cookie", Duration::from_secs(10), || {
+        (e.status("sid-k1").as_deref() == Some("active")).then_some(())
+    });
+    let other = code_flow(&e, "bob", "k9");
+    eventually("second session", Duration::from_secs(10), || {
+        (e.status("sid-k9").as_deref() == Some("active")).then_some(())
+    });
+    // SSO works through the gateway while the session lives.
+    let sso = |cookie: &str, q: &str| {
+        client().get(e.gw.url(&format!("/oauth/authorize?client_id=rp-c&{q}"))).header("cookie", cookie).send().unwrap()
+    };
+    assert!(sso(&cookie, "code_to_issue=k2").headers()["location"].to_str().unwrap().contains("code=k2"));
+
+    // A logout without any hint: the confirmation page, then the browser's own session ends.
+    let page = client().get(e.gw.url("/session/end")).header("cookie", &cookie).send().unwrap();
+    let binder = page.headers()["set-cookie"].to_str().unwrap().split(';').next().unwrap().to_string();
+    let html = page.text().unwrap();
+    let token_v = crate::logout::attr(&html, "name=\"token\"", "value").unwrap();
+    let action = crate::logout::attr(&html, "<form", "action").unwrap();
+    let done = client()
+        .post(e.gw.url(&action))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .header("cookie", format!("{binder}; {cookie}"))
+        .body(format!("token={token_v}&action=logout"))
+        .send()
+        .unwrap();
+    assert_eq!(done.status(), 200);
+    assert_eq!(e.status("sid-k1").as_deref(), Some("ended"), "found by the OP cookie");
+    assert_eq!(e.status("sid-k9").as_deref(), Some("active"), "another browser's session stays");
+
+    // The old OP cookie no longer reaches the OP: prompt=none answers login_required, and the
+    // response expires the cookie.
+    let before = e.up.seen().len();
+    let r = sso(&cookie, "prompt=none&code_to_issue=k3");
+    assert!(r.headers()["location"].to_str().unwrap().contains("error=login_required"));
+    let expired: Vec<_> = r.headers().get_all("set-cookie").iter().map(|v| v.to_str().unwrap().to_string()).collect();
+    assert!(expired.iter().any(|c| c.starts_with("op_session=;") && c.contains("Max-Age=0")), "{expired:?}");
+    let seen = &e.up.seen()[before..];
+    assert!(seen.iter().all(|s| s.header("cookie").is_none_or(|c| !c.contains("op_session"))), "cookie stripped");
+    // The other user's cookie still works.
+    assert!(sso(&other, "code_to_issue=k4").headers()["location"].to_str().unwrap().contains("code=k4"));
+}

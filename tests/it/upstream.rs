@@ -105,7 +105,7 @@ async fn handle(
         let doc = serde_json::json!({
             "issuer": format!("{proto}://{host}"),
             "jwks_uri": format!("{proto}://{host}/jwks"),
-            "authorization_endpoint": format!("{proto}://{host}/authorize"),
+            "authorization_endpoint": format!("{proto}://{host}/oauth/authorize"),
             "token_endpoint": format!("{proto}://{host}/token"),
             "userinfo_endpoint": format!("{proto}://{host}/userinfo"),
             "introspection_endpoint": format!("{proto}://{host}/introspect"),
@@ -141,6 +141,27 @@ async fn handle(
         } else {
             b.body(full(json))
         }
+    } else if path == "/login" && s.method == "POST" {
+        // The OP's login form: sets its session cookie and redirects to the RP with a code.
+        let form: Vec<(String, String)> = url::form_urlencoded::parse(s.body.as_bytes()).into_owned().collect();
+        let get = |k: &str| form.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone()).unwrap_or_default();
+        Response::builder()
+            .status(302)
+            .header("set-cookie", format!("op_session=S-{}; Path=/; HttpOnly", get("user")))
+            .header("location", format!("https://c.example.com/cb?code={}&state=s", get("code")))
+            .body(full(Bytes::new()))
+    } else if path == "/oauth/authorize" {
+        // SSO with the OP cookie: a new code at once; without it, prompt=none fails.
+        let has_session = s.header("cookie").is_some_and(|c| c.contains("op_session=S-"));
+        let code = target.split("code_to_issue=").nth(1).unwrap_or("").split('&').next().unwrap_or("").to_string();
+        let location = if has_session {
+            format!("https://c.example.com/cb?code={code}&state=s")
+        } else if target.contains("prompt=none") {
+            "https://c.example.com/cb?error=login_required&state=s".to_string()
+        } else {
+            return Ok(Response::builder().status(200).body(full("login page")).unwrap());
+        };
+        Response::builder().status(302).header("location", location).body(full(Bytes::new()))
     } else if path == "/jwks" {
         let body = jwks.lock().unwrap().clone();
         Response::builder().header("content-type", "application/json").body(full(body))
