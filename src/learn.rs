@@ -280,8 +280,22 @@ impl Learner {
             Some(h) => self.store.take_code(&h).await.unwrap_or_default(),
             None => Vec::new(),
         };
+        // One browser session, several sids (OPs such as node-oidc-provider give each client its
+        // own): when the cookie already belongs to a live session of the same subject, this
+        // client joins it, its sid becoming an alias of that session.
+        let mut primary = sid;
+        for ck in &cookie_hashes {
+            if let Ok(Some(existing)) = self.store.session_by_cookie(ck).await {
+                if let Ok(Some(v)) = self.store.get_session(&existing).await {
+                    if v.status == "active" && v.sub == claims.sub {
+                        primary = v.sid;
+                        break;
+                    }
+                }
+            }
+        }
         let new = NewSession {
-            sid,
+            sid: primary,
             sub: claims.sub,
             clients: vec![claims.client_id],
             client_sids,

@@ -1,5 +1,5 @@
-//! Sessions learned from proxied token responses (issue 4, first part): the client's response
-//! is untouched, the session appears in the store, and a logout with that RP's hint finds it.
+//! Sessions learned from proxied traffic: token responses (the client's response untouched) and
+//! codes bound to the OP's session cookie; logout by hint or by cookie; enforcement at the edge.
 
 use std::time::Duration;
 
@@ -7,12 +7,16 @@ use crate::harness::{client, eventually};
 use crate::logout::{env, Env};
 
 fn token(e: &Env, code: &str, query: &str) -> reqwest::blocking::Response {
+    token_for(e, code, query, "rp-c")
+}
+
+fn token_for(e: &Env, code: &str, query: &str, client_id: &str) -> reqwest::blocking::Response {
     client()
         .post(e.gw.url(&format!("/token{query}")))
         .header("content-type", "application/x-www-form-urlencoded")
         .header("accept-encoding", "gzip")
         .body(format!(
-            "grant_type=authorization_code&code={code}&client_id=rp-c&redirect_uri=https%3A%2F%2Fc.example.com%2Fcb"
+            "grant_type=authorization_code&code={code}&client_id={client_id}&redirect_uri=https%3A%2F%2Fc.example.com%2Fcb"
         ))
         .send()
         .unwrap()
@@ -71,6 +75,22 @@ fn a_redis_outage_never_breaks_token_responses() {
         assert_eq!(r.status(), 200);
         assert!(!r.bytes().unwrap().is_empty());
     }
+    // Authorization responses too: the code binding and the cookie check are skipped, not fatal.
+    let r = client()
+        .post(e.gw.url("/login"))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body("user=zoe&code=z1")
+        .send()
+        .unwrap();
+    assert_eq!(r.status(), 302);
+    assert!(r.headers()["location"].to_str().unwrap().contains("code=z1"));
+    assert!(r.headers()["set-cookie"].to_str().unwrap().starts_with("op_session=S-zoe"));
+    let r = client()
+        .get(e.gw.url("/oauth/authorize?client_id=rp-c&code_to_issue=z2"))
+        .header("cookie", "op_session=S-zoe")
+        .send()
+        .unwrap();
+    assert!(r.headers()["location"].to_str().unwrap().contains("code=z2"));
     // Passthrough of other OP paths is untouched too.
     assert_eq!(client().get(e.gw.url("/authorize")).send().unwrap().status(), 200);
 }
@@ -195,4 +215,50 @@ fn logout_without_a_hint_finds_the_session_by_the_op_cookie_and_the_op_then_sees
     assert!(seen.iter().all(|s| s.header("cookie").is_none_or(|c| !c.contains("op_session"))), "cookie stripped");
     // The other user's cookie still works.
     assert!(sso(&other, "code_to_issue=k4").headers()["location"].to_str().unwrap().contains("code=k4"));
+}
+
+#[test]
+fn two_clients_of_one_browser_session_with_their_own_sids_become_one_session() {
+    let e = env();
+    wait_for_discovery(&e);
+    let cookie = code_flow(&e, "alice", "alice_1");
+    eventually("first client learned", Duration::from_secs(10), || {
+        (e.status("sid-alice_1").as_deref() == Some("active")).then_some(())
+    });
+    // rp-a joins by SSO: the OP cookie rides along, the OP gives rp-a its own sid.
+    let r = client()
+        .get(e.gw.url("/oauth/authorize?client_id=rp-a&code_to_issue=alice_2"))
+        .header("cookie", &cookie)
+        .send()
+        .unwrap();
+    assert!(r.headers()["location"].to_str().unwrap().contains("code=alice_2"));
+    assert_eq!(token_for(&e, "alice_2", "", "rp-a").status(), 200);
+    let joined = eventually("rp-a joined the session", Duration::from_secs(10), || {
+        let v: serde_json::Value =
+            serde_json::from_slice(&client().get(e.gw.admin("/sessions/sid-alice_2")).send().ok()?.bytes().ok()?)
+                .ok()?;
+        (v["sid"] == "sid-alice_1").then_some(v)
+    });
+    assert_eq!(joined["clients"], serde_json::json!(["rp-c", "rp-a"]));
+    assert_eq!(joined["client_sids"]["rp-a"], "sid-alice_2");
+    // A logout without a hint from this browser: every RP gets its iframe, with its own sid.
+    let page = client().get(e.gw.url("/session/end")).header("cookie", &cookie).send().unwrap();
+    let binder = page.headers()["set-cookie"].to_str().unwrap().split(';').next().unwrap().to_string();
+    let html = page.text().unwrap();
+    let token_v = crate::logout::attr(&html, "name=\"token\"", "value").unwrap();
+    let done = client()
+        .post(e.gw.url("/session/end/confirm"))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .header("cookie", format!("{binder}; {cookie}"))
+        .body(format!("token={token_v}&action=logout"))
+        .send()
+        .unwrap();
+    let html = done.text().unwrap();
+    let frames = crate::logout::iframes(&html);
+    assert_eq!(frames.len(), 1, "rp-a has a front-channel URI, rp-c none: {frames:?}");
+    assert!(
+        frames[0].starts_with("https://a.example.org/fc?tenant=t1&iss=") && frames[0].ends_with("&sid=sid-alice_2"),
+        "{frames:?}"
+    );
+    assert_eq!(e.status("sid-alice_1").as_deref(), Some("ended"));
 }

@@ -117,11 +117,14 @@ async fn handle(
         let form: Vec<(String, String)> = url::form_urlencoded::parse(s.body.as_bytes()).into_owned().collect();
         let get = |k: &str| form.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone()).unwrap_or_default();
         let (code, client) = (get("code"), get("client_id"));
+        let client = if client.is_empty() { "rp-c".to_string() } else { client };
         let iss = format!("http://{}", s.header("host").unwrap_or("localhost"));
+        // Codes "user_n" belong to "U-user"; other codes are their own user.
+        let user = code.split('_').next().unwrap_or(&code).to_string();
         let id_token = crate::tokens::rsa(&crate::tokens::claims(
             &iss,
             &client,
-            &format!("U-{code}"),
+            &format!("U-{user}"),
             Some(&format!("sid-{code}")),
             3600,
         ));
