@@ -309,6 +309,16 @@ impl Learner {
     }
 }
 
+/// Hashes of the OP session cookies (by `names`) in a Cookie header.
+pub fn op_cookie_hashes(cookie_header: Option<&str>, names: &[String]) -> Vec<String> {
+    let Some(h) = cookie_header else { return Vec::new() };
+    h.split(';')
+        .filter_map(|kv| kv.trim().split_once('='))
+        .filter(|(k, v)| !v.is_empty() && names.iter().any(|n| n == k))
+        .map(|(_, v)| token_hash(v.as_bytes()))
+        .collect()
+}
+
 /// SHA-256 (hex) of a token: how tokens are stored and looked up.
 pub fn token_hash(token: &[u8]) -> String {
     use sha2::Digest;

@@ -173,6 +173,28 @@ impl Logout {
             }
             Plan::Confirm { next, end } => self.ask(next, end, &lang, input).await,
             Plan::End { next, end } => {
+                // RPI-15: the browser is in a known session (its OP cookie says which); a hint for
+                // another session is not enough to end anything without asking.
+                let browser = match self.browser_session(input.cookie).await {
+                    Ok(b) => b,
+                    Err(e) => {
+                        tracing::warn!(error = %e, "end_session unavailable");
+                        return self.error(503, ErrorKind::Unavailable, Some(&lang), "unavailable");
+                    }
+                };
+                if let Some(bsid) = &browser {
+                    match self.store.get_session(&end.sid).await {
+                        Ok(Some(v)) if &v.sid != bsid => {
+                            tracing::info!("hint names another session than the browser's: asking");
+                            return self.ask(next, None, &lang, input).await;
+                        }
+                        Ok(_) => {}
+                        Err(e) => {
+                            tracing::warn!(error = %e, "end_session unavailable");
+                            return self.error(503, ErrorKind::Unavailable, Some(&lang), "unavailable");
+                        }
+                    }
+                }
                 let res = self.store.end_session(&end.sid, Some(&end.sub), end.accept_unknown).await;
                 let res = match res {
                     Ok(r) => r,
@@ -193,7 +215,19 @@ impl Logout {
                     Outcome::Confirm { next, end } => self.ask(next, end, &lang, input).await,
                     Outcome::LoggedOut(next) => {
                         let who = hint_client.map(|c| vec![(c, hint_sid)]).unwrap_or_default();
-                        self.finish(next, &who, session_of(&res), hint_sub.as_deref(), &lang).await
+                        let mut sessions: Vec<SessionView> = session_of(&res).into_iter().collect();
+                        // An unknown sid accepted (accept_unknown_sid): the browser's own session
+                        // is the one to end.
+                        if let (EndResult::Recorded, Some(bsid)) = (&res, &browser) {
+                            match self.store.end_session(bsid, None, false).await {
+                                Ok(r) => sessions.extend(session_of(&r)),
+                                Err(e) => {
+                                    tracing::warn!(error = %e, "end_session unavailable");
+                                    return self.error(503, ErrorKind::Unavailable, Some(&lang), "unavailable");
+                                }
+                            }
+                        }
+                        self.finish(next, &who, sessions, hint_sub.as_deref(), input.cookie, &lang).await
                     }
                 }
             }
@@ -242,35 +276,39 @@ impl Logout {
         }
         let next = Next { client_id: pending.next.client_id, redirect: pending.next.redirect };
         let initiator = next.client_id.clone();
-        let (session, sid, sub) = match pending.end {
-            // No session named by a hint: the browser's own OP session, found by its cookie.
-            None => match self.browser_session(input.cookie).await {
-                Ok(None) => (None, None, None),
-                Ok(Some(sid)) => match self.store.end_session(&sid, None, false).await {
-                    Ok(r) => (session_of(&r), None, None),
-                    Err(err) => {
-                        tracing::warn!(error = %err, "confirmation unavailable");
-                        return self.error(503, ErrorKind::Unavailable, Some(&lang), "unavailable");
-                    }
-                },
+        // End what the context names (a hint's session, or an unknown sid as a tombstone) and
+        // the browser's own session, found by its OP cookie (RPI-16).
+        let mut sessions: Vec<SessionView> = Vec::new();
+        let (mut sid, mut sub) = (None, None);
+        if let Some(e) = pending.end {
+            match self.store.end_session(&e.sid, Some(&e.sub), e.accept_unknown).await {
+                Ok(r) => sessions.extend(session_of(&r)),
                 Err(err) => {
                     tracing::warn!(error = %err, "confirmation unavailable");
                     return self.error(503, ErrorKind::Unavailable, Some(&lang), "unavailable");
                 }
-            },
-            Some(e) => {
-                let end = EndRequest { sid: e.sid, sub: e.sub, accept_unknown: e.accept_unknown };
-                match self.store.end_session(&end.sid, Some(&end.sub), end.accept_unknown).await {
-                    Ok(r) => (session_of(&r), Some(end.sid), Some(end.sub)),
+            }
+            sid = Some(e.sid);
+            sub = Some(e.sub);
+        }
+        match self.browser_session(input.cookie).await {
+            Ok(Some(bsid)) if !sessions.iter().any(|v| v.sid == bsid) => {
+                match self.store.end_session(&bsid, None, false).await {
+                    Ok(r) => sessions.extend(session_of(&r)),
                     Err(err) => {
                         tracing::warn!(error = %err, "confirmation unavailable");
                         return self.error(503, ErrorKind::Unavailable, Some(&lang), "unavailable");
                     }
                 }
             }
-        };
+            Ok(_) => {}
+            Err(err) => {
+                tracing::warn!(error = %err, "confirmation unavailable");
+                return self.error(503, ErrorKind::Unavailable, Some(&lang), "unavailable");
+            }
+        }
         let who = initiator.map(|c| vec![(c, sid)]).unwrap_or_default();
-        let mut reply = self.finish(next, &who, session, sub.as_deref(), &lang).await;
+        let mut reply = self.finish(next, &who, sessions, sub.as_deref(), input.cookie, &lang).await;
         let clear = format!("{CONFIRM_COOKIE}=; Path={}; Max-Age=0; HttpOnly; SameSite=Strict", input.confirm_action);
         match &mut reply {
             Reply::Page { headers, .. } | Reply::Redirect { headers, .. } => headers.push(("set-cookie", clear)),
@@ -377,14 +415,17 @@ impl Logout {
         &self,
         next: Next,
         initiator: &[(String, Option<String>)],
-        session: Option<SessionView>,
+        sessions: Vec<SessionView>,
         sub: Option<&str>,
+        cookie: Option<&str>,
         lang: &str,
     ) -> Reply {
         let mut who: Vec<Participant<'_>> = Vec::new();
-        if let Some(s) = &session {
+        for s in &sessions {
             for c in &s.clients {
-                who.push(Participant { client_id: c, sid: Some(s.sid_for(c).to_string()) });
+                if !who.iter().any(|p| p.client_id == c) {
+                    who.push(Participant { client_id: c, sid: Some(s.sid_for(c).to_string()) });
+                }
             }
         }
         for (c, sid) in initiator {
@@ -407,21 +448,40 @@ impl Logout {
                 Some(Frame { src, origin })
             })
             .collect();
-        // Back-channel notices are accepted (durably) before anything says "signed out".
-        let pairs: Vec<(String, Option<String>)> =
-            who.iter().map(|p| (p.client_id.to_string(), p.sid.clone())).collect();
-        let sub = session.as_ref().map(|s| s.sub.as_str()).filter(|s| !s.is_empty()).or(sub);
-        match self.backchannel.notices_for(&pairs, sub) {
-            Ok(notices) => {
-                if let Err(e) = self.backchannel.accept(notices).await {
-                    tracing::warn!(error = %e, "back-channel notices not accepted");
+        // The browser's OP cookies are refused from now on, bound to a learned session or not
+        // (GW-02): the edge strips them at the authorization endpoint.
+        let presented: Vec<String> = crate::learn::op_cookie_hashes(cookie, &self.session_cookies);
+        if let Err(e) = self.store.revoke_hashes(&presented).await {
+            tracing::warn!(error = %e, "OP cookies not revoked");
+            return self.error(503, ErrorKind::Unavailable, Some(lang), "unavailable");
+        }
+        // Back-channel notices are accepted (durably) before anything says "signed out": each
+        // session's RPs with that session's subject, the initiator with the hint's.
+        let mut notices = Vec::new();
+        for s in &sessions {
+            let pairs: Vec<(String, Option<String>)> =
+                s.clients.iter().map(|c| (c.clone(), Some(s.sid_for(c).to_string()))).collect();
+            let sub = Some(s.sub.as_str()).filter(|x| !x.is_empty()).or(sub);
+            match self.backchannel.notices_for(&pairs, sub) {
+                Ok(n) => notices.extend(n),
+                Err(e) => {
+                    tracing::warn!(error = %e, "logout tokens not signed");
                     return self.error(503, ErrorKind::Unavailable, Some(lang), "unavailable");
                 }
             }
+        }
+        let extra: Vec<(String, Option<String>)> =
+            initiator.iter().filter(|(c, _)| !sessions.iter().any(|s| s.clients.contains(c))).cloned().collect();
+        match self.backchannel.notices_for(&extra, sub) {
+            Ok(n) => notices.extend(n),
             Err(e) => {
                 tracing::warn!(error = %e, "logout tokens not signed");
                 return self.error(503, ErrorKind::Unavailable, Some(lang), "unavailable");
             }
+        }
+        if let Err(e) = self.backchannel.accept(notices).await {
+            tracing::warn!(error = %e, "back-channel notices not accepted");
+            return self.error(503, ErrorKind::Unavailable, Some(lang), "unavailable");
         }
         let headers = self.clear_op_cookies();
         let m = Metrics::get();

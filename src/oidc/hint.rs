@@ -36,6 +36,12 @@ struct Claims {
     /// Present in logout tokens only (BCL-23).
     #[serde(default)]
     events: Option<serde_json::Value>,
+    /// Some OPs type their JWTs in the payload (`ID`, `Bearer`, `Refresh`).
+    #[serde(default)]
+    typ: Option<String>,
+    /// Access tokens carry scopes; ID tokens do not.
+    #[serde(default)]
+    scope: Option<serde_json::Value>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -117,6 +123,9 @@ pub async fn check(
     }
     if c.events.is_some() {
         return Ok(HintCheck::Invalid("a logout token is not a hint"));
+    }
+    if c.scope.is_some() || c.typ.as_deref().is_some_and(|t| !t.eq_ignore_ascii_case("ID")) {
+        return Ok(HintCheck::Invalid("an access or refresh token is not a hint"));
     }
     let client = match (&c.aud, &c.azp) {
         (Audience::One(a), _) => Some(a.clone()),

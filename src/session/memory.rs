@@ -146,7 +146,12 @@ impl SessionStore for MemoryStore {
         let v = view(&sid, &entry);
         st.sessions.insert(sid.clone(), (entry, exp));
         for csid in client_sids.values().filter(|c| **c != sid) {
-            if st.live(csid).is_none() {
+            let keep = match st.live(csid) {
+                None => true,
+                Some(Entry::Alias(p)) => p == sid,
+                Some(_) => false,
+            };
+            if keep {
                 st.sessions.insert(csid.clone(), (Entry::Alias(sid.clone()), exp));
             }
         }
@@ -338,5 +343,14 @@ impl SessionStore for MemoryStore {
 
     async fn session_by_cookie(&self, cookie_hash: &str) -> Result<Option<String>, StoreError> {
         Ok(self.lock()?.by_cookie.get(cookie_hash).cloned())
+    }
+
+    async fn revoke_hashes(&self, hashes: &[String]) -> Result<(), StoreError> {
+        let mut st = self.lock()?;
+        let exp = Instant::now() + self.ttls.tombstone;
+        for h in hashes {
+            st.revoked.insert(h.clone(), exp);
+        }
+        Ok(())
     }
 }

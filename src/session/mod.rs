@@ -123,6 +123,9 @@ pub trait SessionStore: Send + Sync {
     /// Whether a token or cookie (by its SHA-256 hex) belongs to an ended session.
     async fn is_revoked(&self, token_hash: &str) -> Result<bool, StoreError>;
 
+    /// Mark tokens or OP cookies (by hash) as belonging to an ended session, for `tombstone_ttl`.
+    async fn revoke_hashes(&self, hashes: &[String]) -> Result<(), StoreError>;
+
     /// Which of these hashes are revoked (one round trip).
     async fn revoked_among(&self, hashes: &[String]) -> Result<Vec<bool>, StoreError>;
 

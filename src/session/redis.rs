@@ -90,9 +90,11 @@ redis.call('EXPIRE', k, ARGV[4])
 return {'ok', cl_json, cs_json}
 "#;
 
-/// KEYS[1] alias key. ARGV: primary sid, ttl. Never turns an existing session into an alias
-/// (two separately learned sessions are merged by session learning, not here).
-const ALIAS_LUA: &str = "if redis.call('EXISTS', KEYS[1]) == 0 then redis.call('HSET', KEYS[1], 'p', ARGV[1]); redis.call('EXPIRE', KEYS[1], ARGV[2]) end";
+/// KEYS[1] alias key. ARGV: primary sid, ttl. Creates the alias, or keeps an alias to the same
+/// primary alive as long as its session; never turns an existing session into an alias.
+const ALIAS_LUA: &str = "local p = redis.call('HGET', KEYS[1], 'p') \
+if p == ARGV[1] then redis.call('EXPIRE', KEYS[1], ARGV[2]) \
+elseif redis.call('EXISTS', KEYS[1]) == 0 then redis.call('HSET', KEYS[1], 'p', ARGV[1]); redis.call('EXPIRE', KEYS[1], ARGV[2]) end";
 
 /// KEYS[1] keys hash. ARGV: kid, created, candidate json, rotate_after seconds, now.
 /// Installs the candidate unless a key younger than rotate_after exists; keeps the newest two.
@@ -211,6 +213,19 @@ impl RedisStore {
     fn ack_and_delete<'a>(&self, pipe: &'a mut redis::Pipeline, id: &str) -> &'a mut redis::Pipeline {
         pipe.cmd("XACK").arg(self.queue_key()).arg(GROUP).arg(id).ignore();
         pipe.cmd("XDEL").arg(self.queue_key()).arg(id).ignore()
+    }
+
+    /// Revocation markers for `hashes` (one pipeline; nothing when empty).
+    async fn revoke_with(&self, c: &mut ConnectionManager, hashes: &[String]) -> Result<(), StoreError> {
+        if hashes.is_empty() {
+            return Ok(());
+        }
+        let ttl = self.ttls.tombstone.as_secs().max(1);
+        let mut pipe = redis::pipe();
+        for h in hashes {
+            pipe.cmd("SET").arg(self.revoked_key(h)).arg(1).arg("EX").arg(ttl).ignore();
+        }
+        pipe.query_async::<()>(c).await.map_err(redis_err)
     }
 
     async fn ensure_group(&self, c: &mut ConnectionManager) -> Result<(), StoreError> {
@@ -463,14 +478,7 @@ impl SessionStore for RedisStore {
                 let mut hashes: Vec<String> = r.get(4).and_then(|j| serde_json::from_str(j).ok()).unwrap_or_default();
                 let cookies: Vec<String> = r.get(5).and_then(|j| serde_json::from_str(j).ok()).unwrap_or_default();
                 hashes.extend(cookies);
-                if !hashes.is_empty() {
-                    let ttl = self.ttls.tombstone.as_secs().max(1);
-                    let mut pipe = redis::pipe();
-                    for h in &hashes {
-                        pipe.cmd("SET").arg(self.revoked_key(h)).arg(1).arg("EX").arg(ttl).ignore();
-                    }
-                    pipe.query_async::<()>(&mut c).await.map_err(redis_err)?;
-                }
+                self.revoke_with(&mut c, &hashes).await?;
             }
             Ok(match r.first().map(String::as_str) {
                 Some("ended") => EndResult::Ended(view_from_reply(&primary, &r)),
@@ -720,6 +728,14 @@ impl SessionStore for RedisStore {
         timed("by_cookie", self.deadline(), async {
             let mut c = self.conn().await?;
             redis::cmd("GET").arg(self.cookie_key(cookie_hash)).query_async(&mut c).await.map_err(redis_err)
+        })
+        .await
+    }
+
+    async fn revoke_hashes(&self, hashes: &[String]) -> Result<(), StoreError> {
+        timed("revoke", self.deadline(), async {
+            let mut c = self.conn().await?;
+            self.revoke_with(&mut c, hashes).await
         })
         .await
     }

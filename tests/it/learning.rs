@@ -262,3 +262,86 @@ fn two_clients_of_one_browser_session_with_their_own_sids_become_one_session() {
     );
     assert_eq!(e.status("sid-alice_1").as_deref(), Some("ended"));
 }
+
+/// Submit a confirmation page with its binder cookie plus `cookie`.
+fn confirm_with(e: &Env, page: reqwest::blocking::Response, cookie: &str) -> reqwest::blocking::Response {
+    assert_eq!(page.status(), 200);
+    let binder = page.headers()["set-cookie"].to_str().unwrap().split(';').next().unwrap().to_string();
+    let html = page.text().unwrap();
+    let token_v = crate::logout::attr(&html, "name=\"token\"", "value").unwrap();
+    client()
+        .post(e.gw.url("/session/end/confirm"))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .header("cookie", format!("{binder}; {cookie}"))
+        .body(format!("token={token_v}&action=logout"))
+        .send()
+        .unwrap()
+}
+
+fn prompt_none_fails(e: &Env, cookie: &str) -> bool {
+    let r = client()
+        .get(e.gw.url("/oauth/authorize?client_id=rp-c&prompt=none&code_to_issue=zz"))
+        .header("cookie", cookie)
+        .send()
+        .unwrap();
+    r.headers()["location"].to_str().unwrap().contains("error=login_required")
+}
+
+#[test]
+fn gw02_a_confirmed_logout_revokes_an_op_cookie_the_gateway_never_linked() {
+    let e = env();
+    wait_for_discovery(&e);
+    // Logged in at the OP, but no RP redeemed a code: no session is known for this cookie.
+    let r = client()
+        .post(e.gw.url("/login"))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body("user=carol&code=unredeemed")
+        .send()
+        .unwrap();
+    let cookie = r.headers()["set-cookie"].to_str().unwrap().split(';').next().unwrap().to_string();
+    assert!(!prompt_none_fails(&e, &cookie), "SSO works before the logout");
+    let page = client().get(e.gw.url("/session/end")).header("cookie", &cookie).send().unwrap();
+    assert_eq!(confirm_with(&e, page, &cookie).status(), 200);
+    assert!(prompt_none_fails(&e, &cookie), "the old OP cookie no longer reaches the OP");
+}
+
+#[test]
+fn rpi15_a_hint_for_another_session_than_the_browsers_asks_first() {
+    let e = env();
+    wait_for_discovery(&e);
+    let cookie = code_flow(&e, "dave", "dave_1");
+    eventually("learned", Duration::from_secs(10), || {
+        (e.status("sid-dave_1").as_deref() == Some("active")).then_some(())
+    });
+    e.put("SX", "U-dave", &["rp-c"], &[]);
+    let hint = crate::tokens::hint(&e.iss, "rp-c", "U-dave", "SX");
+    let page = client()
+        .get(e.gw.url(&format!(
+            "/session/end?id_token_hint={hint}&post_logout_redirect_uri=https%3A%2F%2Fc.example.com%2Fout"
+        )))
+        .header("cookie", &cookie)
+        .send()
+        .unwrap();
+    assert_eq!(page.status(), 200, "asks instead of logging out SX at once");
+    assert_eq!(e.status("SX").as_deref(), Some("active"));
+    let done = confirm_with(&e, page, &cookie);
+    assert_eq!(done.status(), 303, "the hint proves rp-c: redirect after confirming");
+    assert_eq!(e.status("sid-dave_1").as_deref(), Some("ended"), "the browser's own session ends");
+}
+
+#[test]
+fn rpi16_confirming_an_unknown_sid_ends_the_browsers_own_session() {
+    let e = env();
+    wait_for_discovery(&e);
+    let cookie = code_flow(&e, "erin", "erin_1");
+    eventually("learned", Duration::from_secs(10), || {
+        (e.status("sid-erin_1").as_deref() == Some("active")).then_some(())
+    });
+    let hint = crate::tokens::hint(&e.iss, "rp-c", "U-erin", "never-seen");
+    let page =
+        client().get(e.gw.url(&format!("/session/end?id_token_hint={hint}"))).header("cookie", &cookie).send().unwrap();
+    let done = confirm_with(&e, page, &cookie);
+    assert_eq!(done.status(), 200);
+    assert_eq!(e.status("sid-erin_1").as_deref(), Some("ended"));
+    assert!(prompt_none_fails(&e, &cookie));
+}

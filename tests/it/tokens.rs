@@ -92,5 +92,15 @@ pub fn forgeries(iss: &str) -> Vec<(&'static str, String)> {
             format!("{h}.{}.{}", parts[1], parts[2])
         }),
         ("no exp", rsa(&json!({"iss": iss, "aud": "rp-a", "sub": "U1", "sid": "SA"}))),
+        ("JWT access token (scope)", {
+            let mut c = good.clone();
+            c["scope"] = "openid profile".into();
+            rsa(&c)
+        }),
+        ("Keycloak-style access token (typ Bearer)", {
+            let mut c = good.clone();
+            c["typ"] = "Bearer".into();
+            rsa(&c)
+        }),
     ]
 }
