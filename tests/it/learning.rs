@@ -189,17 +189,7 @@ fn logout_without_a_hint_finds_the_session_by_the_op_cookie_and_the_op_then_sees
 
     // A logout without any hint: the confirmation page, then the browser's own session ends.
     let page = client().get(e.gw.url("/session/end")).header("cookie", &cookie).send().unwrap();
-    let binder = page.headers()["set-cookie"].to_str().unwrap().split(';').next().unwrap().to_string();
-    let html = page.text().unwrap();
-    let token_v = crate::logout::attr(&html, "name=\"token\"", "value").unwrap();
-    let action = crate::logout::attr(&html, "<form", "action").unwrap();
-    let done = client()
-        .post(e.gw.url(&action))
-        .header("content-type", "application/x-www-form-urlencoded")
-        .header("cookie", format!("{binder}; {cookie}"))
-        .body(format!("token={token_v}&action=logout"))
-        .send()
-        .unwrap();
+    let done = confirm_with(&e, page, &cookie);
     assert_eq!(done.status(), 200);
     assert_eq!(e.status("sid-k1").as_deref(), Some("ended"), "found by the OP cookie");
     assert_eq!(e.status("sid-k9").as_deref(), Some("active"), "another browser's session stays");
@@ -243,16 +233,7 @@ fn two_clients_of_one_browser_session_with_their_own_sids_become_one_session() {
     assert_eq!(joined["client_sids"]["rp-a"], "sid-alice_2");
     // A logout without a hint from this browser: every RP gets its iframe, with its own sid.
     let page = client().get(e.gw.url("/session/end")).header("cookie", &cookie).send().unwrap();
-    let binder = page.headers()["set-cookie"].to_str().unwrap().split(';').next().unwrap().to_string();
-    let html = page.text().unwrap();
-    let token_v = crate::logout::attr(&html, "name=\"token\"", "value").unwrap();
-    let done = client()
-        .post(e.gw.url("/session/end/confirm"))
-        .header("content-type", "application/x-www-form-urlencoded")
-        .header("cookie", format!("{binder}; {cookie}"))
-        .body(format!("token={token_v}&action=logout"))
-        .send()
-        .unwrap();
+    let done = confirm_with(&e, page, &cookie);
     let html = done.text().unwrap();
     let frames = crate::logout::iframes(&html);
     assert_eq!(frames.len(), 1, "rp-a has a front-channel URI, rp-c none: {frames:?}");
