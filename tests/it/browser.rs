@@ -82,3 +82,35 @@ fn fcl_browser_loads_every_iframe_then_lands_on_the_post_logout_uri_with_state()
     assert!(dom.contains("/bye?state="), "final page is the RP's: {dom}");
     assert_eq!(e.status("SX").as_deref(), Some("ended"));
 }
+
+#[test]
+fn fcl14_a_hanging_rp_does_not_keep_the_browser_from_the_post_logout_page() {
+    let rp = Upstream::start();
+    let up = Upstream::start();
+    let redis = crate::harness::Redis::start();
+    let p = rp.addr.port();
+    let mut opts = GatewayOpts::new(up.url());
+    opts.redis_url = Some(redis.url());
+    opts.end_session_extra = "  frontchannel_timeout: 1s\n".into();
+    opts.clients = format!(
+        "clients:\n  rp-x:\n    post_logout_redirect_uris: [\"http://127.0.0.1:{p}/bye\"]\n    \
+         frontchannel_logout_uri: \"http://127.0.0.1:{p}/fc-x\"\n  \
+         rp-hang:\n    frontchannel_logout_uri: \"http://localhost:{p}/slow?ms=60000\"\n"
+    );
+    let gw = Gateway::start(&opts);
+    let e = Env { up, _redis: Some(redis), gw, iss: String::new() };
+    let iss = format!("http://127.0.0.1:{}", e.gw.port);
+    e.put("SH", "U1", &["rp-x", "rp-hang"], &[]);
+    let url = e.gw.url(&format!(
+        "/session/end?id_token_hint={}&post_logout_redirect_uri=http%3A%2F%2F127.0.0.1%3A{p}%2Fbye&state=h",
+        hint(&iss, "rp-x", "U1", "SH")
+    ));
+    let started = std::time::Instant::now();
+    let dom = chromium_dump_dom(&url);
+    let targets: Vec<String> = rp.seen().into_iter().map(|s| s.target).collect();
+    assert!(targets.iter().any(|t| t.starts_with("/slow")), "the hanging RP was asked: {targets:?}");
+    assert!(targets.iter().any(|t| t == "/bye?state=h"), "reached the post-logout page: {targets:?}");
+    assert!(dom.contains("/bye?state=h"), "{dom}");
+    // The RP hangs for a minute; the browser moved on long before (timeout 1 s + 2 s notice).
+    assert!(started.elapsed() < Duration::from_secs(45), "took {:?}", started.elapsed());
+}
