@@ -127,17 +127,6 @@ impl Learner {
             .collect()
     }
 
-    /// The code of an authorization redirect (query or fragment), hashed.
-    pub fn code_in_location(location: &str) -> Option<String> {
-        let rest = &location[location.find(['?', '#'])? + 1..];
-        let code = rest
-            .split(['&', '#', '?'])
-            .filter_map(|kv| kv.split_once('='))
-            .find(|(k, _)| *k == "code")
-            .map(|(_, v)| v)?;
-        (!code.is_empty()).then(|| token_hash(crate::logout::params::decode(code.as_bytes()).as_slice()))
-    }
-
     /// An OP redirect carried a code: bind it to the OP cookies the browser sent and the ones
     /// this response sets. Awaited (bounded by the store's timeouts) before the redirect goes
     /// out, so the RP cannot redeem the code before the binding exists; a store failure is only
@@ -153,6 +142,30 @@ impl Learner {
         }
         if let Err(e) = self.store.bind_code(&code_hash, &hashes, CODE_BINDING_TTL).await {
             tracing::warn!(error = %e, "code not bound to the OP cookies (store unavailable)");
+        }
+    }
+
+    /// An authorization response (redirect parameters or a form_post page) seen on its way to
+    /// the browser: bind its code to the browser's OP cookies (awaited), and record the session
+    /// an ID token in it names (implicit and hybrid flows; in the background).
+    pub async fn on_authorization_response(
+        self: &Arc<Self>,
+        params: &[(String, String)],
+        request_cookies: Option<&str>,
+        set_cookies: &[&str],
+    ) {
+        let get = |k: &str| params.iter().find(|(n, _)| n == k).map(|(_, v)| v.as_str()).filter(|v| !v.is_empty());
+        if let Some(code) = get("code") {
+            self.bind_code(token_hash(code.as_bytes()), request_cookies, set_cookies).await;
+        }
+        if let Some(id_token) = get("id_token") {
+            let mut cookies: Vec<String> = self.op_cookies(request_cookies).into_iter().map(|(_, h)| h).collect();
+            for sc in set_cookies {
+                cookies.extend(self.op_cookies(Some(sc.split(';').next().unwrap_or(""))).into_iter().map(|(_, h)| h));
+            }
+            let tokens = get("access_token").map(|t| vec![token_hash(t.as_bytes())]).unwrap_or_default();
+            let (me, id_token) = (self.clone(), id_token.to_string());
+            tokio::spawn(async move { me.record(&id_token, tokens, cookies).await });
         }
     }
 
@@ -260,14 +273,6 @@ impl Learner {
         };
         let Ok(json) = serde_json::from_slice::<serde_json::Value>(&body) else { return };
         let Some(id_token) = json.get("id_token").and_then(|v| v.as_str()) else { return };
-        let claims = match crate::oidc::hint::check(id_token, &self.jwks, &self.issuer, &self.clients).await {
-            Ok(HintCheck::Valid(c)) => c,
-            Ok(_) => return tracing::info!("token response carried an ID token that does not verify; not learned"),
-            Err(e) => return tracing::warn!(error = %e, "session not learned"),
-        };
-        let Some(sid) = claims.sid else { return tracing::debug!("ID token without sid; session not learned") };
-        let mut client_sids = BTreeMap::new();
-        client_sids.insert(claims.client_id.clone(), sid.clone());
         // Tokens are remembered as hashes only, never raw.
         let token_hashes = ["access_token", "refresh_token"]
             .iter()
@@ -280,6 +285,19 @@ impl Learner {
             Some(h) => self.store.take_code(&h).await.unwrap_or_default(),
             None => Vec::new(),
         };
+        self.record(id_token, token_hashes, cookie_hashes).await;
+    }
+
+    /// Record the session a (verified) ID token names, with token and OP cookie hashes.
+    pub async fn record(&self, id_token: &str, token_hashes: Vec<String>, cookie_hashes: Vec<String>) {
+        let claims = match crate::oidc::hint::check(id_token, &self.jwks, &self.issuer, &self.clients).await {
+            Ok(HintCheck::Valid(c)) => c,
+            Ok(_) => return tracing::info!("an ID token seen in OP traffic does not verify; not learned"),
+            Err(e) => return tracing::warn!(error = %e, "session not learned"),
+        };
+        let Some(sid) = claims.sid else { return tracing::debug!("ID token without sid; session not learned") };
+        let mut client_sids = BTreeMap::new();
+        client_sids.insert(claims.client_id.clone(), sid.clone());
         // One browser session, several sids (OPs such as node-oidc-provider give each client its
         // own): when the cookie already belongs to a live session of the same subject, this
         // client joins it, its sid becoming an alias of that session.
@@ -303,10 +321,47 @@ impl Learner {
             cookie_hashes,
         };
         match self.store.put_session(&new).await {
-            Ok(_) => tracing::debug!(client = %new.clients[0], "session learned from a token response"),
+            Ok(_) => tracing::debug!(client = %new.clients[0], "session learned"),
             Err(e) => tracing::warn!(error = %e, "session not learned (store unavailable)"),
         }
     }
+}
+
+/// The parameters of an authorization redirect: its query and its fragment, decoded.
+pub fn redirect_params(location: &str) -> Vec<(String, String)> {
+    let mut out = Vec::new();
+    let (before_frag, frag) = location.split_once('#').unwrap_or((location, ""));
+    let query = before_frag.split_once('?').map(|x| x.1).unwrap_or("");
+    for part in [query, frag] {
+        out.extend(url::form_urlencoded::parse(part.as_bytes()).into_owned());
+    }
+    out
+}
+
+/// The hidden inputs of a form_post page (`<input type="hidden" name=".." value="..">`), with
+/// the HTML character references OPs use in attribute values decoded.
+pub fn form_post_params(html: &str) -> Vec<(String, String)> {
+    let mut out = Vec::new();
+    for tag in html.split("<input").skip(1).take(32) {
+        let tag = tag.split('>').next().unwrap_or("");
+        let attr = |a: &str| {
+            let v = tag.split(&format!("{a}=\"")).nth(1)?.split('"').next()?;
+            Some(
+                v.replace("&quot;", "\"")
+                    .replace("&#x27;", "'")
+                    .replace("&#39;", "'")
+                    .replace("&#x2F;", "/")
+                    .replace("&#x3D;", "=")
+                    .replace("&lt;", "<")
+                    .replace("&gt;", ">")
+                    .replace("&amp;", "&"),
+            )
+        };
+        if let (Some(n), Some(v)) = (attr("name"), attr("value")) {
+            out.push((n, v));
+        }
+    }
+    out
 }
 
 /// Hashes of the OP session cookies (by `names`) in a Cookie header.
@@ -342,6 +397,20 @@ mod tests {
     use std::io::Write;
 
     use super::*;
+
+    #[test]
+    fn authorization_response_parameters() {
+        let p = redirect_params("https://rp/cb?code=a%2Bb&state=s#id_token=x.y.z&access_token=at");
+        assert!(p.contains(&("code".into(), "a+b".into())));
+        assert!(p.contains(&("id_token".into(), "x.y.z".into())));
+        let html = r#"<form method="post"><input type="hidden" name="code" value="c&amp;1"/>
+            <input type="hidden" name="state" value="&quot;s&quot;"><input name="id_token" value="h.p.s"></form>"#;
+        let f = form_post_params(html);
+        assert_eq!(f[0], ("code".into(), "c&1".into()));
+        assert_eq!(f[1], ("state".into(), "\"s\"".into()));
+        assert_eq!(f[2], ("id_token".into(), "h.p.s".into()));
+        assert!(form_post_params("<input name=").is_empty());
+    }
 
     #[test]
     fn decodes_gzip_and_deflate_and_refuses_garbage() {

@@ -112,6 +112,24 @@ pub struct Ctx {
     token: Option<crate::learn::TokenObservation>,
     /// OP session cookies of ended sessions: removed before the upstream, expired in the response.
     strip_cookies: Vec<String>,
+    /// The request is for the authorization endpoint.
+    authorize: bool,
+    /// A form_post authorization response being copied.
+    form_post: Option<FormPost>,
+}
+
+/// A form_post page on its way to the browser, and what the request and response said of cookies.
+struct FormPost {
+    buf: Vec<u8>,
+    cookie: Option<String>,
+    set_cookies: Vec<String>,
+}
+
+/// Largest form_post page that is inspected.
+const FORM_POST_MAX: usize = 64 * 1024;
+
+fn set_cookies(resp: &ResponseHeader) -> Vec<String> {
+    resp.headers.get_all(http::header::SET_COOKIE).iter().filter_map(|v| v.to_str().ok().map(String::from)).collect()
 }
 
 #[async_trait]
@@ -119,7 +137,14 @@ impl ProxyHttp for Gateway {
     type CTX = Ctx;
 
     fn new_ctx(&self) -> Ctx {
-        Ctx { start: Instant::now(), local: false, token: None, strip_cookies: Vec::new() }
+        Ctx {
+            start: Instant::now(),
+            local: false,
+            token: None,
+            strip_cookies: Vec::new(),
+            authorize: false,
+            form_post: None,
+        }
     }
 
     /// Ok(true): the gateway answered (end_session); Ok(false): proxy it.
@@ -142,6 +167,7 @@ impl ProxyHttp for Gateway {
                 if endpoint == crate::learn::Endpoint::Token && session.req_header().method == http::Method::POST {
                     ctx.token = Some(Default::default());
                 }
+                ctx.authorize = endpoint == crate::learn::Endpoint::Authorization;
                 self.enforce(session, endpoint, ctx).await
             }
             route => {
@@ -176,21 +202,31 @@ impl ProxyHttp for Gateway {
 
     async fn response_filter(&self, session: &mut Session, resp: &mut ResponseHeader, ctx: &mut Ctx) -> Result<()> {
         if resp.status.is_redirection() {
-            let code = resp
+            let params = resp
                 .headers
                 .get(http::header::LOCATION)
                 .and_then(|v| v.to_str().ok())
-                .and_then(crate::learn::Learner::code_in_location);
-            if let Some(code_hash) = code {
-                let set: Vec<String> = resp
-                    .headers
-                    .get_all(http::header::SET_COOKIE)
-                    .iter()
-                    .filter_map(|v| v.to_str().ok().map(String::from))
-                    .collect();
+                .filter(|l| l.contains("code=") || l.contains("id_token="))
+                .map(crate::learn::redirect_params);
+            if let Some(params) = params {
+                let set = set_cookies(resp);
                 let set: Vec<&str> = set.iter().map(String::as_str).collect();
                 let cookie = header_str(session.req_header(), http::header::COOKIE);
-                self.learner.bind_code(code_hash, cookie.as_deref(), &set).await;
+                self.learner.on_authorization_response(&params, cookie.as_deref(), &set).await;
+            }
+        } else if ctx.authorize && resp.status == http::StatusCode::OK {
+            // response_mode=form_post: the code travels in an HTML form; copy it (small, plain).
+            let html = resp
+                .headers
+                .get(http::header::CONTENT_TYPE)
+                .and_then(|v| v.to_str().ok())
+                .is_some_and(|c| c.to_ascii_lowercase().starts_with("text/html"));
+            if html && !resp.headers.contains_key(http::header::CONTENT_ENCODING) {
+                ctx.form_post = Some(FormPost {
+                    buf: Vec::new(),
+                    cookie: header_str(session.req_header(), http::header::COOKIE),
+                    set_cookies: set_cookies(resp),
+                });
             }
         }
         for name in &ctx.strip_cookies {
@@ -218,6 +254,27 @@ impl ProxyHttp for Gateway {
     ) -> Result<Option<std::time::Duration>> {
         if let Some(obs) = ctx.token.as_mut() {
             self.learner.on_body(obs, body.as_ref(), end_of_stream);
+        }
+        if let Some(fp) = ctx.form_post.as_mut() {
+            if let Some(b) = body.as_ref() {
+                if fp.buf.len() + b.len() > FORM_POST_MAX {
+                    ctx.form_post = None;
+                    return Ok(None);
+                }
+                fp.buf.extend_from_slice(b);
+            }
+            if end_of_stream {
+                if let Some(fp) = ctx.form_post.take() {
+                    let params = crate::learn::form_post_params(&String::from_utf8_lossy(&fp.buf));
+                    if params.iter().any(|(k, _)| k == "code" || k == "id_token") {
+                        let learner = self.learner.clone();
+                        tokio::spawn(async move {
+                            let set: Vec<&str> = fp.set_cookies.iter().map(String::as_str).collect();
+                            learner.on_authorization_response(&params, fp.cookie.as_deref(), &set).await;
+                        });
+                    }
+                }
+            }
         }
         Ok(None)
     }

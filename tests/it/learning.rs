@@ -326,3 +326,49 @@ fn rpi16_confirming_an_unknown_sid_ends_the_browsers_own_session() {
     assert_eq!(e.status("sid-erin_1").as_deref(), Some("ended"));
     assert!(prompt_none_fails(&e, &cookie));
 }
+
+#[test]
+fn form_post_and_implicit_authorization_responses_are_learned_too() {
+    let e = env();
+    wait_for_discovery(&e);
+    // form_post: rp-a joins alice's browser session through a code that travels in an HTML form.
+    let cookie = code_flow(&e, "fp", "fp_1");
+    eventually("first client", Duration::from_secs(10), || {
+        (e.status("sid-fp_1").as_deref() == Some("active")).then_some(())
+    });
+    let page = client()
+        .get(e.gw.url("/oauth/authorize?client_id=rp-a&response_mode=form_post&code_to_issue=fp_2"))
+        .header("cookie", &cookie)
+        .send()
+        .unwrap();
+    assert_eq!(page.status(), 200);
+    assert!(page.text().unwrap().contains("name=\"code\" value=\"fp_2\""), "the page passes through untouched");
+    eventually("rp-a joined through the form_post code", Duration::from_secs(10), || {
+        token_for(&e, "fp_2", "", "rp-a");
+        let v: serde_json::Value =
+            serde_json::from_slice(&client().get(e.gw.admin("/sessions/sid-fp_2")).send().ok()?.bytes().ok()?).ok()?;
+        (v["sid"] == "sid-fp_1").then_some(())
+    });
+
+    // Implicit: the ID token comes in the redirect's fragment; the session is learned with the
+    // OP cookie, so a logout without a hint finds it.
+    let r = client()
+        .post(e.gw.url("/login"))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body("user=imp&code=unused")
+        .send()
+        .unwrap();
+    let imp = r.headers()["set-cookie"].to_str().unwrap().split(';').next().unwrap().to_string();
+    let r = client()
+        .get(e.gw.url("/oauth/authorize?client_id=rp-c&response_type=id_token&code_to_issue=imp_2"))
+        .header("cookie", &imp)
+        .send()
+        .unwrap();
+    assert!(r.headers()["location"].to_str().unwrap().contains("#id_token="));
+    eventually("implicit session learned", Duration::from_secs(10), || {
+        (e.status("sid-imp_2").as_deref() == Some("active")).then_some(())
+    });
+    let page = client().get(e.gw.url("/session/end")).header("cookie", &imp).send().unwrap();
+    assert_eq!(confirm_with(&e, page, &imp).status(), 200);
+    assert_eq!(e.status("sid-imp_2").as_deref(), Some("ended"));
+}

@@ -157,7 +157,34 @@ async fn handle(
         // SSO with the OP cookie: a new code at once; without it, prompt=none fails.
         let has_session = s.header("cookie").is_some_and(|c| c.contains("op_session=S-"));
         let code = target.split("code_to_issue=").nth(1).unwrap_or("").split('&').next().unwrap_or("").to_string();
-        let location = if has_session {
+        let user = s
+            .header("cookie")
+            .and_then(|c| c.split("op_session=S-").nth(1))
+            .map(|u| u.split(';').next().unwrap_or("").to_string())
+            .unwrap_or_default();
+        let client =
+            target.split("client_id=").nth(1).unwrap_or("rp-c").split('&').next().unwrap_or("rp-c").to_string();
+        let location = if has_session && target.contains("response_mode=form_post") {
+            let html = format!(
+                "<html><body onload=\"document.forms[0].submit()\"><form method=\"post\" action=\"https://c.example.com/cb\">\
+                 <input type=\"hidden\" name=\"code\" value=\"{code}\"/><input type=\"hidden\" name=\"state\" value=\"s\"/></form></body></html>"
+            );
+            return Ok(Response::builder()
+                .status(200)
+                .header("content-type", "text/html; charset=utf-8")
+                .body(full(html))
+                .unwrap());
+        } else if has_session && target.contains("response_type=id_token") {
+            let iss = format!("http://{}", s.header("host").unwrap_or("localhost"));
+            let t = crate::tokens::rsa(&crate::tokens::claims(
+                &iss,
+                &client,
+                &format!("U-{user}"),
+                Some(&format!("sid-{code}")),
+                3600,
+            ));
+            format!("https://c.example.com/cb#id_token={t}&state=s")
+        } else if has_session {
             format!("https://c.example.com/cb?code={code}&state=s")
         } else if target.contains("prompt=none") {
             "https://c.example.com/cb?error=login_required&state=s".to_string()
