@@ -88,6 +88,7 @@ pub struct EndSession {
     pub require_id_token_hint: bool,
     pub reject_expired_id_token_hint: bool,
     pub accept_unknown_sid: bool,
+    pub accept_access_token_hint: bool,
     /// Non-empty: unregistered post_logout_redirect_uris matching one of these are allowed.
     pub unregistered_redirect_uri_patterns: Vec<crate::logout::uri::RedirectPattern>,
     pub frontchannel_timeout: Duration,

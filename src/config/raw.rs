@@ -153,6 +153,10 @@ pub struct RawEndSession {
     /// Janssen allowEndSessionWithUnmatchedSid.
     #[serde(default)]
     pub accept_unknown_sid: bool,
+    /// Janssen endSessionWithAccessToken: an access token learned from the token endpoint is
+    /// accepted in place of id_token_hint.
+    #[serde(default)]
+    pub accept_access_token_hint: bool,
     /// Janssen allowPostLogoutRedirectWithoutValidation + clientWhiteList (dangerous).
     #[serde(default)]
     pub unregistered_redirect_uri_patterns: Vec<String>,
@@ -172,6 +176,7 @@ impl Default for RawEndSession {
             require_id_token_hint: false,
             reject_expired_id_token_hint: false,
             accept_unknown_sid: false,
+            accept_access_token_hint: false,
             unregistered_redirect_uri_patterns: Vec::new(),
             frontchannel_timeout: default_fc_timeout(),
             confirmation_ttl: default_confirmation_ttl(),

@@ -90,6 +90,7 @@ pub(super) fn validate(raw: RawConfig, base: &Path) -> Result<Config, Vec<Proble
     end_session.require_id_token_hint = es.require_id_token_hint;
     end_session.reject_expired_id_token_hint = es.reject_expired_id_token_hint;
     end_session.accept_unknown_sid = es.accept_unknown_sid;
+    end_session.accept_access_token_hint = es.accept_access_token_hint;
     for (i, p) in es.unregistered_redirect_uri_patterns.iter().enumerate() {
         match crate::logout::uri::RedirectPattern::parse(p) {
             Ok(pat) => end_session.unregistered_redirect_uri_patterns.push(pat),
@@ -327,6 +328,7 @@ fn end_session(v: &mut V, paths: &[String], mode: &str) -> EndSession {
         require_id_token_hint: false,
         reject_expired_id_token_hint: false,
         accept_unknown_sid: false,
+        accept_access_token_hint: false,
         unregistered_redirect_uri_patterns: Vec::new(),
         frontchannel_timeout: Duration::from_secs(5),
         confirmation_ttl: Duration::from_secs(600),

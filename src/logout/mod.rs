@@ -83,6 +83,8 @@ pub struct Logout {
     pub session_cookies: Vec<String>,
     pub frontchannel_timeout: Duration,
     pub confirmation_ttl: Duration,
+    /// Janssen endSessionWithAccessToken: a learned access token may stand in for the hint.
+    pub accept_access_token_hint: bool,
     /// Cookies get `Secure` when the issuer is https.
     pub secure_cookies: bool,
     pub store: Arc<dyn SessionStore>,
@@ -118,6 +120,7 @@ impl Logout {
             },
             session_cookies: config.upstream.session_cookies.clone(),
             frontchannel_timeout: es.frontchannel_timeout,
+            accept_access_token_hint: es.accept_access_token_hint,
             confirmation_ttl: es.confirmation_ttl,
             secure_cookies: config.issuer.starts_with("https://"),
             store,
@@ -150,6 +153,18 @@ impl Logout {
                     return self.error(503, ErrorKind::Unavailable, Some(&lang), "unavailable");
                 }
             },
+        };
+        let hint = match (hint, &p.id_token_hint) {
+            (HintCheck::Invalid(_), Some(t)) if self.accept_access_token_hint => {
+                match self.access_token_hint(t).await {
+                    Ok(h) => h,
+                    Err(e) => {
+                        tracing::warn!(error = %e, "end_session unavailable");
+                        return self.error(503, ErrorKind::Unavailable, Some(&lang), "unavailable");
+                    }
+                }
+            }
+            (h, _) => h,
         };
         if let HintCheck::Invalid(why) = &hint {
             tracing::info!(reason = why, "id_token_hint refused");
@@ -314,6 +329,28 @@ impl Logout {
             Reply::Page { headers, .. } | Reply::Redirect { headers, .. } => headers.push(("set-cookie", clear)),
         }
         reply
+    }
+
+    /// endSessionWithAccessToken: an access token the gateway learned (by hash) names its
+    /// session and client as a valid hint would; anything else stays invalid.
+    async fn access_token_hint(&self, token: &str) -> Result<HintCheck, crate::session::StoreError> {
+        let hash = crate::learn::token_hash(token.as_bytes());
+        let Some((sid, client)) = self.store.session_by_token(&hash).await? else {
+            return Ok(HintCheck::Invalid("neither a valid ID token nor a known access token"));
+        };
+        let Some(v) = self.store.get_session(&sid).await? else {
+            return Ok(HintCheck::Invalid("the access token's session is gone"));
+        };
+        if !self.clients.contains_key(&client) {
+            return Ok(HintCheck::Invalid("the access token's client is not configured"));
+        }
+        let client_sid = v.sid_for(&client).to_string();
+        Ok(HintCheck::Valid(decide::HintClaims {
+            client_id: client,
+            sub: v.sub,
+            sid: Some(client_sid),
+            expired: false,
+        }))
     }
 
     /// The session the browser's OP cookie is bound to (learned from the code flow), if any.

@@ -40,6 +40,8 @@ struct State {
     codes: HashMap<String, (Vec<String>, Instant)>,
     /// Cookie hash → primary sid.
     by_cookie: HashMap<String, String>,
+    /// Token hash → (primary sid, client).
+    by_token: HashMap<String, (String, String)>,
 }
 
 #[derive(Debug)]
@@ -127,6 +129,10 @@ impl SessionStore for MemoryStore {
         union(&mut cookies, &s.cookie_hashes);
         for ck in &s.cookie_hashes {
             st.by_cookie.insert(ck.clone(), sid.clone());
+        }
+        let client = s.clients.first().cloned().unwrap_or_default();
+        for th in &s.token_hashes {
+            st.by_token.insert(th.clone(), (sid.clone(), client.clone()));
         }
         tokens.extend(s.token_hashes.iter().cloned());
         let excess = tokens.len().saturating_sub(super::MAX_TOKENS);
@@ -352,5 +358,9 @@ impl SessionStore for MemoryStore {
             st.revoked.insert(h.clone(), exp);
         }
         Ok(())
+    }
+
+    async fn session_by_token(&self, token_hash: &str) -> Result<Option<(String, String)>, StoreError> {
+        Ok(self.lock()?.by_token.get(token_hash).cloned())
     }
 }

@@ -135,6 +135,9 @@ pub trait SessionStore: Send + Sync {
     /// Take (once) the cookies bound to a code.
     async fn take_code(&self, code_hash: &str) -> Result<Vec<String>, StoreError>;
 
+    /// The (primary sid, client) an access or refresh token (by hash) was issued in.
+    async fn session_by_token(&self, token_hash: &str) -> Result<Option<(String, String)>, StoreError>;
+
     /// The primary sid of the session an OP cookie (by hash) is bound to.
     async fn session_by_cookie(&self, cookie_hash: &str) -> Result<Option<String>, StoreError>;
 

@@ -186,6 +186,10 @@ impl RedisStore {
         format!("{}o:{{{cookie_hash}}}", self.prefix)
     }
 
+    fn token_key(&self, token_hash: &str) -> String {
+        format!("{}t:{{{token_hash}}}", self.prefix)
+    }
+
     fn code_key(&self, code_hash: &str) -> String {
         format!("{}k:{{{code_hash}}}", self.prefix)
     }
@@ -408,6 +412,11 @@ impl SessionStore for RedisStore {
             }
             for ck in &s.cookie_hashes {
                 pipe.cmd("SET").arg(self.cookie_key(ck)).arg(&sid).arg("EX").arg(ttl).ignore();
+            }
+            // Token hash -> "sid client" (for end_session with an access token as hint).
+            let client = s.clients.first().cloned().unwrap_or_default();
+            for th in &s.token_hashes {
+                pipe.cmd("SET").arg(self.token_key(th)).arg(format!("{sid} {client}")).arg("EX").arg(ttl).ignore();
             }
             let uk = self.sub_key(&s.sub);
             pipe.cmd("SADD").arg(&uk).arg(&sid).ignore();
@@ -736,6 +745,16 @@ impl SessionStore for RedisStore {
         timed("revoke", self.deadline(), async {
             let mut c = self.conn().await?;
             self.revoke_with(&mut c, hashes).await
+        })
+        .await
+    }
+
+    async fn session_by_token(&self, token_hash: &str) -> Result<Option<(String, String)>, StoreError> {
+        timed("by_token", self.deadline(), async {
+            let mut c = self.conn().await?;
+            let v: Option<String> =
+                redis::cmd("GET").arg(self.token_key(token_hash)).query_async(&mut c).await.map_err(redis_err)?;
+            Ok(v.and_then(|v| v.split_once(' ').map(|(s, c)| (s.to_string(), c.to_string()))))
         })
         .await
     }

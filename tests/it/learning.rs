@@ -372,3 +372,26 @@ fn form_post_and_implicit_authorization_responses_are_learned_too() {
     assert_eq!(confirm_with(&e, page, &imp).status(), 200);
     assert_eq!(e.status("sid-imp_2").as_deref(), Some("ended"));
 }
+
+#[test]
+fn end_session_with_an_access_token_when_switched_on() {
+    for (switch, expected) in [("  accept_access_token_hint: true\n", 303), ("", 400)] {
+        let e = crate::logout::env_with(switch, true);
+        wait_for_discovery(&e);
+        assert_eq!(token(&e, "c7", "").status(), 200);
+        eventually("learned", Duration::from_secs(10), || {
+            (e.status("sid-c7").as_deref() == Some("active")).then_some(())
+        });
+        let r = e.get(&[
+            ("id_token_hint", "at-c7"),
+            ("post_logout_redirect_uri", "https://c.example.com/out"),
+            ("state", "a"),
+        ]);
+        assert_eq!(r.status(), expected, "switch {switch:?}");
+        let want = if expected == 303 { "ended" } else { "active" };
+        assert_eq!(e.status("sid-c7").as_deref(), Some(want));
+        // An access token the gateway never saw is never enough.
+        let r = e.get(&[("id_token_hint", "at-unknown"), ("post_logout_redirect_uri", "https://c.example.com/out")]);
+        assert_eq!(r.status(), 400);
+    }
+}
