@@ -1,17 +1,19 @@
 //! The public listener: a pingora `ProxyHttp` whose hooks stay thin.
 //!
 //! ```text
-//!  request ──> request_filter ──(end_session path)──> answer locally ──────────────┐
-//!                   │ (everything else)                                             │
+//!  request ──> request_filter ──(end_session path)──> answer locally (logout) ───────┐
+//!                   │ ──(discovery / JWKS path)──> answer locally (Published) ──────┤
+//!                   │ ──(authorize/token/userinfo/introspection)──> revoked? refuse │
 //!                   v                                                               │
 //!             upstream_peer ──> upstream_request_filter ──> upstream ──> response ──┤
-//!                   │ (connect/read failure)                 (X-Forwarded-* added)  │
-//!                   v                                                               v
+//!                   │ (connect/read failure)   (X-Forwarded-*, revoked OP cookies   │
+//!                   v                           stripped)   response filters: learn │
 //!             fail_to_proxy: 502/504 page                                        logging: metrics
 //! ```
 //!
 //! Passthrough never touches the session store: a proxied request costs a path classification,
-//! three header inserts and a counter. Hooks classify and delegate; `Ok(true)` from
+//! three header inserts and a counter; only the OP's authorization, token, userinfo and
+//! introspection endpoints cost one store lookup (see `learn`). Hooks classify and delegate; `Ok(true)` from
 //! `request_filter` means "the response is already written".
 
 pub mod respond;
