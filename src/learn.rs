@@ -117,14 +117,13 @@ impl Learner {
         }
     }
 
-    /// Hashes of the configured OP session cookies in a Cookie header, with their names.
-    pub fn op_cookies(&self, cookie_header: Option<&str>) -> Vec<(String, String)> {
-        let Some(h) = cookie_header else { return Vec::new() };
-        h.split(';')
-            .filter_map(|kv| kv.trim().split_once('='))
-            .filter(|(k, v)| !v.is_empty() && self.session_cookies.iter().any(|n| n == k))
-            .map(|(k, v)| (k.to_string(), token_hash(v.as_bytes())))
-            .collect()
+    /// Hashes of the OP cookies the browser sent, and of those the response sets.
+    fn presented_and_set(&self, request_cookies: Option<&str>, set_cookies: &[&str]) -> Vec<String> {
+        let mut hashes = op_cookie_hashes(request_cookies, &self.session_cookies);
+        for sc in set_cookies {
+            hashes.extend(op_cookie_hashes(Some(sc.split(';').next().unwrap_or("")), &self.session_cookies));
+        }
+        hashes
     }
 
     /// An OP redirect carried a code: bind it to the OP cookies the browser sent and the ones
@@ -132,11 +131,7 @@ impl Learner {
     /// out, so the RP cannot redeem the code before the binding exists; a store failure is only
     /// logged, never a failed response.
     pub async fn bind_code(&self, code_hash: String, request_cookies: Option<&str>, set_cookies: &[&str]) {
-        let mut hashes: Vec<String> = self.op_cookies(request_cookies).into_iter().map(|(_, h)| h).collect();
-        for sc in set_cookies {
-            let first = sc.split(';').next().unwrap_or("");
-            hashes.extend(self.op_cookies(Some(first)).into_iter().map(|(_, h)| h));
-        }
+        let hashes = self.presented_and_set(request_cookies, set_cookies);
         if hashes.is_empty() {
             return;
         }
@@ -159,10 +154,7 @@ impl Learner {
             self.bind_code(token_hash(code.as_bytes()), request_cookies, set_cookies).await;
         }
         if let Some(id_token) = get("id_token") {
-            let mut cookies: Vec<String> = self.op_cookies(request_cookies).into_iter().map(|(_, h)| h).collect();
-            for sc in set_cookies {
-                cookies.extend(self.op_cookies(Some(sc.split(';').next().unwrap_or(""))).into_iter().map(|(_, h)| h));
-            }
+            let cookies = self.presented_and_set(request_cookies, set_cookies);
             let tokens = get("access_token").map(|t| vec![token_hash(t.as_bytes())]).unwrap_or_default();
             let (me, id_token) = (self.clone(), id_token.to_string());
             tokio::spawn(async move { me.record(&id_token, tokens, cookies).await });
@@ -180,7 +172,7 @@ impl Learner {
 
     /// Names of the OP cookies in this request that belong to ended sessions (one lookup).
     pub async fn revoked_cookies(&self, cookie_header: Option<&str>) -> Vec<String> {
-        let found = self.op_cookies(cookie_header);
+        let found = op_cookies(cookie_header, &self.session_cookies);
         if found.is_empty() {
             return Vec::new();
         }
@@ -364,14 +356,19 @@ pub fn form_post_params(html: &str) -> Vec<(String, String)> {
     out
 }
 
-/// Hashes of the OP session cookies (by `names`) in a Cookie header.
-pub fn op_cookie_hashes(cookie_header: Option<&str>, names: &[String]) -> Vec<String> {
+/// The OP session cookies (by `names`) in a Cookie header, as (name, hash of the value).
+pub fn op_cookies(cookie_header: Option<&str>, names: &[String]) -> Vec<(String, String)> {
     let Some(h) = cookie_header else { return Vec::new() };
     h.split(';')
         .filter_map(|kv| kv.trim().split_once('='))
         .filter(|(k, v)| !v.is_empty() && names.iter().any(|n| n == k))
-        .map(|(_, v)| token_hash(v.as_bytes()))
+        .map(|(k, v)| (k.to_string(), token_hash(v.as_bytes())))
         .collect()
+}
+
+/// Hashes of the OP session cookies (by `names`) in a Cookie header.
+pub fn op_cookie_hashes(cookie_header: Option<&str>, names: &[String]) -> Vec<String> {
+    op_cookies(cookie_header, names).into_iter().map(|(_, h)| h).collect()
 }
 
 /// SHA-256 (hex) of a token: how tokens are stored and looked up.

@@ -355,13 +355,8 @@ impl Logout {
 
     /// The session the browser's OP cookie is bound to (learned from the code flow), if any.
     async fn browser_session(&self, cookie: Option<&str>) -> Result<Option<String>, crate::session::StoreError> {
-        let Some(header) = cookie else { return Ok(None) };
-        for kv in header.split(';') {
-            let Some((k, v)) = kv.trim().split_once('=') else { continue };
-            if v.is_empty() || !self.session_cookies.iter().any(|n| n == k) {
-                continue;
-            }
-            if let Some(sid) = self.store.session_by_cookie(&crate::learn::token_hash(v.as_bytes())).await? {
+        for hash in crate::learn::op_cookie_hashes(cookie, &self.session_cookies) {
+            if let Some(sid) = self.store.session_by_cookie(&hash).await? {
                 return Ok(Some(sid));
             }
         }

@@ -39,22 +39,32 @@ fn chromium_dump_dom(url: &str) -> String {
     out
 }
 
+/// A gateway on Redis with `clients` and `end_session_extra`, its upstream the fake OP.
+fn browser_env(clients: String, end_session_extra: &str) -> Env {
+    let up = Upstream::start();
+    let redis = crate::harness::Redis::start();
+    let mut opts = GatewayOpts::new(up.url());
+    opts.redis_url = Some(redis.url());
+    opts.end_session_extra = end_session_extra.into();
+    opts.clients = clients;
+    let gw = Gateway::start(&opts);
+    let iss = format!("http://127.0.0.1:{}", gw.port);
+    Env { up, _redis: Some(redis), gw, iss }
+}
+
 #[test]
 fn fcl_browser_loads_every_iframe_then_lands_on_the_post_logout_uri_with_state() {
     let rp = Upstream::start();
-    let up = Upstream::start();
-    let redis = crate::harness::Redis::start();
     let p = rp.addr.port();
-    let mut opts = GatewayOpts::new(up.url());
-    opts.redis_url = Some(redis.url());
-    opts.clients = format!(
+    let e = browser_env(
+        format!(
         "clients:\n  rp-x:\n    post_logout_redirect_uris: [\"http://127.0.0.1:{p}/bye\"]\n    \
          frontchannel_logout_uri: \"http://127.0.0.1:{p}/fc-x?tenant=t1\"\n    frontchannel_logout_session_required: true\n  \
          rp-y:\n    frontchannel_logout_uri: \"http://localhost:{p}/fc-y\"\n"
+    ),
+        "",
     );
-    let gw = Gateway::start(&opts);
-    let e = Env { up, _redis: Some(redis), gw, iss: String::new() };
-    let iss = format!("http://127.0.0.1:{}", e.gw.port);
+    let iss = e.iss.clone();
     e.put("SX", "U1", &["rp-x", "rp-y"], &[("rp-y", "SY")]);
     let state = "st8 &#?=/é";
     let url = e.gw.url(&format!(
@@ -86,20 +96,16 @@ fn fcl_browser_loads_every_iframe_then_lands_on_the_post_logout_uri_with_state()
 #[test]
 fn fcl14_a_hanging_rp_does_not_keep_the_browser_from_the_post_logout_page() {
     let rp = Upstream::start();
-    let up = Upstream::start();
-    let redis = crate::harness::Redis::start();
     let p = rp.addr.port();
-    let mut opts = GatewayOpts::new(up.url());
-    opts.redis_url = Some(redis.url());
-    opts.end_session_extra = "  frontchannel_timeout: 1s\n".into();
-    opts.clients = format!(
-        "clients:\n  rp-x:\n    post_logout_redirect_uris: [\"http://127.0.0.1:{p}/bye\"]\n    \
+    let e = browser_env(
+        format!(
+            "clients:\n  rp-x:\n    post_logout_redirect_uris: [\"http://127.0.0.1:{p}/bye\"]\n    \
          frontchannel_logout_uri: \"http://127.0.0.1:{p}/fc-x\"\n  \
          rp-hang:\n    frontchannel_logout_uri: \"http://localhost:{p}/slow?ms=60000\"\n"
+        ),
+        "  frontchannel_timeout: 1s\n",
     );
-    let gw = Gateway::start(&opts);
-    let e = Env { up, _redis: Some(redis), gw, iss: String::new() };
-    let iss = format!("http://127.0.0.1:{}", e.gw.port);
+    let iss = e.iss.clone();
     e.put("SH", "U1", &["rp-x", "rp-hang"], &[]);
     let url = e.gw.url(&format!(
         "/session/end?id_token_hint={}&post_logout_redirect_uri=http%3A%2F%2F127.0.0.1%3A{p}%2Fbye&state=h",

@@ -69,7 +69,10 @@ fn a_redis_outage_never_breaks_token_responses() {
         .args(["-p", &redis.to_string(), "SHUTDOWN", "NOSAVE"])
         .output()
         .unwrap();
-    let _ = out;
+    assert!(out.status.success());
+    eventually("Redis gone", Duration::from_secs(10), || {
+        std::net::TcpStream::connect(("127.0.0.1", redis)).is_err().then_some(())
+    });
     for q in ["", "?gzip=1"] {
         let r = token(&e, "c9", q);
         assert_eq!(r.status(), 200);
