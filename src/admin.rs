@@ -26,6 +26,8 @@ pub struct AdminApp {
     pub token: Option<Secret>,
     /// DELETE notifies the session's RPs by back-channel.
     pub backchannel: Arc<Backchannel>,
+    /// RFC 7009 revocation at the upstream for sessions ended here; None: off.
+    pub revoker: Option<Arc<crate::revoke::Revoker>>,
 }
 
 fn reply(status: StatusCode, content_type: &str, body: impl Into<Vec<u8>>) -> Response<Vec<u8>> {
@@ -206,7 +208,7 @@ impl AdminApp {
             sub: b.sub,
             clients: b.clients,
             client_sids: b.client_sids,
-            token_hashes: Vec::new(),
+            tokens: Vec::new(),
             cookie_hashes: Vec::new(),
         };
         match self.store.put_session(&new).await {
@@ -222,7 +224,10 @@ impl AdminApp {
                 // Like a logout: every RP of the session hears of it by back-channel.
                 let who: Vec<(String, Option<String>)> =
                     v.clients.iter().map(|c| (c.clone(), Some(v.sid_for(c).to_string()))).collect();
-                let accepted = match self.backchannel.notices_for(&who, Some(&v.sub)) {
+                if let Some(r) = &self.revoker {
+                    r.submit(v.sealed.clone());
+                }
+                let accepted = match self.backchannel.notices_for(&who, Some(&v.sub)).await {
                     Ok(n) => self.backchannel.accept(n).await.map_err(|e| e.to_string()),
                     Err(e) => Err(e),
                 };

@@ -12,6 +12,15 @@
 //! session (sid, subject, client) in the store, so a later logout with that RP's hint finds it
 //! without anyone calling the admin API.
 //!
+//! Token hashes live as long as the tokens (`expires_in`, `refresh_expires_in`, bounded by
+//! `session_store.access_token_ttl` / `refresh_token_ttl`). A refresh_token grant whose response
+//! carries no new id_token binds its new tokens to the session of the refresh token it
+//! redeemed. With `revocation` configured, the tokens of clients that have revocation
+//! credentials are also kept sealed for RFC 7009 (see `revoke`).
+//!
+//! The registration endpoint is watched too: a successful registration (or RFC 7592 update)
+//! teaches the gateway the client's logout metadata; a deletion forgets it (see `clients`).
+//!
 //! The client's response is never altered or delayed: the body is copied (capped) as it streams
 //! through, decoded from gzip/deflate when the upstream compressed it, and handed to a spawned
 //! task at the end; a store outage only costs the learning, never the response.
@@ -22,23 +31,54 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 
-use crate::config::Client;
+use std::time::Duration;
+
+use crate::clients::Clients;
 use crate::logout::decide::HintCheck;
+use crate::metrics::Metrics;
 use crate::oidc::jwks::{EndpointPaths, Jwks};
-use crate::session::{NewSession, SessionStore};
+use crate::revoke::Revoker;
+use crate::session::{NewSession, SessionStore, Token};
 
 /// Largest token response body that is observed.
 const MAX_BODY: usize = 256 * 1024;
 
-/// Per-request state of a token-endpoint observation.
-#[derive(Debug, Default)]
-pub struct TokenObservation {
-    /// Hash of the authorization code being redeemed (authorization_code grants).
-    pub code_hash: Option<String>,
-    /// The response qualifies (200, JSON) and is being copied.
+/// Per-request state of an observed response (token or registration endpoint).
+#[derive(Debug)]
+pub struct Observation {
+    pub purpose: Purpose,
+    /// The response qualifies (success, JSON) and is being copied.
     active: bool,
     encoding: Encoding,
     buf: Vec<u8>,
+}
+
+/// What an observed response may teach.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Purpose {
+    /// A token request.
+    Token {
+        /// Hash of the authorization code being redeemed (authorization_code grants).
+        code_hash: Option<String>,
+        /// Hash of the refresh token being redeemed (refresh_token grants).
+        refresh_hash: Option<String>,
+    },
+    /// A client registration (POST) or update (PUT, RFC 7592).
+    Registration,
+}
+
+impl Observation {
+    pub fn new(purpose: Purpose) -> Self {
+        Observation { purpose, active: false, encoding: Encoding::Identity, buf: Vec::new() }
+    }
+}
+
+/// A token from a token or authorization response, held only until it is hashed (and sealed).
+struct RawToken {
+    value: String,
+    /// `access_token` or `refresh_token`.
+    hint: &'static str,
+    ttl: Duration,
 }
 
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
@@ -52,8 +92,13 @@ enum Encoding {
 pub struct Learner {
     pub jwks: Arc<Jwks>,
     pub issuer: String,
-    pub clients: BTreeMap<String, Client>,
+    pub clients: Arc<Clients>,
     pub store: Arc<dyn SessionStore>,
+    /// Seals tokens for RFC 7009 revocation; None: `revocation` is off.
+    pub revoker: Option<Arc<Revoker>>,
+    /// `session_store.access_token_ttl` and `refresh_token_ttl`.
+    pub access_token_ttl: Duration,
+    pub refresh_token_ttl: Duration,
     /// Configured endpoint paths (`upstream.endpoints`); unset ones come from discovery.
     pub endpoints: EndpointPaths,
     /// Names of the OP's own session cookies (`upstream.session_cookies`).
@@ -70,6 +115,8 @@ pub enum Endpoint {
     Token,
     Userinfo,
     Introspection,
+    /// The registration endpoint, or a client's configuration below it (RFC 7592).
+    Registration,
     Other,
 }
 
@@ -91,8 +138,26 @@ impl Learner {
             Endpoint::Userinfo
         } else if is(&self.endpoints.introspection, &learned.introspection) {
             Endpoint::Introspection
+        } else if self.registration_path().is_some_and(|r| {
+            path.strip_prefix(r.as_str()).is_some_and(|rest| rest.is_empty() || rest.starts_with('/'))
+        }) {
+            Endpoint::Registration
         } else {
             Endpoint::Other
+        }
+    }
+
+    /// The registration endpoint's path: configured, else discovery's.
+    pub fn registration_path(&self) -> Option<String> {
+        self.endpoints.registration.clone().or_else(|| self.jwks.endpoints().registration.clone())
+    }
+
+    /// A DELETE below the registration endpoint succeeded (RFC 7592): forget the client.
+    pub fn on_client_deleted(self: &Arc<Self>, path: &str, query: Option<&str>) {
+        let Some(reg) = self.registration_path() else { return };
+        if let Some(id) = crate::clients::managed_client_id(&reg, path, query) {
+            let me = self.clone();
+            tokio::spawn(async move { me.clients.forget(&id).await });
         }
     }
 
@@ -155,7 +220,16 @@ impl Learner {
         }
         if let Some(id_token) = get("id_token") {
             let cookies = self.presented_and_set(request_cookies, set_cookies);
-            let tokens = get("access_token").map(|t| vec![token_hash(t.as_bytes())]).unwrap_or_default();
+            let expires_in = get("expires_in").and_then(|e| e.parse::<u64>().ok());
+            let tokens = get("access_token")
+                .map(|t| {
+                    vec![RawToken {
+                        value: t.to_string(),
+                        hint: "access_token",
+                        ttl: bounded(expires_in, self.access_token_ttl),
+                    }]
+                })
+                .unwrap_or_default();
             let (me, id_token) = (self.clone(), id_token.to_string());
             tokio::spawn(async move { me.record(&id_token, tokens, cookies).await });
         }
@@ -218,7 +292,7 @@ impl Learner {
     /// Decide from the response header whether to copy the body.
     pub fn on_response_header(
         &self,
-        obs: &mut TokenObservation,
+        obs: &mut Observation,
         status: u16,
         content_type: Option<&str>,
         encoding: Option<&str>,
@@ -232,11 +306,12 @@ impl Learner {
             // br, zstd, chains: not observed (the response still passes through untouched).
             Some(_) => return,
         };
-        obs.active = status == 200 && json;
+        let ok = status == 200 || (status == 201 && obs.purpose == Purpose::Registration);
+        obs.active = ok && json;
     }
 
     /// Copy a body chunk; at the end, learn from the whole body in the background.
-    pub fn on_body(self: &Arc<Self>, obs: &mut TokenObservation, chunk: Option<&Bytes>, end: bool) {
+    pub fn on_body(self: &Arc<Self>, obs: &mut Observation, chunk: Option<&Bytes>, end: bool) {
         if !obs.active {
             return;
         }
@@ -252,36 +327,103 @@ impl Learner {
             obs.active = false;
             let body = std::mem::take(&mut obs.buf);
             let encoding = obs.encoding;
-            let code_hash = obs.code_hash.take();
+            let purpose = obs.purpose.clone();
             let me = self.clone();
-            tokio::spawn(async move { me.learn(body, encoding, code_hash).await });
+            tokio::spawn(async move { me.learn(body, encoding, purpose).await });
         }
     }
 
-    async fn learn(&self, body: Vec<u8>, encoding: Encoding, code_hash: Option<String>) {
+    async fn learn(&self, body: Vec<u8>, encoding: Encoding, purpose: Purpose) {
         let body = match decode(body, encoding) {
             Some(b) => b,
-            None => return tracing::debug!("token response not decodable; not learned"),
+            None => return tracing::debug!("observed response not decodable; not learned"),
         };
         let Ok(json) = serde_json::from_slice::<serde_json::Value>(&body) else { return };
-        let Some(id_token) = json.get("id_token").and_then(|v| v.as_str()) else { return };
-        // Tokens are remembered as hashes only, never raw.
-        let token_hashes = ["access_token", "refresh_token"]
-            .iter()
-            .filter_map(|k| json.get(*k).and_then(|v| v.as_str()))
-            .filter(|t| !t.is_empty())
-            .map(|t| token_hash(t.as_bytes()))
-            .collect();
+        let (code_hash, refresh_hash) = match purpose {
+            Purpose::Registration => return self.learn_client(&json).await,
+            Purpose::Token { code_hash, refresh_hash } => (code_hash, refresh_hash),
+        };
+        let tokens = self.tokens_of(&json);
+        let Some(id_token) = json.get("id_token").and_then(|v| v.as_str()) else {
+            if let Some(h) = refresh_hash {
+                self.learn_refreshed(&h, tokens).await;
+            }
+            return;
+        };
         // The OP cookies the browser had when this code was issued now belong to the session.
         let cookie_hashes = match code_hash {
             Some(h) => self.store.take_code(&h).await.unwrap_or_default(),
             None => Vec::new(),
         };
-        self.record(id_token, token_hashes, cookie_hashes).await;
+        self.record(id_token, tokens, cookie_hashes).await;
     }
 
-    /// Record the session a (verified) ID token names, with token and OP cookie hashes.
-    pub async fn record(&self, id_token: &str, token_hashes: Vec<String>, cookie_hashes: Vec<String>) {
+    /// The access and refresh tokens of a token response, with how long each stays valid.
+    fn tokens_of(&self, json: &serde_json::Value) -> Vec<RawToken> {
+        let secs = |k: &str| json.get(k).and_then(|v| v.as_u64()).filter(|n| *n > 0);
+        let mut out = Vec::new();
+        for (key, ttl) in [
+            ("access_token", bounded(secs("expires_in"), self.access_token_ttl)),
+            ("refresh_token", bounded(secs("refresh_expires_in"), self.refresh_token_ttl)),
+        ] {
+            if let Some(t) = json.get(key).and_then(|v| v.as_str()).filter(|t| !t.is_empty()) {
+                out.push(RawToken { value: t.to_string(), hint: key, ttl });
+            }
+        }
+        out
+    }
+
+    /// How the store keeps `client`'s tokens: hashed, with their expiry, sealed when revocable.
+    fn entries(&self, client: &str, tokens: Vec<RawToken>) -> Vec<Token> {
+        let now = crate::session::unix_now();
+        tokens
+            .into_iter()
+            .map(|t| Token {
+                hash: token_hash(t.value.as_bytes()),
+                expires_at: now + t.ttl.as_secs().max(1),
+                sealed: self.revoker.as_ref().and_then(|r| r.seal(client, t.hint, &t.value)),
+            })
+            .collect()
+    }
+
+    /// A refresh_token grant answered without an id_token: its new tokens join the session of
+    /// the refresh token it redeemed (when that session is known and active).
+    async fn learn_refreshed(&self, refresh_hash: &str, tokens: Vec<RawToken>) {
+        if tokens.is_empty() {
+            return;
+        }
+        let found = match self.store.session_by_token(refresh_hash).await {
+            Ok(Some(found)) => found,
+            Ok(None) => return tracing::debug!("refreshed tokens of an unknown session; not learned"),
+            Err(e) => return tracing::warn!(error = %e, "refreshed tokens not learned (store unavailable)"),
+        };
+        let (sid, client) = found;
+        let session = match self.store.get_session(&sid).await {
+            Ok(Some(v)) if v.status == "active" => v,
+            Ok(_) => return,
+            Err(e) => return tracing::warn!(error = %e, "refreshed tokens not learned (store unavailable)"),
+        };
+        let new = NewSession {
+            sid: session.sid,
+            sub: session.sub,
+            clients: vec![client.clone()],
+            tokens: self.entries(&client, tokens),
+            ..NewSession::default()
+        };
+        match self.store.put_session(&new).await {
+            Ok(_) => Metrics::get().learned.with_label_values(&["refresh"]).inc(),
+            Err(e) => tracing::warn!(error = %e, "refreshed tokens not learned (store unavailable)"),
+        }
+    }
+
+    /// A registration response: the client's logout metadata (`clients` checks and keeps them).
+    async fn learn_client(&self, json: &serde_json::Value) {
+        let Some(id) = json.get("client_id").and_then(|v| v.as_str()).filter(|c| !c.is_empty()) else { return };
+        self.clients.learn(id, json).await;
+    }
+
+    /// Record the session a (verified) ID token names, with its tokens and OP cookie hashes.
+    async fn record(&self, id_token: &str, tokens: Vec<RawToken>, cookie_hashes: Vec<String>) {
         let claims = match crate::oidc::hint::check(id_token, &self.jwks, &self.issuer, &self.clients).await {
             Ok(HintCheck::Valid(c)) => c,
             Ok(_) => return tracing::info!("an ID token seen in OP traffic does not verify; not learned"),
@@ -304,19 +446,28 @@ impl Learner {
                 }
             }
         }
+        let tokens = self.entries(&claims.client_id, tokens);
         let new = NewSession {
             sid: primary,
             sub: claims.sub,
             clients: vec![claims.client_id],
             client_sids,
-            token_hashes,
+            tokens,
             cookie_hashes,
         };
         match self.store.put_session(&new).await {
-            Ok(_) => tracing::debug!(client = %new.clients[0], "session learned"),
+            Ok(_) => {
+                Metrics::get().learned.with_label_values(&["session"]).inc();
+                tracing::debug!(client = %new.clients[0], "session learned")
+            }
             Err(e) => tracing::warn!(error = %e, "session not learned (store unavailable)"),
         }
     }
+}
+
+/// A lifetime the OP stated, bounded by the configured maximum (which also stands in for it).
+fn bounded(stated_secs: Option<u64>, max: Duration) -> Duration {
+    stated_secs.map_or(max, |s| Duration::from_secs(s).min(max))
 }
 
 /// The parameters of an authorization redirect: its query and its fragment, decoded.

@@ -20,6 +20,7 @@
 
 pub mod admin;
 pub mod backchannel;
+pub mod clients;
 pub mod config;
 pub mod learn;
 pub mod logout;
@@ -27,6 +28,7 @@ pub mod metrics;
 pub mod oidc;
 pub mod proxy;
 pub mod render;
+pub mod revoke;
 pub mod session;
 pub mod telemetry;
 
@@ -68,15 +70,30 @@ pub fn build(config: Config) -> std::result::Result<Server, String> {
         "upstream keys",
         oidc::jwks::JwksRefresher { jwks: jwks.clone(), interval: config.jwks.refresh_interval },
     ));
-    let backchannel = backchannel::Backchannel::new(&config, store.clone())?;
+    let clients = Arc::new(clients::Clients::new(&config.clients, store.clone()));
+    let revoker = match &config.revocation {
+        Some(r) => Some(revoke::Revoker::new(r, &config.upstream.endpoints, clients.clone(), jwks.clone())?),
+        None => None,
+    };
+    let backchannel = backchannel::Backchannel::new(&config, clients.clone(), store.clone())?;
     server.add_service(background_service("back-channel", backchannel::BackchannelService(backchannel.clone())));
-    let logout =
-        Arc::new(logout::Logout::new(&config, store.clone(), jwks.clone(), pages.clone(), backchannel.clone()));
+    let logout = Arc::new(logout::Logout::new(
+        &config,
+        clients.clone(),
+        revoker.clone(),
+        store.clone(),
+        jwks.clone(),
+        pages.clone(),
+        backchannel.clone(),
+    ));
     let learner = Arc::new(learn::Learner {
         jwks: jwks.clone(),
         issuer: config.issuer.clone(),
-        clients: config.clients.clone(),
+        clients,
         store: store.clone(),
+        revoker: revoker.clone(),
+        access_token_ttl: config.session_store.access_token_ttl,
+        refresh_token_ttl: config.session_store.refresh_token_ttl,
         endpoints: config.upstream.endpoints.clone(),
         session_cookies: config.upstream.session_cookies.clone(),
     });
@@ -105,7 +122,7 @@ pub fn build(config: Config) -> std::result::Result<Server, String> {
 
     let mut admin = Service::new(
         "admin".to_string(),
-        HttpServer::new_app(admin::AdminApp { store, token: config.admin.token.clone(), backchannel }),
+        HttpServer::new_app(admin::AdminApp { store, token: config.admin.token.clone(), backchannel, revoker }),
     );
     admin.threads = Some(1);
     admin.add_tcp(&config.admin.listen.to_string());

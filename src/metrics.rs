@@ -37,6 +37,10 @@ pub struct Metrics {
     pub backchannel_queue_depth: IntGauge,
     /// Time of one back-channel POST.
     pub backchannel_latency: Histogram,
+    /// RFC 7009 revocations at the upstream after logouts, by result.
+    pub upstream_revocations: IntCounterVec,
+    /// What the gateway learned from proxied traffic, by kind.
+    pub learned: IntCounterVec,
 }
 
 static METRICS: LazyLock<Metrics> = LazyLock::new(Metrics::register);
@@ -110,6 +114,18 @@ impl Metrics {
                 LATENCY_BUCKETS.to_vec()
             )
             .expect("register backchannel_latency"),
+            upstream_revocations: register_int_counter_vec!(
+                "logout_gateway_upstream_revocations_total",
+                "Tokens of logged-out sessions revoked at the upstream (RFC 7009), by result.",
+                &["result"]
+            )
+            .expect("register upstream_revocations"),
+            learned: register_int_counter_vec!(
+                "logout_gateway_learned_total",
+                "Things learned from proxied traffic: sessions, refreshed tokens, registered clients.",
+                &["kind"]
+            )
+            .expect("register learned"),
         };
         // Pre-create every bounded label value so dashboards see zeros, not gaps.
         for o in LOGOUT_OUTCOMES {
@@ -117,6 +133,12 @@ impl Metrics {
         }
         for r in ["success", "retry", "failed", "gave_up"] {
             m.backchannel_deliveries.with_label_values(&[r]);
+        }
+        for r in ["revoked", "failed", "skipped", "no_endpoint", "unreadable"] {
+            m.upstream_revocations.with_label_values(&[r]);
+        }
+        for k in ["session", "refresh", "client"] {
+            m.learned.with_label_values(&[k]);
         }
         m
     }

@@ -12,7 +12,6 @@
 
 pub mod keys;
 
-use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -23,7 +22,7 @@ use pingora::services::background::BackgroundService;
 use tokio::sync::Notify;
 
 use self::keys::{KeyRing, Keys, StoredKey};
-use crate::config::{BackchannelConfig, Client, Config};
+use crate::config::{BackchannelConfig, Config};
 use crate::metrics::Metrics;
 use crate::session::{Notice, SessionStore, StoreError};
 
@@ -52,7 +51,7 @@ pub enum Attempt {
 pub struct Backchannel {
     pub config: BackchannelConfig,
     pub issuer: String,
-    pub clients: BTreeMap<String, Client>,
+    pub clients: Arc<crate::clients::Clients>,
     pub keys: Arc<Keys>,
     pub store: Arc<dyn SessionStore>,
     http: reqwest::Client,
@@ -63,7 +62,11 @@ pub struct Backchannel {
 }
 
 impl Backchannel {
-    pub fn new(config: &Config, store: Arc<dyn SessionStore>) -> Result<Arc<Backchannel>, String> {
+    pub fn new(
+        config: &Config,
+        clients: Arc<crate::clients::Clients>,
+        store: Arc<dyn SessionStore>,
+    ) -> Result<Arc<Backchannel>, String> {
         let bc = &config.backchannel;
         let http = reqwest::Client::builder()
             .redirect(reqwest::redirect::Policy::none())
@@ -76,7 +79,7 @@ impl Backchannel {
         Ok(Arc::new(Backchannel {
             config: bc.clone(),
             issuer: config.issuer.clone(),
-            clients: config.clients.clone(),
+            clients,
             keys: Arc::new(Keys::default()),
             store,
             http,
@@ -85,22 +88,34 @@ impl Backchannel {
         }))
     }
 
-    /// Whether any configured client takes back-channel notices.
+    /// Whether any known client takes back-channel notices.
     pub fn enabled(&self) -> bool {
-        self.clients.values().any(|c| c.backchannel_logout_uri.is_some())
+        self.clients.any_backchannel()
     }
 
     /// Logout tokens for the participants that registered a back-channel URI. `participants`
     /// are (client_id, the sid that client knows); `sub` is the session's subject.
-    pub fn notices_for(
+    pub async fn notices_for(
         &self,
         participants: &[(String, Option<String>)],
         sub: Option<&str>,
     ) -> Result<Vec<Notice>, String> {
+        let mut takers = Vec::new();
+        for (client_id, sid) in participants {
+            if let Some(client) = self.clients.get(client_id).await.filter(|c| c.backchannel_logout_uri.is_some()) {
+                takers.push((client_id, sid, client));
+            }
+        }
+        if takers.is_empty() {
+            return Ok(Vec::new());
+        }
+        if self.keys.load().active().is_none() {
+            // A client learned from registration made back-channel logout needed just now.
+            self.refresh_keys().await?;
+        }
         let ring = self.keys.load();
         let mut out = Vec::new();
-        for (client_id, sid) in participants {
-            let Some(client) = self.clients.get(client_id) else { continue };
+        for (client_id, sid, client) in takers {
             let Some(uri) = &client.backchannel_logout_uri else { continue };
             // BCL-05: a client that requires sid gets it; BCL-08: never neither sub nor sid.
             let sid = sid.as_deref().filter(|s| !s.is_empty());

@@ -15,7 +15,7 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-pub use validate::{is_loopback_host, parse_duration};
+pub use validate::{is_loopback_host, parse_duration, registered_client};
 
 /// The validated configuration. Built only by [`load`] / [`load_str`].
 #[derive(Debug, Clone)]
@@ -34,6 +34,8 @@ pub struct Config {
     /// Absolute path of the handlebars templates.
     pub templates_dir: PathBuf,
     pub backchannel: BackchannelConfig,
+    /// RFC 7009 revocation at the upstream after a logout; None: off.
+    pub revocation: Option<Revocation>,
     pub log: Log,
     pub server: Server,
 }
@@ -114,6 +116,10 @@ pub struct SessionStore {
     pub key_prefix: String,
     pub session_ttl: Duration,
     pub tombstone_ttl: Duration,
+    /// Revocation of an access token lasts its `expires_in`, at most this (and this without one).
+    pub access_token_ttl: Duration,
+    /// The same for refresh tokens (`refresh_expires_in`).
+    pub refresh_token_ttl: Duration,
 }
 
 /// One relying party. URIs are kept byte for byte as configured (RPI-21 matches exactly).
@@ -125,6 +131,35 @@ pub struct Client {
     pub frontchannel_logout_session_required: bool,
     pub backchannel_logout_uri: Option<String>,
     pub backchannel_logout_session_required: bool,
+    /// How to authenticate as this client at the upstream's revocation endpoint; None: its
+    /// tokens are not revoked there (only refused at the edge).
+    pub revocation: Option<RevocationAuth>,
+}
+
+/// Client authentication for RFC 7009 calls (RFC 6749 §2.3.1).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RevocationAuth {
+    Basic(Secret),
+    Post(Secret),
+    /// A public client: only `client_id` in the form.
+    Public,
+}
+
+/// `revocation`: the upstream's revocation endpoint is called for a logged-out session's tokens.
+#[derive(Debug, Clone)]
+pub struct Revocation {
+    pub encryption_key: TokenKey,
+    pub timeout: Duration,
+}
+
+/// The AES-256-GCM key for tokens kept for revocation; never printed.
+#[derive(Clone, PartialEq, Eq)]
+pub struct TokenKey(pub Vec<u8>);
+
+impl fmt::Debug for TokenKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("\"<redacted>\"")
+    }
 }
 
 /// Back-channel logout (see `backchannel`).

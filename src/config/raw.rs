@@ -31,6 +31,8 @@ pub struct RawConfig {
     #[serde(default)]
     pub backchannel: RawBackchannel,
     #[serde(default)]
+    pub revocation: Option<RawRevocation>,
+    #[serde(default)]
     pub log: RawLog,
     #[serde(default)]
     pub server: RawServer,
@@ -101,6 +103,12 @@ pub struct RawEndpoints {
     /// The introspection endpoint's path (revoked tokens reported inactive there).
     #[serde(default)]
     pub introspection: Option<String>,
+    /// The revocation endpoint's path (RFC 7009; called after a logout when `revocation` is set).
+    #[serde(default)]
+    pub revocation: Option<String>,
+    /// The dynamic client registration endpoint's path (registered clients are learned there).
+    #[serde(default)]
+    pub registration: Option<String>,
 }
 
 fn default_connect_timeout() -> String {
@@ -209,6 +217,13 @@ pub struct RawSessionStore {
     pub session_ttl: String,
     #[serde(default = "default_ttl")]
     pub tombstone_ttl: String,
+    /// How long a revoked access token is refused when the token response had no
+    /// `expires_in`; also the most any `expires_in` counts for.
+    #[serde(default = "default_ttl")]
+    pub access_token_ttl: String,
+    /// The same for refresh tokens (`refresh_expires_in` where the OP sends it).
+    #[serde(default = "default_refresh_ttl")]
+    pub refresh_token_ttl: String,
 }
 
 impl Default for RawSessionStore {
@@ -219,6 +234,8 @@ impl Default for RawSessionStore {
             key_prefix: default_key_prefix(),
             session_ttl: default_ttl(),
             tombstone_ttl: default_ttl(),
+            access_token_ttl: default_ttl(),
+            refresh_token_ttl: default_refresh_ttl(),
         }
     }
 }
@@ -230,6 +247,9 @@ fn default_key_prefix() -> String {
 }
 fn default_ttl() -> String {
     "24h".into()
+}
+fn default_refresh_ttl() -> String {
+    "30days".into()
 }
 
 #[derive(Debug, Deserialize)]
@@ -264,6 +284,28 @@ pub struct RawClient {
     pub backchannel_logout_uri: Option<String>,
     #[serde(default)]
     pub backchannel_logout_session_required: bool,
+    /// The client's secret at the upstream, used only to revoke its tokens there (RFC 7009).
+    #[serde(default)]
+    pub client_secret: Option<String>,
+    /// How the gateway authenticates as this client at the revocation endpoint:
+    /// `client_secret_basic` (default with a secret), `client_secret_post`, or `none` (public client).
+    #[serde(default)]
+    pub revocation_auth: Option<String>,
+}
+
+/// `revocation`: revoke a logged-out session's tokens at the upstream (RFC 7009).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawRevocation {
+    /// 32 random bytes, base64: encrypts the tokens kept for revocation (AES-256-GCM), so the
+    /// store never holds a usable token.
+    pub encryption_key: String,
+    /// Per revocation call.
+    #[serde(default = "default_revocation_timeout")]
+    pub timeout: String,
+}
+fn default_revocation_timeout() -> String {
+    "5s".into()
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use url::Url;
 
-use super::raw::{RawBackchannel, RawClient, RawConfig, RawSessionStore, RawUpstream};
+use super::raw::{RawBackchannel, RawClient, RawConfig, RawRevocation, RawSessionStore, RawUpstream};
 use super::*;
 
 /// Collects problems while building the model.
@@ -107,8 +107,14 @@ pub(super) fn validate(raw: RawConfig, base: &Path) -> Result<Config, Vec<Proble
     let session_store = session_store(&mut v, raw.session_store);
     let mut clients = BTreeMap::new();
     for (id, c) in raw.clients {
-        let client = client(&mut v, &id, c);
+        let client = client(&mut v, &format!("clients.{id}"), &id, c);
         clients.insert(id, client);
+    }
+    let revocation = raw.revocation.map(|r| revocation(&mut v, r));
+    if revocation.is_none() {
+        if let Some(id) = clients.iter().find(|(_, c)| c.revocation.is_some()).map(|(id, _)| id) {
+            v.err(format!("clients.{id}.client_secret"), "revocation credentials need the revocation section");
+        }
     }
     let templates_dir = base.join(&raw.templates_dir);
     if !templates_dir.is_dir() {
@@ -151,6 +157,7 @@ pub(super) fn validate(raw: RawConfig, base: &Path) -> Result<Config, Vec<Proble
         clients,
         templates_dir,
         backchannel,
+        revocation,
         log,
         server,
     })
@@ -250,6 +257,8 @@ fn upstream(v: &mut V, raw: RawUpstream, base: &Path) -> Upstream {
     up.endpoints.token = path("token", raw.endpoints.token);
     up.endpoints.userinfo = path("userinfo", raw.endpoints.userinfo);
     up.endpoints.introspection = path("introspection", raw.endpoints.introspection);
+    up.endpoints.revocation = path("revocation", raw.endpoints.revocation);
+    up.endpoints.registration = path("registration", raw.endpoints.registration);
     match Url::parse(&raw.url) {
         Ok(u) if matches!(u.scheme(), "http" | "https") && u.host_str().is_some() => {
             if !u.username().is_empty() || u.password().is_some() {
@@ -380,14 +389,63 @@ fn session_store(v: &mut V, raw: RawSessionStore) -> SessionStore {
         key_prefix: raw.key_prefix,
         session_ttl: v.duration("session_store.session_ttl", &raw.session_ttl, Duration::from_secs(86400)),
         tombstone_ttl: v.duration("session_store.tombstone_ttl", &raw.tombstone_ttl, Duration::from_secs(86400)),
+        access_token_ttl: v.duration("session_store.access_token_ttl", &raw.access_token_ttl, Duration::from_secs(86400)),
+        refresh_token_ttl: v.duration(
+            "session_store.refresh_token_ttl",
+            &raw.refresh_token_ttl,
+            Duration::from_secs(30 * 86400),
+        ),
     }
 }
 
-fn client(v: &mut V, id: &str, raw: RawClient) -> Client {
-    let base = format!("clients.{id}");
+fn revocation(v: &mut V, raw: RawRevocation) -> Revocation {
+    use base64::Engine;
+    let key = base64::engine::general_purpose::STANDARD
+        .decode(raw.encryption_key.trim())
+        .or_else(|_| base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(raw.encryption_key.trim()))
+        .ok()
+        .filter(|k| k.len() == 32);
+    if key.is_none() {
+        v.err("revocation.encryption_key", "must be 32 random bytes in base64 (e.g. `openssl rand -base64 32`)");
+    }
+    Revocation {
+        encryption_key: TokenKey(key.unwrap_or_default()),
+        timeout: v.duration("revocation.timeout", &raw.timeout, Duration::from_secs(5)),
+    }
+}
+
+/// A client as a dynamic registration response describes it (RFC 7591 metadata), checked by
+/// the same rules as proxy.yaml's `clients` entries. Err: every problem, for the log.
+pub fn registered_client(id: &str, metadata: &serde_json::Value) -> Result<Client, Vec<String>> {
+    let s = |k: &str| metadata.get(k).and_then(|v| v.as_str()).map(String::from);
+    let b = |k: &str| metadata.get(k).and_then(|v| v.as_bool()).unwrap_or(false);
+    let raw = RawClient {
+        post_logout_redirect_uris: metadata
+            .get("post_logout_redirect_uris")
+            .and_then(|v| v.as_array())
+            .map(|a| a.iter().filter_map(|u| u.as_str().map(String::from)).collect())
+            .unwrap_or_default(),
+        default_post_logout_redirect_uri: None,
+        frontchannel_logout_uri: s("frontchannel_logout_uri"),
+        frontchannel_logout_session_required: b("frontchannel_logout_session_required"),
+        backchannel_logout_uri: s("backchannel_logout_uri"),
+        backchannel_logout_session_required: b("backchannel_logout_session_required"),
+        client_secret: None,
+        revocation_auth: None,
+    };
+    let mut v = V { problems: Vec::new() };
+    let client = client(&mut v, "registration", id, raw);
+    if v.problems.is_empty() {
+        Ok(client)
+    } else {
+        Err(v.problems.into_iter().map(|p| format!("{}: {}", p.path, p.message)).collect())
+    }
+}
+
+fn client(v: &mut V, base: &str, id: &str, raw: RawClient) -> Client {
     // client_id syntax: VSCHAR (RFC 6749 A.1), printable ASCII.
     if id.is_empty() || !id.bytes().all(|b| (0x20..=0x7e).contains(&b)) {
-        v.err(&base, "client_id must be printable ASCII (RFC 6749 VSCHAR)");
+        v.err(base, "client_id must be printable ASCII (RFC 6749 VSCHAR)");
     }
     for (i, u) in raw.post_logout_redirect_uris.iter().enumerate() {
         check_url(v, &format!("{base}.post_logout_redirect_uris[{i}]"), u, UrlRule::Redirect);
@@ -413,7 +471,30 @@ fn client(v: &mut V, id: &str, raw: RawClient) -> Client {
     } else if raw.backchannel_logout_session_required {
         v.err(format!("{base}.backchannel_logout_session_required"), "needs backchannel_logout_uri");
     }
+    let secret = raw.client_secret.filter(|s| !s.is_empty()).map(Secret::new);
+    let revocation = match (raw.revocation_auth.as_deref(), secret) {
+        (None, None) => None,
+        (None | Some("client_secret_basic"), Some(s)) => Some(RevocationAuth::Basic(s)),
+        (Some("client_secret_post"), Some(s)) => Some(RevocationAuth::Post(s)),
+        (Some("none"), None) => Some(RevocationAuth::Public),
+        (Some("none"), Some(_)) => {
+            v.err(format!("{base}.client_secret"), "a public client (revocation_auth: none) has no secret");
+            None
+        }
+        (Some("client_secret_basic" | "client_secret_post"), None) => {
+            v.err(format!("{base}.client_secret"), "needed by revocation_auth");
+            None
+        }
+        (Some(other), _) => {
+            v.err(
+                format!("{base}.revocation_auth"),
+                format!("must be client_secret_basic, client_secret_post or none (got {other:?})"),
+            );
+            None
+        }
+    };
     Client {
+        revocation,
         post_logout_redirect_uris: raw.post_logout_redirect_uris,
         default_post_logout_redirect_uri: raw.default_post_logout_redirect_uri,
         frontchannel_logout_uri: raw.frontchannel_logout_uri,

@@ -23,10 +23,12 @@ use sha2::{Digest, Sha256};
 use self::decide::{EndRequest, HintCheck, Next, Outcome, Plan, Policy, StoreAnswer};
 use self::params::LogoutParams;
 use crate::backchannel::Backchannel;
+use crate::clients::Clients;
 use crate::config::{Client, Config};
 use crate::metrics::Metrics;
 use crate::oidc::jwks::Jwks;
 use crate::render::{ErrorKind, Frame, Page, Pages};
+use crate::revoke::Revoker;
 use crate::session::{EndResult, SessionStore, SessionView};
 
 /// Name of the cookie that binds a confirmation page to the browser that saw it.
@@ -77,7 +79,9 @@ struct EndJson {
 
 /// Everything one logout needs; shared by all requests.
 pub struct Logout {
-    pub clients: BTreeMap<String, Client>,
+    pub clients: Arc<Clients>,
+    /// RFC 7009 revocation of ended sessions' tokens at the upstream; None: off.
+    pub revoker: Option<Arc<Revoker>>,
     pub issuer: String,
     pub policy: Policy,
     pub session_cookies: Vec<String>,
@@ -103,6 +107,8 @@ struct Participant<'a> {
 impl Logout {
     pub fn new(
         config: &Config,
+        clients: Arc<Clients>,
+        revoker: Option<Arc<Revoker>>,
         store: Arc<dyn SessionStore>,
         jwks: Arc<Jwks>,
         pages: Arc<Pages>,
@@ -110,7 +116,8 @@ impl Logout {
     ) -> Logout {
         let es = &config.end_session;
         Logout {
-            clients: config.clients.clone(),
+            clients,
+            revoker,
             issuer: config.issuer.clone(),
             policy: Policy {
                 require_hint: es.require_id_token_hint,
@@ -169,12 +176,23 @@ impl Logout {
         if let HintCheck::Invalid(why) = &hint {
             tracing::info!(reason = why, "id_token_hint refused");
         }
+        // The decision table is pure: hand it the (at most two) clients this request names.
+        let mut named = BTreeMap::new();
+        let hint_client_id = match &hint {
+            HintCheck::Valid(c) => Some(c.client_id.as_str()),
+            _ => None,
+        };
+        for id in [p.client_id.as_deref(), hint_client_id].into_iter().flatten() {
+            if let Some(c) = self.clients.get(id).await {
+                named.insert(id.to_string(), Client::clone(&c));
+            }
+        }
         let plan = decide::plan(
             &hint,
             p.client_id.as_deref(),
             p.post_logout_redirect_uri.as_deref(),
             p.state.as_deref(),
-            &self.clients,
+            &named,
             &self.policy,
         );
         let (hint_client, hint_sub) = match &hint {
@@ -341,7 +359,7 @@ impl Logout {
         let Some(v) = self.store.get_session(&sid).await? else {
             return Ok(HintCheck::Invalid("the access token's session is gone"));
         };
-        if !self.clients.contains_key(&client) {
+        if !self.clients.knows(&client).await {
             return Ok(HintCheck::Invalid("the access token's client is not configured"));
         }
         let client_sid = v.sid_for(&client).to_string();
@@ -465,21 +483,16 @@ impl Logout {
                 who.push(Participant { client_id: c, sid: sid.clone() });
             }
         }
-        let frames: Vec<Frame> = who
-            .iter()
-            .filter_map(|p| {
-                let client = self.clients.get(p.client_id)?;
-                let fc = client.frontchannel_logout_uri.as_deref()?;
-                let src = uri::frontchannel_url(
-                    fc,
-                    client.frontchannel_logout_session_required,
-                    &self.issuer,
-                    p.sid.as_deref(),
-                );
-                let origin = uri::origin(&src)?;
-                Some(Frame { src, origin })
-            })
-            .collect();
+        let mut frames: Vec<Frame> = Vec::new();
+        for p in &who {
+            let Some(client) = self.clients.get(p.client_id).await else { continue };
+            let Some(fc) = client.frontchannel_logout_uri.as_deref() else { continue };
+            let src =
+                uri::frontchannel_url(fc, client.frontchannel_logout_session_required, &self.issuer, p.sid.as_deref());
+            if let Some(origin) = uri::origin(&src) {
+                frames.push(Frame { src, origin });
+            }
+        }
         // The browser's OP cookies are refused from now on, bound to a learned session or not
         // (GW-02): the edge strips them at the authorization endpoint.
         let presented: Vec<String> = crate::learn::op_cookie_hashes(cookie, &self.session_cookies);
@@ -494,7 +507,7 @@ impl Logout {
             let pairs: Vec<(String, Option<String>)> =
                 s.clients.iter().map(|c| (c.clone(), Some(s.sid_for(c).to_string()))).collect();
             let sub = Some(s.sub.as_str()).filter(|x| !x.is_empty()).or(sub);
-            match self.backchannel.notices_for(&pairs, sub) {
+            match self.backchannel.notices_for(&pairs, sub).await {
                 Ok(n) => notices.extend(n),
                 Err(e) => {
                     tracing::warn!(error = %e, "logout tokens not signed");
@@ -504,7 +517,7 @@ impl Logout {
         }
         let extra: Vec<(String, Option<String>)> =
             initiator.iter().filter(|(c, _)| !sessions.iter().any(|s| s.clients.contains(c))).cloned().collect();
-        match self.backchannel.notices_for(&extra, sub) {
+        match self.backchannel.notices_for(&extra, sub).await {
             Ok(n) => notices.extend(n),
             Err(e) => {
                 tracing::warn!(error = %e, "logout tokens not signed");
@@ -514,6 +527,9 @@ impl Logout {
         if let Err(e) = self.backchannel.accept(notices).await {
             tracing::warn!(error = %e, "back-channel notices not accepted");
             return self.error(503, ErrorKind::Unavailable, Some(lang), "unavailable");
+        }
+        if let Some(r) = &self.revoker {
+            r.submit(sessions.iter().flat_map(|s| s.sealed.iter().cloned()).collect());
         }
         let headers = self.clear_op_cookies();
         let m = Metrics::get();

@@ -8,14 +8,13 @@
 //! `x5u`, `jwk` and `x5c` headers are never used; the kid is only a lookup key. Logout tokens
 //! (an `events` claim or `typ: logout+jwt`) and other typed JWTs are refused as hints.
 
-use std::collections::BTreeMap;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use jsonwebtoken::{Algorithm, Validation};
 use serde::Deserialize;
 
 use super::jwks::Jwks;
-use crate::config::Client;
+use crate::clients::Clients;
 use crate::logout::decide::{HintCheck, HintClaims};
 
 /// Leeway for `exp`, in seconds.
@@ -65,7 +64,7 @@ pub async fn check(
     token: &str,
     jwks: &Jwks,
     issuer: &str,
-    clients: &BTreeMap<String, Client>,
+    clients: &Clients,
 ) -> Result<HintCheck, KeysUnavailable> {
     if token.len() > MAX_HINT {
         return Ok(HintCheck::Invalid("too large"));
@@ -131,13 +130,19 @@ pub async fn check(
         (Audience::One(a), _) => Some(a.clone()),
         (Audience::Many(list), Some(azp)) if list.contains(azp) => Some(azp.clone()),
         (Audience::Many(list), None) => {
-            let known: Vec<_> = list.iter().filter(|a| clients.contains_key(*a)).collect();
+            let mut known = Vec::new();
+            for a in list.iter().take(8) {
+                if clients.knows(a).await {
+                    known.push(a);
+                }
+            }
             (known.len() == 1).then(|| known[0].clone())
         }
         _ => None,
     };
-    let Some(client_id) = client.filter(|c| clients.contains_key(c)) else {
-        return Ok(HintCheck::Invalid("audience is not a configured client"));
+    let client_id = match client {
+        Some(c) if clients.knows(&c).await => c,
+        _ => return Ok(HintCheck::Invalid("audience is not a configured client")),
     };
     if c.sub.is_empty() || c.sid.as_deref().is_some_and(|s| s.is_empty() || s.len() > 256) {
         return Ok(HintCheck::Invalid("sub or sid"));

@@ -65,6 +65,8 @@ pub struct EndpointPaths {
     pub token: Option<String>,
     pub userinfo: Option<String>,
     pub introspection: Option<String>,
+    pub revocation: Option<String>,
+    pub registration: Option<String>,
 }
 
 /// Why keys could not be fetched. Never contains a token.
@@ -168,9 +170,11 @@ impl Jwks {
         }
     }
 
-    async fn get_json(&self, url: &Url) -> Result<serde_json::Value, JwksError> {
+    /// A request for `url`, sent to the upstream (with the issuer's Host) when `url` is on the
+    /// issuer's origin.
+    fn request(&self, method: reqwest::Method, url: &Url) -> reqwest::RequestBuilder {
         let target = self.route(url);
-        let mut req = self.http.get(target.clone()).header("accept", "application/json");
+        let mut req = self.http.request(method, target.clone());
         if target != *url {
             // Ask the upstream as a browser would ask the gateway.
             if let Some(h) = self.issuer.host_str() {
@@ -182,6 +186,31 @@ impl Jwks {
             }
             req = req.header("x-forwarded-proto", self.issuer.scheme());
         }
+        req
+    }
+
+    /// POST a form to the upstream endpoint at `path` (on the issuer's origin); the status, or
+    /// why nothing was answered. Used for RFC 7009 revocation.
+    pub async fn post_form(
+        &self,
+        path: &str,
+        basic: Option<(&str, &str)>,
+        form: &[(&str, &str)],
+        timeout: Duration,
+    ) -> Result<u16, String> {
+        let mut url = self.issuer.clone();
+        url.set_path(path);
+        url.set_query(None);
+        let mut req = self.request(reqwest::Method::POST, &url).timeout(timeout).form(form);
+        if let Some((user, pass)) = basic {
+            req = req.basic_auth(user, Some(pass));
+        }
+        let resp = req.send().await.map_err(without_url)?;
+        Ok(resp.status().as_u16())
+    }
+
+    async fn get_json(&self, url: &Url) -> Result<serde_json::Value, JwksError> {
+        let req = self.request(reqwest::Method::GET, url).header("accept", "application/json");
         let fail = |e: String| JwksError::Fetch(url.to_string(), e);
         let resp = req.send().await.map_err(|e| fail(without_url(e)))?;
         if !resp.status().is_success() {
@@ -211,6 +240,8 @@ impl Jwks {
                     token: path("token_endpoint"),
                     userinfo: path("userinfo_endpoint"),
                     introspection: path("introspection_endpoint"),
+                    revocation: path("revocation_endpoint"),
+                    registration: path("registration_endpoint"),
                 }));
                 self.discovery.store(Arc::new(Some(doc.clone())));
                 Some(doc)

@@ -110,8 +110,10 @@ pub struct Ctx {
     start: Instant,
     /// The request was answered by the gateway itself (not counted as proxied).
     local: bool,
-    /// Set for token requests: the response is copied to learn the session.
-    token: Option<crate::learn::TokenObservation>,
+    /// Set for token and registration requests: the response is copied to learn from it.
+    observe: Option<crate::learn::Observation>,
+    /// A DELETE of a registered client (RFC 7592): forgotten when the upstream agrees.
+    delete_client: bool,
     /// OP session cookies of ended sessions: removed before the upstream, expired in the response.
     strip_cookies: Vec<String>,
     /// The request is for the authorization endpoint.
@@ -142,7 +144,8 @@ impl ProxyHttp for Gateway {
         Ctx {
             start: Instant::now(),
             local: false,
-            token: None,
+            observe: None,
+            delete_client: false,
             strip_cookies: Vec::new(),
             authorize: false,
             form_post: None,
@@ -162,12 +165,22 @@ impl ProxyHttp for Gateway {
         let path = session.req_header().uri.path().as_bytes();
         match route::classify(path, &self.end_session_paths) {
             Route::Proxy => {
+                use crate::learn::{Endpoint, Observation, Purpose};
                 let endpoint = self.learner.endpoint(session.req_header().uri.path());
-                if endpoint == crate::learn::Endpoint::Other {
-                    return Ok(false);
-                }
-                if endpoint == crate::learn::Endpoint::Token && session.req_header().method == http::Method::POST {
-                    ctx.token = Some(Default::default());
+                let method = &session.req_header().method;
+                match endpoint {
+                    Endpoint::Other => return Ok(false),
+                    Endpoint::Registration => {
+                        if method == http::Method::POST || method == http::Method::PUT {
+                            ctx.observe = Some(Observation::new(Purpose::Registration));
+                        }
+                        ctx.delete_client = method == http::Method::DELETE;
+                        return Ok(false);
+                    }
+                    Endpoint::Token if method == http::Method::POST => {
+                        ctx.observe = Some(Observation::new(Purpose::Token { code_hash: None, refresh_hash: None }));
+                    }
+                    _ => {}
                 }
                 ctx.authorize = endpoint == crate::learn::Endpoint::Authorization;
                 self.enforce(session, endpoint, ctx).await
@@ -216,8 +229,10 @@ impl ProxyHttp for Gateway {
                 let cookie = header_str(session.req_header(), http::header::COOKIE);
                 self.learner.on_authorization_response(&params, cookie.as_deref(), &set).await;
             }
-        } else if ctx.authorize && resp.status == http::StatusCode::OK {
+        } else if resp.status == http::StatusCode::OK && (ctx.authorize || self.sets_op_cookie(resp)) {
             // response_mode=form_post: the code travels in an HTML form; copy it (small, plain).
+            // Some OPs answer the login form's POST with it, on a path of their own, while
+            // setting their session cookie; hence either condition.
             let html = resp
                 .headers
                 .get(http::header::CONTENT_TYPE)
@@ -237,7 +252,11 @@ impl ProxyHttp for Gateway {
                 format!("{name}=; Path=/; Max-Age=0; Expires=Thu, 01 Jan 1970 00:00:00 GMT"),
             )?;
         }
-        if let Some(obs) = ctx.token.as_mut() {
+        if ctx.delete_client && resp.status.is_success() {
+            let req = session.req_header();
+            self.learner.on_client_deleted(req.uri.path(), req.uri.query());
+        }
+        if let Some(obs) = ctx.observe.as_mut() {
             if !resp.status.is_informational() {
                 let h = |n: http::HeaderName| resp.headers.get(n).and_then(|v| v.to_str().ok());
                 let (ct, ce) = (h(http::header::CONTENT_TYPE), h(http::header::CONTENT_ENCODING));
@@ -254,7 +273,7 @@ impl ProxyHttp for Gateway {
         end_of_stream: bool,
         ctx: &mut Ctx,
     ) -> Result<Option<std::time::Duration>> {
-        if let Some(obs) = ctx.token.as_mut() {
+        if let Some(obs) = ctx.observe.as_mut() {
             self.learner.on_body(obs, body.as_ref(), end_of_stream);
         }
         if let Some(fp) = ctx.form_post.as_mut() {
@@ -314,6 +333,16 @@ impl ProxyHttp for Gateway {
 }
 
 impl Gateway {
+    /// Whether the response sets one of the OP's session cookies (cheap when it sets none).
+    fn sets_op_cookie(&self, resp: &ResponseHeader) -> bool {
+        let names = &self.learner.session_cookies;
+        resp.headers.get_all(http::header::SET_COOKIE).iter().filter_map(|v| v.to_str().ok()).any(|v| {
+            v.split_once('=').is_some_and(|(name, value)| {
+                names.iter().any(|n| n == name.trim()) && !value.starts_with(';') && !value.is_empty()
+            })
+        })
+    }
+
     /// Refuse a token of an ended session at userinfo, introspection or the token endpoint.
     /// Form bodies are read with retry buffering on, so pingora replays them to the upstream
     /// when the request goes on (bodies over 64 KiB are not inspected). Ok(true): answered.
@@ -347,17 +376,19 @@ impl Gateway {
         } else {
             Vec::new()
         };
-        if let Some(obs) = ctx.token.as_mut() {
-            obs.code_hash = crate::learn::Learner::redeemed_code(&form);
+        let presented = self.learner.presented_token(endpoint, authorization.as_deref(), &form);
+        if let Some(crate::learn::Purpose::Token { code_hash, refresh_hash }) = ctx.observe.as_mut().map(|o| &mut o.purpose) {
+            *code_hash = crate::learn::Learner::redeemed_code(&form);
+            *refresh_hash = presented.as_deref().map(|t| crate::learn::token_hash(t.as_bytes()));
         }
-        let Some(token) = self.learner.presented_token(endpoint, authorization.as_deref(), &form) else {
+        let Some(token) = presented else {
             return Ok(false);
         };
         let Some((status, content_type, body, extra)) = self.learner.check(endpoint, &token).await else {
             return Ok(false);
         };
         ctx.local = true;
-        ctx.token = None;
+        ctx.observe = None;
         let mut h = ResponseHeader::build(status, Some(5))?;
         h.insert_header("content-type", content_type)?;
         h.insert_header("content-length", body.len().to_string())?;

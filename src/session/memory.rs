@@ -17,6 +17,7 @@ enum Entry {
         ended: bool,
         clients: Vec<String>,
         client_sids: BTreeMap<String, String>,
+        /// Encoded [`super::Token`]s.
         tokens: Vec<String>,
         cookies: Vec<String>,
     },
@@ -40,8 +41,10 @@ struct State {
     codes: HashMap<String, (Vec<String>, Instant)>,
     /// Cookie hash → primary sid.
     by_cookie: HashMap<String, String>,
-    /// Token hash → (primary sid, client).
-    by_token: HashMap<String, (String, String)>,
+    /// Token hash → (primary sid, client), with expiry.
+    by_token: HashMap<String, (String, String, Instant)>,
+    /// Clients learned from dynamic registration: client_id → metadata JSON.
+    registered: HashMap<String, String>,
 }
 
 #[derive(Debug)]
@@ -88,6 +91,7 @@ impl State {
             self.sessions.retain(|_, (_, exp)| *exp > now);
             self.pending.retain(|_, (_, exp)| *exp > now);
             self.revoked.retain(|_, exp| *exp > now);
+            self.by_token.retain(|_, (_, _, exp)| *exp > now);
         }
     }
 }
@@ -100,6 +104,7 @@ fn view(sid: &str, e: &Entry) -> Option<SessionView> {
             clients: clients.clone(),
             client_sids: client_sids.clone(),
             status: if *ended { "ended" } else { "active" },
+            sealed: Vec::new(),
         }),
         Entry::Alias(_) => None,
     }
@@ -131,10 +136,12 @@ impl SessionStore for MemoryStore {
             st.by_cookie.insert(ck.clone(), sid.clone());
         }
         let client = s.clients.first().cloned().unwrap_or_default();
-        for th in &s.token_hashes {
-            st.by_token.insert(th.clone(), (sid.clone(), client.clone()));
+        let now = super::unix_now();
+        for t in &s.tokens {
+            let exp = Instant::now() + Duration::from_secs(t.expires_at.saturating_sub(now));
+            st.by_token.insert(t.hash.clone(), (sid.clone(), client.clone(), exp));
         }
-        tokens.extend(s.token_hashes.iter().cloned());
+        tokens.extend(s.tokens.iter().map(super::Token::encode));
         let excess = tokens.len().saturating_sub(super::MAX_TOKENS);
         tokens.drain(..excess);
         union(&mut clients, &s.clients);
@@ -218,11 +225,12 @@ impl SessionStore for MemoryStore {
                 Ok(view(&p, &e).map_or(EndResult::Unknown, EndResult::AlreadyEnded))
             }
             Some((p, Entry::Session { sub, clients, client_sids, tokens, cookies, .. })) => {
-                for t in tokens.iter().chain(cookies.iter()) {
-                    st.revoked.insert(t.clone(), tomb);
+                let (marks, sealed) = super::revocations(&tokens, &cookies, self.ttls.tombstone, super::unix_now());
+                for (h, ttl) in marks {
+                    st.revoked.insert(h, Instant::now() + ttl);
                 }
                 let entry = Entry::Session { sub, ended: true, clients, client_sids, tokens, cookies };
-                let v = view(&p, &entry);
+                let v = view(&p, &entry).map(|v| SessionView { sealed, ..v });
                 st.sessions.insert(p, (entry, tomb));
                 Ok(v.map_or(EndResult::Unknown, EndResult::Ended))
             }
@@ -361,6 +369,20 @@ impl SessionStore for MemoryStore {
     }
 
     async fn session_by_token(&self, token_hash: &str) -> Result<Option<(String, String)>, StoreError> {
-        Ok(self.lock()?.by_token.get(token_hash).cloned())
+        let st = self.lock()?;
+        Ok(st.by_token.get(token_hash).filter(|(_, _, exp)| *exp > Instant::now()).map(|(s, c, _)| (s.clone(), c.clone())))
+    }
+
+    async fn registered_client(&self, client_id: &str) -> Result<Option<String>, StoreError> {
+        Ok(self.lock()?.registered.get(client_id).cloned())
+    }
+
+    async fn set_registered_client(&self, client_id: &str, metadata: Option<&str>) -> Result<(), StoreError> {
+        let mut st = self.lock()?;
+        match metadata {
+            Some(m) => st.registered.insert(client_id.to_string(), m.to_string()),
+            None => st.registered.remove(client_id),
+        };
+        Ok(())
     }
 }

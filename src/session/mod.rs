@@ -45,6 +45,10 @@ pub struct SessionView {
     pub client_sids: BTreeMap<String, String>,
     /// `active` or `ended`.
     pub status: &'static str,
+    /// Tokens sealed for revocation at the upstream (RFC 7009), handed out once by the logout
+    /// that ends the session; never shown.
+    #[serde(skip)]
+    pub sealed: Vec<String>,
 }
 
 impl SessionView {
@@ -84,14 +88,71 @@ pub struct NewSession {
     pub sub: String,
     pub clients: Vec<String>,
     pub client_sids: BTreeMap<String, String>,
-    /// SHA-256 (hex) of access and refresh tokens issued in this session; revoked at logout.
-    pub token_hashes: Vec<String>,
+    /// Access and refresh tokens issued in this session (hashed); revoked at logout.
+    pub tokens: Vec<Token>,
     /// SHA-256 (hex) of the OP session cookies bound to this session; found by, and revoked at logout.
     pub cookie_hashes: Vec<String>,
 }
 
 /// How many token hashes a session remembers (the newest).
 pub const MAX_TOKENS: usize = 64;
+
+/// A token issued in a session, as the store keeps it: never the token itself.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Token {
+    /// SHA-256 (hex) of the token.
+    pub hash: String,
+    /// Unix seconds when the token expires: refusing it after a logout matters until then.
+    pub expires_at: u64,
+    /// The token sealed for RFC 7009 revocation (see `revoke`), when its client is set up for it.
+    pub sealed: Option<String>,
+}
+
+impl Token {
+    /// `hash expires_at[ sealed]`: the form kept in the session (a list of strings).
+    pub fn encode(&self) -> String {
+        match &self.sealed {
+            Some(s) => format!("{} {} {s}", self.hash, self.expires_at),
+            None => format!("{} {}", self.hash, self.expires_at),
+        }
+    }
+
+    /// The inverse of [`Token::encode`]; a bare hash (sessions stored by older versions) has
+    /// no expiry (0) and is refused for `tombstone_ttl`.
+    pub fn decode(s: &str) -> Token {
+        let mut it = s.split(' ');
+        let hash = it.next().unwrap_or_default().to_string();
+        let expires_at = it.next().and_then(|e| e.parse().ok()).unwrap_or(0);
+        Token { hash, expires_at, sealed: it.next().map(String::from) }
+    }
+}
+
+/// What ending a session revokes: each token still valid and each cookie, with how long its
+/// revocation marker must live, and the sealed tokens for the upstream.
+pub(crate) fn revocations(
+    tokens: &[String],
+    cookies: &[String],
+    tombstone: Duration,
+    now: u64,
+) -> (Vec<(String, Duration)>, Vec<String>) {
+    let mut marks = Vec::new();
+    let mut sealed = Vec::new();
+    for t in tokens.iter().map(|t| Token::decode(t)) {
+        let ttl = if t.expires_at == 0 { tombstone } else { Duration::from_secs(t.expires_at.saturating_sub(now)) };
+        if ttl.is_zero() {
+            continue; // expired: the upstream refuses it by itself
+        }
+        marks.push((t.hash, ttl));
+        sealed.extend(t.sealed);
+    }
+    marks.extend(cookies.iter().map(|c| (c.clone(), tombstone)));
+    (marks, sealed)
+}
+
+/// Unix seconds.
+pub(crate) fn unix_now() -> u64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
+}
 
 #[async_trait]
 pub trait SessionStore: Send + Sync {
@@ -134,6 +195,12 @@ pub trait SessionStore: Send + Sync {
 
     /// Take (once) the cookies bound to a code.
     async fn take_code(&self, code_hash: &str) -> Result<Vec<String>, StoreError>;
+
+    /// A client learned from dynamic registration (JSON metadata), or None.
+    async fn registered_client(&self, client_id: &str) -> Result<Option<String>, StoreError>;
+
+    /// Remember (Some) or forget (None) a client learned from dynamic registration.
+    async fn set_registered_client(&self, client_id: &str, metadata: Option<&str>) -> Result<(), StoreError>;
 
     /// The (primary sid, client) an access or refresh token (by hash) was issued in.
     async fn session_by_token(&self, token_hash: &str) -> Result<Option<(String, String)>, StoreError>;

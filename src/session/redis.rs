@@ -219,17 +219,21 @@ impl RedisStore {
         pipe.cmd("XDEL").arg(self.queue_key()).arg(id).ignore()
     }
 
-    /// Revocation markers for `hashes` (one pipeline; nothing when empty).
-    async fn revoke_with(&self, c: &mut ConnectionManager, hashes: &[String]) -> Result<(), StoreError> {
-        if hashes.is_empty() {
+    /// Revocation markers, each living as long as its token would (one pipeline; nothing when empty).
+    async fn revoke_with(&self, c: &mut ConnectionManager, marks: &[(String, Duration)]) -> Result<(), StoreError> {
+        if marks.is_empty() {
             return Ok(());
         }
-        let ttl = self.ttls.tombstone.as_secs().max(1);
         let mut pipe = redis::pipe();
-        for h in hashes {
-            pipe.cmd("SET").arg(self.revoked_key(h)).arg(1).arg("EX").arg(ttl).ignore();
+        for (h, ttl) in marks {
+            pipe.cmd("SET").arg(self.revoked_key(h)).arg(1).arg("EX").arg(ttl.as_secs().max(1)).ignore();
         }
         pipe.query_async::<()>(c).await.map_err(redis_err)
+    }
+
+    /// Clients learned from dynamic registration: one hash, client_id → metadata JSON.
+    fn clients_key(&self) -> String {
+        format!("{}clients", self.prefix)
     }
 
     async fn ensure_group(&self, c: &mut ConnectionManager) -> Result<(), StoreError> {
@@ -304,6 +308,7 @@ fn view_of(sid: &str, h: &BTreeMap<String, String>) -> Option<SessionView> {
         clients: h.get("cl").and_then(|j| serde_json::from_str(j).ok()).unwrap_or_default(),
         client_sids: h.get("cs").and_then(|j| serde_json::from_str(j).ok()).unwrap_or_default(),
         status: if h.get("st").map(String::as_str) == Some("e") { "ended" } else { "active" },
+        sealed: Vec::new(),
     })
 }
 
@@ -314,6 +319,7 @@ fn view_from_reply(sid: &str, r: &[String]) -> SessionView {
         clients: r.get(2).and_then(|j| serde_json::from_str(j).ok()).unwrap_or_default(),
         client_sids: r.get(3).and_then(|j| serde_json::from_str(j).ok()).unwrap_or_default(),
         status: "ended",
+        sealed: Vec::new(),
     }
 }
 
@@ -371,7 +377,8 @@ impl SessionStore for RedisStore {
             let mut c = self.conn().await?;
             let clients = serde_json::to_string(&s.clients).map_err(|_| bad_reply("put"))?;
             let csids = serde_json::to_string(&s.client_sids).map_err(|_| bad_reply("put"))?;
-            let tokens = serde_json::to_string(&s.token_hashes).map_err(|_| bad_reply("put"))?;
+            let encoded: Vec<String> = s.tokens.iter().map(super::Token::encode).collect();
+            let tokens = serde_json::to_string(&encoded).map_err(|_| bad_reply("put"))?;
             let cookies = serde_json::to_string(&s.cookie_hashes).map_err(|_| bad_reply("put"))?;
             let mut sid = s.sid.clone();
             let mut reply: Vec<String> = Vec::new();
@@ -415,8 +422,10 @@ impl SessionStore for RedisStore {
             }
             // Token hash -> "sid client" (for end_session with an access token as hint).
             let client = s.clients.first().cloned().unwrap_or_default();
-            for th in &s.token_hashes {
-                pipe.cmd("SET").arg(self.token_key(th)).arg(format!("{sid} {client}")).arg("EX").arg(ttl).ignore();
+            let now = now();
+            for t in &s.tokens {
+                let token_ttl = t.expires_at.saturating_sub(now).max(1);
+                pipe.cmd("SET").arg(self.token_key(&t.hash)).arg(format!("{sid} {client}")).arg("EX").arg(token_ttl).ignore();
             }
             let uk = self.sub_key(&s.sub);
             pipe.cmd("SADD").arg(&uk).arg(&sid).ignore();
@@ -428,6 +437,7 @@ impl SessionStore for RedisStore {
                 clients: reply.get(1).and_then(|j| serde_json::from_str(j).ok()).unwrap_or_default(),
                 client_sids: reply.get(2).and_then(|j| serde_json::from_str(j).ok()).unwrap_or_default(),
                 status: "active",
+                sealed: Vec::new(),
             }))
         })
         .await
@@ -483,14 +493,17 @@ impl SessionStore for RedisStore {
             }
             // The session's tokens become refusable at the edge (their own keys: one pipeline,
             // and only when the session had tokens).
+            let mut sealed = Vec::new();
             if matches!(r.first().map(String::as_str), Some("ended" | "already")) {
-                let mut hashes: Vec<String> = r.get(4).and_then(|j| serde_json::from_str(j).ok()).unwrap_or_default();
+                let tokens: Vec<String> = r.get(4).and_then(|j| serde_json::from_str(j).ok()).unwrap_or_default();
                 let cookies: Vec<String> = r.get(5).and_then(|j| serde_json::from_str(j).ok()).unwrap_or_default();
-                hashes.extend(cookies);
-                self.revoke_with(&mut c, &hashes).await?;
+                let (marks, s) = super::revocations(&tokens, &cookies, self.ttls.tombstone, now());
+                self.revoke_with(&mut c, &marks).await?;
+                sealed = s;
             }
             Ok(match r.first().map(String::as_str) {
-                Some("ended") => EndResult::Ended(view_from_reply(&primary, &r)),
+                // Only the call that ended the session hands out the sealed tokens.
+                Some("ended") => EndResult::Ended(SessionView { sealed, ..view_from_reply(&primary, &r) }),
                 Some("already") => EndResult::AlreadyEnded(view_from_reply(&primary, &r)),
                 Some("recorded") => EndResult::Recorded,
                 Some("unknown") => EndResult::Unknown,
@@ -744,7 +757,8 @@ impl SessionStore for RedisStore {
     async fn revoke_hashes(&self, hashes: &[String]) -> Result<(), StoreError> {
         timed("revoke", self.deadline(), async {
             let mut c = self.conn().await?;
-            self.revoke_with(&mut c, hashes).await
+            let marks: Vec<(String, Duration)> = hashes.iter().map(|h| (h.clone(), self.ttls.tombstone)).collect();
+            self.revoke_with(&mut c, &marks).await
         })
         .await
     }
@@ -755,6 +769,34 @@ impl SessionStore for RedisStore {
             let v: Option<String> =
                 redis::cmd("GET").arg(self.token_key(token_hash)).query_async(&mut c).await.map_err(redis_err)?;
             Ok(v.and_then(|v| v.split_once(' ').map(|(s, c)| (s.to_string(), c.to_string()))))
+        })
+        .await
+    }
+
+    async fn registered_client(&self, client_id: &str) -> Result<Option<String>, StoreError> {
+        timed("client", self.deadline(), async {
+            let mut c = self.conn().await?;
+            redis::cmd("HGET").arg(self.clients_key()).arg(client_id).query_async(&mut c).await.map_err(redis_err)
+        })
+        .await
+    }
+
+    async fn set_registered_client(&self, client_id: &str, metadata: Option<&str>) -> Result<(), StoreError> {
+        timed("client", self.deadline(), async {
+            let mut c = self.conn().await?;
+            let cmd = match metadata {
+                Some(m) => {
+                    let mut cmd = redis::cmd("HSET");
+                    cmd.arg(self.clients_key()).arg(client_id).arg(m);
+                    cmd
+                }
+                None => {
+                    let mut cmd = redis::cmd("HDEL");
+                    cmd.arg(self.clients_key()).arg(client_id);
+                    cmd
+                }
+            };
+            cmd.query_async::<i64>(&mut c).await.map(|_| ()).map_err(redis_err)
         })
         .await
     }
