@@ -26,12 +26,15 @@ const CACHE_MAX: usize = 10_000;
 /// Largest registration metadata document that is learned.
 pub const MAX_METADATA: usize = 64 * 1024;
 
+/// A learned client (or the knowledge that there is none) and when it was looked up.
+type Cached = (Option<Arc<Client>>, Instant);
+
 pub struct Clients {
     configured: BTreeMap<String, Arc<Client>>,
     /// A learned client with a back-channel URI was seen (then logout tokens must be signable).
     learned_backchannel: std::sync::atomic::AtomicBool,
     /// client_id → (learned client or None, when looked up).
-    cache: Mutex<HashMap<String, (Option<Arc<Client>>, Instant)>>,
+    cache: Mutex<HashMap<String, Cached>>,
     store: Arc<dyn SessionStore>,
 }
 

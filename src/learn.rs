@@ -138,9 +138,10 @@ impl Learner {
             Endpoint::Userinfo
         } else if is(&self.endpoints.introspection, &learned.introspection) {
             Endpoint::Introspection
-        } else if self.registration_path().is_some_and(|r| {
-            path.strip_prefix(r.as_str()).is_some_and(|rest| rest.is_empty() || rest.starts_with('/'))
-        }) {
+        } else if self
+            .registration_path()
+            .is_some_and(|r| path.strip_prefix(r.as_str()).is_some_and(|rest| rest.is_empty() || rest.starts_with('/')))
+        {
             Endpoint::Registration
         } else {
             Endpoint::Other

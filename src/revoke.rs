@@ -38,40 +38,21 @@ struct Sealed {
     t: String,
 }
 
-pub struct Revoker {
+/// AES-256-GCM sealing of tokens: a random nonce per token, the nonce sent along.
+pub struct Sealer {
     key: LessSafeKey,
-    timeout: Duration,
-    clients: Arc<Clients>,
-    jwks: Arc<Jwks>,
-    /// `upstream.endpoints.revocation`; None: discovery's `revocation_endpoint`.
-    configured_path: Option<String>,
 }
 
-impl Revoker {
-    pub fn new(
-        config: &Revocation,
-        endpoints: &EndpointPaths,
-        clients: Arc<Clients>,
-        jwks: Arc<Jwks>,
-    ) -> Result<Arc<Revoker>, String> {
-        let key = UnboundKey::new(&AES_256_GCM, &config.encryption_key.0)
-            .map_err(|_| "revocation.encryption_key: not an AES-256 key".to_string())?;
-        Ok(Arc::new(Revoker {
-            key: LessSafeKey::new(key),
-            timeout: config.timeout,
-            clients,
-            jwks,
-            configured_path: endpoints.revocation.clone(),
-        }))
+impl Sealer {
+    pub fn new(key: &[u8]) -> Result<Sealer, String> {
+        let key = UnboundKey::new(&AES_256_GCM, key).map_err(|_| "not an AES-256 key".to_string())?;
+        Ok(Sealer { key: LessSafeKey::new(key) })
     }
 
-    /// Seal `token` (of kind `hint`) for later revocation, when `client` is set up for it.
-    pub fn seal(&self, client: &str, hint: &str, token: &str) -> Option<String> {
-        self.clients.configured_client(client)?.revocation.as_ref()?;
-        let plain = serde_json::to_vec(&Sealed { c: client.into(), h: hint.into(), t: token.into() }).ok()?;
+    fn seal(&self, client: &str, hint: &str, token: &str) -> Option<String> {
+        let mut buf = serde_json::to_vec(&Sealed { c: client.into(), h: hint.into(), t: token.into() }).ok()?;
         let mut nonce = [0u8; NONCE_LEN];
         aws_lc_rs::rand::fill(&mut nonce).ok()?;
-        let mut buf = plain;
         self.key.seal_in_place_append_tag(Nonce::assume_unique_for_key(nonce), Aad::from(AAD), &mut buf).ok()?;
         let mut out = nonce.to_vec();
         out.extend_from_slice(&buf);
@@ -89,6 +70,39 @@ impl Revoker {
         let plain = self.key.open_in_place(nonce, Aad::from(AAD), &mut buf).ok()?;
         serde_json::from_slice(plain).ok()
     }
+}
+
+pub struct Revoker {
+    sealer: Sealer,
+    timeout: Duration,
+    clients: Arc<Clients>,
+    jwks: Arc<Jwks>,
+    /// `upstream.endpoints.revocation`; None: discovery's `revocation_endpoint`.
+    configured_path: Option<String>,
+}
+
+impl Revoker {
+    pub fn new(
+        config: &Revocation,
+        endpoints: &EndpointPaths,
+        clients: Arc<Clients>,
+        jwks: Arc<Jwks>,
+    ) -> Result<Arc<Revoker>, String> {
+        let sealer = Sealer::new(&config.encryption_key.0).map_err(|e| format!("revocation.encryption_key: {e}"))?;
+        Ok(Arc::new(Revoker {
+            sealer,
+            timeout: config.timeout,
+            clients,
+            jwks,
+            configured_path: endpoints.revocation.clone(),
+        }))
+    }
+
+    /// Seal `token` (of kind `hint`) for later revocation, when `client` is set up for it.
+    pub fn seal(&self, client: &str, hint: &str, token: &str) -> Option<String> {
+        self.clients.configured_client(client)?.revocation.as_ref()?;
+        self.sealer.seal(client, hint, token)
+    }
 
     /// Revoke these sealed tokens at the upstream, in the background.
     pub fn submit(self: &Arc<Self>, sealed: Vec<String>) {
@@ -105,7 +119,7 @@ impl Revoker {
 
     async fn revoke(&self, sealed: &str) {
         let m = Metrics::get();
-        let Some(t) = self.open(sealed) else {
+        let Some(t) = self.sealer.open(sealed) else {
             // Sealed under another key (rotated) or damaged: nothing to do with it.
             m.upstream_revocations.with_label_values(&["unreadable"]).inc();
             return tracing::warn!("a sealed token could not be opened (encryption key changed?)");
@@ -155,5 +169,26 @@ impl Revoker {
                 }
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sealed_tokens_open_only_with_their_key_and_unaltered() {
+        let s = Sealer::new(&[7u8; 32]).unwrap();
+        let sealed = s.seal("rp 1", "refresh_token", "rt-secret").unwrap();
+        assert!(!sealed.contains("rt-secret") && !sealed.contains(' '));
+        let t = s.open(&sealed).unwrap();
+        assert_eq!((t.c.as_str(), t.h.as_str(), t.t.as_str()), ("rp 1", "refresh_token", "rt-secret"));
+        assert_ne!(sealed, s.seal("rp 1", "refresh_token", "rt-secret").unwrap(), "a fresh nonce each time");
+        assert!(Sealer::new(&[8u8; 32]).unwrap().open(&sealed).is_none(), "another key");
+        let mut raw = B64.decode(&sealed).unwrap();
+        raw[NONCE_LEN + 1] ^= 1;
+        assert!(s.open(&B64.encode(raw)).is_none(), "tampered");
+        assert!(s.open("").is_none() && s.open("!!").is_none());
+        assert!(Sealer::new(&[0u8; 16]).is_err());
     }
 }

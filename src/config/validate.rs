@@ -389,7 +389,11 @@ fn session_store(v: &mut V, raw: RawSessionStore) -> SessionStore {
         key_prefix: raw.key_prefix,
         session_ttl: v.duration("session_store.session_ttl", &raw.session_ttl, Duration::from_secs(86400)),
         tombstone_ttl: v.duration("session_store.tombstone_ttl", &raw.tombstone_ttl, Duration::from_secs(86400)),
-        access_token_ttl: v.duration("session_store.access_token_ttl", &raw.access_token_ttl, Duration::from_secs(86400)),
+        access_token_ttl: v.duration(
+            "session_store.access_token_ttl",
+            &raw.access_token_ttl,
+            Duration::from_secs(86400),
+        ),
         refresh_token_ttl: v.duration(
             "session_store.refresh_token_ttl",
             &raw.refresh_token_ttl,
@@ -588,6 +592,62 @@ mod tests {
         assert!(!problems_for(UrlRule::Fetch, "com.example.app:/fc").is_empty());
         assert!(!problems_for(UrlRule::Fetch, "https://a.example/fc#x").is_empty());
         assert!(problems_for(UrlRule::Fetch, "https://a.example/fc?tenant=t1").is_empty());
+    }
+
+    fn load(extra: &str) -> Result<Config, Vec<String>> {
+        let text = format!(
+            "upstream:\n  url: \"http://127.0.0.1:3000\"\nissuer: \"http://127.0.0.1:8080\"\n\
+             session_store:\n  backend: memory\ntemplates_dir: \".\"\n{extra}"
+        );
+        super::super::load_str(&text, Path::new("."), &|_| None)
+            .map_err(|p| p.0.into_iter().map(|p| format!("{}: {}", p.path, p.message)).collect())
+    }
+
+    #[test]
+    fn revocation_needs_a_key_and_consistent_client_credentials() {
+        let key = "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=";
+        let ok = load(&format!(
+            "revocation:\n  encryption_key: \"{key}\"\nclients:\n  a:\n    client_secret: \"s\"\n  \
+             b:\n    client_secret: \"s\"\n    revocation_auth: client_secret_post\n  c:\n    revocation_auth: none\n"
+        ))
+        .unwrap();
+        assert_eq!(ok.clients["a"].revocation, Some(RevocationAuth::Basic(Secret::new("s"))));
+        assert_eq!(ok.clients["b"].revocation, Some(RevocationAuth::Post(Secret::new("s"))));
+        assert_eq!(ok.clients["c"].revocation, Some(RevocationAuth::Public));
+        assert!(!format!("{ok:?}").contains(key), "the key never prints");
+        let errs = load("revocation:\n  encryption_key: \"c2hvcnQ=\"\n").unwrap_err();
+        assert!(errs.iter().any(|e| e.starts_with("revocation.encryption_key: must be 32")), "{errs:?}");
+        let errs = load("clients:\n  a:\n    client_secret: \"s\"\n").unwrap_err();
+        assert!(errs.iter().any(|e| e.starts_with("clients.a.client_secret: revocation credentials need")), "{errs:?}");
+        let errs = load(&format!(
+            "revocation:\n  encryption_key: \"{key}\"\nclients:\n  a:\n    revocation_auth: client_secret_jwt\n  \
+             b:\n    revocation_auth: client_secret_basic\n"
+        ))
+        .unwrap_err();
+        assert!(errs.iter().any(|e| e.starts_with("clients.a.revocation_auth: must be")), "{errs:?}");
+        assert!(errs.iter().any(|e| e.starts_with("clients.b.client_secret: needed")), "{errs:?}");
+    }
+
+    #[test]
+    fn token_lifetimes_default_and_parse() {
+        let c = load("").unwrap();
+        assert_eq!(c.session_store.access_token_ttl, Duration::from_secs(86400));
+        assert_eq!(c.session_store.refresh_token_ttl, Duration::from_secs(30 * 86400));
+    }
+
+    #[test]
+    fn registered_clients_follow_the_client_rules() {
+        let ok = registered_client(
+            "d",
+            &serde_json::json!({"post_logout_redirect_uris": ["https://d.example/bye"],
+            "frontchannel_logout_uri": "https://d.example/fc", "frontchannel_logout_session_required": true}),
+        )
+        .unwrap();
+        assert_eq!(ok.frontchannel_logout_uri.as_deref(), Some("https://d.example/fc"));
+        assert!(ok.revocation.is_none());
+        let bad = registered_client("d", &serde_json::json!({"frontchannel_logout_uri": "javascript:x"})).unwrap_err();
+        assert!(bad[0].starts_with("registration.frontchannel_logout_uri"), "{bad:?}");
+        assert!(registered_client("d\n", &serde_json::json!({})).is_err(), "client_id must be VSCHAR");
     }
 
     #[test]

@@ -60,12 +60,7 @@ fn now() -> u64 {
 }
 
 /// Validate `token` against the upstream keys. Invalid hints are a verdict, not an error.
-pub async fn check(
-    token: &str,
-    jwks: &Jwks,
-    issuer: &str,
-    clients: &Clients,
-) -> Result<HintCheck, KeysUnavailable> {
+pub async fn check(token: &str, jwks: &Jwks, issuer: &str, clients: &Clients) -> Result<HintCheck, KeysUnavailable> {
     if token.len() > MAX_HINT {
         return Ok(HintCheck::Invalid("too large"));
     }

@@ -377,7 +377,9 @@ impl Gateway {
             Vec::new()
         };
         let presented = self.learner.presented_token(endpoint, authorization.as_deref(), &form);
-        if let Some(crate::learn::Purpose::Token { code_hash, refresh_hash }) = ctx.observe.as_mut().map(|o| &mut o.purpose) {
+        if let Some(crate::learn::Purpose::Token { code_hash, refresh_hash }) =
+            ctx.observe.as_mut().map(|o| &mut o.purpose)
+        {
             *code_hash = crate::learn::Learner::redeemed_code(&form);
             *refresh_hash = presented.as_deref().map(|t| crate::learn::token_hash(t.as_bytes()));
         }

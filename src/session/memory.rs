@@ -370,7 +370,11 @@ impl SessionStore for MemoryStore {
 
     async fn session_by_token(&self, token_hash: &str) -> Result<Option<(String, String)>, StoreError> {
         let st = self.lock()?;
-        Ok(st.by_token.get(token_hash).filter(|(_, _, exp)| *exp > Instant::now()).map(|(s, c, _)| (s.clone(), c.clone())))
+        Ok(st
+            .by_token
+            .get(token_hash)
+            .filter(|(_, _, exp)| *exp > Instant::now())
+            .map(|(s, c, _)| (s.clone(), c.clone())))
     }
 
     async fn registered_client(&self, client_id: &str) -> Result<Option<String>, StoreError> {

@@ -425,7 +425,12 @@ impl SessionStore for RedisStore {
             let now = now();
             for t in &s.tokens {
                 let token_ttl = t.expires_at.saturating_sub(now).max(1);
-                pipe.cmd("SET").arg(self.token_key(&t.hash)).arg(format!("{sid} {client}")).arg("EX").arg(token_ttl).ignore();
+                pipe.cmd("SET")
+                    .arg(self.token_key(&t.hash))
+                    .arg(format!("{sid} {client}"))
+                    .arg("EX")
+                    .arg(token_ttl)
+                    .ignore();
             }
             let uk = self.sub_key(&s.sub);
             pipe.cmd("SADD").arg(&uk).arg(&sid).ignore();

@@ -100,6 +100,10 @@ pub struct GatewayOpts {
     pub admin_extra: String,
     /// Lines added under `end_session:` (indented by two spaces).
     pub end_session_extra: String,
+    /// The issuer; None: the gateway's own origin.
+    pub issuer: Option<String>,
+    /// Lines added under `session_store:` (indented by two spaces).
+    pub store_extra: String,
     /// Extra YAML appended at the top level.
     pub extra: String,
 }
@@ -130,6 +134,8 @@ impl GatewayOpts {
             clients: CLIENTS.to_string(),
             admin_extra: String::new(),
             end_session_extra: String::new(),
+            store_extra: String::new(),
+            issuer: None,
             extra: String::new(),
         }
     }
@@ -143,9 +149,9 @@ impl GatewayOpts {
         format!(
             "listen: \"127.0.0.1:{listen}\"\nadmin:\n  listen: \"127.0.0.1:{admin}\"\n{ae}\
              upstream:\n  url: \"{up}\"\n  connect_timeout: {ct}\n  read_timeout: {rt}\n  trust_forwarded_headers: {tf}\n  session_cookies: [\"op_session\"]\n{ca}\
-             issuer: \"http://127.0.0.1:{listen}\"\n\
+             issuer: \"{iss}\"\n\
              end_session:\n  paths: [\"/session/end\", \"/oxauth/restv1/end_session\"]\n{es}\
-             session_store:\n{store}\
+             session_store:\n{store}{se}\
              templates_dir: \"{tpl}\"\n\
              log:\n  level: \"info,pingora_proxy=error\"\n\
              server:\n  threads: 2\n  grace_period: 1s\n  shutdown_timeout: 1s\n{clients}{extra}",
@@ -154,6 +160,8 @@ impl GatewayOpts {
             rt = self.read_timeout,
             tf = self.trust_forwarded_headers,
             es = self.end_session_extra,
+            se = self.store_extra,
+            iss = self.issuer.clone().unwrap_or_else(|| format!("http://127.0.0.1:{listen}")),
             clients = self.clients,
             ae = self.admin_extra.replace("admin:\n", ""),
             tpl = templates_dir().display(),

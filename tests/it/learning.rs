@@ -398,3 +398,36 @@ fn end_session_with_an_access_token_when_switched_on() {
         assert_eq!(r.status(), 400);
     }
 }
+
+#[test]
+fn a_form_post_page_from_the_login_form_itself_binds_its_code() {
+    let e = env();
+    wait_for_discovery(&e);
+    // Some OPs answer the login POST with the form_post page (not from the authorization
+    // endpoint); it sets the OP cookie, so the gateway reads it.
+    let r = client()
+        .post(e.gw.url("/login?form_post=1"))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body("user=fpl&code=fpl_1")
+        .send()
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let cookie = r.headers()["set-cookie"].to_str().unwrap().split(';').next().unwrap().to_string();
+    assert!(r.text().unwrap().contains("value=\"fpl_1\""));
+    // The binding is made as the page's last byte passes (a body filter cannot wait for the
+    // store), so the RP may redeem first: redeem until the cookie is bound to the session.
+    let key = format!("lgw:o:{{{}}}", logout_gateway::learn::token_hash(b"S-fpl"));
+    let port = e.redis_port().unwrap().to_string();
+    eventually("code bound and redeemed", Duration::from_secs(10), || {
+        assert_eq!(token(&e, "fpl_1", "").status(), 200);
+        let out = std::process::Command::new("redis-cli").args(["-p", &port, "GET", &key]).output().ok()?;
+        (String::from_utf8_lossy(&out.stdout).trim() == "sid-fpl_1").then_some(())
+    });
+    let page = client().get(e.gw.url("/session/end")).header("cookie", &cookie).send().unwrap();
+    assert_eq!(confirm_with(&e, page, &cookie).status(), 200);
+    assert_eq!(
+        e.status("sid-fpl_1").as_deref(),
+        Some("ended"),
+        "found by the OP cookie the form_post code was bound to"
+    );
+}

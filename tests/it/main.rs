@@ -12,6 +12,8 @@ mod cli;
 mod learning;
 mod logout;
 mod passthrough;
+mod registration;
+mod revocation;
 mod routing;
 mod sessions_api;
 

@@ -109,6 +109,8 @@ async fn handle(
             "token_endpoint": format!("{proto}://{host}/token"),
             "userinfo_endpoint": format!("{proto}://{host}/userinfo"),
             "introspection_endpoint": format!("{proto}://{host}/introspect"),
+            "revocation_endpoint": format!("{proto}://{host}/revoke"),
+            "registration_endpoint": format!("{proto}://{host}/reg"),
         });
         Response::builder().header("content-type", "application/json").body(full(doc.to_string()))
     } else if path == "/token" && s.method == "POST" {
@@ -118,6 +120,20 @@ async fn handle(
         let get = |k: &str| form.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone()).unwrap_or_default();
         let (code, client) = (get("code"), get("client_id"));
         let client = if client.is_empty() { "rp-c".to_string() } else { client };
+        let lifetime =
+            |k: &str| target.split(&format!("{k}=")).nth(1).and_then(|v| v.split('&').next()?.parse::<u64>().ok());
+        if get("grant_type") == "refresh_token" {
+            // Like many OPs: a refresh answers new tokens without an ID token.
+            let rt = get("refresh_token");
+            let json = serde_json::json!({
+                "access_token": format!("at2-{rt}"), "refresh_token": format!("rt2-{rt}"),
+                "token_type": "Bearer", "expires_in": 3600,
+            });
+            return Ok(Response::builder()
+                .header("content-type", "application/json")
+                .body(full(json.to_string()))
+                .unwrap());
+        }
         let iss = format!("http://{}", s.header("host").unwrap_or("localhost"));
         // Codes "user_n" belong to "U-user"; other codes are their own user.
         let user = code.split('_').next().unwrap_or(&code).to_string();
@@ -128,11 +144,14 @@ async fn handle(
             Some(&format!("sid-{code}")),
             3600,
         ));
-        let json = serde_json::json!({
+        let mut json = serde_json::json!({
             "access_token": format!("at-{code}"), "refresh_token": format!("rt-{code}"),
-            "token_type": "Bearer", "expires_in": 3600, "id_token": id_token,
-        })
-        .to_string();
+            "token_type": "Bearer", "expires_in": lifetime("expires_in").unwrap_or(3600), "id_token": id_token,
+        });
+        if let Some(r) = lifetime("refresh_expires_in") {
+            json["refresh_expires_in"] = r.into();
+        }
+        let json = json.to_string();
         let b = Response::builder()
             .header("content-type", "application/json;charset=UTF-8")
             .header("cache-control", "no-store");
@@ -144,10 +163,40 @@ async fn handle(
         } else {
             b.body(full(json))
         }
+    } else if path == "/revoke" && s.method == "POST" {
+        Response::builder().status(200).body(full(Bytes::new()))
+    } else if path == "/reg" && s.method == "POST" {
+        // Dynamic registration: the metadata echoed with a client_id (the client_name) and a secret.
+        let mut m: serde_json::Value = serde_json::from_str(&s.body).unwrap_or_default();
+        let id = m["client_name"].as_str().unwrap_or("dyn").to_string();
+        m["client_id"] = id.into();
+        m["client_secret"] = "registered-secret".into();
+        Response::builder().status(201).header("content-type", "application/json").body(full(m.to_string()))
+    } else if let Some(id) = path.strip_prefix("/reg/") {
+        if s.method == "DELETE" {
+            Response::builder().status(204).body(full(Bytes::new()))
+        } else {
+            let mut m: serde_json::Value = serde_json::from_str(&s.body).unwrap_or_default();
+            m["client_id"] = id.into();
+            Response::builder().status(200).header("content-type", "application/json").body(full(m.to_string()))
+        }
     } else if path == "/login" && s.method == "POST" {
-        // The OP's login form: sets its session cookie and redirects to the RP with a code.
+        // The OP's login form: sets its session cookie and redirects to the RP with a code (or,
+        // with ?form_post=1, answers the form_post page itself, as some OPs do).
         let form: Vec<(String, String)> = url::form_urlencoded::parse(s.body.as_bytes()).into_owned().collect();
         let get = |k: &str| form.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone()).unwrap_or_default();
+        if target.contains("form_post=1") {
+            let html = format!(
+                "<html><body><form method=\"post\" action=\"https://c.example.com/cb\">\
+                 <input type=\"hidden\" name=\"code\" value=\"{}\"/></form></body></html>",
+                get("code")
+            );
+            return Ok(Response::builder()
+                .header("content-type", "text/html")
+                .header("set-cookie", format!("op_session=S-{}; Path=/; HttpOnly", get("user")))
+                .body(full(html))
+                .unwrap());
+        }
         Response::builder()
             .status(302)
             .header("set-cookie", format!("op_session=S-{}; Path=/; HttpOnly", get("user")))
