@@ -115,8 +115,15 @@ pub fn build(config: Config) -> std::result::Result<Server, String> {
         logout,
         published,
         learner,
+        limits: proxy::limits::Limits::new(&config.limits, config.rate_limit, config.upstream.trust_forwarded_headers),
     };
-    let mut public = pingora::proxy::http_proxy_service_with_name(&server.configuration, gateway, "public proxy");
+    // The proxy behind the connection cap and the request-header deadline (see proxy::guard).
+    let app = proxy::guard::Guarded::new(
+        pingora::proxy::http_proxy(&server.configuration, gateway),
+        config.limits.max_connections,
+        config.limits.header_timeout,
+    );
+    let mut public = Service::new("public proxy".to_string(), app);
     public.add_tcp(&config.listen.to_string());
     server.add_service(public);
 

@@ -69,6 +69,7 @@ fn main() -> ExitCode {
                 Err(code) => return code,
             };
             logout_gateway::telemetry::init(&cfg.log);
+            logout_gateway::telemetry::install_panic_hook();
             // One crypto provider for every rustls user (pingora, redis TLS).
             pingora::tls::install_default_crypto_provider();
             let (listen, admin) = (cfg.listen, cfg.admin.listen);

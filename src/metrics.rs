@@ -41,6 +41,14 @@ pub struct Metrics {
     pub upstream_revocations: IntCounterVec,
     /// What the gateway learned from proxied traffic, by kind.
     pub learned: IntCounterVec,
+    /// Client connections refused over `limits.max_connections`.
+    pub connections_refused: IntCounter,
+    /// Connections closed because a request header did not arrive within `limits.header_timeout`.
+    pub header_timeouts: IntCounter,
+    /// Requests refused by a limit, by what (`uri`, `headers`, `rate`).
+    pub limited: IntCounterVec,
+    /// Panics caught (each stays inside its own request or task).
+    pub panics: IntCounter,
 }
 
 static METRICS: LazyLock<Metrics> = LazyLock::new(Metrics::register);
@@ -126,6 +134,27 @@ impl Metrics {
                 &["kind"]
             )
             .expect("register learned"),
+            connections_refused: register_int_counter!(
+                "logout_gateway_connections_refused_total",
+                "Client connections refused because limits.max_connections were open."
+            )
+            .expect("register connections_refused"),
+            header_timeouts: register_int_counter!(
+                "logout_gateway_header_timeouts_total",
+                "Connections closed because a request header was not complete within limits.header_timeout."
+            )
+            .expect("register header_timeouts"),
+            limited: register_int_counter_vec!(
+                "logout_gateway_limited_requests_total",
+                "Requests refused by a limit: uri (414), headers (431), rate (429).",
+                &["limit"]
+            )
+            .expect("register limited"),
+            panics: register_int_counter!(
+                "logout_gateway_panics_total",
+                "Panics caught; each stays inside its request or task. Should stay zero."
+            )
+            .expect("register panics"),
         };
         // Pre-create every bounded label value so dashboards see zeros, not gaps.
         for o in LOGOUT_OUTCOMES {
@@ -136,6 +165,9 @@ impl Metrics {
         }
         for r in ["revoked", "failed", "skipped", "no_endpoint", "unreadable"] {
             m.upstream_revocations.with_label_values(&[r]);
+        }
+        for l in ["uri", "headers", "rate"] {
+            m.limited.with_label_values(&[l]);
         }
         for k in ["session", "refresh", "client"] {
             m.learned.with_label_values(&[k]);

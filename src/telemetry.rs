@@ -18,3 +18,30 @@ pub fn init(log: &Log) {
         LogFormat::Text => builder.try_init(),
     };
 }
+
+/// Count and log every panic, then let the previous hook run. A panic in request handling
+/// unwinds only its own task (pingora runs each connection in one), so the process keeps
+/// serving; the counter makes it visible (it should stay at zero).
+pub fn install_panic_hook() {
+    let previous = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        crate::metrics::Metrics::get().panics.inc();
+        let at = info.location().map(|l| format!("{}:{}", l.file(), l.line())).unwrap_or_default();
+        tracing::error!(location = %at, "panic caught; the request or task it happened in was abandoned");
+        previous(info);
+    }));
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn panics_are_counted_and_stay_in_their_task() {
+        super::install_panic_hook();
+        let before = crate::metrics::Metrics::get().panics.get();
+        let rt = tokio::runtime::Builder::new_current_thread().build().unwrap();
+        let res = rt.block_on(async { tokio::spawn(async { panic!("test panic") }).await });
+        assert!(res.unwrap_err().is_panic(), "the panic ended only its task");
+        assert!(crate::metrics::Metrics::get().panics.get() > before);
+        let _ = std::panic::take_hook();
+    }
+}

@@ -36,6 +36,9 @@ pub struct Config {
     pub backchannel: BackchannelConfig,
     /// RFC 7009 revocation at the upstream after a logout; None: off.
     pub revocation: Option<Revocation>,
+    pub limits: Limits,
+    /// end_session requests per client address; None: unlimited.
+    pub rate_limit: Option<RateLimit>,
     pub log: Log,
     pub server: Server,
 }
@@ -183,6 +186,26 @@ pub struct BackchannelConfig {
     pub wait_before_redirect: Duration,
     /// How often an idle worker looks for work from other instances.
     pub poll_interval: Duration,
+}
+
+/// What the public listener accepts from one client (see `proxy::guard` and `proxy::limits`).
+#[derive(Debug, Clone)]
+pub struct Limits {
+    pub max_connections: usize,
+    pub header_timeout: Duration,
+    pub keepalive_timeout: Duration,
+    pub max_uri_length: usize,
+    pub max_headers: usize,
+    pub max_header_bytes: usize,
+    pub end_session_max_uri_length: usize,
+    pub end_session_max_headers: usize,
+    pub end_session_max_header_bytes: usize,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RateLimit {
+    pub per_second: std::num::NonZeroU32,
+    pub burst: std::num::NonZeroU32,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -33,6 +33,10 @@ pub struct RawConfig {
     #[serde(default)]
     pub revocation: Option<RawRevocation>,
     #[serde(default)]
+    pub limits: RawLimits,
+    #[serde(default)]
+    pub rate_limit: RawRateLimit,
+    #[serde(default)]
     pub log: RawLog,
     #[serde(default)]
     pub server: RawServer,
@@ -383,4 +387,103 @@ impl Default for RawBackchannel {
             poll_interval: "200ms".into(),
         }
     }
+}
+
+/// `limits`: what the public listener accepts from one client.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawLimits {
+    /// Open client connections per instance; more are answered 503 and closed.
+    #[serde(default = "default_max_connections")]
+    pub max_connections: usize,
+    /// The whole request header (from the connection's or the request's first byte) must
+    /// arrive within this.
+    #[serde(default = "default_header_timeout")]
+    pub header_timeout: String,
+    /// An idle keep-alive connection is closed after this.
+    #[serde(default = "default_keepalive_timeout")]
+    pub keepalive_timeout: String,
+    /// Longest request target (path and query), 414 beyond.
+    #[serde(default = "default_max_uri")]
+    pub max_uri_length: usize,
+    /// Most request headers, 431 beyond.
+    #[serde(default = "default_max_headers")]
+    pub max_headers: usize,
+    /// Largest request header block (names and values), 431 beyond.
+    #[serde(default = "default_max_header_bytes")]
+    pub max_header_bytes: usize,
+    /// The same three, stricter, for end_session and its confirmation.
+    #[serde(default = "default_es_max_uri")]
+    pub end_session_max_uri_length: usize,
+    #[serde(default = "default_es_max_headers")]
+    pub end_session_max_headers: usize,
+    #[serde(default = "default_es_max_header_bytes")]
+    pub end_session_max_header_bytes: usize,
+}
+
+impl Default for RawLimits {
+    fn default() -> Self {
+        RawLimits {
+            max_connections: default_max_connections(),
+            header_timeout: default_header_timeout(),
+            keepalive_timeout: default_keepalive_timeout(),
+            max_uri_length: default_max_uri(),
+            max_headers: default_max_headers(),
+            max_header_bytes: default_max_header_bytes(),
+            end_session_max_uri_length: default_es_max_uri(),
+            end_session_max_headers: default_es_max_headers(),
+            end_session_max_header_bytes: default_es_max_header_bytes(),
+        }
+    }
+}
+fn default_max_connections() -> usize {
+    10_000
+}
+fn default_header_timeout() -> String {
+    "10s".into()
+}
+fn default_keepalive_timeout() -> String {
+    "60s".into()
+}
+fn default_max_uri() -> usize {
+    16 * 1024
+}
+fn default_max_headers() -> usize {
+    100
+}
+fn default_max_header_bytes() -> usize {
+    64 * 1024
+}
+fn default_es_max_uri() -> usize {
+    8 * 1024
+}
+fn default_es_max_headers() -> usize {
+    50
+}
+fn default_es_max_header_bytes() -> usize {
+    16 * 1024
+}
+
+/// `rate_limit`: requests per client address to end_session and its confirmation.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawRateLimit {
+    /// Sustained requests per second per client address; 0 turns the limit off.
+    #[serde(default = "default_rate")]
+    pub per_second: u32,
+    /// Requests a client may make at once before the rate applies.
+    #[serde(default = "default_burst")]
+    pub burst: u32,
+}
+
+impl Default for RawRateLimit {
+    fn default() -> Self {
+        RawRateLimit { per_second: default_rate(), burst: default_burst() }
+    }
+}
+fn default_rate() -> u32 {
+    10
+}
+fn default_burst() -> u32 {
+    50
 }

@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use url::Url;
 
-use super::raw::{RawBackchannel, RawClient, RawConfig, RawRevocation, RawSessionStore, RawUpstream};
+use super::raw::{RawBackchannel, RawClient, RawConfig, RawLimits, RawRevocation, RawSessionStore, RawUpstream};
 use super::*;
 
 /// Collects problems while building the model.
@@ -111,6 +111,20 @@ pub(super) fn validate(raw: RawConfig, base: &Path) -> Result<Config, Vec<Proble
         clients.insert(id, client);
     }
     let revocation = raw.revocation.map(|r| revocation(&mut v, r));
+    let limits = limits(&mut v, &raw.limits);
+    let rate_limit = match (raw.rate_limit.per_second, raw.rate_limit.burst) {
+        (0, _) => None,
+        (p, b) => {
+            let burst = std::num::NonZeroU32::new(b);
+            if burst.is_none() {
+                v.err("rate_limit.burst", "must be at least 1 (set rate_limit.per_second: 0 to turn the limit off)");
+            }
+            Some(RateLimit {
+                per_second: std::num::NonZeroU32::new(p).unwrap_or(std::num::NonZeroU32::MIN),
+                burst: burst.unwrap_or(std::num::NonZeroU32::MIN),
+            })
+        }
+    };
     if revocation.is_none() {
         if let Some(id) = clients.iter().find(|(_, c)| c.revocation.is_some()).map(|(id, _)| id) {
             v.err(format!("clients.{id}.client_secret"), "revocation credentials need the revocation section");
@@ -158,6 +172,8 @@ pub(super) fn validate(raw: RawConfig, base: &Path) -> Result<Config, Vec<Proble
         templates_dir,
         backchannel,
         revocation,
+        limits,
+        rate_limit,
         log,
         server,
     })
@@ -399,6 +415,37 @@ fn session_store(v: &mut V, raw: RawSessionStore) -> SessionStore {
             &raw.refresh_token_ttl,
             Duration::from_secs(30 * 86400),
         ),
+    }
+}
+
+fn limits(v: &mut V, raw: &RawLimits) -> Limits {
+    // pingora refuses more than 256 headers or 1 MiB of header by itself (400); ours apply below.
+    let mut count = |key: &str, n: usize, min: usize, max: usize| {
+        if n < min || n > max {
+            v.err(format!("limits.{key}"), format!("must be between {min} and {max}"));
+        }
+        n
+    };
+    let l = Limits {
+        max_connections: count("max_connections", raw.max_connections, 1, 1_000_000),
+        max_uri_length: count("max_uri_length", raw.max_uri_length, 256, 1 << 20),
+        max_headers: count("max_headers", raw.max_headers, 8, 256),
+        max_header_bytes: count("max_header_bytes", raw.max_header_bytes, 1024, 1 << 20),
+        end_session_max_uri_length: count("end_session_max_uri_length", raw.end_session_max_uri_length, 256, 1 << 20),
+        end_session_max_headers: count("end_session_max_headers", raw.end_session_max_headers, 8, 256),
+        end_session_max_header_bytes: count(
+            "end_session_max_header_bytes",
+            raw.end_session_max_header_bytes,
+            1024,
+            1 << 20,
+        ),
+        header_timeout: Duration::ZERO,
+        keepalive_timeout: Duration::ZERO,
+    };
+    Limits {
+        header_timeout: v.duration("limits.header_timeout", &raw.header_timeout, Duration::from_secs(10)),
+        keepalive_timeout: v.duration("limits.keepalive_timeout", &raw.keepalive_timeout, Duration::from_secs(60)),
+        ..l
     }
 }
 

@@ -16,6 +16,8 @@
 //! introspection endpoints cost one store lookup (see `learn`). Hooks classify and delegate; `Ok(true)` from
 //! `request_filter` means "the response is already written".
 
+pub mod guard;
+pub mod limits;
 pub mod respond;
 pub mod route;
 pub mod upstream;
@@ -47,6 +49,8 @@ pub struct Gateway {
     pub published: Published,
     /// Learns sessions from token responses.
     pub learner: Arc<crate::learn::Learner>,
+    /// Size limits and the end_session rate limit.
+    pub limits: limits::Limits,
 }
 
 /// What the gateway publishes in the OP's name: discovery with its own logout endpoints and
@@ -152,8 +156,18 @@ impl ProxyHttp for Gateway {
         }
     }
 
-    /// Ok(true): the gateway answered (end_session); Ok(false): proxy it.
+    /// Ok(true): the gateway answered (end_session, a limit); Ok(false): proxy it.
     async fn request_filter(&self, session: &mut Session, ctx: &mut Ctx) -> Result<bool> {
+        // Idle keep-alive connections are closed after limits.keepalive_timeout (pingora's
+        // default for HTTP/1.1 is never); a client that asked for close keeps its close.
+        if session.get_keepalive().is_some() {
+            session.set_keepalive(Some(self.limits.keepalive_secs()));
+        }
+        if let Some(r) = self.limits.check_request(session.req_header(), false) {
+            ctx.local = true;
+            self.refuse(session, r, &[]).await;
+            return Ok(true);
+        }
         let req = session.req_header();
         if req.method == http::Method::GET || req.method == http::Method::HEAD {
             if let Some(body) = self.published.answer(req.uri.path()) {
@@ -187,6 +201,17 @@ impl ProxyHttp for Gateway {
             }
             route => {
                 ctx.local = true;
+                if let Some(r) = self.limits.check_request(session.req_header(), true) {
+                    self.refuse(session, r, &[]).await;
+                    return Ok(true);
+                }
+                let ip = session.client_addr().and_then(|a| a.as_inet()).map(|a| a.ip());
+                if let Some(wait) = self.limits.check_rate(ip, session.req_header()) {
+                    let r = limits::Refusal { status: 429, kind: ErrorKind::TooManyRequests, label: "rate" };
+                    let retry = wait.as_secs().max(1).to_string();
+                    self.refuse(session, r, &[("retry-after", retry)]).await;
+                    return Ok(true);
+                }
                 self.answer_logout(session, route).await?;
                 Ok(true)
             }
@@ -452,6 +477,23 @@ impl Gateway {
                 m.logouts.with_label_values(&[outcome]).inc();
                 respond::write_page(session, page, &headers).await
             }
+        }
+    }
+
+    /// Answer a request a limit refused, with its page (the connection is not kept: the client
+    /// may still be sending what was too much).
+    async fn refuse(&self, session: &mut Session, r: limits::Refusal, headers: &[(&'static str, String)]) {
+        Metrics::get().limited.with_label_values(&[r.label]).inc();
+        session.set_keepalive(None);
+        let res = match self.pages.error(r.status, r.kind, crate::render::DEFAULT_LANG) {
+            Ok(page) => respond::write_page(session, page, headers).await,
+            Err(e) => {
+                tracing::error!(error = %e, "error template failed");
+                respond::write_plain(session, r.status, "The request was refused by a limit.").await
+            }
+        };
+        if let Err(e) = res {
+            tracing::debug!(error = %e, "could not send a limit's page");
         }
     }
 

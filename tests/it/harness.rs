@@ -104,6 +104,8 @@ pub struct GatewayOpts {
     pub issuer: Option<String>,
     /// Lines added under `session_store:` (indented by two spaces).
     pub store_extra: String,
+    /// The `rate_limit:` block (default: off, so scenario tests may send many logouts).
+    pub rate_limit: String,
     /// Extra YAML appended at the top level.
     pub extra: String,
 }
@@ -136,6 +138,7 @@ impl GatewayOpts {
             end_session_extra: String::new(),
             store_extra: String::new(),
             issuer: None,
+            rate_limit: "rate_limit:\n  per_second: 0\n".into(),
             extra: String::new(),
         }
     }
@@ -154,7 +157,7 @@ impl GatewayOpts {
              session_store:\n{store}{se}\
              templates_dir: \"{tpl}\"\n\
              log:\n  level: \"info,pingora_proxy=error\"\n\
-             server:\n  threads: 2\n  grace_period: 1s\n  shutdown_timeout: 1s\n{clients}{extra}",
+             server:\n  threads: 2\n  grace_period: 1s\n  shutdown_timeout: 1s\n{rl}{clients}{extra}",
             up = self.upstream_url,
             ct = self.connect_timeout,
             rt = self.read_timeout,
@@ -166,6 +169,7 @@ impl GatewayOpts {
             ae = self.admin_extra.replace("admin:\n", ""),
             tpl = templates_dir().display(),
             extra = self.extra,
+            rl = self.rate_limit,
         )
     }
 }

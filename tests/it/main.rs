@@ -9,6 +9,7 @@ mod admin;
 mod backchannel;
 mod browser;
 mod cli;
+mod hardening;
 mod learning;
 mod logout;
 mod passthrough;

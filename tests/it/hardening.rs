@@ -1,0 +1,195 @@
+//! Limits with clear answers (414, 431, 429), slow clients (a total header deadline, idle
+//! keep-alive), and a connection cap, against the real binary over raw TCP where HTTP clients
+//! would be too polite.
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::time::{Duration, Instant};
+
+use crate::harness::{client, eventually, Gateway, GatewayOpts};
+use crate::upstream::Upstream;
+
+fn gateway(extra: &str, rate_limit: Option<&str>) -> (Upstream, Gateway) {
+    let up = Upstream::start();
+    let mut o = GatewayOpts::new(up.url());
+    o.extra = extra.to_string();
+    if let Some(r) = rate_limit {
+        o.rate_limit = r.to_string();
+    }
+    let gw = Gateway::start(&o);
+    (up, gw)
+}
+
+fn connect(gw: &Gateway) -> TcpStream {
+    let s = TcpStream::connect(("127.0.0.1", gw.port)).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(15))).unwrap();
+    s
+}
+
+/// Read until the peer closes (Ok(bytes)) or the read timeout hits (Err).
+fn read_to_close(s: &mut TcpStream) -> std::io::Result<Vec<u8>> {
+    let mut out = Vec::new();
+    let mut buf = [0u8; 4096];
+    loop {
+        match s.read(&mut buf) {
+            Ok(0) => return Ok(out),
+            Ok(n) => out.extend_from_slice(&buf[..n]),
+            Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => return Ok(out),
+            Err(e) => return Err(e),
+        }
+    }
+}
+
+const LIMITS: &str = "limits:\n  max_uri_length: 2048\n  max_headers: 40\n  max_header_bytes: 8192\n  \
+end_session_max_uri_length: 1024\n  end_session_max_headers: 20\n  end_session_max_header_bytes: 4096\n";
+
+#[test]
+fn oversized_targets_and_headers_get_414_and_431_stricter_on_end_session() {
+    let (up, gw) = gateway(LIMITS, None);
+    let c = client();
+    let q = "a".repeat(1500);
+    assert_eq!(c.get(gw.url(&format!("/x?q={q}"))).send().unwrap().status(), 200, "passthrough allows 1.5 KiB");
+    let r = c.get(gw.url(&format!("/session/end?state={q}"))).send().unwrap();
+    assert_eq!(r.status(), 414);
+    assert!(r.headers()["content-security-policy"].to_str().unwrap().contains("default-src 'none'"));
+    assert!(r.text().unwrap().contains("Address too long"));
+    assert_eq!(c.get(gw.url(&format!("/x?q={}", "a".repeat(3000)))).send().unwrap().status(), 414);
+    let with_headers = |path: &str, n: usize| {
+        let mut rb = c.get(gw.url(path));
+        for i in 0..n {
+            rb = rb.header(format!("x-h{i}"), "v");
+        }
+        rb.send().unwrap().status().as_u16()
+    };
+    assert_eq!(with_headers("/x", 25), 200);
+    assert_eq!(with_headers("/session/end", 25), 431);
+    assert_eq!(with_headers("/x", 45), 431);
+    let big = "b".repeat(5000);
+    assert_eq!(c.get(gw.url("/x")).header("x-big", &big).send().unwrap().status(), 200);
+    assert_eq!(c.get(gw.url("/session/end")).header("x-big", &big).send().unwrap().status(), 431);
+    let before = up.count_app();
+    assert_eq!(c.get(gw.url("/x")).header("x-big", "b".repeat(9000)).send().unwrap().status(), 431);
+    assert_eq!(up.count_app(), before, "refused requests never reach the upstream");
+    assert!(gw.metric("logout_gateway_limited_requests_total{limit=\"headers\"}") >= 4.0);
+    assert!(gw.metric("logout_gateway_limited_requests_total{limit=\"uri\"}") >= 2.0);
+}
+
+#[test]
+fn a_client_trickling_its_header_is_cut_off_at_the_header_deadline() {
+    let (_up, gw) = gateway("limits:\n  header_timeout: 1s\n", None);
+    let mut s = connect(&gw);
+    s.write_all(b"GET /x HTTP/1.1\r\nHost: a\r\n").unwrap();
+    let start = Instant::now();
+    // One header byte every 200 ms: each read is quick, so a per-read timeout never fires.
+    let mut closed = false;
+    for _ in 0..50 {
+        std::thread::sleep(Duration::from_millis(200));
+        if s.write_all(b"X").is_err() {
+            closed = true;
+            break;
+        }
+        let mut probe = [0u8; 1];
+        s.set_nonblocking(true).unwrap();
+        let r = s.read(&mut probe);
+        s.set_nonblocking(false).unwrap();
+        if matches!(r, Ok(0)) || matches!(&r, Err(e) if e.kind() != std::io::ErrorKind::WouldBlock) {
+            closed = true;
+            break;
+        }
+    }
+    assert!(closed, "the connection was never closed");
+    let took = start.elapsed();
+    assert!(took < Duration::from_secs(4), "closed after {took:?}");
+    assert!(gw.metric("logout_gateway_header_timeouts_total") >= 1.0);
+    // An ordinary request is unaffected.
+    assert_eq!(client().get(gw.url("/x")).send().unwrap().status(), 200);
+}
+
+#[test]
+fn keep_alive_connections_are_reused_then_closed_when_idle() {
+    let (_up, gw) = gateway("limits:\n  header_timeout: 1s\n  keepalive_timeout: 3s\n", None);
+    let mut s = connect(&gw);
+    let req = b"GET /x HTTP/1.1\r\nHost: a\r\n\r\n";
+    let read_response = |s: &mut TcpStream| {
+        let mut buf = vec![0u8; 8192];
+        let n = s.read(&mut buf).unwrap();
+        String::from_utf8_lossy(&buf[..n]).to_string()
+    };
+    s.write_all(req).unwrap();
+    assert!(read_response(&mut s).starts_with("HTTP/1.1 200"));
+    // Idle longer than the header deadline but within keep-alive: the next request is served
+    // (the header clock starts with its first byte, not with the idle time).
+    std::thread::sleep(Duration::from_millis(1500));
+    s.write_all(req).unwrap();
+    assert!(read_response(&mut s).starts_with("HTTP/1.1 200"), "second request on the kept connection");
+    let start = Instant::now();
+    let rest = read_to_close(&mut s).expect("the idle connection is closed by the gateway");
+    assert!(rest.is_empty());
+    let took = start.elapsed();
+    assert!(took >= Duration::from_secs(2) && took < Duration::from_secs(8), "idle close after {took:?}");
+}
+
+#[test]
+fn connections_over_the_cap_get_503_and_the_cap_frees_up() {
+    let (_up, gw) = gateway("limits:\n  max_connections: 3\n  header_timeout: 30s\n", None);
+    // Idle connections take the permits; once three are held, the next one is refused. (Which
+    // of several just-opened connections the gateway serves first is up to its scheduler, so
+    // keep opening until one is refused, keeping those that were not.)
+    let mut held: Vec<TcpStream> = Vec::new();
+    let refused = eventually("a connection over the cap is refused", Duration::from_secs(20), || {
+        let mut s = connect(&gw);
+        s.set_read_timeout(Some(Duration::from_millis(500))).unwrap();
+        match read_to_close(&mut s) {
+            Ok(out) if out.starts_with(b"HTTP/1.1 503") => Some(String::from_utf8_lossy(&out).to_string()),
+            Ok(_) => None,
+            Err(_) => {
+                held.push(s);
+                None
+            }
+        }
+    });
+    assert!(held.len() >= 3, "three connections were held before the refusal: {}", held.len());
+    assert!(refused.contains("retry-after: 1"));
+    assert!(gw.metric("logout_gateway_connections_refused_total") >= 1.0);
+    // The held connections are served.
+    let mut served = 0;
+    for s in held.iter_mut() {
+        s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        if s.write_all(b"GET /x HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n").is_ok()
+            && read_to_close(s).is_ok_and(|out| out.starts_with(b"HTTP/1.1 200"))
+        {
+            served += 1;
+        }
+    }
+    assert_eq!(served, 3);
+    held.clear();
+    eventually("permits come back when connections close", Duration::from_secs(10), || {
+        client().get(gw.url("/x")).send().ok().filter(|r| r.status() == 200)
+    });
+}
+
+#[test]
+fn end_session_is_rate_limited_per_client_with_a_429_page() {
+    let (_up, gw) = gateway("", Some("rate_limit:\n  per_second: 1\n  burst: 3\n"));
+    let c = client();
+    for _ in 0..3 {
+        assert_eq!(c.get(gw.url("/session/end?client_id=rp-c")).send().unwrap().status(), 200, "confirmation page");
+    }
+    let r = c.get(gw.url("/session/end?client_id=rp-c")).send().unwrap();
+    assert_eq!(r.status(), 429);
+    let retry: u64 = r.headers()["retry-after"].to_str().unwrap().parse().unwrap();
+    assert!((1..=2).contains(&retry));
+    assert!(r.text().unwrap().contains("Too many requests"));
+    // The confirmation step shares the budget; passthrough is never limited.
+    let r = c
+        .post(gw.url("/session/end/confirm"))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body("token=x&action=logout")
+        .send()
+        .unwrap();
+    assert_eq!(r.status(), 429);
+    for _ in 0..10 {
+        assert_eq!(c.get(gw.url("/x")).send().unwrap().status(), 200);
+    }
+    assert!(gw.metric("logout_gateway_limited_requests_total{limit=\"rate\"}") >= 2.0);
+}
