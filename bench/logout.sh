@@ -14,9 +14,8 @@ N=${1:-60000}; ROUNDS=${2:-3}; CONNS=${3:-16}
 cargo build --release --locked -q --bin logout-gateway --example mint_hints
 BIN=target/release/logout-gateway
 WORK=$(mktemp -d); chmod 755 "$WORK"; trap 'kill $(jobs -p) 2>/dev/null; wait 2>/dev/null; rm -rf "$WORK"' EXIT
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+. bench/lib.sh
 UP=$(free_port); GW=$(free_port); ADM=$(free_port); RPORT=$(free_port)
-SRV_CPU=$(( $(nproc) > 1 ? 1 : 0 ))
 ISS="http://127.0.0.1:$GW"
 RC() { redis-cli -p "$RPORT" "$@"; }
 
@@ -32,7 +31,7 @@ NGINX
 nginx -c "$WORK/nginx.conf" -p "$WORK" &
 taskset -c "$SRV_CPU" redis-server --port "$RPORT" --bind 127.0.0.1 --save "" --appendonly no >/dev/null 2>&1 &
 
-mkdir -p "$WORK/templates" && cp -r templates/. "$WORK/templates/"
+copy_templates "$WORK"
 cat > "$WORK/proxy.yaml" <<YAML
 listen: "127.0.0.1:$GW"
 admin: { listen: "127.0.0.1:$ADM" }
@@ -44,6 +43,7 @@ clients:
 templates_dir: templates
 log: { level: warn }
 server: { threads: 1, grace_period: 1s, shutdown_timeout: 1s }
+rate_limit: { per_second: 0 }   # one load generator on one address: the per-client limit is not under test
 YAML
 taskset -c "$SRV_CPU" "$BIN" run --config "$WORK/proxy.yaml" 2> "$WORK/gateway.log" &
 GW_PID=$!
@@ -76,7 +76,6 @@ done = function()
   io.write(string.format("answers: 303=%d other=%d\n", a, b))
 end
 LUA
-cpu_ticks() { awk '{print $14+$15}' "/proc/$1/stat"; }
 # Per-command call counts as "name=calls,..." (INFO commandstats).
 calls() { RC INFO commandstats | python3 -c 'import sys,re; print(",".join(f"{n}={c}" for n,c in re.findall(r"cmdstat_([a-z|_-]+):calls=(\d+)", sys.stdin.read())))'; }
 : > "$WORK/rows"

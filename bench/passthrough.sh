@@ -7,6 +7,9 @@
 # CPU 1 (on a 2-core machine). Every target therefore gets the same single core for "server
 # work", and CPU per request is measured from /proc for the proxy process alone.
 #
+# Memory: resident set size (VmRSS) of the gateway and of nginx-as-proxy (master + worker), idle
+# after the rounds, and the highest of samples taken while wrk holds 1,000 connections open.
+#
 # Usage: bench/passthrough.sh [ROUNDS] [SECONDS] [CONNECTIONS]
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -18,31 +21,34 @@ ROUNDS=${1:-5}; SECS=${2:-5}; CONNS=${3:-50}
 cargo build --release --locked -q
 BIN=target/release/logout-gateway
 WORK=$(mktemp -d); trap 'kill $(jobs -p) 2>/dev/null; wait 2>/dev/null; rm -rf "$WORK"' EXIT
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+. bench/lib.sh
 UP=$(free_port); NGX=$(free_port); GW=$(free_port); ADM=$(free_port)
-NCORE=$(nproc); SRV_CPU=$(( NCORE > 1 ? 1 : 0 ))
 
-cat > "$WORK/nginx.conf" <<NGINX
+# Two nginx processes: the upstream, and nginx as the proxy under test, so each one's CPU and
+# memory are its own.
+nginx_conf() { # NAME SERVER-BLOCK
+  mkdir -p "$WORK/$1"
+  cat > "$WORK/$1/nginx.conf" <<NGINX
 worker_processes 1;
 daemon off;
-pid $WORK/nginx.pid;
-error_log $WORK/nginx-error.log warn;
+pid $WORK/$1/nginx.pid;
+error_log $WORK/$1/error.log warn;
 events { worker_connections 4096; }
-http {
-  access_log off;
-  upstream origin { server 127.0.0.1:$UP; keepalive 64; }
-  server { listen 127.0.0.1:$UP; location / { return 200 "hello from the upstream\n"; } }
+http { access_log off; $2 }
+NGINX
+}
+nginx_conf upstream "server { listen 127.0.0.1:$UP; location / { return 200 \"hello from the upstream\\n\"; } }"
+nginx_conf proxy "upstream origin { server 127.0.0.1:$UP; keepalive 64; }
   server {
     listen 127.0.0.1:$NGX;
-    location / { proxy_pass http://origin; proxy_http_version 1.1; proxy_set_header Connection "";
+    location / { proxy_pass http://origin; proxy_http_version 1.1; proxy_set_header Connection \"\";
                  proxy_set_header X-Forwarded-For \$remote_addr; proxy_set_header X-Forwarded-Proto http;
                  proxy_set_header X-Forwarded-Host \$host; }
-  }
-}
-NGINX
-taskset -c "$SRV_CPU" nginx -c "$WORK/nginx.conf" -p "$WORK" & 
+  }"
+taskset -c "$SRV_CPU" nginx -c "$WORK/upstream/nginx.conf" -p "$WORK/upstream" &
+taskset -c "$SRV_CPU" nginx -c "$WORK/proxy/nginx.conf" -p "$WORK/proxy" &
 
-mkdir -p "$WORK/templates" && cp -r templates/. "$WORK/templates/"
+copy_templates "$WORK"
 cat > "$WORK/proxy.yaml" <<YAML
 listen: "127.0.0.1:$GW"
 admin: { listen: "127.0.0.1:$ADM" }
@@ -52,27 +58,18 @@ session_store: { backend: memory }
 templates_dir: templates
 log: { level: warn }
 server: { threads: 1, grace_period: 1s, shutdown_timeout: 1s }
+limits: { max_connections: 100000 }
 YAML
 taskset -c "$SRV_CPU" "$BIN" run --config "$WORK/proxy.yaml" 2> "$WORK/gateway.log" &
 GW_PID=$!
-for p in $UP $NGX $GW; do
-  for _ in $(seq 100); do curl -fs "http://127.0.0.1:$p/" >/dev/null && break; sleep 0.1; done
-done
-NGX_PID=$(pgrep -f "nginx: worker process" -n || true)
+for p in $UP $NGX $GW; do wait_http "http://127.0.0.1:$p/"; done
+# The proxy nginx's worker: the child of its master.
+NGX_MASTER=$(cat "$WORK/proxy/nginx.pid")
+NGX_PID=$(pgrep -P "$NGX_MASTER" | head -1)
 
-cpu_ticks() { awk '{print $14+$15}' "/proc/$1/stat"; }
-run_wrk() { # URL -> "rps p50_ms p99_ms"
+run_wrk() { # URL -> "rps p50_ms p99_ms requests"
   taskset -c 0 wrk -t1 -c"$CONNS" -d"${SECS}s" --latency "$1" > "$WORK/wrk.out"
-  python3 - "$WORK/wrk.out" <<'PY'
-import re, sys
-text = open(sys.argv[1]).read()
-unit = {"us": 1e-3, "ms": 1.0, "s": 1e3}
-def lat(p):
-    v, u = re.search(rf"^\s+{p}%\s+([0-9.]+)(us|ms|s)$", text, re.M).groups()
-    return float(v) * unit[u]
-rps = float(re.search(r"Requests/sec:\s+([0-9.]+)", text).group(1))
-print(f"{rps:.0f} {lat(50):.3f} {lat(99):.3f}")
-PY
+  wrk_summary "$WORK/wrk.out"
 }
 declare -A RES
 for r in $(seq "$ROUNDS"); do
@@ -80,18 +77,31 @@ for r in $(seq "$ROUNDS"); do
     case $t in direct) url="http://127.0.0.1:$UP/";; nginx) url="http://127.0.0.1:$NGX/";; gateway) url="http://127.0.0.1:$GW/";; esac
     pid=""; [ $t = gateway ] && pid=$GW_PID; [ $t = nginx ] && pid=$NGX_PID
     t0=0; [ -n "$pid" ] && t0=$(cpu_ticks "$pid")
-    read -r rps p50 p99 < <(run_wrk "$url")
+    read -r rps p50 p99 n < <(run_wrk "$url")
     cpu_us="-"
-    if [ -n "$pid" ]; then
-      t1=$(cpu_ticks "$pid"); tck=$(getconf CLK_TCK)
-      cpu_us=$(python3 -c "print(f'{($t1-$t0)/$tck*1e6/($rps*$SECS):.1f}')")
-    fi
+    [ -n "$pid" ] && cpu_us=$(cpu_us_per "$t0" "$(cpu_ticks "$pid")" "$n")
     RES[$t]+="$rps $p50 $p99 $cpu_us;"
     echo "round $r $t: ${rps} req/s p50 ${p50} ms p99 ${p99} ms cpu/req ${cpu_us} us" >&2
   done
 done
-median() { sort -g | awk '{a[NR]=$1} END {print (NR%2 ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2)}'; }
 col() { tr ';' '\n' <<<"${RES[$1]}" | grep -v '^$' | awk -v c="$2" '{print $c}' | median; }
+# Memory: idle, then under 1,000 concurrent connections (wrk keeps them all busy).
+ulimit -n 65536 2>/dev/null || true
+NGX_PIDS="$NGX_MASTER $NGX_PID"
+mem_under_load() { # URL PIDS... -> highest summed RSS (KiB) while 1,000 connections are open
+  local url=$1; shift
+  taskset -c 0 wrk -t1 -c1000 -d6s "$url" > "$WORK/wrk-mem.out" &
+  local w=$! peak=0 v
+  for _ in 1 2 3 4 5; do sleep 1; v=$(rss_kib "$@"); [ "$v" -gt "$peak" ] && peak=$v; done
+  wait $w
+  echo "$peak"
+}
+sleep 1
+GW_IDLE=$(rss_kib "$GW_PID"); NGX_IDLE=$(rss_kib $NGX_PIDS)
+GW_LOAD=$(mem_under_load "http://127.0.0.1:$GW/" "$GW_PID")
+NGX_LOAD=$(mem_under_load "http://127.0.0.1:$NGX/" $NGX_PIDS)
+echo "memory KiB: gateway idle $GW_IDLE, 1000 conns $GW_LOAD; nginx idle $NGX_IDLE, 1000 conns $NGX_LOAD" >&2
+
 OUT=bench/results/passthrough.md
 {
   echo "# Passthrough benchmark"
@@ -108,5 +118,18 @@ OUT=bench/results/passthrough.md
   g=$(col gateway 1); n=$(col nginx 1); d=$(col direct 1)
   echo
   echo "Ratios (requests/s): gateway/nginx = $(python3 -c "print(f'{$g/$n:.2f}')"), gateway/direct = $(python3 -c "print(f'{$g/$d:.2f}')")."
+  echo
+  echo "| resident memory (MiB) | idle | 1,000 concurrent connections |"
+  echo "|---|---:|---:|"
+  echo "| nginx proxy (master + worker) | $(( NGX_IDLE / 1024 )) | $(( NGX_LOAD / 1024 )) |"
+  echo "| gateway | $(( GW_IDLE / 1024 )) | $(( GW_LOAD / 1024 )) |"
 } > "$OUT"
+# The same figures for the plot.
+python3 - > bench/results/passthrough.json <<PY
+import json
+rows = {}
+for t, cells in (("direct", "${RES[direct]}"), ("nginx", "${RES[nginx]}"), ("gateway", "${RES[gateway]}")):
+    rows[t] = [c.split() for c in cells.split(";") if c.strip()]
+print(json.dumps({"rounds": rows, "memory_kib": {"nginx": [$NGX_IDLE, $NGX_LOAD], "gateway": [$GW_IDLE, $GW_LOAD]}}, indent=1))
+PY
 cat "$OUT"

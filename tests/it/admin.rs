@@ -83,6 +83,10 @@ fn metrics_parse_and_count_proxied_requests_by_status_class() {
     c.get(gw.url("/status/404")).send().unwrap();
     c.get(gw.url("/status/503")).send().unwrap();
     c.get(gw.url("/status/302")).send().unwrap();
+    // Counted in the logging phase, which runs after each answer went out.
+    eventually("six answers counted", Duration::from_secs(5), || {
+        (gw.metric("logout_gateway_request_duration_seconds_count") == 6.0).then_some(())
+    });
     assert_eq!(gw.metric("logout_gateway_proxied_requests_total{status_class=\"2xx\"}"), 3.0);
     assert_eq!(gw.metric("logout_gateway_proxied_requests_total{status_class=\"3xx\"}"), 1.0);
     assert_eq!(gw.metric("logout_gateway_proxied_requests_total{status_class=\"4xx\"}"), 1.0);

@@ -16,24 +16,20 @@ const FAST: &str =
 
 /// A gateway on Redis whose clients' back-channel URIs point at `rp` paths.
 fn bc_env(rp: &Upstream, clients: &[(&str, &str, bool)], extra: &str, redis: Option<Redis>) -> Env {
-    let up = Upstream::start();
-    let redis = redis.unwrap_or_else(Redis::start);
-    let mut opts = GatewayOpts::new(up.url());
-    opts.redis_url = Some(redis.url());
-    opts.clients = "clients:\n".to_string();
-    for (id, path, sid_required) in clients {
-        opts.clients.push_str(&format!(
-            "  {id}:\n    post_logout_redirect_uris: [\"https://{id}.example/out\"]\n    backchannel_logout_uri: \"http://127.0.0.1:{}{path}\"\n    backchannel_logout_session_required: {sid_required}\n",
-            rp.addr.port()
-        ));
-    }
-    opts.extra = format!("{FAST}{extra}");
-    let gw = Gateway::start(&opts);
-    eventually("readyz (signing keys loaded)", Duration::from_secs(20), || {
-        (client().get(gw.admin("/readyz")).send().ok()?.status() == 200).then_some(())
+    let e = crate::logout::env_opts(Some(redis.unwrap_or_else(Redis::start)), |opts| {
+        opts.clients = "clients:\n".to_string();
+        for (id, path, sid_required) in clients {
+            opts.clients.push_str(&format!(
+                "  {id}:\n    post_logout_redirect_uris: [\"https://{id}.example/out\"]\n    backchannel_logout_uri: \"http://127.0.0.1:{}{path}\"\n    backchannel_logout_session_required: {sid_required}\n",
+                rp.addr.port()
+            ));
+        }
+        opts.extra = format!("{FAST}{extra}");
     });
-    let iss = format!("http://127.0.0.1:{}", gw.port);
-    Env { up, _redis: Some(redis), gw, iss }
+    eventually("readyz (signing keys loaded)", Duration::from_secs(20), || {
+        (client().get(e.gw.admin("/readyz")).send().ok()?.status() == 200).then_some(())
+    });
+    e
 }
 
 fn posts(rp: &Upstream, path_prefix: &str) -> Vec<Seen> {

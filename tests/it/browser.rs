@@ -4,7 +4,6 @@
 use std::process::Command;
 use std::time::Duration;
 
-use crate::harness::{Gateway, GatewayOpts};
 use crate::logout::Env;
 use crate::tokens::hint;
 use crate::upstream::Upstream;
@@ -41,15 +40,10 @@ fn chromium_dump_dom(url: &str) -> String {
 
 /// A gateway on Redis with `clients` and `end_session_extra`, its upstream the fake OP.
 fn browser_env(clients: String, end_session_extra: &str) -> Env {
-    let up = Upstream::start();
-    let redis = crate::harness::Redis::start();
-    let mut opts = GatewayOpts::new(up.url());
-    opts.redis_url = Some(redis.url());
-    opts.end_session_extra = end_session_extra.into();
-    opts.clients = clients;
-    let gw = Gateway::start(&opts);
-    let iss = format!("http://127.0.0.1:{}", gw.port);
-    Env { up, _redis: Some(redis), gw, iss }
+    crate::logout::env_opts(Some(crate::harness::Redis::start()), |o| {
+        o.end_session_extra = end_session_extra.into();
+        o.clients = clients;
+    })
 }
 
 #[test]

@@ -15,17 +15,23 @@ pub struct Env {
     pub _redis: Option<Redis>,
     pub gw: Gateway,
     pub iss: String,
+    /// What the gateway was started with (to start another instance like it).
+    pub opts: GatewayOpts,
+}
+
+/// A fake upstream, the gateway on `redis` (None: memory store) with options `f` adjusts.
+pub fn env_opts(redis: Option<Redis>, f: impl FnOnce(&mut GatewayOpts)) -> Env {
+    let up = Upstream::start();
+    let mut opts = GatewayOpts::new(up.url());
+    opts.redis_url = redis.as_ref().map(Redis::url);
+    f(&mut opts);
+    let gw = Gateway::start(&opts);
+    let iss = format!("http://127.0.0.1:{}", gw.port);
+    Env { up, _redis: redis, gw, iss, opts }
 }
 
 pub fn env_with(end_session_extra: &str, redis: bool) -> Env {
-    let up = Upstream::start();
-    let redis = redis.then(Redis::start);
-    let mut opts = GatewayOpts::new(up.url());
-    opts.redis_url = redis.as_ref().map(Redis::url);
-    opts.end_session_extra = end_session_extra.to_string();
-    let gw = Gateway::start(&opts);
-    let iss = format!("http://127.0.0.1:{}", gw.port);
-    Env { up, _redis: redis, gw, iss }
+    env_opts(redis.then(Redis::start), |o| o.end_session_extra = end_session_extra.to_string())
 }
 
 pub fn env() -> Env {
@@ -594,14 +600,10 @@ fn rpi12_ui_locales_picks_french_and_never_fails() {
 
 #[test]
 fn gw08_redis_down_fails_closed_with_503_then_recovers() {
-    let up = Upstream::start();
     let port = free_port();
     let redis = Redis::start_on(port);
-    let mut opts = GatewayOpts::new(up.url());
-    opts.redis_url = Some(redis.url());
-    let gw = Gateway::start(&opts);
-    let e = Env { up, _redis: None, gw, iss: String::new() };
-    let iss = format!("http://127.0.0.1:{}", e.gw.port);
+    let mut e = env_opts(None, |o| o.redis_url = Some(redis.url()));
+    let iss = std::mem::take(&mut e.iss);
     e.put("S1", "U1", &["rp-c"], &[]);
     drop(redis);
     let h = hint(&iss, "rp-c", "U1", "S1");
@@ -647,14 +649,8 @@ fn gw08_a_hung_redis_is_an_outage_answered_within_the_timeouts() {
 
 #[test]
 fn unknown_kid_refreshes_the_keys_at_a_limited_rate() {
-    let up = Upstream::start();
-    let redis = Redis::start();
-    let mut opts = GatewayOpts::new(up.url());
-    opts.redis_url = Some(redis.url());
-    opts.extra = "jwks:\n  min_refresh_interval: 1s\n".into();
-    let gw = Gateway::start(&opts);
-    let e = Env { up, _redis: Some(redis), gw, iss: String::new() };
-    let iss = format!("http://127.0.0.1:{}", e.gw.port);
+    let mut e = env_opts(Some(Redis::start()), |o| o.extra = "jwks:\n  min_refresh_interval: 1s\n".into());
+    let iss = std::mem::take(&mut e.iss);
     e.put("S1", "U1", &["rp-c"], &[]);
     // The OP rotates: it now publishes the "foreign" key as its signing key.
     *e.up.jwks.lock().unwrap() = String::from_utf8(tokens::fixture("jwks-foreign.json")).unwrap();

@@ -6,7 +6,6 @@ use std::time::Duration;
 
 use crate::harness::{client, eventually, Gateway, GatewayOpts, Redis};
 use crate::logout::{iframes, Env};
-use crate::upstream::Upstream;
 
 fn register(e: &Env, metadata: serde_json::Value) -> reqwest::blocking::Response {
     client()
@@ -30,13 +29,7 @@ fn logout_as(e: &Env, gw: &Gateway, aud: &str, sid: &str, uri: &str) -> reqwest:
 
 #[test]
 fn a_client_registered_through_the_gateway_gets_its_iframe_and_redirect_on_every_instance() {
-    let up = Upstream::start();
-    let redis = Redis::start();
-    let mut opts = GatewayOpts::new(up.url());
-    opts.redis_url = Some(redis.url());
-    let gw = Gateway::start(&opts);
-    let iss = format!("http://127.0.0.1:{}", gw.port);
-    let e = Env { up, _redis: Some(redis), gw, iss };
+    let e = crate::logout::env_opts(Some(Redis::start()), |_| {});
     eventually("discovery fetched", Duration::from_secs(10), || {
         let r = client().get(e.gw.url("/.well-known/openid-configuration")).send().ok()?;
         let v: serde_json::Value = serde_json::from_slice(&r.bytes().ok()?).ok()?;
@@ -67,7 +60,7 @@ fn a_client_registered_through_the_gateway_gets_its_iframe_and_redirect_on_every
     assert_eq!(next.as_deref(), Some("https://dyn.example.org/bye?state=st"));
 
     // Another instance on the same Redis knows the client too.
-    let second = Gateway::start(&GatewayOpts { issuer: Some(e.iss.clone()), ..opts.clone() });
+    let second = Gateway::start(&GatewayOpts { issuer: Some(e.iss.clone()), ..e.opts.clone() });
     e.put("S-dyn2", "U-dyn", &["dyn1"], &[]);
     let r = logout_as(&e, &second, "dyn1", "S-dyn2", "https://dyn.example.org/bye");
     assert_eq!(r.status(), 200);

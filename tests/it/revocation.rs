@@ -6,9 +6,8 @@ use std::time::Duration;
 
 use logout_gateway::learn::token_hash;
 
-use crate::harness::{client, eventually, Gateway, GatewayOpts, Redis, CLIENTS};
+use crate::harness::{client, eventually, GatewayOpts, Redis, CLIENTS};
 use crate::logout::Env;
-use crate::upstream::Upstream;
 
 fn redis_cli(port: u16, args: &[&str]) -> String {
     let out = std::process::Command::new("redis-cli").arg("-p").arg(port.to_string()).args(args).output().unwrap();
@@ -23,14 +22,7 @@ fn marker_ttl(e: &Env, token: &str) -> i64 {
 }
 
 fn env_with(opts: impl FnOnce(&mut GatewayOpts)) -> Env {
-    let up = Upstream::start();
-    let redis = Redis::start();
-    let mut o = GatewayOpts::new(up.url());
-    o.redis_url = Some(redis.url());
-    opts(&mut o);
-    let gw = Gateway::start(&o);
-    let iss = format!("http://127.0.0.1:{}", gw.port);
-    Env { up, _redis: Some(redis), gw, iss }
+    crate::logout::env_opts(Some(Redis::start()), opts)
 }
 
 fn wait_for_discovery(e: &Env) {
@@ -61,6 +53,15 @@ fn learn(e: &Env, code: &str, query: &str) -> String {
 fn logout(e: &Env, hint: &str) {
     let r = e.get(&[("id_token_hint", hint), ("post_logout_redirect_uri", "https://c.example.com/out")]);
     assert_eq!(r.status(), 303);
+}
+
+fn refresh(e: &Env, rt: &str) -> reqwest::blocking::Response {
+    client()
+        .post(e.gw.url("/token"))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(format!("grant_type=refresh_token&refresh_token={rt}&client_id=rp-c"))
+        .send()
+        .unwrap()
 }
 
 fn userinfo(e: &Env, at: &str) -> u16 {
@@ -94,12 +95,7 @@ fn tokens_from_a_refresh_without_an_id_token_belong_to_the_refreshed_session() {
     wait_for_discovery(&e);
     let hint = learn(&e, "r1", "");
     let before = e.gw.metric("logout_gateway_learned_total{kind=\"refresh\"}");
-    let r = client()
-        .post(e.gw.url("/token"))
-        .header("content-type", "application/x-www-form-urlencoded")
-        .body("grant_type=refresh_token&refresh_token=rt-r1&client_id=rp-c")
-        .send()
-        .unwrap();
+    let r = refresh(&e, "rt-r1");
     let json: serde_json::Value = serde_json::from_slice(&r.bytes().unwrap()).unwrap();
     assert_eq!(json["access_token"], "at2-rt-r1");
     assert!(json.get("id_token").is_none());
@@ -109,12 +105,7 @@ fn tokens_from_a_refresh_without_an_id_token_belong_to_the_refreshed_session() {
     assert_eq!(userinfo(&e, "at2-rt-r1"), 200);
     logout(&e, &hint);
     assert_eq!(userinfo(&e, "at2-rt-r1"), 401, "the refreshed access token ended with its session");
-    let r = client()
-        .post(e.gw.url("/token"))
-        .header("content-type", "application/x-www-form-urlencoded")
-        .body("grant_type=refresh_token&refresh_token=rt2-rt-r1&client_id=rp-c")
-        .send()
-        .unwrap();
+    let r = refresh(&e, "rt2-rt-r1");
     assert_eq!(r.status(), 400, "so did the rotated refresh token");
 }
 

@@ -1,0 +1,40 @@
+# Shared by bench/*.sh: ports, pinning, process CPU and memory, wrk output, medians.
+# Sourced after `cd` to the repository root and `. scripts/lib.sh`.
+
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+
+# Servers share CPU 1 (the last CPU on a 1-core machine); load generators run on CPU 0.
+SRV_CPU=$(( $(nproc) > 1 ? 1 : 0 ))
+
+# user+system clock ticks of a process so far.
+cpu_ticks() { awk '{print $14+$15}' "/proc/$1/stat"; }
+
+# Microseconds of CPU per request between two tick readings: cpu_us_per T0 T1 REQUESTS
+cpu_us_per() { python3 -c "print(f'{($2-$1)/$(getconf CLK_TCK)*1e6/max($3,1):.1f}')"; }
+
+# Resident memory of processes in KiB (summed): rss_kib PID...
+rss_kib() { local t=0 p; for p in "$@"; do t=$(( t + $(awk '/^VmRSS:/{print $2}' "/proc/$p/status") )); done; echo "$t"; }
+
+# "requests/s p50_ms p99_ms requests" from a wrk --latency output file.
+wrk_summary() {
+  python3 - "$1" <<'PY'
+import re, sys
+text = open(sys.argv[1]).read()
+unit = {"us": 1e-3, "ms": 1.0, "s": 1e3}
+def lat(p):
+    v, u = re.search(rf"^\s+{p}%\s+([0-9.]+)(us|ms|s)$", text, re.M).groups()
+    return float(v) * unit[u]
+rps = float(re.search(r"Requests/sec:\s+([0-9.]+)", text).group(1))
+n = int(re.search(r"(\d+) requests in", text).group(1))
+print(f"{rps:.0f} {lat(50):.3f} {lat(99):.3f} {n}")
+PY
+}
+
+# Median of numbers on stdin.
+median() { sort -g | awk '{a[NR]=$1} END {print (NR%2 ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2)}'; }
+
+# Wait until a URL answers (any status), at most 10 s.
+wait_http() { for _ in $(seq 100); do curl -s -o /dev/null "$1" && return 0; sleep 0.1; done; echo "no answer from $1" >&2; return 1; }
+
+# The gateway's templates next to a generated config in $1.
+copy_templates() { mkdir -p "$1/templates" && cp -r templates/. "$1/templates/"; }
