@@ -2,6 +2,7 @@
 // with a deadline (never a sleep as synchronisation), and child processes that are always ended
 // when this Node process ends, however it ends.
 import { spawn } from 'node:child_process';
+import { existsSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { setTimeout as delay } from 'node:timers/promises';
 
@@ -48,9 +49,14 @@ for (const sig of ['SIGINT', 'SIGTERM']) {
   process.once(sig, () => process.exit(130));
 }
 
+// setpriv (util-linux) makes the kernel SIGKILL the child if we die without running any handler
+// (SIGKILL, OOM): no gateway or redis-server outlives its test run.
+const SETPRIV = ['/usr/bin/setpriv', '/bin/setpriv'].find((p) => existsSync(p));
+
 /** Spawn a child whose stdout and stderr go to `logStream`; it is killed when we exit. */
 export function spawnChild(cmd, args, { logStream, env } = {}) {
-  const child = spawn(cmd, args, { stdio: ['ignore', 'pipe', 'pipe'], env: env ?? process.env });
+  const [file, argv] = SETPRIV ? [SETPRIV, ['--pdeathsig', 'KILL', '--', cmd, ...args]] : [cmd, args];
+  const child = spawn(file, argv, { stdio: ['ignore', 'pipe', 'pipe'], env: env ?? process.env });
   children.add(child);
   // `done` turns true when the child exited or could not be started at all (ENOENT).
   child.done = false;

@@ -9,7 +9,8 @@ function peerLinks(rp) {
   return `<p class="muted">Other relying parties: ${links}</p>`;
 }
 
-export function homePage(rp, session, note) {
+/** `endSession`: the gateway's end_session URL, for a sign-out without hint (it asks first). */
+export function homePage(rp, session, note, endSession) {
   const body = session
     ? `<h1>${escapeHtml(rp.name)}: signed in</h1>
 <p id="status" data-state="signed-in">Signed in as <strong id="sub">${escapeHtml(session.sub)}</strong>${session.name ? ` (${escapeHtml(session.name)})` : ''}.</p>
@@ -17,7 +18,8 @@ export function homePage(rp, session, note) {
 <tr><td>session id (sid) this RP got</td><td><code id="sid">${escapeHtml(session.sid)}</code></td></tr>
 <tr><td>issuer</td><td><code>${escapeHtml(session.iss)}</code></td></tr>
 </table>
-<p><a class="button" id="logout" href="/logout">Sign out (single logout)</a></p>`
+<p><a class="button" id="logout" href="/logout">Sign out (single logout)</a></p>
+${endSession ? `<p class="muted">or <a href="${escapeHtml(endSession)}" id="logout-no-hint">sign out at the gateway without a hint</a> (it asks you first)</p>` : ''}`
     : `<h1>${escapeHtml(rp.name)}: not signed in</h1>
 <p id="status" data-state="signed-out">${note ? escapeHtml(note) : 'You are not signed in to this relying party.'}</p>
 <p><a class="button" id="login" href="/login">Sign in</a> <a href="/login?prompt=none" id="silent">Try silent sign-in (prompt=none)</a></p>`;
@@ -33,11 +35,16 @@ export function loggedOutPage(rp, state, known) {
 <p><a class="button" href="/">Home</a></p>${peerLinks(rp)}`, { accent: rp.accent });
 }
 
-/** Shown inside the gateway's (normally hidden) iframe: small, no scripts. */
-export function frontchannelPage(rp, sid, ended) {
+/**
+ * Shown inside the gateway's (normally hidden) iframe: small, no scripts. `outcome`: 'ended' (a
+ * local session had that sid), 'none' (none had: the back-channel token usually comes first) or
+ * 'foreign' (the iss is not this RP's issuer, so nothing was done).
+ */
+export function frontchannelPage(rp, sid, outcome) {
+  const say = { ended: 'signed out', none: 'already signed out', foreign: 'ignored (unknown issuer)' }[outcome];
   return `<!DOCTYPE html><html><head><meta charset="utf-8"><title>${escapeHtml(rp.name)}</title></head>
 <body style="font: 13px system-ui, sans-serif; margin: .4rem; color: ${escapeHtml(rp.accent)}">
-<strong>${escapeHtml(rp.name)}</strong>: ${ended ? 'signed out' : 'no local session for'} sid <code>${escapeHtml(sid ?? '')}</code>
+<strong>${escapeHtml(rp.name)}</strong>: ${say}<br>sid <code>${escapeHtml(sid ?? '')}</code>
 </body></html>`;
 }
 

@@ -145,10 +145,14 @@ export async function startRp({ name, clientId, clientSecret, issuer, port = 0, 
     // Sec-Fetch-Dest tells that the browser loaded this in an iframe (not some server fetching it).
     rp.records.frontchannel.push({ iss, sid, dest: req.headers['sec-fetch-dest'], at: Date.now() });
     if (frontchannel === 'hang') return; // a broken RP: the connection stays open, no answer
-    const ended = iss === issuer && endLocal(sid);
-    const answer = () => html(res, 200, frontchannelPage(rp, sid, ended));
-    if (typeof frontchannel === 'number') setTimeout(answer, frontchannel);
-    else answer();
+    const outcome = iss !== issuer ? 'foreign' : endLocal(sid) ? 'ended' : 'none';
+    const body = frontchannelPage(rp, sid, outcome);
+    if (typeof frontchannel !== 'number') return html(res, 200, body);
+    // The demo: show the text at once but finish the response (the iframe's load event, which the
+    // gateway's page waits for) only after the delay, so a person can watch the iframes.
+    res.writeHead(200, { 'content-type': 'text/html; charset=utf-8', 'cache-control': 'no-store' });
+    res.write(body);
+    setTimeout(() => res.end(), frontchannel);
   }
 
   async function backchannelLogout(req, res) {
@@ -176,7 +180,7 @@ export async function startRp({ name, clientId, clientSecret, issuer, port = 0, 
     const url = new URL(req.url, rp.origin);
     const get = req.method === 'GET';
     switch (url.pathname) {
-      case '/': return get && html(res, 200, homePage(rp, currentSession(req)));
+      case '/': return get && html(res, 200, homePage(rp, currentSession(req), undefined, discovery?.end_session_endpoint));
       case '/login': return get && login(req, res, url);
       case '/callback': return get && callback(req, res, url);
       case '/logout': return get && logout(req, res);

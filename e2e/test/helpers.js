@@ -22,11 +22,11 @@ export function useStack(name, stackOpts = {}) {
     ctx.page = await ctx.browser.newPage();
     ctx.page.setDefaultTimeout(15_000);
     ctx.page.on('framenavigated', (f) => ctx.visited.push(f.url()));
-  });
+  }, { timeout: 60_000 });
   after(async () => {
     await ctx.browser?.close().catch(() => {});
     await ctx.stack?.stop();
-  });
+  }, { timeout: 30_000 });
   return ctx;
 }
 
