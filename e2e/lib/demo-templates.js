@@ -1,7 +1,7 @@
 // The demo's copy of the gateway's templates/, with one change: the front-channel iframes, hidden
 // in production (they are plumbing), are shown as small boxes so a person can watch each RP being
 // signed out. Derived at start from the real templates, so the demo never drifts from them.
-import { cpSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { cpSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { repoRoot } from './paths.js';
@@ -13,6 +13,7 @@ const VISIBLE = `.frames { max-width: 38rem; margin: -10vh auto 2rem; display: f
 export function visibleIframeTemplates() {
   const src = join(repoRoot, 'templates');
   const dir = mkdtempSync(join(tmpdir(), 'lgw-demo-templates-'));
+  process.on('exit', () => rmSync(dir, { recursive: true, force: true }));
   cpSync(src, dir, { recursive: true });
   const file = join(dir, 'frontchannel.hbs');
   const hbs = readFileSync(file, 'utf8');

@@ -2,7 +2,7 @@
 // proxy.yaml generated here from the stack's ports and relying parties. Ready once /healthz
 // answers and the gateway publishes its own discovery (it has fetched the OP's documents, so
 // it knows the authorization and token endpoints it learns sessions from).
-import { createWriteStream, mkdtempSync, writeFileSync } from 'node:fs';
+import { createWriteStream, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { repoRoot } from './paths.js';
@@ -90,8 +90,11 @@ export async function startGateway(opts, { logPath } = {}) {
     return doc.frontchannel_logout_supported === true && doc.end_session_endpoint === `${origin}/session/end` && 'up';
   });
   if (ready !== 'up') {
-    const err = new Error(`the gateway exited during start (log: ${logPath ?? join(dir, 'gateway.log')})`);
-    err.portTaken = true;
+    await new Promise((resolve) => log.end(resolve));
+    const file = logPath ?? join(dir, 'gateway.log');
+    const tail = readFileSync(file, 'utf8').split('\n').slice(-15).join('\n');
+    const err = new Error(`the gateway exited during start (log: ${file}):\n${tail}`);
+    err.portTaken = true; // usually; a config error fails the same way on every attempt
     throw err;
   }
   return {
@@ -101,6 +104,7 @@ export async function startGateway(opts, { logPath } = {}) {
     stop: async () => {
       await stopChild(child);
       log.end();
+      rmSync(dir, { recursive: true, force: true });
     },
   };
 }

@@ -44,13 +44,23 @@ export async function clickAndWait(page, selector) {
 /**
  * Sign in to rp1 by typing into the OP's own login form (served through the gateway), then to
  * rp2 and rp3, which must get single sign-on: no login form on their way back. `screenshots`
- * saves the login form and rp1's signed-in page as artifacts.
+ * saves the login form and rp1's signed-in page as artifacts; `wrongFirst` types a wrong password
+ * first.
  */
-export async function signInEverywhere(ctx, { user = 'alice', password = 'wonderland', screenshots = false } = {}) {
+export async function signInEverywhere(ctx, { user = 'alice', password = 'wonderland', screenshots = false, wrongFirst = false } = {}) {
   const { page, stack } = ctx;
   const [rp1, ...others] = stack.rps;
   await page.goto(`${rp1.origin}/login`);
   assert.ok(page.url().startsWith(`${stack.issuer}/interaction/`), `the OP's login form, through the gateway: ${page.url()}`);
+  if (wrongFirst) {
+    // The form really checks: a wrong password keeps the browser at the OP with an error.
+    await page.type('#login', user);
+    await page.type('#password', `${password}-wrong`);
+    await clickAndWait(page, '#sign-in');
+    assert.ok(page.url().startsWith(`${stack.issuer}/interaction/`), `still at the OP: ${page.url()}`);
+    assert.equal(await page.$eval('#error', (e) => e.textContent), 'Wrong username or password.');
+    await page.$eval('#login', (e) => { e.value = ''; });
+  }
   await page.type('#login', user);
   await page.type('#password', password);
   if (screenshots) await screenshot(page, 'op-login-page');

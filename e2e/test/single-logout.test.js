@@ -19,8 +19,8 @@ import {
 const ctx = useStack('single-logout');
 let opCookie; // the OP's session cookie as the browser held it before the logout
 
-test('the browser signs in to rp1 at the OP login form and to rp2 and rp3 by single sign-on (GW-03 set-up)', async () => {
-  await signInEverywhere(ctx, { screenshots: true });
+test('the browser signs in to rp1 at the OP login form (a wrong password first) and to rp2 and rp3 by single sign-on', async () => {
+  await signInEverywhere(ctx, { screenshots: true, wrongFirst: true });
   const claims = ctx.stack.rps.map(idTokenClaims);
   assert.ok(claims.every((c) => c.iss === ctx.stack.issuer && c.sub === 'alice' && typeof c.sid === 'string'));
   // node-oidc-provider gives each client its own sid; the gateway must keep them apart.
