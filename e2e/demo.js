@@ -9,7 +9,7 @@ import { visibleIframeTemplates } from './lib/demo-templates.js';
 import { artifactsDir } from './lib/paths.js';
 import { RP_SPECS, startStack } from './lib/stack.js';
 
-export const DEMO_PORTS = { gateway: 8080, admin: 9090, op: 3000, rps: [8081, 8082, 8083] };
+const DEMO_PORTS = { gateway: 8080, admin: 9090, op: 3000, rps: [8081, 8082, 8083] };
 
 const { values } = parseArgs({
   options: { redis: { type: 'string' }, 'fc-delay': { type: 'string', default: '1500' } },

@@ -1,7 +1,9 @@
 // The real logout-gateway binary (target/debug by default, LGW_BIN to override), running a
-// proxy.yaml generated here from the stack's ports and relying parties. Ready once /healthz
-// answers and the gateway publishes its own discovery (it has fetched the OP's documents, so
-// it knows the authorization and token endpoints it learns sessions from).
+// proxy.yaml generated here from the stack's ports and relying parties. Ready once /readyz
+// answers 200 (store reachable and the logout-token signing key loaded, hence published in the
+// JWKS: an RP that fetched the JWKS earlier would not know the key for up to its refetch
+// cooldown) and the gateway publishes its own discovery (it has fetched the OP's documents, so it
+// knows the authorization and token endpoints it learns sessions from).
 import { createWriteStream, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -73,7 +75,7 @@ export async function startGateway(opts, { logPath } = {}) {
   const dir = mkdtempSync(join(tmpdir(), 'lgw-e2e-'));
   const config = join(dir, 'proxy.yaml');
   writeFileSync(config, gatewayYaml(opts));
-  const log = createWriteStream(logPath ?? join(dir, 'gateway.log'), { flags: 'a' });
+  const log = createWriteStream(logPath ?? join(dir, 'gateway.log'));
   const env = { ...process.env };
   delete env.RUST_LOG; // the config's log level, whatever the caller's shell says
   const child = spawnChild(gatewayBinary(), ['run', '--config', config], { logStream: log, env });
@@ -81,7 +83,7 @@ export async function startGateway(opts, { logPath } = {}) {
   const admin = `http://127.0.0.1:${opts.adminPort}`;
   const ready = await waitFor('the gateway to serve its own discovery', 30_000, async () => {
     if (child.done) return 'exited';
-    const h = await fetch(`${admin}/healthz`);
+    const h = await fetch(`${admin}/readyz`);
     if (h.status !== 200) return false;
     const d = await fetch(`${origin}/.well-known/openid-configuration`);
     if (d.status !== 200) return false;

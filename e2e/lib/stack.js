@@ -15,7 +15,7 @@ export const RP_SPECS = [
 ];
 
 /**
- * Start everything; resolves { gateway, op, rps, redis, issuer, stop }.
+ * Start everything; resolves { gateway, op, rps, issuer, redisUrl, stop }.
  * opts: redis (true: spawn one; a URL: use it; false: memory store), fcTimeout (gateway's
  * end_session.frontchannel_timeout), frontchannel ({ rp3: 'hang' } etc., see rp.js),
  * ports ({ gateway, admin, op, rps: [..] }; omitted: free ports), logPath (gateway log),

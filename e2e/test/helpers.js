@@ -92,7 +92,10 @@ export function idTokenClaims(rp) {
 
 /** Wait until every RP recorded something in `records[kind]`; resolves { clientId: entries }. */
 export async function waitForEach(rps, kind, timeoutMs = 10_000) {
-  await waitFor(`every RP to record a ${kind} call`, timeoutMs, () => rps.every((rp) => rp.records[kind].length > 0));
+  const now = () => rps.map((rp) => `${rp.clientId}: ${JSON.stringify(rp.records[kind])}${kind === 'backchannel' ? ` rejected ${JSON.stringify(rp.records.backchannelRejected)}` : ''}`);
+  await waitFor(`every RP to record a ${kind} call`, timeoutMs, () => rps.every((rp) => rp.records[kind].length > 0)).catch((e) => {
+    throw new Error(`${e.message}; recorded: ${now().join('; ')}`);
+  });
   return Object.fromEntries(rps.map((rp) => [rp.clientId, rp.records[kind]]));
 }
 
