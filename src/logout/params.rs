@@ -32,10 +32,11 @@ pub enum ParamError {
 
 /// Whole query or form body; larger requests are refused before parsing (414/413).
 pub const MAX_INPUT: usize = 32 * 1024;
-const MAX_PAIRS: usize = 64;
+/// More non-empty `&`-separated pairs than this are refused (public for the fuzz targets' checks).
+pub const MAX_PAIRS: usize = 64;
 
-/// (name, cap in bytes after decoding)
-const KNOWN: [(&str, usize); 6] = [
+/// (name, cap in bytes after decoding); public for the fuzz targets' checks.
+pub const KNOWN: [(&str, usize); 6] = [
     ("id_token_hint", 16 * 1024),
     ("logout_hint", 512),
     ("client_id", 256),

@@ -29,7 +29,9 @@ pub fn append_query(base: &str, params: &[(&str, &str)]) -> String {
     let mut out = base.to_string();
     let sep = match base.find('?') {
         None => Some('?'),
-        Some(_) if base.ends_with('?') || base.ends_with('&') => None,
+        // An empty query, or one ending in `&`, takes the parameters as they are. A `?` at
+        // the end of a non-empty query is data (`?next=/x?`): it still needs the `&`.
+        Some(q) if q + 1 == base.len() || base.ends_with('&') => None,
         Some(_) => Some('&'),
     };
     if let Some(c) = sep {
@@ -67,7 +69,11 @@ pub fn frontchannel_url(uri: &str, session_required: bool, iss: &str, sid: Optio
 /// `scheme://host[:port]` of an http(s) URL, for CSP `frame-src`; None for anything else.
 pub fn origin(uri: &str) -> Option<String> {
     let u = Url::parse(uri).ok()?;
-    matches!(u.scheme(), "http" | "https").then(|| u.origin().ascii_serialization())
+    // WHATWG hosts may hold `;`, `,`, `'`, `*` and the like, which in a CSP header would end
+    // the source, directive or policy, or widen it: such a host is no origin CSP can name.
+    let host = u.host_str()?;
+    let plain = host.bytes().all(|b| b.is_ascii_alphanumeric() || b"-._[]:".contains(&b));
+    (plain && matches!(u.scheme(), "http" | "https")).then(|| u.origin().ascii_serialization())
 }
 
 /// One allowed shape for an unregistered post_logout_redirect_uri (opt-in, dangerous):
@@ -165,6 +171,17 @@ mod tests {
     }
 
     #[test]
+    fn rpi11_state_after_a_query_ending_in_a_question_mark() {
+        // Found by fuzz/redirect_uri: the `?` is the query's last byte, not its start, and the
+        // state was glued onto the `next` parameter.
+        let url = redirect_with_state("https://a.example.org/bye?next=/x?", Some("s"));
+        assert_eq!(url, "https://a.example.org/bye?next=/x?&state=s");
+        let pairs: Vec<_> =
+            Url::parse(&url).unwrap().query_pairs().map(|(k, v)| (k.into_owned(), v.into_owned())).collect();
+        assert_eq!(pairs, [("next".to_string(), "/x?".to_string()), ("state".to_string(), "s".to_string())]);
+    }
+
+    #[test]
     fn fcl_iframe_urls_keep_their_query_and_add_both_or_neither() {
         assert_eq!(
             frontchannel_url("https://a.example.org/fc?tenant=t1", true, "https://op.example.com", Some("SA")),
@@ -182,6 +199,12 @@ mod tests {
         assert_eq!(origin("https://a.example.org:8443/fc?x").as_deref(), Some("https://a.example.org:8443"));
         assert_eq!(origin("https://a.example.org:443/fc").as_deref(), Some("https://a.example.org"));
         assert_eq!(origin("com.example.app:/x"), None);
+        assert_eq!(origin("http://[::1]:8080/fc").as_deref(), Some("http://[::1]:8080"));
+        // Found by fuzz/frontchannel_url: URL parsers accept these hosts, but in `frame-src`
+        // they would split the directive or policy (`;`, `,`), or become a wildcard (`*`).
+        for odd in ["https://a;b.example/fc", "https://a,b.example/fc", "https://a'b.example/", "https://*.example/"] {
+            assert_eq!(origin(odd), None, "{odd}");
+        }
     }
 
     #[test]

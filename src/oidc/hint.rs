@@ -59,31 +59,51 @@ fn now() -> u64 {
     SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
 }
 
-/// Validate `token` against the upstream keys. Invalid hints are a verdict, not an error.
-pub async fn check(token: &str, jwks: &Jwks, issuer: &str, clients: &Clients) -> Result<HintCheck, KeysUnavailable> {
+/// What may be used of a hint's header once [`inspect_header`] accepted it: the algorithm and
+/// the kid, an opaque lookup key. Nothing else of the header (`jku`, `x5u`, `jwk`, `x5c` in
+/// particular) leaves that function, so nothing after it can fetch or trust a key it names.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HeaderVerdict {
+    pub alg: Algorithm,
+    pub kid: Option<String>,
+}
+
+/// The checks that run before any key is looked up: the size cap (before any decoding), the
+/// compact-JWS shape, the header's JSON, `typ`, `crit` and the algorithm family. Pure, so it
+/// can be fuzzed; the error is the reason [`HintCheck::Invalid`] reports.
+pub fn inspect_header(token: &str) -> Result<HeaderVerdict, &'static str> {
     if token.len() > MAX_HINT {
-        return Ok(HintCheck::Invalid("too large"));
+        return Err("too large");
     }
     if token.bytes().filter(|b| *b == b'.').count() != 2 {
         // A JWE (five parts) is not decrypted here (CORE-02): treated as invalid.
-        return Ok(HintCheck::Invalid("not a compact JWS"));
+        return Err("not a compact JWS");
     }
     let Ok(header) = jsonwebtoken::decode_header(token) else {
-        return Ok(HintCheck::Invalid("bad header"));
+        return Err("bad header");
     };
     if header
         .typ
         .as_deref()
         .is_some_and(|t| !t.eq_ignore_ascii_case("jwt") && !t.eq_ignore_ascii_case("application/jwt"))
     {
-        return Ok(HintCheck::Invalid("not an ID token type"));
+        return Err("not an ID token type");
     }
     if header.crit.is_some() {
-        return Ok(HintCheck::Invalid("unsupported critical header"));
+        return Err("unsupported critical header");
     }
     if matches!(header.alg, Algorithm::HS256 | Algorithm::HS384 | Algorithm::HS512) {
-        return Ok(HintCheck::Invalid("symmetric algorithm"));
+        return Err("symmetric algorithm");
     }
+    Ok(HeaderVerdict { alg: header.alg, kid: header.kid })
+}
+
+/// Validate `token` against the upstream keys. Invalid hints are a verdict, not an error.
+pub async fn check(token: &str, jwks: &Jwks, issuer: &str, clients: &Clients) -> Result<HintCheck, KeysUnavailable> {
+    let header = match inspect_header(token) {
+        Ok(h) => h,
+        Err(reason) => return Ok(HintCheck::Invalid(reason)),
+    };
     let kid = header.kid.as_deref();
     let mut keys = jwks.keys();
     if keys.keys.is_empty() || kid.is_some_and(|k| !keys.has_kid(k)) {
@@ -148,4 +168,44 @@ pub async fn check(token: &str, jwks: &Jwks, issuer: &str, clients: &Clients) ->
         sid: c.sid,
         expired: c.exp.saturating_add(LEEWAY) < now(),
     }))
+}
+
+#[cfg(test)]
+mod tests {
+    use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    use base64::Engine;
+
+    use super::*;
+
+    fn token(header: &str) -> String {
+        format!("{}.e30.c2ln", URL_SAFE_NO_PAD.encode(header))
+    }
+
+    #[test]
+    fn header_checks_before_any_key() {
+        let ok = inspect_header(&token(r#"{"alg":"RS256","kid":"k1","typ":"JWT"}"#));
+        assert_eq!(ok, Ok(HeaderVerdict { alg: Algorithm::RS256, kid: Some("k1".into()) }));
+        for (header, reason) in [
+            (r#"{"alg":"none"}"#, "bad header"),
+            (r#"{"alg":"HS256"}"#, "symmetric algorithm"),
+            (r#"{"alg":"RS256","typ":"logout+jwt"}"#, "not an ID token type"),
+            (r#"{"alg":"RS256","crit":["exp"]}"#, "unsupported critical header"),
+        ] {
+            assert_eq!(inspect_header(&token(header)), Err(reason), "{header}");
+        }
+        assert_eq!(inspect_header("a.b.c.d.e"), Err("not a compact JWS"));
+        // The size cap comes first: a well-formed header does not get it decoded.
+        let big = format!("{}{}", token(r#"{"alg":"RS256"}"#), "A".repeat(MAX_HINT));
+        assert_eq!(inspect_header(&big), Err("too large"));
+    }
+
+    #[test]
+    fn key_locating_headers_are_never_passed_on() {
+        // jku/x5u/x5c are ignored: the verdict is the one without them (only alg and kid leave).
+        let plain = inspect_header(&token(r#"{"alg":"ES256","kid":"k"}"#));
+        let hostile = inspect_header(&token(
+            r#"{"alg":"ES256","kid":"k","jku":"https://evil/jwks","x5u":"https://evil/c","x5c":["AA=="]}"#,
+        ));
+        assert_eq!(plain, hostile);
+    }
 }
