@@ -139,8 +139,11 @@ impl Learner {
         } else if is(&self.endpoints.introspection, &learned.introspection) {
             Endpoint::Introspection
         } else if self
-            .registration_path()
-            .is_some_and(|r| path.strip_prefix(r.as_str()).is_some_and(|rest| rest.is_empty() || rest.starts_with('/')))
+            .endpoints
+            .registration
+            .as_deref()
+            .or(learned.registration.as_deref())
+            .is_some_and(|r| path.strip_prefix(r).is_some_and(|rest| rest.is_empty() || rest.starts_with('/')))
         {
             Endpoint::Registration
         } else {
