@@ -66,6 +66,11 @@ pub struct Upstream {
     pub ca_file: Option<PathBuf>,
     pub trust_forwarded_headers: bool,
     pub session_cookies: Vec<String>,
+    /// Canonical path prefixes (see `proxy::route::normalize`) where requests carrying an OP
+    /// session cookie get the authorization endpoint's revoked-cookie check; empty by default.
+    pub session_cookie_paths: Vec<String>,
+    /// One expiring `Set-Cookie` per name and path (Keycloak sets its cookies on /realms/R/).
+    pub session_cookie_expiry_paths: Vec<String>,
     /// Configured endpoint paths; None: learned from discovery.
     pub endpoints: crate::oidc::jwks::EndpointPaths,
 }

@@ -87,6 +87,13 @@ pub struct RawUpstream {
     pub trust_forwarded_headers: bool,
     #[serde(default)]
     pub session_cookies: Vec<String>,
+    /// Path prefixes (besides the authorization endpoint) where a request carrying an OP session
+    /// cookie has it checked against ended sessions: the OP's own login and resume paths.
+    #[serde(default)]
+    pub session_cookie_paths: Vec<String>,
+    /// `Path` attributes of the expiring `Set-Cookie` lines for the OP's session cookies.
+    #[serde(default = "default_expiry_paths")]
+    pub session_cookie_expiry_paths: Vec<String>,
     /// Endpoint paths on the public listener; default: learned from the upstream's discovery.
     #[serde(default)]
     pub endpoints: RawEndpoints,
@@ -115,6 +122,9 @@ pub struct RawEndpoints {
     pub registration: Option<String>,
 }
 
+fn default_expiry_paths() -> Vec<String> {
+    vec!["/".into()]
+}
 fn default_connect_timeout() -> String {
     "2s".into()
 }

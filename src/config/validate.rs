@@ -260,6 +260,13 @@ fn upstream(v: &mut V, raw: RawUpstream, base: &Path) -> Upstream {
         ca_file: None,
         trust_forwarded_headers: raw.trust_forwarded_headers,
         session_cookies: Vec::new(),
+        session_cookie_paths: cookie_paths(v, "session_cookie_paths", raw.session_cookie_paths, true),
+        session_cookie_expiry_paths: cookie_paths(
+            v,
+            "session_cookie_expiry_paths",
+            raw.session_cookie_expiry_paths,
+            false,
+        ),
         endpoints: Default::default(),
     };
     let mut path = |key: &str, p: Option<String>| {
@@ -307,6 +314,28 @@ fn upstream(v: &mut V, raw: RawUpstream, base: &Path) -> Upstream {
         up.session_cookies.push(name);
     }
     up
+}
+
+/// `upstream.session_cookie_paths` (prefixes, kept canonical: matched against the normalised
+/// request path) or `upstream.session_cookie_expiry_paths` (cookie `Path` attributes, kept as
+/// written). Each starts with '/' and holds no query, `;`, quote, comma or control character.
+fn cookie_paths(v: &mut V, key: &str, raw: Vec<String>, canonical: bool) -> Vec<String> {
+    if raw.is_empty() && !canonical {
+        v.err(format!("upstream.{key}"), "must name at least one path (default [\"/\"])");
+    }
+    let mut out = Vec::with_capacity(raw.len());
+    for (i, p) in raw.into_iter().enumerate() {
+        if !p.starts_with('/') || p.bytes().any(|b| b <= 0x20 || b >= 0x7f || b"?#;,\"\\".contains(&b)) {
+            v.err(format!("upstream.{key}[{i}]"), format!("{p:?} must be an absolute path such as /login (no query)"));
+            continue;
+        }
+        out.push(if canonical {
+            String::from_utf8_lossy(&crate::proxy::route::normalize(p.as_bytes())).into_owned()
+        } else {
+            p
+        });
+    }
+    out
 }
 
 /// RFC 7230 token characters: what a cookie name may hold.
@@ -713,6 +742,37 @@ mod tests {
         assert!(is_loopback_host("LOCALHOST"));
         assert!(!is_loopback_host("127.0.0.1.evil.example"));
         assert!(!is_loopback_host("10.0.0.1"));
+    }
+
+    #[test]
+    fn session_cookie_paths_and_expiry_paths() {
+        let c = load("").unwrap();
+        assert!(c.upstream.session_cookie_paths.is_empty());
+        assert_eq!(c.upstream.session_cookie_expiry_paths, ["/"]);
+        let text = |extra: &str| {
+            format!(
+                "upstream:\n  url: \"http://127.0.0.1:3000\"\n{extra}issuer: \"http://127.0.0.1:8080\"\n\
+                 session_store:\n  backend: memory\ntemplates_dir: \".\"\n"
+            )
+        };
+        let load2 = |extra: &str| {
+            super::super::load_str(&text(extra), Path::new("."), &|_| None)
+                .map_err(|p| p.0.into_iter().map(|p| format!("{}: {}", p.path, p.message)).collect::<Vec<_>>())
+        };
+        let c = load2(
+            "  session_cookie_paths: [\"/Realms/R/login-actions/\", \"/interaction\"]\n  \
+             session_cookie_expiry_paths: [\"/\", \"/realms/R/\"]\n",
+        )
+        .unwrap();
+        assert_eq!(c.upstream.session_cookie_paths, ["/realms/r/login-actions", "/interaction"]);
+        assert_eq!(c.upstream.session_cookie_expiry_paths, ["/", "/realms/R/"]);
+        let errs = load2("  session_cookie_paths: [\"login\"]\n  session_cookie_expiry_paths: [\"/a;b\", \"/\"]\n")
+            .unwrap_err();
+        assert!(errs.iter().any(|e| e.starts_with("upstream.session_cookie_paths[0]: ")), "{errs:?}");
+        assert!(errs.iter().any(|e| e.starts_with("upstream.session_cookie_expiry_paths[0]: ")), "{errs:?}");
+        assert_eq!(errs.len(), 2, "{errs:?}");
+        let errs = load2("  session_cookie_expiry_paths: []\n").unwrap_err();
+        assert!(errs[0].starts_with("upstream.session_cookie_expiry_paths: must name"), "{errs:?}");
     }
 
     #[test]
