@@ -125,7 +125,7 @@ impl SessionStore for MemoryStore {
         st.sweep();
         let (sid, mut clients, mut client_sids, mut tokens, mut cookies) = match st.resolve(&s.sid) {
             Some((_, Entry::Session { sub, .. })) if sub != s.sub => return Ok(PutResult::Conflict("another subject")),
-            Some((_, Entry::Session { ended: true, .. })) => return Ok(PutResult::Conflict("session ended")),
+            Some((_, Entry::Session { ended: true, .. })) => return Ok(PutResult::Conflict(super::SESSION_ENDED)),
             Some((p, Entry::Session { clients, client_sids, tokens, cookies, .. })) => {
                 (p, clients, client_sids, tokens, cookies)
             }
@@ -364,6 +364,15 @@ impl SessionStore for MemoryStore {
         let exp = Instant::now() + self.ttls.tombstone;
         for h in hashes {
             st.revoked.insert(h.clone(), exp);
+        }
+        Ok(())
+    }
+
+    async fn revoke_marks(&self, marks: &[(String, Duration)]) -> Result<(), StoreError> {
+        let mut st = self.lock()?;
+        let now = Instant::now();
+        for (h, ttl) in marks {
+            st.revoked.insert(h.clone(), now + *ttl);
         }
         Ok(())
     }

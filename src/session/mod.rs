@@ -81,6 +81,16 @@ pub enum PutResult {
     Conflict(&'static str),
 }
 
+/// The reason of [`PutResult::Conflict`] for a session that has ended.
+pub const SESSION_ENDED: &str = "session ended";
+
+impl PutResult {
+    /// Nothing was stored because the session has ended (a tombstone).
+    pub fn is_ended(&self) -> bool {
+        matches!(self, PutResult::Conflict(why) if *why == SESSION_ENDED)
+    }
+}
+
 /// A session to record or merge (admin `PUT /sessions/{sid}`, and session learning).
 #[derive(Debug, Clone, Default)]
 pub struct NewSession {
@@ -186,6 +196,10 @@ pub trait SessionStore: Send + Sync {
 
     /// Mark tokens or OP cookies (by hash) as belonging to an ended session, for `tombstone_ttl`.
     async fn revoke_hashes(&self, hashes: &[String]) -> Result<(), StoreError>;
+
+    /// Mark tokens or OP cookies (by hash) as belonging to an ended session, each for its own
+    /// duration (one round trip).
+    async fn revoke_marks(&self, marks: &[(String, Duration)]) -> Result<(), StoreError>;
 
     /// Which of these hashes are revoked (one round trip).
     async fn revoked_among(&self, hashes: &[String]) -> Result<Vec<bool>, StoreError>;

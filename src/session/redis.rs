@@ -404,8 +404,8 @@ impl SessionStore for RedisStore {
             }
             match reply.first().map(String::as_str) {
                 Some("ok") => {}
-                Some("conflict") if reply.get(1).is_some_and(|r| r == "session ended") => {
-                    return Ok(PutResult::Conflict("session ended"))
+                Some("conflict") if reply.get(1).is_some_and(|r| r == super::SESSION_ENDED) => {
+                    return Ok(PutResult::Conflict(super::SESSION_ENDED))
                 }
                 Some("conflict") => return Ok(PutResult::Conflict("another subject")),
                 _ => return Err(bad_reply("put")),
@@ -764,6 +764,14 @@ impl SessionStore for RedisStore {
             let mut c = self.conn().await?;
             let marks: Vec<(String, Duration)> = hashes.iter().map(|h| (h.clone(), self.ttls.tombstone)).collect();
             self.revoke_with(&mut c, &marks).await
+        })
+        .await
+    }
+
+    async fn revoke_marks(&self, marks: &[(String, Duration)]) -> Result<(), StoreError> {
+        timed("revoke", self.deadline(), async {
+            let mut c = self.conn().await?;
+            self.revoke_with(&mut c, marks).await
         })
         .await
     }
