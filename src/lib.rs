@@ -94,8 +94,12 @@ pub fn build(config: Config) -> std::result::Result<Server, String> {
         revoker: revoker.clone(),
         access_token_ttl: config.session_store.access_token_ttl,
         refresh_token_ttl: config.session_store.refresh_token_ttl,
+        tombstone_ttl: config.session_store.tombstone_ttl,
         endpoints: config.upstream.endpoints.clone(),
         session_cookies: config.upstream.session_cookies.clone(),
+        session_cookie_paths: config.upstream.session_cookie_paths.clone(),
+        session_cookie_expiry_paths: config.upstream.session_cookie_expiry_paths.clone(),
+        secure_cookies: config.issuer.starts_with("https://"),
     });
     let issuer_origin = url::Url::parse(&config.issuer).map(|u| u.origin().ascii_serialization()).unwrap_or_default();
     let published = proxy::Published {

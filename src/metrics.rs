@@ -41,6 +41,8 @@ pub struct Metrics {
     pub upstream_revocations: IntCounterVec,
     /// What the gateway learned from proxied traffic, by kind.
     pub learned: IntCounterVec,
+    /// Responses the gateway meant to learn from but could not read, by reason.
+    pub learn_skipped: IntCounterVec,
     /// Client connections refused over `limits.max_connections`.
     pub connections_refused: IntCounter,
     /// Connections closed because a request header did not arrive within `limits.header_timeout`.
@@ -130,10 +132,18 @@ impl Metrics {
             .expect("register upstream_revocations"),
             learned: register_int_counter_vec!(
                 "logout_gateway_learned_total",
-                "Things learned from proxied traffic: sessions, refreshed tokens, registered clients.",
+                "Things learned from proxied traffic: sessions, refreshed tokens, registered clients, \
+                 and tokens issued in already ended sessions (refused at once).",
                 &["kind"]
             )
             .expect("register learned"),
+            learn_skipped: register_int_counter_vec!(
+                "logout_gateway_learn_skipped_total",
+                "Responses not learned from: encoding (a content coding the gateway cannot decode), corrupt, \
+                 too_large, unverified (an ID token that does not verify).",
+                &["reason"]
+            )
+            .expect("register learn_skipped"),
             connections_refused: register_int_counter!(
                 "logout_gateway_connections_refused_total",
                 "Client connections refused because limits.max_connections were open."
@@ -169,8 +179,11 @@ impl Metrics {
         for l in ["uri", "headers", "rate"] {
             m.limited.with_label_values(&[l]);
         }
-        for k in ["session", "refresh", "client"] {
+        for k in ["session", "refresh", "client", "ended_session"] {
             m.learned.with_label_values(&[k]);
+        }
+        for r in ["encoding", "corrupt", "too_large", "unverified"] {
+            m.learn_skipped.with_label_values(&[r]);
         }
         m
     }

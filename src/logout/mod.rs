@@ -85,6 +85,8 @@ pub struct Logout {
     pub issuer: String,
     pub policy: Policy,
     pub session_cookies: Vec<String>,
+    /// `Path` attributes the OP cookies are expired on (`upstream.session_cookie_expiry_paths`).
+    pub session_cookie_expiry_paths: Vec<String>,
     pub frontchannel_timeout: Duration,
     pub confirmation_ttl: Duration,
     /// Janssen endSessionWithAccessToken: a learned access token may stand in for the hint.
@@ -126,6 +128,7 @@ impl Logout {
                 unregistered_redirect_patterns: es.unregistered_redirect_uri_patterns.clone(),
             },
             session_cookies: config.upstream.session_cookies.clone(),
+            session_cookie_expiry_paths: config.upstream.session_cookie_expiry_paths.clone(),
             frontchannel_timeout: es.frontchannel_timeout,
             accept_access_token_hint: es.accept_access_token_hint,
             confirmation_ttl: es.confirmation_ttl,
@@ -566,17 +569,11 @@ impl Logout {
         }
     }
 
-    /// Expire the upstream OP's own session cookies in the browser.
+    /// Expire the upstream OP's own session cookies in the browser: one `Set-Cookie` per name
+    /// and configured cookie path.
     fn clear_op_cookies(&self) -> Vec<(&'static str, String)> {
-        let secure = if self.secure_cookies { "; Secure" } else { "" };
-        self.session_cookies
-            .iter()
-            .map(|n| {
-                (
-                    "set-cookie",
-                    format!("{n}=; Path=/; Max-Age=0; Expires=Thu, 01 Jan 1970 00:00:00 GMT; HttpOnly{secure}"),
-                )
-            })
+        crate::learn::expiring_cookies(&self.session_cookies, &self.session_cookie_expiry_paths, self.secure_cookies)
+            .map(|c| ("set-cookie", c))
             .collect()
     }
 }

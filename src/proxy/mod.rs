@@ -3,19 +3,22 @@
 //! ```text
 //!  request ──> request_filter ──(end_session path)──> answer locally (logout) ───────┐
 //!                   │ ──(discovery / JWKS path)──> answer locally (Published) ──────┤
-//!                   │ ──(authorize/token/userinfo/introspection)──> revoked? refuse │
+//!                   │ ──(authorize/token/userinfo/introspection, ──> revoked? refuse ┤
+//!                   │    session_cookie_paths with an OP cookie)     (edge.rs)      │
 //!                   v                                                               │
 //!             upstream_peer ──> upstream_request_filter ──> upstream ──> response ──┤
 //!                   │ (connect/read failure)   (X-Forwarded-*, revoked OP cookies   │
-//!                   v                           stripped)   response filters: learn │
-//!             fail_to_proxy: 502/504 page                                        logging: metrics
+//!                   v                           stripped, Accept-Encoding narrowed  │
+//!             fail_to_proxy: 502/504 page       where the response is read)         │
+//!                                               response filters: learn      logging: metrics
 //! ```
 //!
 //! Passthrough never touches the session store: a proxied request costs a path classification,
-//! three header inserts and a counter; only the OP's authorization, token, userinfo and
-//! introspection endpoints cost one store lookup (see `learn`). Hooks classify and delegate; `Ok(true)` from
-//! `request_filter` means "the response is already written".
+//! three header inserts and a counter. The exceptions are listed in ARCHITECTURE.md
+//! ("Invariants") and `edge`. Hooks classify and delegate; `Ok(true)` from `request_filter`
+//! means "the response is already written".
 
+mod edge;
 pub mod guard;
 pub mod limits;
 pub mod respond;
@@ -123,18 +126,8 @@ pub struct Ctx {
     /// The request is for the authorization endpoint.
     authorize: bool,
     /// A form_post authorization response being copied.
-    form_post: Option<FormPost>,
+    form_post: Option<crate::learn::FormPost>,
 }
-
-/// A form_post page on its way to the browser, and what the request and response said of cookies.
-struct FormPost {
-    buf: Vec<u8>,
-    cookie: Option<String>,
-    set_cookies: Vec<String>,
-}
-
-/// Largest form_post page that is inspected.
-const FORM_POST_MAX: usize = 64 * 1024;
 
 fn set_cookies(resp: &ResponseHeader) -> Vec<String> {
     resp.headers.get_all(http::header::SET_COOKIE).iter().filter_map(|v| v.to_str().ok().map(String::from)).collect()
@@ -178,27 +171,7 @@ impl ProxyHttp for Gateway {
         }
         let path = session.req_header().uri.path().as_bytes();
         match route::classify(path, &self.end_session_paths) {
-            Route::Proxy => {
-                use crate::learn::{Endpoint, Observation, Purpose};
-                let endpoint = self.learner.endpoint(session.req_header().uri.path());
-                let method = &session.req_header().method;
-                match endpoint {
-                    Endpoint::Other => return Ok(false),
-                    Endpoint::Registration => {
-                        if method == http::Method::POST || method == http::Method::PUT {
-                            ctx.observe = Some(Observation::new(Purpose::Registration));
-                        }
-                        ctx.delete_client = method == http::Method::DELETE;
-                        return Ok(false);
-                    }
-                    Endpoint::Token if method == http::Method::POST => {
-                        ctx.observe = Some(Observation::new(Purpose::Token { code_hash: None, refresh_hash: None }));
-                    }
-                    _ => {}
-                }
-                ctx.authorize = endpoint == crate::learn::Endpoint::Authorization;
-                self.enforce(session, endpoint, ctx).await
-            }
+            Route::Proxy => self.on_proxied(session, ctx).await,
             route => {
                 ctx.local = true;
                 if let Some(r) = self.limits.check_request(session.req_header(), true) {
@@ -235,7 +208,10 @@ impl ProxyHttp for Gateway {
     ) -> Result<()> {
         forwarded_headers(session, req, self.trust_forwarded_headers)?;
         if !ctx.strip_cookies.is_empty() {
-            strip_cookies(req, &ctx.strip_cookies)?;
+            edge::strip_cookies(req, &ctx.strip_cookies)?;
+        }
+        if ctx.observe.is_some() || ctx.authorize {
+            edge::narrow_accept_encoding(req)?;
         }
         Ok(())
     }
@@ -251,31 +227,14 @@ impl ProxyHttp for Gateway {
             if let Some(params) = params {
                 let set = set_cookies(resp);
                 let set: Vec<&str> = set.iter().map(String::as_str).collect();
-                let cookie = header_str(session.req_header(), http::header::COOKIE);
+                let cookie = edge::cookie_header(session.req_header());
                 self.learner.on_authorization_response(&params, cookie.as_deref(), &set).await;
             }
         } else if resp.status == http::StatusCode::OK && (ctx.authorize || self.sets_op_cookie(resp)) {
-            // response_mode=form_post: the code travels in an HTML form; copy it (small, plain).
-            // Some OPs answer the login form's POST with it, on a path of their own, while
-            // setting their session cookie; hence either condition.
-            let html = resp
-                .headers
-                .get(http::header::CONTENT_TYPE)
-                .and_then(|v| v.to_str().ok())
-                .is_some_and(|c| c.to_ascii_lowercase().starts_with("text/html"));
-            if html && !resp.headers.contains_key(http::header::CONTENT_ENCODING) {
-                ctx.form_post = Some(FormPost {
-                    buf: Vec::new(),
-                    cookie: header_str(session.req_header(), http::header::COOKIE),
-                    set_cookies: set_cookies(resp),
-                });
-            }
+            ctx.form_post = edge::start_form_post(session.req_header(), resp);
         }
-        for name in &ctx.strip_cookies {
-            resp.append_header(
-                "set-cookie",
-                format!("{name}=; Path=/; Max-Age=0; Expires=Thu, 01 Jan 1970 00:00:00 GMT"),
-            )?;
+        for c in self.learner.expiring_cookies(&ctx.strip_cookies) {
+            resp.append_header("set-cookie", c)?;
         }
         if ctx.delete_client && resp.status.is_success() {
             let req = session.req_header();
@@ -301,24 +260,12 @@ impl ProxyHttp for Gateway {
         if let Some(obs) = ctx.observe.as_mut() {
             self.learner.on_body(obs, body.as_ref(), end_of_stream);
         }
-        if let Some(fp) = ctx.form_post.as_mut() {
-            if let Some(b) = body.as_ref() {
-                if fp.buf.len() + b.len() > FORM_POST_MAX {
-                    ctx.form_post = None;
-                    return Ok(None);
-                }
-                fp.buf.extend_from_slice(b);
-            }
-            if end_of_stream {
-                if let Some(fp) = ctx.form_post.take() {
-                    let params = crate::learn::form_post_params(&String::from_utf8_lossy(&fp.buf));
-                    if params.iter().any(|(k, _)| k == "code" || k == "id_token") {
-                        let learner = self.learner.clone();
-                        tokio::spawn(async move {
-                            let set: Vec<&str> = fp.set_cookies.iter().map(String::as_str).collect();
-                            learner.on_authorization_response(&params, fp.cookie.as_deref(), &set).await;
-                        });
-                    }
+        if let Some(page) = ctx.form_post.as_mut() {
+            if body.as_ref().is_some_and(|b| !page.push(b)) {
+                ctx.form_post = None;
+            } else if end_of_stream {
+                if let Some(page) = ctx.form_post.take() {
+                    self.learner.on_form_post_end(page);
                 }
             }
         }
@@ -366,67 +313,6 @@ impl Gateway {
                 names.iter().any(|n| n == name.trim()) && !value.starts_with(';') && !value.is_empty()
             })
         })
-    }
-
-    /// Refuse a token of an ended session at userinfo, introspection or the token endpoint.
-    /// Form bodies are read with retry buffering on, so pingora replays them to the upstream
-    /// when the request goes on (bodies over 64 KiB are not inspected). Ok(true): answered.
-    async fn enforce(&self, session: &mut Session, endpoint: crate::learn::Endpoint, ctx: &mut Ctx) -> Result<bool> {
-        const MAX_FORM: usize = 64 * 1024;
-        let req = session.req_header();
-        let authorization = header_str(req, http::header::AUTHORIZATION);
-        let is_form = req.method == http::Method::POST
-            && header_str(req, http::header::CONTENT_TYPE)
-                .is_some_and(|c| c.to_ascii_lowercase().starts_with("application/x-www-form-urlencoded"));
-        let small = req
-            .headers
-            .get(http::header::CONTENT_LENGTH)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.parse::<usize>().ok())
-            .is_some_and(|n| n <= MAX_FORM);
-        if endpoint == crate::learn::Endpoint::Authorization {
-            ctx.strip_cookies = self.learner.revoked_cookies(header_str(req, http::header::COOKIE).as_deref()).await;
-            return Ok(false);
-        }
-        let form = if is_form && small {
-            session.enable_retry_buffering();
-            match read_body(session, MAX_FORM).await {
-                Ok(b) => b,
-                Err(status) => {
-                    ctx.local = true;
-                    self.write_error(session, status).await;
-                    return Ok(true);
-                }
-            }
-        } else {
-            Vec::new()
-        };
-        let presented = self.learner.presented_token(endpoint, authorization.as_deref(), &form);
-        if let Some(crate::learn::Purpose::Token { code_hash, refresh_hash }) =
-            ctx.observe.as_mut().map(|o| &mut o.purpose)
-        {
-            *code_hash = crate::learn::Learner::redeemed_code(&form);
-            *refresh_hash = presented.as_deref().map(|t| crate::learn::token_hash(t.as_bytes()));
-        }
-        let Some(token) = presented else {
-            return Ok(false);
-        };
-        let Some((status, content_type, body, extra)) = self.learner.check(endpoint, &token).await else {
-            return Ok(false);
-        };
-        ctx.local = true;
-        ctx.observe = None;
-        let mut h = ResponseHeader::build(status, Some(5))?;
-        h.insert_header("content-type", content_type)?;
-        h.insert_header("content-length", body.len().to_string())?;
-        h.insert_header("cache-control", "no-store")?;
-        h.insert_header("pragma", "no-cache")?;
-        if let Some((k, v)) = extra {
-            h.insert_header(k, v)?;
-        }
-        session.write_response_header(Box::new(h), false).await?;
-        session.write_response_body(Some(bytes::Bytes::from_static(body.as_bytes())), true).await?;
-        Ok(true)
     }
 
     /// end_session and its confirmation: read the request, let `logout` decide, write the reply.
@@ -579,25 +465,6 @@ fn error_reason(e: &Error) -> &'static str {
         TLSHandshakeFailure | InvalidCert | HandshakeError => "tls",
         _ => "other",
     }
-}
-
-/// Remove the named cookies from every Cookie header of the upstream request.
-fn strip_cookies(req: &mut RequestHeader, names: &[String]) -> Result<()> {
-    let kept: Vec<String> = req
-        .headers
-        .get_all(http::header::COOKIE)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(';'))
-        .map(str::trim)
-        .filter(|kv| !kv.is_empty() && !names.iter().any(|n| kv.split('=').next() == Some(n.as_str())))
-        .map(String::from)
-        .collect();
-    req.remove_header("cookie");
-    if !kept.is_empty() {
-        req.insert_header("cookie", kept.join("; "))?;
-    }
-    Ok(())
 }
 
 /// X-Forwarded-For/Proto/Host for the upstream (OPs build absolute URLs from them).
