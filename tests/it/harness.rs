@@ -106,6 +106,8 @@ pub struct GatewayOpts {
     pub store_extra: String,
     /// The `rate_limit:` block (default: off, so scenario tests may send many logouts).
     pub rate_limit: String,
+    /// Lines added under `upstream:` (indented by two spaces).
+    pub upstream_extra: String,
     /// Extra YAML appended at the top level.
     pub extra: String,
 }
@@ -139,6 +141,7 @@ impl GatewayOpts {
             store_extra: String::new(),
             issuer: None,
             rate_limit: "rate_limit:\n  per_second: 0\n".into(),
+            upstream_extra: String::new(),
             extra: String::new(),
         }
     }
@@ -151,7 +154,7 @@ impl GatewayOpts {
         let ca = self.ca_file.as_ref().map(|p| format!("  ca_file: \"{}\"\n", p.display())).unwrap_or_default();
         format!(
             "listen: \"127.0.0.1:{listen}\"\nadmin:\n  listen: \"127.0.0.1:{admin}\"\n{ae}\
-             upstream:\n  url: \"{up}\"\n  connect_timeout: {ct}\n  read_timeout: {rt}\n  trust_forwarded_headers: {tf}\n  session_cookies: [\"op_session\"]\n{ca}\
+             upstream:\n  url: \"{up}\"\n  connect_timeout: {ct}\n  read_timeout: {rt}\n  trust_forwarded_headers: {tf}\n  session_cookies: [\"op_session\"]\n{ue}{ca}\
              issuer: \"{iss}\"\n\
              end_session:\n  paths: [\"/session/end\", \"/oxauth/restv1/end_session\"]\n{es}\
              session_store:\n{store}{se}\
@@ -170,6 +173,7 @@ impl GatewayOpts {
             tpl = templates_dir().display(),
             extra = self.extra,
             rl = self.rate_limit,
+            ue = self.upstream_extra,
         )
     }
 }

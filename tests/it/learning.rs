@@ -6,11 +6,11 @@ use std::time::Duration;
 use crate::harness::{client, eventually};
 use crate::logout::{env, Env};
 
-fn token(e: &Env, code: &str, query: &str) -> reqwest::blocking::Response {
+pub fn token(e: &Env, code: &str, query: &str) -> reqwest::blocking::Response {
     token_for(e, code, query, "rp-c")
 }
 
-fn token_for(e: &Env, code: &str, query: &str, client_id: &str) -> reqwest::blocking::Response {
+pub fn token_for(e: &Env, code: &str, query: &str, client_id: &str) -> reqwest::blocking::Response {
     client()
         .post(e.gw.url(&format!("/token{query}")))
         .header("content-type", "application/x-www-form-urlencoded")
@@ -22,7 +22,7 @@ fn token_for(e: &Env, code: &str, query: &str, client_id: &str) -> reqwest::bloc
         .unwrap()
 }
 
-fn wait_for_discovery(e: &Env) {
+pub fn wait_for_discovery(e: &Env) {
     eventually("discovery fetched", Duration::from_secs(10), || {
         let r = client().get(e.gw.url("/.well-known/openid-configuration")).send().ok()?;
         let v: serde_json::Value = serde_json::from_slice(&r.bytes().ok()?).ok()?;
@@ -157,7 +157,7 @@ fn after_logout_the_sessions_tokens_are_refused_at_the_edge() {
 
 /// The browser's side of a code flow through the gateway: log in at the OP (which sets its session
 /// cookie and redirects with a code), then the RP redeems the code. Returns the OP cookie.
-fn code_flow(e: &Env, user: &str, code: &str) -> String {
+pub fn code_flow(e: &Env, user: &str, code: &str) -> String {
     let r = client()
         .post(e.gw.url("/login"))
         .header("content-type", "application/x-www-form-urlencoded")
@@ -248,7 +248,7 @@ fn two_clients_of_one_browser_session_with_their_own_sids_become_one_session() {
 }
 
 /// Submit a confirmation page with its binder cookie plus `cookie`.
-fn confirm_with(e: &Env, page: reqwest::blocking::Response, cookie: &str) -> reqwest::blocking::Response {
+pub fn confirm_with(e: &Env, page: reqwest::blocking::Response, cookie: &str) -> reqwest::blocking::Response {
     assert_eq!(page.status(), 200);
     let binder = page.headers()["set-cookie"].to_str().unwrap().split(';').next().unwrap().to_string();
     let html = page.text().unwrap();
@@ -262,7 +262,7 @@ fn confirm_with(e: &Env, page: reqwest::blocking::Response, cookie: &str) -> req
         .unwrap()
 }
 
-fn prompt_none_fails(e: &Env, cookie: &str) -> bool {
+pub fn prompt_none_fails(e: &Env, cookie: &str) -> bool {
     let r = client()
         .get(e.gw.url("/oauth/authorize?client_id=rp-c&prompt=none&code_to_issue=zz"))
         .header("cookie", cookie)

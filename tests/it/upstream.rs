@@ -113,56 +113,8 @@ async fn handle(
             "registration_endpoint": format!("{proto}://{host}/reg"),
         });
         Response::builder().header("content-type", "application/json").body(full(doc.to_string()))
-    } else if path == "/token" && s.method == "POST" {
-        // A token response whose ID token names sid-<code> for client_id, signed with the
-        // fixture key; gzip'd when the query says so.
-        let form: Vec<(String, String)> = url::form_urlencoded::parse(s.body.as_bytes()).into_owned().collect();
-        let get = |k: &str| form.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone()).unwrap_or_default();
-        let (code, client) = (get("code"), get("client_id"));
-        let client = if client.is_empty() { "rp-c".to_string() } else { client };
-        let lifetime =
-            |k: &str| target.split(&format!("{k}=")).nth(1).and_then(|v| v.split('&').next()?.parse::<u64>().ok());
-        if get("grant_type") == "refresh_token" {
-            // Like many OPs: a refresh answers new tokens without an ID token.
-            let rt = get("refresh_token");
-            let json = serde_json::json!({
-                "access_token": format!("at2-{rt}"), "refresh_token": format!("rt2-{rt}"),
-                "token_type": "Bearer", "expires_in": 3600,
-            });
-            return Ok(Response::builder()
-                .header("content-type", "application/json")
-                .body(full(json.to_string()))
-                .unwrap());
-        }
-        let iss = format!("http://{}", s.header("host").unwrap_or("localhost"));
-        // Codes "user_n" belong to "U-user"; other codes are their own user.
-        let user = code.split('_').next().unwrap_or(&code).to_string();
-        let id_token = crate::tokens::rsa(&crate::tokens::claims(
-            &iss,
-            &client,
-            &format!("U-{user}"),
-            Some(&format!("sid-{code}")),
-            3600,
-        ));
-        let mut json = serde_json::json!({
-            "access_token": format!("at-{code}"), "refresh_token": format!("rt-{code}"),
-            "token_type": "Bearer", "expires_in": lifetime("expires_in").unwrap_or(3600), "id_token": id_token,
-        });
-        if let Some(r) = lifetime("refresh_expires_in") {
-            json["refresh_expires_in"] = r.into();
-        }
-        let json = json.to_string();
-        let b = Response::builder()
-            .header("content-type", "application/json;charset=UTF-8")
-            .header("cache-control", "no-store");
-        if target.contains("gzip=1") {
-            use std::io::Write;
-            let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
-            gz.write_all(json.as_bytes()).unwrap();
-            b.header("content-encoding", "gzip").body(full(gz.finish().unwrap()))
-        } else {
-            b.body(full(json))
-        }
+    } else if (path == "/token" || path == "/alt/token") && s.method == "POST" {
+        return Ok(token(&s));
     } else if path == "/revoke" && s.method == "POST" {
         Response::builder().status(200).body(full(Bytes::new()))
     } else if path == "/reg" && s.method == "POST" {
@@ -218,11 +170,8 @@ async fn handle(
                 "<html><body onload=\"document.forms[0].submit()\"><form method=\"post\" action=\"https://c.example.com/cb\">\
                  <input type=\"hidden\" name=\"code\" value=\"{code}\"/><input type=\"hidden\" name=\"state\" value=\"s\"/></form></body></html>"
             );
-            return Ok(Response::builder()
-                .status(200)
-                .header("content-type", "text/html; charset=utf-8")
-                .body(full(html))
-                .unwrap());
+            let b = Response::builder().status(200).header("content-type", "text/html; charset=utf-8");
+            return Ok(encoded(b, html, &target));
         } else if has_session && target.contains("response_type=id_token") {
             let iss = format!("http://{}", s.header("host").unwrap_or("localhost"));
             let t = crate::tokens::rsa(&crate::tokens::claims(
@@ -284,6 +233,65 @@ async fn handle(
             .body(full(json.to_string()))
     };
     Ok(resp.unwrap())
+}
+
+/// The token endpoint (also at /alt/token): a token response whose ID token names sid-<code>
+/// (`?sid=` overrides) for client_id, signed with the fixture key (`?forged=1`: a foreign key
+/// under the same kid); a refresh_token grant answers new tokens without an ID token.
+fn token(s: &Seen) -> Response<Body> {
+    let target = &s.target;
+    let form: Vec<(String, String)> = url::form_urlencoded::parse(s.body.as_bytes()).into_owned().collect();
+    let get = |k: &str| form.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone()).unwrap_or_default();
+    let (code, client) = (get("code"), get("client_id"));
+    let client = if client.is_empty() { "rp-c".to_string() } else { client };
+    let query = |k: &str| target.split(&format!("{k}=")).nth(1).and_then(|v| v.split('&').next()).map(String::from);
+    let lifetime = |k: &str| query(k).and_then(|v| v.parse::<u64>().ok());
+    let b = Response::builder()
+        .header("content-type", "application/json;charset=UTF-8")
+        .header("cache-control", "no-store");
+    if get("grant_type") == "refresh_token" {
+        // Like many OPs: a refresh answers new tokens without an ID token.
+        let rt = get("refresh_token");
+        let json = serde_json::json!({
+            "access_token": format!("at2-{rt}"), "refresh_token": format!("rt2-{rt}"),
+            "token_type": "Bearer", "expires_in": 3600,
+        });
+        return encoded(b, json.to_string(), target);
+    }
+    let iss = format!("http://{}", s.header("host").unwrap_or("localhost"));
+    // Codes "user_n" belong to "U-user"; other codes are their own user.
+    let user = code.split('_').next().unwrap_or(&code).to_string();
+    let sid = query("sid").unwrap_or_else(|| format!("sid-{code}"));
+    let claims = crate::tokens::claims(&iss, &client, &format!("U-{user}"), Some(&sid), 3600);
+    let id_token = if target.contains("forged=1") {
+        let foreign = jsonwebtoken::EncodingKey::from_rsa_pem(&crate::tokens::fixture("rsa-foreign.pem")).unwrap();
+        crate::tokens::sign(jsonwebtoken::Algorithm::RS256, Some("rsa1"), &foreign, &claims)
+    } else {
+        crate::tokens::rsa(&claims)
+    };
+    let mut json = serde_json::json!({
+        "access_token": format!("at-{code}"), "refresh_token": format!("rt-{code}"),
+        "token_type": "Bearer", "expires_in": lifetime("expires_in").unwrap_or(3600), "id_token": id_token,
+    });
+    if let Some(r) = lifetime("refresh_expires_in") {
+        json["refresh_expires_in"] = r.into();
+    }
+    encoded(b, json.to_string(), target)
+}
+
+/// The body in the coding the query asks for: `gzip=1` compresses it; `coding=br` only labels
+/// it br (a coding the gateway does not decode; the tests' client does not decode either).
+fn encoded(b: hyper::http::response::Builder, body: String, target: &str) -> Response<Body> {
+    if target.contains("gzip=1") {
+        use std::io::Write;
+        let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+        gz.write_all(body.as_bytes()).unwrap();
+        b.header("content-encoding", "gzip").body(full(gz.finish().unwrap())).unwrap()
+    } else if target.contains("coding=br") {
+        b.header("content-encoding", "br").body(full(body)).unwrap()
+    } else {
+        b.body(full(body)).unwrap()
+    }
 }
 
 impl Upstream {

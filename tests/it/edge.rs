@@ -1,0 +1,156 @@
+//! Enforcement at the edge beyond the OP's endpoints: revoked OP cookies on the OP's own login
+//! and resume paths (`upstream.session_cookie_paths`), expiry on every cookie path
+//! (`upstream.session_cookie_expiry_paths`), and tokens an OP issues in a session the gateway
+//! already ended.
+
+use std::time::Duration;
+
+use crate::harness::{client, eventually, Redis};
+use crate::learning::{confirm_with, token, wait_for_discovery};
+use crate::logout::{env, env_opts, Env};
+
+fn env_upstream(extra: &str) -> Env {
+    env_opts(Some(Redis::start()), |o| o.upstream_extra = extra.to_string())
+}
+
+/// Log in at the OP without any RP redeeming the code, then log out without a hint: the
+/// browser's OP cookie is revoked. Returns the cookie (`op_session=S-<user>`).
+fn revoked_cookie(e: &Env, user: &str) -> String {
+    let r = client()
+        .post(e.gw.url("/login"))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(format!("user={user}&code={user}_unredeemed"))
+        .send()
+        .unwrap();
+    let cookie = r.headers()["set-cookie"].to_str().unwrap().split(';').next().unwrap().to_string();
+    let page = client().get(e.gw.url("/session/end")).header("cookie", &cookie).send().unwrap();
+    assert_eq!(confirm_with(e, page, &cookie).status(), 200);
+    cookie
+}
+
+/// How many times Redis ran `command` (INFO commandstats; no MONITOR needed).
+fn redis_calls(e: &Env, command: &str) -> u64 {
+    let port = e.redis_port().unwrap().to_string();
+    let out = std::process::Command::new("redis-cli").args(["-p", &port, "INFO", "commandstats"]).output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    text.lines()
+        .find_map(|l| l.strip_prefix(&format!("cmdstat_{command}:calls=")))
+        .map_or(0, |rest| rest.split(',').next().unwrap().parse().unwrap())
+}
+
+/// The Cookie header the fake OP got with the first request for `target` after `from`.
+fn cookie_seen(e: &Env, from: usize, target: &str) -> Option<String> {
+    let seen = e.up.seen();
+    let s = seen[from..].iter().find(|s| s.target == target).expect("the request reached the OP");
+    s.header("cookie").map(String::from)
+}
+
+fn set_cookies(r: &reqwest::blocking::Response) -> Vec<String> {
+    r.headers().get_all("set-cookie").iter().map(|v| v.to_str().unwrap().to_string()).collect()
+}
+
+#[test]
+fn a_revoked_op_cookie_is_stripped_under_session_cookie_paths_and_nowhere_else() {
+    let e = env_upstream("  session_cookie_paths: [\"/interaction/\", \"/realms/r/login-actions\"]\n");
+    wait_for_discovery(&e);
+    let cookie = revoked_cookie(&e, "ivy");
+    let both = format!("{cookie}; other=1");
+    let get = |path: &str, cookie: &str| client().get(e.gw.url(path)).header("cookie", cookie).send().unwrap();
+
+    // Outside the prefixes: proxied untouched, and no store lookup at all.
+    let (lookups, seen) = (redis_calls(&e, "exists"), e.up.seen().len());
+    let r = get("/account/page", &both);
+    assert_eq!(r.headers()["x-upstream"], "fake");
+    assert!(set_cookies(&r).is_empty());
+    assert_eq!(cookie_seen(&e, seen, "/account/page"), Some(both.clone()), "the cookie reaches the OP");
+    assert_eq!(redis_calls(&e, "exists"), lookups, "no lookup outside the configured prefixes");
+    // Under a prefix but without an OP cookie: no lookup either.
+    get("/interaction/abc", "other=1");
+    assert_eq!(redis_calls(&e, "exists"), lookups, "no lookup without an OP cookie");
+
+    // Under a prefix (any spelling the OP might normalise to it): one lookup, the cookie is
+    // removed before the OP and expired in the response.
+    for path in ["/interaction/abc/login", "/Realms/r/login-actions/authenticate", "//interaction/x"] {
+        let (lookups, seen) = (redis_calls(&e, "exists"), e.up.seen().len());
+        let r = get(path, &both);
+        assert_eq!(r.status(), 200, "{path}");
+        let expired = set_cookies(&r);
+        assert!(
+            expired.iter().any(|c| c.starts_with("op_session=; Path=/;") && c.contains("Max-Age=0")),
+            "{expired:?}"
+        );
+        assert_eq!(cookie_seen(&e, seen, path).as_deref(), Some("other=1"), "{path}: stripped before the OP");
+        assert_eq!(redis_calls(&e, "exists"), lookups + 1, "{path}: one lookup");
+    }
+}
+
+#[test]
+fn op_cookies_are_expired_on_every_configured_cookie_path() {
+    let e = env_upstream("  session_cookie_expiry_paths: [\"/\", \"/realms/r/\"]\n");
+    wait_for_discovery(&e);
+    let both_paths = |cookies: &[String]| {
+        ["/", "/realms/r/"].iter().all(|p| {
+            cookies
+                .iter()
+                .any(|c| c.starts_with(&format!("op_session=; Path={p}; Max-Age=0;")) && c.contains("HttpOnly"))
+        })
+    };
+    // At logout.
+    let r = client()
+        .post(e.gw.url("/login"))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body("user=kim&code=kim_1")
+        .send()
+        .unwrap();
+    let cookie = r.headers()["set-cookie"].to_str().unwrap().split(';').next().unwrap().to_string();
+    let page = client().get(e.gw.url("/session/end")).header("cookie", &cookie).send().unwrap();
+    let done = confirm_with(&e, page, &cookie);
+    assert_eq!(done.status(), 200);
+    assert!(both_paths(&set_cookies(&done)), "{:?}", set_cookies(&done));
+    // At the edge, when the old cookie comes back.
+    let r = client()
+        .get(e.gw.url("/oauth/authorize?client_id=rp-c&prompt=none&code_to_issue=kim_2"))
+        .header("cookie", &cookie)
+        .send()
+        .unwrap();
+    assert!(r.headers()["location"].to_str().unwrap().contains("error=login_required"));
+    assert!(both_paths(&set_cookies(&r)), "{:?}", set_cookies(&r));
+}
+
+#[test]
+fn tokens_an_op_issues_in_a_session_the_gateway_ended_are_refused() {
+    let e = env();
+    wait_for_discovery(&e);
+    let json: serde_json::Value = serde_json::from_slice(&token(&e, "rx_1", "").bytes().unwrap()).unwrap();
+    eventually("learned", Duration::from_secs(10), || {
+        (e.status("sid-rx_1").as_deref() == Some("active")).then_some(())
+    });
+    let hint = json["id_token"].as_str().unwrap();
+    let r = e.get(&[("id_token_hint", hint), ("post_logout_redirect_uri", "https://c.example.com/out")]);
+    assert_eq!(r.status(), 303);
+    let series = "logout_gateway_learned_total{kind=\"ended_session\"}";
+    let (ended_before, learned_before) =
+        (e.gw.metric(series), e.gw.metric("logout_gateway_learned_total{kind=\"session\"}"));
+
+    // The OP never ended its own session and issues new tokens in it.
+    let r = token(&e, "rx_2", "?sid=sid-rx_1");
+    assert_eq!(r.status(), 200, "the RP still gets its response");
+    let c = client();
+    let r = eventually("the new access token is refused at userinfo", Duration::from_secs(10), || {
+        let r = c.get(e.gw.url("/userinfo")).bearer_auth("at-rx_2").send().ok()?;
+        (r.status() == 401).then_some(r)
+    });
+    assert!(r.headers()["www-authenticate"].to_str().unwrap().starts_with("Bearer error=\"invalid_token\""));
+    let r = c
+        .post(e.gw.url("/token"))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body("grant_type=refresh_token&refresh_token=rt-rx_2&client_id=rp-c")
+        .send()
+        .unwrap();
+    assert_eq!(r.status(), 400);
+    assert!(r.text().unwrap().contains("invalid_grant"));
+    assert_eq!(e.gw.metric(series), ended_before + 1.0);
+    assert_eq!(e.gw.metric("logout_gateway_learned_total{kind=\"session\"}"), learned_before, "not learned");
+    assert_eq!(e.status("sid-rx_1").as_deref(), Some("ended"), "the session stays ended");
+    assert!(!e.gw.log().contains("at-rx_2"), "no token in the log");
+}
