@@ -65,6 +65,27 @@ impl Redis {
         unsafe { libc::kill(self.child.id() as i32, sig) };
     }
 
+    /// Send one command (RESP over a fresh connection) and return the raw reply, e.g. `:2\r\n`.
+    pub fn command(&self, args: &[&str]) -> String {
+        let mut s = TcpStream::connect(("127.0.0.1", self.port)).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        let mut req = format!("*{}\r\n", args.len());
+        for a in args {
+            req.push_str(&format!("${}\r\n{a}\r\n", a.len()));
+        }
+        s.write_all(req.as_bytes()).unwrap();
+        let mut buf = [0u8; 4096];
+        use std::io::Read;
+        let n = s.read(&mut buf).unwrap();
+        String::from_utf8_lossy(&buf[..n]).into_owned()
+    }
+
+    /// `CLIENT KILL TYPE normal`: drops every client connection but the caller's; how many.
+    pub fn kill_clients(&self) -> u64 {
+        let reply = self.command(&["CLIENT", "KILL", "TYPE", "normal"]);
+        reply.trim().strip_prefix(':').and_then(|n| n.parse().ok()).unwrap_or_else(|| panic!("CLIENT KILL: {reply:?}"))
+    }
+
     pub fn ping(&self) -> bool {
         let Ok(mut s) = TcpStream::connect(("127.0.0.1", self.port)) else { return false };
         s.set_read_timeout(Some(Duration::from_secs(1))).ok();

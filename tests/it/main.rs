@@ -12,6 +12,7 @@ mod cli;
 mod hardening;
 mod learning;
 mod logout;
+mod outage;
 mod passthrough;
 mod registration;
 mod revocation;
