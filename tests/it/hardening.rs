@@ -193,3 +193,55 @@ fn end_session_is_rate_limited_per_client_with_a_429_page() {
     }
     assert!(gw.metric("logout_gateway_limited_requests_total{limit=\"rate\"}") >= 2.0);
 }
+
+/// Send `hints` to end_session all at once (one thread each, released together); their statuses.
+fn burst(gw: &Gateway, hints: &[String]) -> Vec<u16> {
+    let gate = std::sync::Barrier::new(hints.len());
+    std::thread::scope(|s| {
+        let handles: Vec<_> = hints
+            .iter()
+            .map(|h| {
+                let gate = &gate;
+                s.spawn(move || {
+                    let url = gw.url(&format!("/session/end?id_token_hint={h}"));
+                    let c = client();
+                    gate.wait();
+                    c.get(url).send().unwrap().status().as_u16()
+                })
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    })
+}
+
+#[test]
+fn unknown_kid_refreshes_are_single_flight_even_when_the_fetch_fails() {
+    let window = Duration::from_secs(1);
+    let e = crate::logout::env_opts(None, |o| o.extra = "jwks:\n  min_refresh_interval: 1s\n".into());
+    let key = jsonwebtoken::EncodingKey::from_rsa_pem(&crate::tokens::fixture("rsa-foreign.pem")).unwrap();
+    let hints: Vec<String> = (0..20)
+        .map(|i| {
+            let claims = crate::tokens::claims(&e.iss, "rp-c", "U1", Some("S1"), 3600);
+            crate::tokens::sign(jsonwebtoken::Algorithm::RS256, Some(&format!("unknown-{i}")), &key, &claims)
+        })
+        .collect();
+    let fetches = |path: &str| e.up.seen().iter().filter(|s| s.target == path).count();
+    // The rate limit counts from the last attempt; the upstream saw it, so wait on that record.
+    let window_open = || {
+        eventually("the refresh window to open", Duration::from_secs(10), || {
+            let last = e.up.seen().iter().filter(|s| s.target == "/jwks").map(|s| s.at).max()?;
+            (last.elapsed() > window).then_some(())
+        })
+    };
+    for (round, jwks) in [("keys answered", None), ("keys unreadable", Some("not json"))] {
+        if let Some(body) = jwks {
+            *e.up.jwks.lock().unwrap() = body.to_string();
+        }
+        window_open();
+        let (jwks_before, disc_before) = (fetches("/jwks"), fetches("/.well-known/openid-configuration"));
+        let statuses = burst(&e.gw, &hints);
+        assert!(statuses.iter().all(|s| *s == 400), "{round}: unknown kids are refused: {statuses:?}");
+        assert_eq!(fetches("/jwks") - jwks_before, 1, "{round}: one key fetch for 20 concurrent unknown kids");
+        assert!(fetches("/.well-known/openid-configuration") - disc_before <= 1, "{round}: discovery at most once");
+    }
+}
