@@ -129,6 +129,9 @@ pub struct GatewayOpts {
     pub rate_limit: String,
     /// Extra YAML appended at the top level.
     pub extra: String,
+    /// Start with `LGW_FAULT_INJECTION=1`: the panic path is armed (the tests' build has the
+    /// `fault-injection` feature; see src/fault.rs).
+    pub fault_injection: bool,
 }
 
 /// The relying parties of REQUIREMENTS.md §0.3.
@@ -161,6 +164,7 @@ impl GatewayOpts {
             issuer: None,
             rate_limit: "rate_limit:\n  per_second: 0\n".into(),
             extra: String::new(),
+            fault_injection: false,
         }
     }
 
@@ -220,14 +224,12 @@ impl Gateway {
             let cfg = dir.path().join("proxy.yaml");
             std::fs::write(&cfg, opts.yaml(port, admin_port)).unwrap();
             let log = std::fs::File::create(dir.path().join("gateway.log")).unwrap();
-            let child = Command::new(binary())
-                .args(["run", "--config"])
-                .arg(&cfg)
-                .env_remove("RUST_LOG")
-                .stdout(log.try_clone().unwrap())
-                .stderr(log)
-                .spawn()
-                .unwrap();
+            let mut cmd = Command::new(binary());
+            cmd.args(["run", "--config"]).arg(&cfg).env_remove("RUST_LOG").env_remove("LGW_FAULT_INJECTION");
+            if opts.fault_injection {
+                cmd.env("LGW_FAULT_INJECTION", "1");
+            }
+            let child = cmd.stdout(log.try_clone().unwrap()).stderr(log).spawn().unwrap();
             let mut gw = Gateway { port, admin_port, child: Some(child), dir };
             if gw.wait_healthy() {
                 return gw;
@@ -252,6 +254,11 @@ impl Gateway {
             std::thread::sleep(Duration::from_millis(20));
         }
         false
+    }
+
+    /// The process has not exited.
+    pub fn is_running(&mut self) -> bool {
+        self.child.as_mut().is_some_and(|c| c.try_wait().unwrap().is_none())
     }
 
     pub fn url(&self, path: &str) -> String {
