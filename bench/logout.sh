@@ -11,7 +11,10 @@ cd "$(dirname "$0")/.."
 . scripts/lib.sh
 need_pkg nginx nginx; need_pkg wrk wrk; need_pkg redis-server redis-server; need_pkg cmake cmake
 N=${1:-60000}; ROUNDS=${2:-3}; CONNS=${3:-16}
-cargo build --release --locked -q --bin logout-gateway --example mint_hints
+# Two invocations: building an example turns on dev-dependency features (fault-injection,
+# Cargo.toml) for everything built with it, and the measured binary must be the product's.
+cargo build --release --locked -q --bin logout-gateway
+cargo build --release --locked -q --example mint_hints
 BIN=target/release/logout-gateway
 WORK=$(mktemp -d); chmod 755 "$WORK"; trap 'kill $(jobs -p) 2>/dev/null; wait 2>/dev/null; rm -rf "$WORK"' EXIT
 . bench/lib.sh

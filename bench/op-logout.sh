@@ -11,7 +11,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . scripts/lib.sh
-need_pkg node nodejs; need_pkg npm npm; need_pkg wrk wrk; need_pkg cmake cmake
+need_node 20; need_pkg npm npm; need_pkg wrk wrk; need_pkg cmake cmake
 ROUNDS=${1:-3}; SECS=${2:-5}; CONNS=${3:-16}
 . bench/lib.sh
 (cd e2e && PUPPETEER_SKIP_DOWNLOAD=1 npm ci --ignore-scripts --no-audit --no-fund --loglevel=error)

@@ -12,6 +12,7 @@
 //! - [`render`]: handlebars pages from `templates_dir`.
 //! - [`metrics`]: every Prometheus metric.
 //! - [`telemetry`]: logging set-up.
+//! - `fault` (feature `fault-injection`, tests only): a request path that panics.
 //!
 //! [`build`] turns a validated config into a ready-to-run pingora `Server`; `main.rs` only
 //! parses the command line and calls it.
@@ -22,6 +23,8 @@ pub mod admin;
 pub mod backchannel;
 pub mod clients;
 pub mod config;
+#[cfg(feature = "fault-injection")]
+pub mod fault;
 pub mod learn;
 pub mod logout;
 pub mod metrics;
@@ -120,6 +123,8 @@ pub fn build(config: Config) -> std::result::Result<Server, String> {
         published,
         learner,
         limits: proxy::limits::Limits::new(&config.limits, config.rate_limit, config.upstream.trust_forwarded_headers),
+        #[cfg(feature = "fault-injection")]
+        fault_armed: fault::armed_by_env(),
     };
     // The proxy behind the connection cap and the request-header deadline (see proxy::guard).
     let app = proxy::guard::Guarded::new(

@@ -2,6 +2,7 @@
 // protocol by puppeteer-core (which never downloads a browser). Flags: --no-sandbox because CI
 // runs as root; the background-networking ones because this machine's network is closed and
 // Chromium would otherwise keep trying to reach Google.
+import { existsSync, readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import puppeteer from 'puppeteer-core';
 import { artifactsDir } from './paths.js';
@@ -34,10 +35,12 @@ export async function launchBrowser() {
 
 /**
  * Save a full-page screenshot as target/e2e-artifacts/<name>.png; resolves the path, or null when
- * the page navigated away meanwhile (a screenshot is an artifact, not an assertion: say so, go on).
+ * the page navigated away meanwhile (said on stderr). A file from an earlier run is removed first,
+ * so a scenario that asserts its screenshot (helpers.js assertScreenshot) never sees a stale one.
  */
 export async function screenshot(page, name) {
   const path = join(artifactsDir(), `${name}.png`);
+  rmSync(path, { force: true });
   try {
     await page.screenshot({ path, fullPage: true });
     return path;
@@ -45,4 +48,17 @@ export async function screenshot(page, name) {
     console.warn(`screenshot ${name} not taken: ${e.message}`);
     return null;
   }
+}
+
+const PNG_SIGNATURE = Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]);
+
+/** Why `path` is not a PNG image with a size, or null when it is one (signature, then IHDR). */
+export function notAPng(path) {
+  if (!path || !existsSync(path)) return `no file ${path}`;
+  const b = readFileSync(path);
+  if (b.length < 33) return `${path}: ${b.length} bytes`;
+  if (!b.subarray(0, 8).equals(PNG_SIGNATURE)) return `${path}: not a PNG signature`;
+  if (b.toString('latin1', 12, 16) !== 'IHDR') return `${path}: no IHDR chunk first`;
+  const [w, h] = [b.readUInt32BE(16), b.readUInt32BE(20)];
+  return w > 0 && h > 0 ? null : `${path}: ${w}x${h} pixels`;
 }

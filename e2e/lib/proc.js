@@ -45,8 +45,19 @@ const children = new Set();
 process.on('exit', () => {
   for (const c of children) c.kill('SIGKILL');
 });
+
+// What SIGINT/SIGTERM runs before exiting 0 (the demo's clean stop); without it they exit 130 at
+// once (tests). A second signal during the stop exits at once too (the handlers are `once`).
+let stopHook = null;
+export function onStop(fn) {
+  stopHook = fn;
+}
 for (const sig of ['SIGINT', 'SIGTERM']) {
-  process.once(sig, () => process.exit(130));
+  process.once(sig, async () => {
+    if (!stopHook) process.exit(130);
+    await stopHook().catch((e) => console.error(`stopping: ${e.message}`));
+    process.exit(0);
+  });
 }
 
 // setpriv (util-linux) makes the kernel SIGKILL the child if we die without running any handler

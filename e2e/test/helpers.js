@@ -4,7 +4,7 @@ import assert from 'node:assert/strict';
 import { join } from 'node:path';
 import { after, before } from 'node:test';
 import { decodeJwt } from 'jose';
-import { launchBrowser, screenshot } from '../lib/browser.js';
+import { launchBrowser, notAPng, screenshot } from '../lib/browser.js';
 import { artifactsDir } from '../lib/paths.js';
 import { waitFor } from '../lib/proc.js';
 import { startStack } from '../lib/stack.js';
@@ -28,6 +28,16 @@ export function useStack(name, stackOpts = {}) {
     await ctx.stack?.stop();
   }, { timeout: 30_000 });
   return ctx;
+}
+
+/**
+ * Take the screenshot `name` of `page` and assert it: a non-empty PNG image in
+ * target/e2e-artifacts/ (the artifacts a person looks at must exist). Resolves its path.
+ */
+export async function assertScreenshot(page, name) {
+  const path = await screenshot(page, name);
+  assert.equal(notAPng(path), null, `screenshot ${name}`);
+  return path;
 }
 
 /** Wait until the top-level page is at a URL starting with `prefix` and has finished loading. */
@@ -63,10 +73,10 @@ export async function signInEverywhere(ctx, { user = 'alice', password = 'wonder
   }
   await page.type('#login', user);
   await page.type('#password', password);
-  if (screenshots) await screenshot(page, 'op-login-page');
+  if (screenshots) await assertScreenshot(page, 'op-login-page');
   await clickAndWait(page, '#sign-in');
   await assertSignedIn(page, rp1, user);
-  if (screenshots) await screenshot(page, 'rp1-signed-in');
+  if (screenshots) await assertScreenshot(page, 'rp1-signed-in');
   for (const rp of others) {
     const from = ctx.visited.length;
     await page.goto(`${rp.origin}/login`);

@@ -4,9 +4,8 @@
 // RPs get a logout token, and no RP stays signed in.
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { screenshot } from '../lib/browser.js';
 import { waitFor } from '../lib/proc.js';
-import { assertBackchannel, assertFrontchannel, clickAndWait, signInEverywhere, useStack } from './helpers.js';
+import { assertBackchannel, assertFrontchannel, assertScreenshot, clickAndWait, signInEverywhere, useStack } from './helpers.js';
 
 const ctx = useStack('logout-without-hint');
 
@@ -19,7 +18,7 @@ test('GET /session/end without parameters shows the gateway\'s confirmation page
   const response = await page.goto(`${stack.issuer}/session/end`);
   assert.equal(response.status(), 200);
   assert.equal(await page.$$eval('form[method="post"] button[type="submit"]', (b) => b.length), 1, 'one confirmation button');
-  await screenshot(page, 'gateway-confirmation-page');
+  await assertScreenshot(page, 'gateway-confirmation-page');
   for (const rp of stack.rps) {
     assert.deepEqual(rp.records.frontchannel, [], `${rp.clientId} not notified before the click`);
   }
@@ -33,7 +32,7 @@ test('clicking the button logs out every RP: the logged-out page loads all three
   await page.waitForSelector('body[data-logout="loaded"]');
   assert.equal(await page.$$eval('iframe', (f) => f.length), 3);
   assertFrontchannel(stack.rps, stack.issuer);
-  await screenshot(page, 'gateway-logged-out-page');
+  await assertScreenshot(page, 'gateway-logged-out-page');
 });
 
 test('every RP received a valid logout token for its own sid', async () => {

@@ -5,10 +5,10 @@
 // login_required, even when the browser presents the old OP cookie again).
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { screenshot } from '../lib/browser.js';
 import { waitFor } from '../lib/proc.js';
 import {
   assertBackchannel,
+  assertScreenshot,
   assertFrontchannel,
   idTokenClaims,
   signInEverywhere,
@@ -56,7 +56,7 @@ test('rp1 logs out with a hint: every iframe loads with iss and its RP\'s own si
   // The browser went through the gateway's front-channel page, not a direct redirect.
   const path = ctx.visited.slice(visitedFrom);
   assert.ok(path.some((u) => u.startsWith(`${stack.issuer}/session/end?`)), `via the gateway's end_session: ${path.join(' ')}`);
-  await screenshot(page, 'rp1-post-logout-page');
+  await assertScreenshot(page, 'rp1-post-logout-page');
 });
 
 test('back-channel: each RP received a logout token that verifies against the jwks_uri, with its own sid and the subject (BCL, GW-04)', async () => {

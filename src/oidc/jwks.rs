@@ -4,7 +4,8 @@
 //! on the issuer's origin (the gateway's own public origin) is fetched from the upstream
 //! directly, with the issuer's Host, so the gateway never loops through itself. The key set is
 //! swapped atomically; a background service refreshes it every `jwks.refresh_interval`, and an
-//! unknown `kid` triggers a refresh at most once per `jwks.min_refresh_interval`, single flight.
+//! unknown `kid` triggers a refresh at most once per `jwks.min_refresh_interval` (failed attempts
+//! included), single flight.
 //! Only signature keys of asymmetric families are kept, each with the algorithms that fit it
 //! (never `none`, never HMAC: a public key is not a shared secret).
 
@@ -39,8 +40,6 @@ pub struct KeySet {
     pub keys: Vec<Key>,
     /// Index into `keys` by kid.
     by_kid: HashMap<String, Vec<usize>>,
-    /// Bumped on every successful fetch (single-flight check).
-    pub generation: u64,
 }
 
 impl KeySet {
@@ -76,6 +75,15 @@ pub enum JwksError {
     Fetch(String, String),
     #[error("{0} is not a usable document: {1}")]
     Parse(String, String),
+    /// Another task's attempt, started while this one waited, failed so.
+    #[error("a concurrent fetch failed: {0}")]
+    Concurrent(String),
+}
+
+/// A fetch attempt: when it started and, if it failed, why.
+struct Attempt {
+    started: Instant,
+    error: Option<String>,
 }
 
 pub struct Jwks {
@@ -88,8 +96,8 @@ pub struct Jwks {
     jwks_path: ArcSwap<Option<String>>,
     /// Paths of discovery's token, userinfo and introspection endpoints on the issuer's origin.
     endpoints: ArcSwap<EndpointPaths>,
-    /// Single flight for fetches.
-    fetching: tokio::sync::Mutex<Option<Instant>>,
+    /// Single flight for fetches, and the last attempt (for the unknown-kid rate limit).
+    fetching: tokio::sync::Mutex<Option<Attempt>>,
     http: reqwest::Client,
     upstream: Url,
     issuer: Url,
@@ -264,20 +272,49 @@ impl Jwks {
         Url::parse(uri).map_err(|e| JwksError::Parse(disc.to_string(), format!("jwks_uri: {e}")))
     }
 
-    /// Fetch now (single flight): when another task fetched while we waited, use its result.
+    /// Fetch now (single flight): when another task's attempt started while we waited, its
+    /// outcome is ours (the background refresher's path).
     pub async fn refresh(&self) -> Result<(), JwksError> {
-        let seen = self.current.load().generation;
-        let mut last = self.fetching.lock().await;
-        if self.current.load().generation != seen {
-            return Ok(());
+        self.fetch_gated(Duration::ZERO).await.unwrap_or(Ok(()))
+    }
+
+    /// Refresh for an unknown kid, unless an attempt started within `min_refresh` (rate limit)
+    /// or while this one waited (single flight). Failed attempts count as much as successful
+    /// ones: an upstream that answers badly is not asked once per waiting hint.
+    pub async fn refresh_for_unknown_kid(&self) {
+        if let Some(Err(e)) = self.fetch_gated(self.min_refresh).await {
+            tracing::warn!(error = %e, "refreshing upstream keys for an unknown kid failed");
         }
-        *last = Some(Instant::now());
+    }
+
+    /// Fetch, unless the last attempt started after we asked or less than `min_gap` ago: then
+    /// None, or the covering attempt's error for a caller that wants it ([`Jwks::refresh`]).
+    /// The lock is held across the fetch on purpose: it is the single flight (a tokio mutex).
+    async fn fetch_gated(&self, min_gap: Duration) -> Option<Result<(), JwksError>> {
+        let asked = Instant::now();
+        let mut last = self.fetching.lock().await;
+        if let Some(a) = last.as_ref() {
+            if a.started >= asked {
+                return a.error.clone().map(|e| Err(JwksError::Concurrent(e)));
+            }
+            if a.started.elapsed() < min_gap {
+                return None;
+            }
+        }
+        let started = Instant::now();
+        let res = self.fetch().await;
+        *last = Some(Attempt { started, error: res.as_ref().err().map(ToString::to_string) });
+        Some(res)
+    }
+
+    /// One fetch: discovery (unless `jwks.uri` makes it optional), then the keys; swapped in
+    /// only when usable.
+    async fn fetch(&self) -> Result<(), JwksError> {
         let url = self.jwks_url().await?;
         let doc = self.get_json(&url).await?;
         let raw = doc.get("keys").and_then(|k| k.as_array()).cloned().unwrap_or_default();
         let set: JwkSet = serde_json::from_value(doc).map_err(|e| JwksError::Parse(url.to_string(), e.to_string()))?;
-        let mut ks = build_keyset(&set);
-        ks.generation = seen + 1;
+        let ks = build_keyset(&set);
         if ks.keys.is_empty() {
             return Err(JwksError::Parse(url.to_string(), "no usable signature keys".into()));
         }
@@ -287,19 +324,6 @@ impl Jwks {
         let path = (url.origin() == self.issuer.origin()).then(|| url.path().to_string());
         self.jwks_path.store(Arc::new(path));
         Ok(())
-    }
-
-    /// Refresh for an unknown kid, unless a fetch started within `min_refresh`.
-    pub async fn refresh_for_unknown_kid(&self) {
-        {
-            let last = self.fetching.lock().await;
-            if last.is_some_and(|t| t.elapsed() < self.min_refresh) {
-                return;
-            }
-        }
-        if let Err(e) = self.refresh().await {
-            tracing::warn!(error = %e, "refreshing upstream keys for an unknown kid failed");
-        }
     }
 }
 

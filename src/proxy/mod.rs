@@ -54,6 +54,9 @@ pub struct Gateway {
     pub learner: Arc<crate::learn::Learner>,
     /// Size limits and the end_session rate limit.
     pub limits: limits::Limits,
+    /// Tests only: `fault::PANIC_PATH` panics (feature `fault-injection` and its env var).
+    #[cfg(feature = "fault-injection")]
+    pub fault_armed: bool,
 }
 
 /// What the gateway publishes in the OP's name: discovery with its own logout endpoints and
@@ -151,6 +154,8 @@ impl ProxyHttp for Gateway {
 
     /// Ok(true): the gateway answered (end_session, a limit); Ok(false): proxy it.
     async fn request_filter(&self, session: &mut Session, ctx: &mut Ctx) -> Result<bool> {
+        #[cfg(feature = "fault-injection")]
+        crate::fault::panic_if_asked(self.fault_armed, session.req_header().uri.path());
         // Idle keep-alive connections are closed after limits.keepalive_timeout (pingora's
         // default for HTTP/1.1 is never); a client that asked for close keeps its close.
         if session.get_keepalive().is_some() {

@@ -141,7 +141,8 @@ impl SessionStore for MemoryStore {
             let exp = Instant::now() + Duration::from_secs(t.expires_at.saturating_sub(now));
             st.by_token.insert(t.hash.clone(), (sid.clone(), client.clone(), exp));
         }
-        tokens.extend(s.tokens.iter().map(super::Token::encode));
+        // A set, as in Redis (where it keeps a retried PUT idempotent).
+        union(&mut tokens, &s.tokens.iter().map(super::Token::encode).collect::<Vec<_>>());
         let excess = tokens.len().saturating_sub(super::MAX_TOKENS);
         tokens.drain(..excess);
         union(&mut clients, &s.clients);

@@ -12,6 +12,7 @@
 //! points at the primary. Ending a session keeps it as a tombstone for `tombstone_ttl`, so a
 //! stale or expired hint for it is still recognised (RPI-04/25, GW-06).
 
+mod lua;
 mod memory;
 mod redis;
 

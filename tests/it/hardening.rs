@@ -193,3 +193,130 @@ fn end_session_is_rate_limited_per_client_with_a_429_page() {
     }
     assert!(gw.metric("logout_gateway_limited_requests_total{limit=\"rate\"}") >= 2.0);
 }
+
+/// Send `hints` to end_session all at once (one thread each, released together); their statuses.
+fn burst(gw: &Gateway, hints: &[String]) -> Vec<u16> {
+    let gate = std::sync::Barrier::new(hints.len());
+    std::thread::scope(|s| {
+        let handles: Vec<_> = hints
+            .iter()
+            .map(|h| {
+                let gate = &gate;
+                s.spawn(move || {
+                    let url = gw.url(&format!("/session/end?id_token_hint={h}"));
+                    let c = client();
+                    gate.wait();
+                    c.get(url).send().unwrap().status().as_u16()
+                })
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    })
+}
+
+#[test]
+fn unknown_kid_refreshes_are_single_flight_even_when_the_fetch_fails() {
+    let window = Duration::from_secs(1);
+    let e = crate::logout::env_opts(None, |o| o.extra = "jwks:\n  min_refresh_interval: 1s\n".into());
+    let key = jsonwebtoken::EncodingKey::from_rsa_pem(&crate::tokens::fixture("rsa-foreign.pem")).unwrap();
+    let hints: Vec<String> = (0..20)
+        .map(|i| {
+            let claims = crate::tokens::claims(&e.iss, "rp-c", "U1", Some("S1"), 3600);
+            crate::tokens::sign(jsonwebtoken::Algorithm::RS256, Some(&format!("unknown-{i}")), &key, &claims)
+        })
+        .collect();
+    let fetches = |path: &str| e.up.seen().iter().filter(|s| s.target == path).count();
+    // The rate limit counts from the last attempt; the upstream saw it, so wait on that record.
+    let window_open = || {
+        eventually("the refresh window to open", Duration::from_secs(10), || {
+            let last = e.up.seen().iter().filter(|s| s.target == "/jwks").map(|s| s.at).max()?;
+            (last.elapsed() > window).then_some(())
+        })
+    };
+    for (round, jwks) in [("keys answered", None), ("keys unreadable", Some("not json"))] {
+        if let Some(body) = jwks {
+            *e.up.jwks.lock().unwrap() = body.to_string();
+        }
+        window_open();
+        let (jwks_before, disc_before) = (fetches("/jwks"), fetches("/.well-known/openid-configuration"));
+        let statuses = burst(&e.gw, &hints);
+        assert!(statuses.iter().all(|s| *s == 400), "{round}: unknown kids are refused: {statuses:?}");
+        assert_eq!(fetches("/jwks") - jwks_before, 1, "{round}: one key fetch for 20 concurrent unknown kids");
+        assert!(fetches("/.well-known/openid-configuration") - disc_before <= 1, "{round}: discovery at most once");
+    }
+}
+
+const PANICS: &str = "logout_gateway_panics_total";
+
+#[test]
+fn a_panic_stays_in_its_request_and_is_counted() {
+    use logout_gateway::fault::PANIC_PATH;
+    let mut e = crate::logout::env_opts(Some(crate::harness::Redis::start()), |o| o.fault_injection = true);
+    e.put("S1", "U1", &["rp-c"], &[]);
+    assert_eq!(e.gw.metric(PANICS), 0.0);
+    let r = client().get(e.gw.url(PANIC_PATH)).send();
+    assert!(r.is_err(), "the panicking request gets no answer (its connection is dropped): {r:?}");
+    eventually("the panic to be counted", Duration::from_secs(5), || (e.gw.metric(PANICS) == 1.0).then_some(()));
+    assert!(e.gw.is_running(), "the process survived");
+    assert!(!e.up.seen().iter().any(|s| s.target == PANIC_PATH), "the request went nowhere");
+    // The same gateway goes on: passthrough and a logout.
+    assert_eq!(client().get(e.gw.url("/x")).send().unwrap().status(), 200);
+    let h = crate::tokens::hint(&e.iss, "rp-c", "U1", "S1");
+    let r = e.get(&[("id_token_hint", &h), ("post_logout_redirect_uri", "https://c.example.com/out")]);
+    assert_eq!(r.status(), 303);
+    assert_eq!(e.status("S1").as_deref(), Some("ended"));
+    assert_eq!(e.gw.metric(PANICS), 1.0, "one panic, counted once");
+}
+
+#[test]
+fn the_panic_path_is_an_ordinary_path_unless_armed() {
+    let (up, gw) = gateway("", None);
+    let r = client().get(gw.url(logout_gateway::fault::PANIC_PATH)).send().unwrap();
+    assert_eq!(r.status(), 200, "proxied");
+    assert!(up.seen().iter().any(|s| s.target == logout_gateway::fault::PANIC_PATH));
+    assert_eq!(gw.metric(PANICS), 0.0);
+}
+
+/// POST a form of `len` bytes to `path` in 4 KiB chunks (Transfer-Encoding: chunked, no
+/// Content-Length); the response's status code.
+fn post_chunked(gw: &Gateway, path: &str, len: usize) -> u16 {
+    let mut s = connect(gw);
+    let head = format!(
+        "POST {path} HTTP/1.1\r\nHost: a\r\nContent-Type: application/x-www-form-urlencoded\r\n\
+         Transfer-Encoding: chunked\r\nConnection: close\r\n\r\n"
+    );
+    let mut req = head.into_bytes();
+    let body = format!("state={}", "a".repeat(len - "state=".len()));
+    for chunk in body.as_bytes().chunks(4096) {
+        req.extend_from_slice(format!("{:x}\r\n", chunk.len()).as_bytes());
+        req.extend_from_slice(chunk);
+        req.extend_from_slice(b"\r\n");
+    }
+    req.extend_from_slice(b"0\r\n\r\n");
+    // The gateway may answer before it read everything; a failed write is not the verdict.
+    let _ = s.write_all(&req);
+    let out = read_to_close(&mut s).unwrap_or_default();
+    let head = String::from_utf8_lossy(&out[..out.len().min(12)]).to_string();
+    head.strip_prefix("HTTP/1.1 ").and_then(|h| h.get(..3)).and_then(|c| c.parse().ok()).unwrap_or(0)
+}
+
+#[test]
+fn end_session_form_bodies_are_capped_at_32_kib_even_chunked_and_confirm_wants_a_form() {
+    use logout_gateway::logout::params::MAX_INPUT;
+    let (up, gw) = gateway("", None);
+    assert_eq!(MAX_INPUT, 32 * 1024, "README, Security: 413 over 32 KiB");
+    for path in ["/session/end", "/session/end/confirm"] {
+        assert_eq!(post_chunked(&gw, path, MAX_INPUT + 1), 413, "{path}: one byte over the cap, chunked");
+        assert_ne!(post_chunked(&gw, path, MAX_INPUT), 413, "{path}: at the cap the body is read");
+    }
+    let r = client()
+        .post(gw.url("/session/end/confirm"))
+        .header("content-type", "application/json")
+        .body("{\"token\":\"x\",\"action\":\"logout\"}")
+        .send()
+        .unwrap();
+    assert_eq!(r.status(), 415);
+    crate::logout::assert_page_headers(&r);
+    assert!(r.headers().get("location").is_none());
+    assert_eq!(up.count_app(), 0, "nothing of it reached the upstream");
+}

@@ -65,6 +65,27 @@ impl Redis {
         unsafe { libc::kill(self.child.id() as i32, sig) };
     }
 
+    /// Send one command (RESP over a fresh connection) and return the raw reply, e.g. `:2\r\n`.
+    pub fn command(&self, args: &[&str]) -> String {
+        let mut s = TcpStream::connect(("127.0.0.1", self.port)).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        let mut req = format!("*{}\r\n", args.len());
+        for a in args {
+            req.push_str(&format!("${}\r\n{a}\r\n", a.len()));
+        }
+        s.write_all(req.as_bytes()).unwrap();
+        let mut buf = [0u8; 4096];
+        use std::io::Read;
+        let n = s.read(&mut buf).unwrap();
+        String::from_utf8_lossy(&buf[..n]).into_owned()
+    }
+
+    /// `CLIENT KILL TYPE normal`: drops every client connection but the caller's; how many.
+    pub fn kill_clients(&self) -> u64 {
+        let reply = self.command(&["CLIENT", "KILL", "TYPE", "normal"]);
+        reply.trim().strip_prefix(':').and_then(|n| n.parse().ok()).unwrap_or_else(|| panic!("CLIENT KILL: {reply:?}"))
+    }
+
     pub fn ping(&self) -> bool {
         let Ok(mut s) = TcpStream::connect(("127.0.0.1", self.port)) else { return false };
         s.set_read_timeout(Some(Duration::from_secs(1))).ok();
@@ -110,6 +131,9 @@ pub struct GatewayOpts {
     pub upstream_extra: String,
     /// Extra YAML appended at the top level.
     pub extra: String,
+    /// Start with `LGW_FAULT_INJECTION=1`: the panic path is armed (the tests' build has the
+    /// `fault-injection` feature; see src/fault.rs).
+    pub fault_injection: bool,
 }
 
 /// The relying parties of REQUIREMENTS.md §0.3.
@@ -143,6 +167,7 @@ impl GatewayOpts {
             rate_limit: "rate_limit:\n  per_second: 0\n".into(),
             upstream_extra: String::new(),
             extra: String::new(),
+            fault_injection: false,
         }
     }
 
@@ -203,14 +228,12 @@ impl Gateway {
             let cfg = dir.path().join("proxy.yaml");
             std::fs::write(&cfg, opts.yaml(port, admin_port)).unwrap();
             let log = std::fs::File::create(dir.path().join("gateway.log")).unwrap();
-            let child = Command::new(binary())
-                .args(["run", "--config"])
-                .arg(&cfg)
-                .env_remove("RUST_LOG")
-                .stdout(log.try_clone().unwrap())
-                .stderr(log)
-                .spawn()
-                .unwrap();
+            let mut cmd = Command::new(binary());
+            cmd.args(["run", "--config"]).arg(&cfg).env_remove("RUST_LOG").env_remove("LGW_FAULT_INJECTION");
+            if opts.fault_injection {
+                cmd.env("LGW_FAULT_INJECTION", "1");
+            }
+            let child = cmd.stdout(log.try_clone().unwrap()).stderr(log).spawn().unwrap();
             let mut gw = Gateway { port, admin_port, child: Some(child), dir };
             if gw.wait_healthy() {
                 return gw;
@@ -235,6 +258,11 @@ impl Gateway {
             std::thread::sleep(Duration::from_millis(20));
         }
         false
+    }
+
+    /// The process has not exited.
+    pub fn is_running(&mut self) -> bool {
+        self.child.as_mut().is_some_and(|c| c.try_wait().unwrap().is_none())
     }
 
     pub fn url(&self, path: &str) -> String {

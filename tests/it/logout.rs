@@ -1,11 +1,11 @@
 //! RP-initiated logout at end_session: the decision table of REQUIREMENTS §1.6 over GET and
-//! POST, hint forgeries, redirect-URI attacks, confirmation, pages, and Redis failure.
+//! POST, hint forgeries, redirect-URI attacks, confirmation and pages (Redis faults: `outage`).
 
 use std::time::Duration;
 
 use reqwest::blocking::Response;
 
-use crate::harness::{client, eventually, free_port, Gateway, GatewayOpts, Redis};
+use crate::harness::{client, eventually, Gateway, GatewayOpts, Redis};
 use crate::tokens::{self, hint};
 use crate::upstream::Upstream;
 
@@ -276,7 +276,7 @@ fn t3_rpi15_hint_for_another_users_session_asks_and_ends_nothing() {
 fn t4_forged_hints_never_log_out_or_redirect() {
     let e = env();
     e.put("SA", "U1", &["rp-a"], &[]);
-    for (name, token) in tokens::forgeries(&e.iss) {
+    for (name, token) in tokens::forgeries(&e.iss, &e.up.url()) {
         for r in e.both(&[
             ("id_token_hint", &token),
             ("post_logout_redirect_uri", "https://a.example.org/logged-out"),
@@ -293,7 +293,10 @@ fn t4_forged_hints_never_log_out_or_redirect() {
     ]);
     assert_eq!(r.status(), 200);
     assert_eq!(e.status("SA").as_deref(), Some("ended"));
-    assert_eq!(e.up.seen().iter().filter(|s| s.target.contains("jku") || s.target == "/jwks?evil").count(), 0);
+    // jku and x5u point at the fake upstream, which records every request: nobody asked.
+    let asked: Vec<String> =
+        e.up.seen().into_iter().map(|s| s.target).filter(|t| t.starts_with(tokens::ATTACKER_PATH)).collect();
+    assert_eq!(asked, Vec::<String>::new(), "no key URL named in a header was fetched");
 }
 
 #[test]
@@ -596,55 +599,6 @@ fn rpi12_ui_locales_picks_french_and_never_fails() {
     let r = e.get(&[("ui_locales", "xx-YY tlh")]);
     assert_eq!(r.status(), 200);
     assert!(r.text().unwrap().contains("lang=\"en\""));
-}
-
-#[test]
-fn gw08_redis_down_fails_closed_with_503_then_recovers() {
-    let port = free_port();
-    let redis = Redis::start_on(port);
-    let mut e = env_opts(None, |o| o.redis_url = Some(redis.url()));
-    let iss = std::mem::take(&mut e.iss);
-    e.put("S1", "U1", &["rp-c"], &[]);
-    drop(redis);
-    let h = hint(&iss, "rp-c", "U1", "S1");
-    for r in [e.get(&[("id_token_hint", &h), ("post_logout_redirect_uri", "https://c.example.com/out")]), e.get(&[])] {
-        assert_eq!(r.status(), 503);
-        assert_eq!(r.headers()["retry-after"], "5");
-        assert!(r.headers().get("location").is_none());
-        assert_page_headers(&r);
-        let body = r.text().unwrap();
-        assert!(!body.contains("signed out") && !body.contains("c.example.com"), "{body}");
-    }
-    assert!(e.gw.metric("logout_gateway_logouts_total{outcome=\"unavailable\"}") >= 2.0);
-    // Passthrough is untouched.
-    assert_eq!(client().get(e.gw.url("/authorize")).send().unwrap().status(), 200);
-    // Redis returns (empty: the session is gone, so the valid hint now asks): no restart needed.
-    let _redis = Redis::start_on(port);
-    eventually("logout works again", Duration::from_secs(10), || {
-        (e.get(&[("id_token_hint", &h)]).status() == 200).then_some(())
-    });
-}
-
-#[test]
-fn gw08_a_hung_redis_is_an_outage_answered_within_the_timeouts() {
-    let e = env();
-    e.put("S1", "U1", &["rp-c"], &[]);
-    let h = hint(&e.iss, "rp-c", "U1", "S1");
-    let redis = e._redis.as_ref().unwrap();
-    redis.signal(libc::SIGSTOP);
-    let start = std::time::Instant::now();
-    let r = e.get(&[("id_token_hint", &h), ("post_logout_redirect_uri", "https://c.example.com/out")]);
-    // Bounded by the store timeouts (200 ms connect + 300 ms response per try in the test config):
-    // a hang guard, not a performance target.
-    let took = start.elapsed();
-    redis.signal(libc::SIGCONT);
-    assert_eq!(r.status(), 503, "took {took:?}");
-    assert!(took < Duration::from_secs(3), "a hung Redis held the logout for {took:?}");
-    assert!(r.headers().get("location").is_none());
-    eventually("logout works after Redis resumes", Duration::from_secs(10), || {
-        (e.get(&[("id_token_hint", &h), ("post_logout_redirect_uri", "https://c.example.com/out")]).status() == 303)
-            .then_some(())
-    });
 }
 
 #[test]

@@ -14,6 +14,7 @@ mod hardening;
 mod learning;
 mod logout;
 mod observing;
+mod outage;
 mod passthrough;
 mod registration;
 mod revocation;

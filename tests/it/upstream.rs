@@ -190,6 +190,12 @@ async fn handle(
             return Ok(Response::builder().status(200).body(full("login page")).unwrap());
         };
         Response::builder().status(302).header("location", location).body(full(Bytes::new()))
+    } else if path.starts_with(crate::tokens::ATTACKER_PATH) {
+        // The attacker's key server (forged hints name it in jku/x5u): the foreign key set.
+        let body =
+            std::fs::read(std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/jwks-foreign.json"))
+                .unwrap();
+        Response::builder().header("content-type", "application/json").body(full(body))
     } else if path == "/jwks" {
         let body = jwks.lock().unwrap().clone();
         Response::builder().header("content-type", "application/json").body(full(body))
