@@ -805,9 +805,9 @@ impl SessionStore for RedisStore {
         .await
     }
 
+    /// Retried: SET with EX is idempotent.
     async fn revoke_marks(&self, marks: &[(String, Duration)]) -> Result<(), StoreError> {
-        timed("revoke", self.deadline(), async {
-            let mut c = self.conn().await?;
+        self.retried("revoke", self.deadline(), |mut c: ConnectionManager| async move {
             self.revoke_with(&mut c, marks).await
         })
         .await
