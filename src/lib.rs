@@ -44,6 +44,9 @@ use pingora::services::listening::Service;
 
 use crate::config::Config;
 
+/// Read buffer of a public-listener connection (see `build`).
+const PUBLIC_READ_BUFFER: usize = 8 * 1024;
+
 /// Seconds for pingora, rounding up so `500ms` is not zero.
 fn whole_secs(d: std::time::Duration) -> u64 {
     d.as_secs() + u64::from(d.subsec_nanos() > 0)
@@ -133,7 +136,13 @@ pub fn build(config: Config) -> std::result::Result<Server, String> {
         config.limits.header_timeout,
     );
     let mut public = Service::new("public proxy".to_string(), app);
-    public.add_tcp(&config.listen.to_string());
+    // pingora reads through a 64 KiB buffer per connection by default (sized for TLS records);
+    // on this plain listener requests are small, and the buffer is zeroed when allocated, so
+    // 1,000 clients would hold up to ~64 MiB (issue 8's memory figures).
+    public.add_listener(
+        pingora::listeners::ListenerConfig::tcp(config.listen.to_string())
+            .l4_buffer(pingora::listeners::L4BufferSettings::default().read(PUBLIC_READ_BUFFER)),
+    );
     server.add_service(public);
 
     let mut admin = Service::new(
