@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Passthrough overhead on one machine, in one run: a fast upstream (nginx returning a small
 # static body) reached (a) directly, (b) through nginx proxy_pass with upstream keepalive,
-# (c) through logout-gateway. Rounds are interleaved; the median of ROUNDS is reported.
+# (c) through logout-gateway, and (d) through a bare pingora proxy with no hooks
+# (examples/bare_proxy.rs: the same pingora, allocator and runtime) as the floor any pingora-based
+# proxy starts from. Rounds are interleaved; the median of ROUNDS is reported.
 #
 # Pinning: the load generator (wrk) runs on CPU 0; the upstream and the proxy under test share
 # CPU 1 (on a 2-core machine). Every target therefore gets the same single core for "server
@@ -19,10 +21,12 @@ need_pkg wrk wrk
 need_pkg cmake cmake
 ROUNDS=${1:-5}; SECS=${2:-5}; CONNS=${3:-50}
 cargo build --release --locked -q
+# Separately: building an example turns on the dev-dependency features (see Cargo.toml).
+cargo build --release --locked -q --example bare_proxy
 BIN=target/release/logout-gateway
 WORK=$(mktemp -d); trap 'kill $(jobs -p) 2>/dev/null; wait 2>/dev/null; rm -rf "$WORK"' EXIT
 . bench/lib.sh
-UP=$(free_port); NGX=$(free_port); GW=$(free_port); ADM=$(free_port)
+UP=$(free_port); NGX=$(free_port); GW=$(free_port); ADM=$(free_port); BARE=$(free_port)
 
 # Two nginx processes: the upstream, and nginx as the proxy under test, so each one's CPU and
 # memory are its own.
@@ -62,7 +66,9 @@ limits: { max_connections: 100000 }
 YAML
 taskset -c "$SRV_CPU" "$BIN" run --config "$WORK/proxy.yaml" 2> "$WORK/gateway.log" &
 GW_PID=$!
-for p in $UP $NGX $GW; do wait_http "http://127.0.0.1:$p/"; done
+taskset -c "$SRV_CPU" target/release/examples/bare_proxy "127.0.0.1:$BARE" "127.0.0.1:$UP" 1 2> "$WORK/bare.log" &
+BARE_PID=$!
+for p in $UP $NGX $GW $BARE; do wait_http "http://127.0.0.1:$p/"; done
 # The proxy nginx's worker: the child of its master.
 NGX_MASTER=$(cat "$WORK/proxy/nginx.pid")
 NGX_PID=$(pgrep -P "$NGX_MASTER" | head -1)
@@ -73,9 +79,9 @@ run_wrk() { # URL -> "rps p50_ms p99_ms requests"
 }
 declare -A RES
 for r in $(seq "$ROUNDS"); do
-  for t in direct nginx gateway; do
-    case $t in direct) url="http://127.0.0.1:$UP/";; nginx) url="http://127.0.0.1:$NGX/";; gateway) url="http://127.0.0.1:$GW/";; esac
-    pid=""; [ $t = gateway ] && pid=$GW_PID; [ $t = nginx ] && pid=$NGX_PID
+  for t in direct nginx pingora gateway; do
+    case $t in direct) url="http://127.0.0.1:$UP/";; nginx) url="http://127.0.0.1:$NGX/";; pingora) url="http://127.0.0.1:$BARE/";; gateway) url="http://127.0.0.1:$GW/";; esac
+    pid=""; [ $t = gateway ] && pid=$GW_PID; [ $t = nginx ] && pid=$NGX_PID; [ $t = pingora ] && pid=$BARE_PID
     t0=0; [ -n "$pid" ] && t0=$(cpu_ticks "$pid")
     read -r rps p50 p99 n < <(run_wrk "$url")
     cpu_us="-"
@@ -112,12 +118,12 @@ OUT=bench/results/passthrough.md
   echo
   echo "| target | requests/s | p50 ms | p99 ms | proxy CPU µs/request |"
   echo "|---|---:|---:|---:|---:|"
-  for t in direct nginx gateway; do
+  for t in direct nginx pingora gateway; do
     echo "| $t | $(col $t 1) | $(col $t 2) | $(col $t 3) | $( [ $t = direct ] && echo - || col $t 4) |"
   done
-  g=$(col gateway 1); n=$(col nginx 1); d=$(col direct 1)
+  g=$(col gateway 1); n=$(col nginx 1); d=$(col direct 1); b=$(col pingora 1)
   echo
-  echo "Ratios (requests/s): gateway/nginx = $(python3 -c "print(f'{$g/$n:.2f}')"), gateway/direct = $(python3 -c "print(f'{$g/$d:.2f}')")."
+  echo "Ratios (requests/s): gateway/nginx = $(python3 -c "print(f'{$g/$n:.2f}')"), gateway/direct = $(python3 -c "print(f'{$g/$d:.2f}')"), gateway/pingora = $(python3 -c "print(f'{$g/$b:.2f}')"), pingora/nginx = $(python3 -c "print(f'{$b/$n:.2f}')")."
   echo
   echo "| resident memory (MiB) | idle | 1,000 concurrent connections |"
   echo "|---|---:|---:|"
@@ -128,7 +134,7 @@ OUT=bench/results/passthrough.md
 python3 - > bench/results/passthrough.json <<PY
 import json
 rows = {}
-for t, cells in (("direct", "${RES[direct]}"), ("nginx", "${RES[nginx]}"), ("gateway", "${RES[gateway]}")):
+for t, cells in (("direct", "${RES[direct]}"), ("nginx", "${RES[nginx]}"), ("pingora", "${RES[pingora]}"), ("gateway", "${RES[gateway]}")):
     rows[t] = [c.split() for c in cells.split(";") if c.strip()]
 print(json.dumps({"rounds": rows, "memory_kib": {"nginx": [$NGX_IDLE, $NGX_LOAD], "gateway": [$GW_IDLE, $GW_LOAD]}}, indent=1))
 PY

@@ -13,8 +13,9 @@ import matplotlib.pyplot as plt  # noqa: E402
 src = sys.argv[1] if len(sys.argv) > 1 else "bench/results/passthrough.json"
 out = sys.argv[2] if len(sys.argv) > 2 else "bench/results/passthrough.png"
 data = json.load(open(src))
-targets = ["direct", "nginx", "gateway"]
-colors = {"direct": "#999999", "nginx": "#009639", "gateway": "#f38020"}
+targets = [t for t in ["direct", "nginx", "pingora", "gateway"] if t in data["rounds"]]
+proxies = [t for t in targets if t != "direct"]
+colors = {"direct": "#999999", "nginx": "#009639", "pingora": "#8a6fdf", "gateway": "#f38020"}
 rounds = {t: [[float(x) if x != "-" else None for x in r] for r in data["rounds"][t]] for t in targets}
 
 fig, (a, b, c) = plt.subplots(1, 3, figsize=(13, 4))
@@ -22,13 +23,13 @@ for i, t in enumerate(targets):
     rps = [r[0] for r in rounds[t]]
     a.bar(i, statistics.median(rps), color=colors[t])
     a.scatter([i] * len(rps), rps, color="black", s=8, zorder=3)
-a.set_xticks(range(3), targets)
+a.set_xticks(range(len(targets)), targets)
 a.set_title("requests/s (higher is better)")
-for i, t in enumerate(["nginx", "gateway"]):
+for i, t in enumerate(proxies):
     cpu = [r[3] for r in rounds[t] if r[3] is not None]
     b.bar(i, statistics.median(cpu), color=colors[t])
     b.scatter([i] * len(cpu), cpu, color="black", s=8, zorder=3)
-b.set_xticks(range(2), ["nginx", "gateway"])
+b.set_xticks(range(len(proxies)), proxies)
 b.set_title("proxy CPU µs per request (lower is better)")
 mem = data["memory_kib"]
 for i, t in enumerate(["nginx", "gateway"]):
