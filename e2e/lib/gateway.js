@@ -44,6 +44,8 @@ upstream:
   connect_timeout: 2s
   read_timeout: 10s
   session_cookies: ["_session", "_session.legacy"]
+  # node-oidc-provider reads its session cookie on its interaction (login) and resume paths too.
+  session_cookie_paths: ["/interaction/", "/auth/"]
 issuer: "http://127.0.0.1:${port}"
 end_session:
   paths: ["/session/end"]
