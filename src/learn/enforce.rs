@@ -73,12 +73,7 @@ impl Learner {
         if self.session_cookie_paths.is_empty() {
             return false;
         }
-        let Some(h) = cookie_header else { return false };
-        let has_op_cookie = h
-            .split(';')
-            .filter_map(|kv| kv.trim().split_once('='))
-            .any(|(k, v)| !v.is_empty() && self.session_cookies.iter().any(|n| n == k));
-        if !has_op_cookie {
+        if op_cookie_pairs(cookie_header, &self.session_cookies).next().is_none() {
             return false;
         }
         let canonical = crate::proxy::route::normalize(path.as_bytes());
@@ -177,12 +172,20 @@ pub fn expiring_cookies<'a>(
 
 /// The OP session cookies (by `names`) in a Cookie header, as (name, hash of the value).
 pub fn op_cookies(cookie_header: Option<&str>, names: &[String]) -> Vec<(String, String)> {
-    let Some(h) = cookie_header else { return Vec::new() };
-    h.split(';')
+    op_cookie_pairs(cookie_header, names).map(|(k, v)| (k.to_string(), token_hash(v.as_bytes()))).collect()
+}
+
+/// The (name, value) pairs of the OP session cookies (by `names`, non-empty values) in a Cookie
+/// header: the one parser behind every OP-cookie check.
+fn op_cookie_pairs<'a>(
+    cookie_header: Option<&'a str>,
+    names: &'a [String],
+) -> impl Iterator<Item = (&'a str, &'a str)> + 'a {
+    cookie_header
+        .into_iter()
+        .flat_map(|h| h.split(';'))
         .filter_map(|kv| kv.trim().split_once('='))
-        .filter(|(k, v)| !v.is_empty() && names.iter().any(|n| n == k))
-        .map(|(k, v)| (k.to_string(), token_hash(v.as_bytes())))
-        .collect()
+        .filter(move |(k, v)| !v.is_empty() && names.iter().any(|n| n == k))
 }
 
 /// Hashes of the OP session cookies (by `names`) in a Cookie header.

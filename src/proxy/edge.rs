@@ -111,11 +111,12 @@ async fn write_refusal(session: &mut Session, refusal: crate::learn::Refusal) ->
     session.write_response_body(Some(bytes::Bytes::from_static(body.as_bytes())), true).await
 }
 
-/// Every Cookie header of a request as one (HTTP/2 clients may send several).
-pub(super) fn cookie_header(req: &RequestHeader) -> Option<String> {
+/// Every Cookie header of a request as one (HTTP/2 clients may send several); borrowed, without
+/// allocating, in the usual case of a single header (this runs on proxied requests).
+pub(super) fn cookie_header(req: &RequestHeader) -> Option<std::borrow::Cow<'_, str>> {
     let mut values = req.headers.get_all(http::header::COOKIE).iter().filter_map(|v| v.to_str().ok());
-    let first = values.next()?.to_string();
-    Some(values.fold(first, |acc, v| format!("{acc}; {v}")))
+    let first = values.next()?;
+    Some(values.fold(std::borrow::Cow::Borrowed(first), |acc, v| format!("{acc}; {v}").into()))
 }
 
 /// A 200 HTML page from the authorization endpoint, or one that sets an OP cookie, may be a
@@ -127,7 +128,11 @@ pub(super) fn start_form_post(req: &RequestHeader, resp: &ResponseHeader) -> Opt
     if !html {
         return None;
     }
-    FormPost::start(h(http::header::CONTENT_ENCODING), cookie_header(req), super::set_cookies(resp))
+    FormPost::start(
+        h(http::header::CONTENT_ENCODING),
+        cookie_header(req).map(|c| c.into_owned()),
+        super::set_cookies(resp),
+    )
 }
 
 /// Ask the upstream only for content codings the gateway can decode, for a response it reads
