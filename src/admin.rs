@@ -119,7 +119,14 @@ impl ServeHttp for AdminApp {
 impl AdminApp {
     /// 200 when the session store answers; 503 with the reason otherwise.
     async fn readyz(&self) -> Response<Vec<u8>> {
+        let set = self.store.revoked_set();
         match self.store.ping().await {
+            Ok(()) if !set.loaded() => {
+                text(StatusCode::SERVICE_UNAVAILABLE, "not ready: revocation set not loaded yet")
+            }
+            Ok(()) if !set.is_current() => {
+                text(StatusCode::SERVICE_UNAVAILABLE, "not ready: revocation set behind the store (feed interrupted)")
+            }
             Ok(()) if !self.backchannel.ready() => {
                 text(StatusCode::SERVICE_UNAVAILABLE, "not ready: logout-token signing keys not loaded")
             }

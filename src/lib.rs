@@ -65,7 +65,10 @@ pub fn build(config: Config) -> std::result::Result<Server, String> {
     let mut server = Server::new_with_opt_and_conf(None, conf);
     server.bootstrap();
 
-    let store = session::build(&config.session_store);
+    let (store, follower) = session::build(&config.session_store);
+    if let Some(f) = follower {
+        server.add_service(background_service("revocation feed", f));
+    }
     let upstream = proxy::upstream::UpstreamPeer::new(config.upstream.clone());
     if upstream.needs_dns() {
         server.add_service(background_service("upstream dns", proxy::upstream::DnsRefresher(upstream.clone())));

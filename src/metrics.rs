@@ -51,7 +51,23 @@ pub struct Metrics {
     pub limited: IntCounterVec,
     /// Panics caught (each stays inside its own request or task).
     pub panics: IntCounter,
+    /// Requests the edge refused or changed for a credential, by what it did.
+    pub edge: IntCounterVec,
+    /// Credentials the edge let through unchecked because the set was stale and the store did
+    /// not answer (only where it does not fail closed), by kind.
+    pub edge_unchecked: IntCounterVec,
 }
+
+/// `logout_gateway_edge_total{action}` values.
+pub const EDGE_ACTIONS: [&str; 7] = [
+    "invalid_token",
+    "invalid_grant",
+    "inactive",
+    "cookie_stripped",
+    "repeated_param",
+    "unreadable_body",
+    "unavailable",
+];
 
 static METRICS: LazyLock<Metrics> = LazyLock::new(Metrics::register);
 
@@ -165,6 +181,21 @@ impl Metrics {
                 "Panics caught; each stays inside its request or task. Should stay zero."
             )
             .expect("register panics"),
+            edge: register_int_counter_vec!(
+                "logout_gateway_edge_total",
+                "Proxied requests the edge answered or changed because of a credential: invalid_token (401), \
+                 invalid_grant (400), inactive (introspection), cookie_stripped, repeated_param (400), \
+                 unreadable_body (400/411/413/415), unavailable (503: revocations could not be checked).",
+                &["action"]
+            )
+            .expect("register edge"),
+            edge_unchecked: register_int_counter_vec!(
+                "logout_gateway_edge_unchecked_total",
+                "Credentials passed on unchecked: the revocation set was stale and the store did not answer \
+                 (bearer on paths that are not token, userinfo or introspection; OP cookies).",
+                &["kind"]
+            )
+            .expect("register edge_unchecked"),
         };
         // Pre-create every bounded label value so dashboards see zeros, not gaps.
         for o in LOGOUT_OUTCOMES {
@@ -184,6 +215,12 @@ impl Metrics {
         }
         for r in ["encoding", "corrupt", "too_large", "unverified"] {
             m.learn_skipped.with_label_values(&[r]);
+        }
+        for a in EDGE_ACTIONS {
+            m.edge.with_label_values(&[a]);
+        }
+        for k in ["token", "cookie"] {
+            m.edge_unchecked.with_label_values(&[k]);
         }
         m
     }

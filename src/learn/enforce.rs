@@ -1,21 +1,29 @@
-//! Enforcing logouts at the edge with what was learned (DESIGN.md: "revoked access tokens are
-//! refused at userinfo and introspection, revoked refresh tokens at the token endpoint, revoked
-//! session cookies everywhere"; GW-02).
+//! Enforcing logouts at the edge (GW-02): a credential of an ended session is refused wherever
+//! it appears, on every proxied path, whatever the path's spelling.
 //!
-//! - an access token of an ended session is refused at userinfo (401,
-//!   `WWW-Authenticate: Bearer error="invalid_token"`) and reported inactive at introspection
-//!   (`{"active": false}`); a refresh token of an ended session is refused at the token endpoint
-//!   (400 `invalid_grant`);
-//! - an OP session cookie of an ended session is removed from the request and expired in the
-//!   response, at the authorization endpoint and under `upstream.session_cookie_paths` (the OP's
-//!   own login and resume paths, which read the cookie too).
+//! `credentials` finds them (Authorization in any scheme case, query and form parameters, OP
+//! cookies); each is looked up in this instance's revocation set (`session::revoked`), which
+//! costs no store round trip. The answer depends on where the credential was used:
+//! - a bearer (`Authorization`, `access_token`): 401 with `WWW-Authenticate: Bearer` (or `DPoP`)
+//!   `error="invalid_token"`;
+//! - `token` at introspection: `{"active": false}`; at the revocation endpoint it is let through
+//!   (revoking an ended credential at the OP too is the one use that helps); elsewhere 401;
+//! - `refresh_token`, `subject_token`, `actor_token`, or any credential parameter at the token
+//!   endpoint: 400 `invalid_grant`;
+//! - an OP session cookie: removed from the request and expired in the response.
 //!
-//! Each check is one store lookup, on those requests only: a request without a token there, or
-//! without an OP cookie, costs none. When the store does not answer, the request goes on to the
-//! upstream (availability first; logged). Which endpoint a path is, is decided here; the HTTP
-//! side (reading bodies, writing refusals, removing cookies) is `proxy`'s.
+//! When the set is stale (its feed from the store is interrupted), the credentials it does not
+//! already know are looked up in the store in one round trip; if the store does not answer
+//! either, the request is refused with 503 at the token, userinfo and introspection endpoints
+//! (fail closed), and elsewhere let through, logged and counted
+//! (`logout_gateway_edge_unchecked_total`). Which endpoint a path is, is decided here, on the
+//! path normalised like end_session's (`proxy::route::normalize`); the HTTP side (reading
+//! bodies, writing refusals, removing cookies) is `proxy`'s.
 
+use super::credentials::Source;
 use super::Learner;
+use crate::metrics::Metrics;
+use crate::session::revoked::{key_of_digest, Verdict};
 
 /// Which endpoint a request is for, as far as learning and enforcement care.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -24,20 +32,112 @@ pub enum Endpoint {
     Token,
     Userinfo,
     Introspection,
+    Revocation,
     /// The registration endpoint, or a client's configuration below it (RFC 7592).
     Registration,
     Other,
 }
 
+impl Endpoint {
+    /// Endpoints whose request body is read (and checked) whatever its content type says: an
+    /// OP may parse a form it was not told was one.
+    pub fn reads_body(self) -> bool {
+        matches!(self, Endpoint::Token | Endpoint::Userinfo | Endpoint::Introspection | Endpoint::Revocation)
+    }
+
+    /// Endpoints that refuse a credential the gateway cannot check (stale set, store down).
+    fn fails_closed(self) -> bool {
+        matches!(self, Endpoint::Token | Endpoint::Userinfo | Endpoint::Introspection)
+    }
+}
+
 /// A request the gateway refuses for an ended session: (status, content type, body, extra header).
 pub type Refusal = (u16, &'static str, &'static str, Option<(&'static str, &'static str)>);
 
+const INVALID_TOKEN: &str = r#"{"error":"invalid_token","error_description":"the session of this token has ended"}"#;
+const BEARER_CHALLENGE: &str =
+    r#"Bearer error="invalid_token", error_description="the session of this token has ended""#;
+const DPOP_CHALLENGE: &str = r#"DPoP error="invalid_token", error_description="the session of this token has ended""#;
+const INVALID_GRANT: &str = r#"{"error":"invalid_grant","error_description":"the session of this token has ended"}"#;
+const UNAVAILABLE: &str =
+    r#"{"error":"temporarily_unavailable","error_description":"revocations cannot be checked right now"}"#;
+
+/// The refusal of a repeated security parameter.
+pub const REPEATED: Refusal =
+    (400, "application/json", r#"{"error":"invalid_request","error_description":"a parameter was repeated"}"#, None);
+
+/// What the edge does with a request's credentials.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct Decision {
+    /// Answer the request with this instead of passing it on.
+    pub refusal: Option<Refusal>,
+    /// Names of OP cookies of ended sessions: removed before the upstream, expired in the response.
+    pub strip_cookies: Vec<String>,
+}
+
+/// One credential of a request, hashed.
+struct Found {
+    source: Option<Source>,
+    cookie: Option<String>,
+    hash: [u8; 32],
+}
+
+impl Found {
+    fn hex(&self) -> String {
+        self.hash.iter().map(|b| format!("{b:02x}")).collect()
+    }
+}
+
+fn digest(value: &[u8]) -> [u8; 32] {
+    use sha2::Digest;
+    sha2::Sha256::digest(value).into()
+}
+
+/// The answer for a revoked credential from `source` at `endpoint`, or None to let it through.
+fn refusal_for(endpoint: Endpoint, source: Source) -> Option<Refusal> {
+    let invalid_token = |dpop: bool| {
+        let challenge = if dpop { DPOP_CHALLENGE } else { BEARER_CHALLENGE };
+        (401, "application/json", INVALID_TOKEN, Some(("www-authenticate", challenge)))
+    };
+    let invalid_grant = (400, "application/json", INVALID_GRANT, None);
+    Some(match (endpoint, source) {
+        (_, Source::Header { dpop }) => invalid_token(dpop),
+        (_, Source::Param("access_token")) => invalid_token(false),
+        (Endpoint::Introspection, Source::Param("token")) => (200, "application/json", r#"{"active":false}"#, None),
+        (Endpoint::Revocation, Source::Param("token")) => return None,
+        (Endpoint::Token, _) => invalid_grant,
+        (_, Source::Param("token")) => invalid_token(false),
+        (_, Source::Param(_)) => invalid_grant,
+    })
+}
+
+/// 401 before 400 before an introspection answer: the caller's own credential first.
+fn rank(r: &Refusal) -> u8 {
+    match r.0 {
+        401 => 0,
+        400 => 1,
+        _ => 2,
+    }
+}
+
+fn edge_label(r: &Refusal) -> &'static str {
+    match r.0 {
+        401 => "invalid_token",
+        400 => "invalid_grant",
+        503 => "unavailable",
+        _ => "inactive",
+    }
+}
+
 impl Learner {
-    /// Classify a path: configured paths first, then discovery's. Allocation-free.
+    /// Classify a path, normalised as end_session paths are (decoding, dot segments,
+    /// `;params`, case, trailing slash): configured paths first, then discovery's. A plain
+    /// path (the usual case) is compared without allocating.
     pub fn endpoint(&self, path: &str) -> Endpoint {
+        let canon = crate::proxy::route::canonical(path.as_bytes());
         let learned = self.jwks.endpoints();
         let is = |configured: &Option<String>, discovered: &Option<String>| {
-            configured.as_deref().or(discovered.as_deref()) == Some(path)
+            configured.as_deref().or(discovered.as_deref()).is_some_and(|e| crate::proxy::route::same_path(&canon, e))
         };
         if is(&self.endpoints.authorization, &learned.authorization) {
             Endpoint::Authorization
@@ -47,12 +147,14 @@ impl Learner {
             Endpoint::Userinfo
         } else if is(&self.endpoints.introspection, &learned.introspection) {
             Endpoint::Introspection
+        } else if is(&self.endpoints.revocation, &learned.revocation) {
+            Endpoint::Revocation
         } else if self
             .endpoints
             .registration
             .as_deref()
             .or(learned.registration.as_deref())
-            .is_some_and(|r| path.strip_prefix(r).is_some_and(|rest| rest.is_empty() || rest.starts_with('/')))
+            .is_some_and(|r| crate::proxy::route::under_path(&canon, r))
         {
             Endpoint::Registration
         } else {
@@ -65,57 +167,107 @@ impl Learner {
         self.endpoints.registration.clone().or_else(|| self.jwks.endpoints().registration.clone())
     }
 
-    /// Whether a request to `path` (not one of the OP's endpoints) gets the revoked-cookie check:
-    /// it carries an OP session cookie and its normalised path starts with one of
-    /// `upstream.session_cookie_paths`. Free (no allocation) when no prefix is configured or the
-    /// request has no OP cookie; such requests never touch the store.
-    pub fn guards_cookies_at(&self, path: &str, cookie_header: Option<&str>) -> bool {
-        if self.session_cookie_paths.is_empty() {
-            return false;
+    /// Whether a response to `path` may carry an authorization response the gateway learns
+    /// from: the authorization endpoint and the paths below it (node-oidc-provider resumes at
+    /// `/auth/<uid>`), or one of `upstream.session_cookie_paths` (the OP's own login paths that
+    /// answer the login form with the code redirect, Keycloak's `login-actions/`). Never any
+    /// other path: a redirect elsewhere cannot bind a code to the browser's cookies.
+    pub fn answers_authorization(&self, endpoint: Endpoint, path: &str) -> bool {
+        if endpoint == Endpoint::Authorization {
+            return true;
         }
-        if op_cookie_pairs(cookie_header, &self.session_cookies).next().is_none() {
-            return false;
+        let canon = crate::proxy::route::canonical(path.as_bytes());
+        let authz = self.endpoints.authorization.clone().or_else(|| self.jwks.endpoints().authorization.clone());
+        if authz.is_some_and(|a| crate::proxy::route::under_path(&canon, &a)) {
+            return true;
         }
-        let canonical = crate::proxy::route::normalize(path.as_bytes());
-        self.session_cookie_paths.iter().any(|p| canonical.starts_with(p.as_bytes()))
+        self.session_cookie_paths.iter().any(|p| crate::proxy::route::under_path(&canon, p))
     }
 
-    /// The token a request presents that a logout may have revoked, by endpoint: the bearer
-    /// access token at userinfo, `token` at introspection, the refresh token of a
-    /// refresh_token grant at the token endpoint. `form` is the request body (POST forms).
-    pub fn presented_token(&self, endpoint: Endpoint, authorization: Option<&str>, form: &[u8]) -> Option<String> {
-        let field = |name: &str| {
-            url::form_urlencoded::parse(form)
-                .find(|(k, _)| k == name)
-                .map(|(_, v)| v.into_owned())
-                .filter(|v| !v.is_empty())
-        };
-        match endpoint {
-            Endpoint::Userinfo => authorization
-                .and_then(|a| a.strip_prefix("Bearer ").or_else(|| a.strip_prefix("bearer ")))
-                .map(|t| t.trim().to_string())
-                .or_else(|| field("access_token")),
-            Endpoint::Introspection => field("token"),
-            Endpoint::Token if field("grant_type").as_deref() == Some("refresh_token") => field("refresh_token"),
-            _ => None,
-        }
-    }
-
-    /// Names of the OP cookies in this request that belong to ended sessions (one lookup; none
-    /// without an OP cookie).
-    pub async fn revoked_cookies(&self, cookie_header: Option<&str>) -> Vec<String> {
-        let found = op_cookies(cookie_header, &self.session_cookies);
+    /// Check every credential of a request: `tokens` (from headers and parameters) and the OP
+    /// cookies by (name, value). No store call unless the revocation set is stale.
+    pub async fn check_credentials<'a>(
+        &self,
+        endpoint: Endpoint,
+        tokens: impl IntoIterator<Item = (Source, &'a [u8])>,
+        cookies: impl IntoIterator<Item = (&'a str, &'a str)>,
+    ) -> Decision {
+        let found: Vec<Found> = tokens
+            .into_iter()
+            .map(|(s, v)| Found { source: Some(s), cookie: None, hash: digest(v) })
+            .chain(cookies.into_iter().map(|(n, v)| Found {
+                source: None,
+                cookie: Some(n.to_string()),
+                hash: digest(v.as_bytes()),
+            }))
+            .collect();
         if found.is_empty() {
-            return Vec::new();
+            return Decision::default();
         }
-        let hashes: Vec<String> = found.iter().map(|(_, h)| h.clone()).collect();
-        match self.store.revoked_among(&hashes).await {
-            Ok(flags) => found.into_iter().zip(flags).filter(|(_, r)| *r).map(|((n, _), _)| n).collect(),
-            Err(e) => {
-                tracing::warn!(error = %e, "cookie revocation check skipped (store unavailable)");
-                Vec::new()
+        let set = self.store.revoked_set();
+        let mut revoked: Vec<bool> = Vec::with_capacity(found.len());
+        let mut unsure = Vec::new();
+        for (i, f) in found.iter().enumerate() {
+            match set.verdict(key_of_digest(&f.hash)) {
+                Verdict::Revoked => revoked.push(true),
+                Verdict::Clean => revoked.push(false),
+                Verdict::Unsure => {
+                    revoked.push(false);
+                    unsure.push(i);
+                }
             }
         }
+        if !unsure.is_empty() {
+            let hashes: Vec<String> = unsure.iter().map(|i| found[*i].hex()).collect();
+            match self.store.revoked_among(&hashes).await {
+                Ok(flags) => {
+                    for (i, r) in unsure.iter().zip(flags) {
+                        revoked[*i] = r;
+                    }
+                }
+                Err(e) => {
+                    let tokens_unsure = unsure.iter().any(|i| found[*i].source.is_some());
+                    if tokens_unsure && endpoint.fails_closed() {
+                        tracing::warn!(error = %e, "revocations cannot be checked; credential refused (fail closed)");
+                        Metrics::get().edge.with_label_values(&["unavailable"]).inc();
+                        return Decision {
+                            refusal: Some((503, "application/json", UNAVAILABLE, Some(("retry-after", "1")))),
+                            strip_cookies: Vec::new(),
+                        };
+                    }
+                    tracing::warn!(error = %e, "revocations cannot be checked; credentials passed on unchecked");
+                    for i in &unsure {
+                        let kind = if found[*i].source.is_some() { "token" } else { "cookie" };
+                        Metrics::get().edge_unchecked.with_label_values(&[kind]).inc();
+                    }
+                }
+            }
+        }
+        let mut decision = Decision::default();
+        for (f, _) in found.iter().zip(&revoked).filter(|(_, r)| **r) {
+            match (&f.cookie, f.source) {
+                (Some(name), _) => {
+                    if !decision.strip_cookies.contains(name) {
+                        decision.strip_cookies.push(name.clone());
+                    }
+                }
+                (None, Some(source)) => {
+                    if let Some(r) = refusal_for(endpoint, source) {
+                        if decision.refusal.as_ref().is_none_or(|d| rank(&r) < rank(d)) {
+                            decision.refusal = Some(r);
+                        }
+                    }
+                }
+                (None, None) => {}
+            }
+        }
+        let m = Metrics::get();
+        match &decision.refusal {
+            Some(r) => m.edge.with_label_values(&[edge_label(r)]).inc(),
+            None if !decision.strip_cookies.is_empty() => m.edge.with_label_values(&["cookie_stripped"]).inc(),
+            None => {}
+        }
+        decision
     }
 
     /// The `Set-Cookie` values that expire the named OP cookies in the browser: one per name
@@ -123,35 +275,6 @@ impl Learner {
     /// the same Path; Keycloak sets its cookies on /realms/<realm>/).
     pub fn expiring_cookies<'a>(&'a self, names: &'a [String]) -> impl Iterator<Item = String> + 'a {
         expiring_cookies(names, &self.session_cookie_expiry_paths, self.secure_cookies)
-    }
-
-    /// The answer for a revoked token at `endpoint`, or None to let the request through.
-    pub async fn check(&self, endpoint: Endpoint, token: &str) -> Option<Refusal> {
-        match self.store.is_revoked(&token_hash(token.as_bytes())).await {
-            Ok(false) => None,
-            Ok(true) => Some(match endpoint {
-                Endpoint::Userinfo => (
-                    401,
-                    "application/json",
-                    r#"{"error":"invalid_token","error_description":"the session of this token has ended"}"#,
-                    Some((
-                        "www-authenticate",
-                        r#"Bearer error="invalid_token", error_description="the session of this token has ended""#,
-                    )),
-                ),
-                Endpoint::Introspection => (200, "application/json", r#"{"active":false}"#, None),
-                _ => (
-                    400,
-                    "application/json",
-                    r#"{"error":"invalid_grant","error_description":"the session of this token has ended"}"#,
-                    None,
-                ),
-            }),
-            Err(e) => {
-                tracing::warn!(error = %e, "revocation check skipped (store unavailable)");
-                None
-            }
-        }
     }
 }
 
@@ -177,7 +300,7 @@ pub fn op_cookies(cookie_header: Option<&str>, names: &[String]) -> Vec<(String,
 
 /// The (name, value) pairs of the OP session cookies (by `names`, non-empty values) in a Cookie
 /// header: the one parser behind every OP-cookie check.
-fn op_cookie_pairs<'a>(
+pub fn op_cookie_pairs<'a>(
     cookie_header: Option<&'a str>,
     names: &'a [String],
 ) -> impl Iterator<Item = (&'a str, &'a str)> + 'a {

@@ -26,6 +26,7 @@
 
 mod authz;
 pub mod codings;
+pub mod credentials;
 mod enforce;
 
 use std::collections::BTreeMap;
@@ -36,7 +37,9 @@ use bytes::Bytes;
 
 pub use self::authz::{form_post_params, redirect_params, FormPost};
 use self::codings::{count_skipped, decode, Encoding};
-pub use self::enforce::{expiring_cookies, op_cookie_hashes, op_cookies, token_hash, Endpoint, Refusal};
+pub use self::enforce::{
+    expiring_cookies, op_cookie_hashes, op_cookie_pairs, op_cookies, token_hash, Decision, Endpoint, Refusal, REPEATED,
+};
 use crate::clients::Clients;
 use crate::logout::decide::{HintCheck, HintClaims};
 use crate::metrics::Metrics;

@@ -1,97 +1,180 @@
 //! The proxy's side of learning and enforcement: for a request on its way to the upstream, which
 //! OP endpoint it is for, whether its response is read (token, registration, authorization),
-//! the edge checks (`learn::enforce` decides, this module reads bodies, writes refusals and
-//! removes cookies), and what is sent upstream so the response can be read.
+//! the credential check (`learn::enforce` decides, this module reads bodies, writes refusals
+//! and removes cookies), and what is sent upstream so the response can be read.
 //!
-//! Store lookups happen only here, and only for: a token at userinfo, introspection or the
-//! token endpoint; an OP session cookie at the authorization endpoint or under
-//! `upstream.session_cookie_paths`. Every other proxied request leaves without one.
+//! Every proxied request is checked, on every path: its `Authorization` headers, its query,
+//! its form body (read with retry buffering on, so pingora replays it to the upstream; whatever
+//! the framing), and its OP session cookies. A clean request costs no store round trip (the
+//! revocation set answers). A body the gateway must read but cannot (over [`MAX_FORM`],
+//! broken framing, too slow, compressed, multipart where the OP might parse it) is refused,
+//! never passed on unchecked.
 
 use pingora::prelude::*;
 use pingora::proxy::Session;
 
-use super::{header_str, read_body, Ctx, Gateway};
-use crate::learn::{Endpoint, FormPost, Learner, Observation, Purpose};
+use super::{read_body, Ctx, Gateway};
+use crate::learn::credentials::{self, Source};
+use crate::learn::{op_cookie_pairs, token_hash, Endpoint, FormPost, Observation, Purpose, Refusal};
 
-/// Largest form body read for a token check (larger ones are not inspected).
-const MAX_FORM: usize = 64 * 1024;
+/// Largest request body read for a credential check (pingora replays at most 64 KiB).
+pub const MAX_FORM: usize = 64 * 1024;
+
+/// Most OP session cookie values one request may carry (a browser sends one or two per name).
+pub const MAX_OP_COOKIES: usize = 8;
+
+/// What to do with a request's body before it goes upstream.
+enum BodyPlan {
+    /// Nothing to read: no body, or one no OP parses for credentials.
+    Skip,
+    /// Read it (capped) and check the credentials in it.
+    Read,
+    /// Refuse the request: the body must be checked but cannot be.
+    Refuse(Refusal),
+}
+
+fn unreadable(status: u16, why: &'static str) -> Refusal {
+    (status, "application/json", why, None)
+}
+
+const TOO_LARGE: &str = r#"{"error":"invalid_request","error_description":"request body too large to be checked"}"#;
+const BAD_BODY: &str = r#"{"error":"invalid_request","error_description":"request body could not be read"}"#;
+const ENCODED: &str = r#"{"error":"invalid_request","error_description":"compressed request bodies are not accepted"}"#;
+const MULTIPART: &str =
+    r#"{"error":"invalid_request","error_description":"use application/x-www-form-urlencoded at this endpoint"}"#;
+const TOO_MANY_COOKIES: &str = r#"{"error":"invalid_request","error_description":"too many session cookies"}"#;
+
+/// Whether (and how) the body of a request to `endpoint` is read: form bodies everywhere, any
+/// body at the endpoints that take credentials in their body.
+fn body_plan(req: &RequestHeader, endpoint: Endpoint) -> BodyPlan {
+    let h = |n: http::HeaderName| req.headers.get(n).and_then(|v| v.to_str().ok());
+    let length = req.headers.get(http::header::CONTENT_LENGTH);
+    let has_body =
+        req.headers.contains_key(http::header::TRANSFER_ENCODING) || length.is_some_and(|v| v.as_bytes() != b"0");
+    if !has_body {
+        return BodyPlan::Skip;
+    }
+    let ct = h(http::header::CONTENT_TYPE).unwrap_or("").trim_start().to_ascii_lowercase();
+    let form = ct.starts_with("application/x-www-form-urlencoded");
+    if !(form || endpoint.reads_body()) {
+        return BodyPlan::Skip;
+    }
+    if h(http::header::CONTENT_ENCODING).is_some_and(|e| !e.trim().eq_ignore_ascii_case("identity")) {
+        return BodyPlan::Refuse(unreadable(415, ENCODED));
+    }
+    if ct.starts_with("multipart/") {
+        return BodyPlan::Refuse(unreadable(415, MULTIPART));
+    }
+    if length.and_then(|v| v.to_str().ok()).and_then(|v| v.trim().parse::<usize>().ok()).is_some_and(|n| n > MAX_FORM) {
+        return BodyPlan::Refuse(unreadable(413, TOO_LARGE));
+    }
+    BodyPlan::Read
+}
 
 impl Gateway {
-    /// A request that goes to the upstream unless an edge check refuses it: classify it, set
-    /// up what its response teaches, and check it. Ok(true): answered here.
+    /// A request that goes to the upstream unless the credential check refuses it: classify
+    /// it, set up what its response teaches, check it. Ok(true): answered here.
     pub(super) async fn on_proxied(&self, session: &mut Session, ctx: &mut Ctx) -> Result<bool> {
         let req = session.req_header();
         let endpoint = self.learner.endpoint(req.uri.path());
+        ctx.endpoint = endpoint;
         let method = &req.method;
         match endpoint {
-            Endpoint::Other => {
-                // The OP's own login and resume paths read its session cookie too.
-                if !self.learner.session_cookie_paths.is_empty() {
-                    let cookie = cookie_header(req);
-                    if self.learner.guards_cookies_at(req.uri.path(), cookie.as_deref()) {
-                        ctx.strip_cookies = self.learner.revoked_cookies(cookie.as_deref()).await;
-                    }
-                }
-                return Ok(false);
-            }
             Endpoint::Registration => {
                 if method == http::Method::POST || method == http::Method::PUT {
                     ctx.observe = Some(Observation::new(Purpose::Registration));
                 }
                 ctx.delete_client = method == http::Method::DELETE;
-                return Ok(false);
             }
-            Endpoint::Authorization => {
-                ctx.authorize = true;
-                ctx.strip_cookies = self.learner.revoked_cookies(cookie_header(req).as_deref()).await;
-                return Ok(false);
-            }
+            Endpoint::Authorization => ctx.authorize = true,
             Endpoint::Token if method == http::Method::POST => {
                 ctx.observe = Some(Observation::new(Purpose::Token { code_hash: None, refresh_hash: None }));
             }
             _ => {}
         }
-        self.enforce(session, endpoint, ctx).await
-    }
-
-    /// Refuse a token of an ended session at userinfo, introspection or the token endpoint.
-    /// Form bodies are read with retry buffering on, so pingora replays them to the upstream
-    /// when the request goes on (bodies over 64 KiB are not inspected). Ok(true): answered.
-    async fn enforce(&self, session: &mut Session, endpoint: Endpoint, ctx: &mut Ctx) -> Result<bool> {
-        let req = session.req_header();
-        let authorization = header_str(req, http::header::AUTHORIZATION);
-        let is_form = req.method == http::Method::POST
-            && header_str(req, http::header::CONTENT_TYPE)
-                .is_some_and(|c| c.to_ascii_lowercase().starts_with("application/x-www-form-urlencoded"));
-        let small = req
-            .headers
-            .get(http::header::CONTENT_LENGTH)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.parse::<usize>().ok())
-            .is_some_and(|n| n <= MAX_FORM);
-        let form = if is_form && small {
-            session.enable_retry_buffering();
-            match read_body(session, MAX_FORM).await {
-                Ok(b) => b,
-                Err(status) => {
-                    ctx.local = true;
-                    self.write_error(session, status).await;
-                    return Ok(true);
+        let body = match body_plan(req, endpoint) {
+            BodyPlan::Skip => Vec::new(),
+            BodyPlan::Refuse(r) => return self.refuse_credential(session, ctx, r, "unreadable_body").await,
+            BodyPlan::Read => {
+                session.enable_retry_buffering();
+                match read_body(session, MAX_FORM).await {
+                    Ok(b) if !session.retry_buffer_truncated() => b,
+                    Ok(_) => {
+                        return self
+                            .refuse_credential(session, ctx, unreadable(413, TOO_LARGE), "unreadable_body")
+                            .await
+                    }
+                    Err(status) => {
+                        let r = unreadable(status, if status == 413 { TOO_LARGE } else { BAD_BODY });
+                        return self.refuse_credential(session, ctx, r, "unreadable_body").await;
+                    }
                 }
             }
-        } else {
-            Vec::new()
         };
-        let presented = self.learner.presented_token(endpoint, authorization.as_deref(), &form);
-        if let Some(Purpose::Token { code_hash, refresh_hash }) = ctx.observe.as_mut().map(|o| &mut o.purpose) {
-            *code_hash = Learner::redeemed_code(&form);
-            *refresh_hash = presented.as_deref().map(|t| crate::learn::token_hash(t.as_bytes()));
+        self.check(session, ctx, endpoint, &body).await
+    }
+
+    /// The credential check proper, once the body (if any) is read. Ok(true): answered.
+    async fn check(&self, session: &mut Session, ctx: &mut Ctx, endpoint: Endpoint, body: &[u8]) -> Result<bool> {
+        let req = session.req_header();
+        let params = credentials::scan(req.uri.query().unwrap_or("").as_bytes(), body);
+        if params.repeated.is_some() {
+            return self.refuse_credential(session, ctx, crate::learn::REPEATED, "repeated_param").await;
         }
-        let Some(token) = presented else { return Ok(false) };
-        let Some(refusal) = self.learner.check(endpoint, &token).await else { return Ok(false) };
+        if let Some(Purpose::Token { code_hash, refresh_hash }) = ctx.observe.as_mut().map(|o| &mut o.purpose) {
+            let grant = params.grant_type.as_deref();
+            if grant == Some("authorization_code") {
+                *code_hash = params.code.as_deref().map(|c| token_hash(c.as_bytes()));
+            }
+            if grant == Some("refresh_token") {
+                *refresh_hash = params
+                    .credentials
+                    .iter()
+                    .find(|(n, _)| *n == "refresh_token")
+                    .map(|(_, v)| token_hash(v.as_bytes()));
+            }
+        }
+        let headers = req
+            .headers
+            .get_all(http::header::AUTHORIZATION)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .filter_map(credentials::authorization_token)
+            .map(|(s, t)| (s, t.as_bytes()));
+        let in_params = params.credentials.iter().map(|(n, v)| (Source::Param(n), v.as_bytes()));
+        let cookie = cookie_header(req);
+        let cookies: Vec<(&str, &str)> = op_cookie_pairs(cookie.as_deref(), &self.learner.session_cookies).collect();
+        if cookies.len() > MAX_OP_COOKIES {
+            let r = unreadable(400, TOO_MANY_COOKIES);
+            return self.refuse_credential(session, ctx, r, "unreadable_body").await;
+        }
+        let decision = self.learner.check_credentials(endpoint, headers.chain(in_params), cookies).await;
+        ctx.strip_cookies = decision.strip_cookies;
+        match decision.refusal {
+            Some(r) => {
+                ctx.local = true;
+                ctx.observe = None;
+                write_refusal(session, r).await?;
+                Ok(true)
+            }
+            None => Ok(false),
+        }
+    }
+
+    /// Answer a request whose credentials cannot be checked (or a repeated parameter). Counted.
+    async fn refuse_credential(
+        &self,
+        session: &mut Session,
+        ctx: &mut Ctx,
+        r: Refusal,
+        label: &'static str,
+    ) -> Result<bool> {
+        crate::metrics::Metrics::get().edge.with_label_values(&[label]).inc();
         ctx.local = true;
         ctx.observe = None;
-        write_refusal(session, refusal).await?;
+        // The client may still be sending what was not read.
+        session.set_keepalive(None);
+        write_refusal(session, r).await?;
         Ok(true)
     }
 }

@@ -128,6 +128,8 @@ pub struct Ctx {
     strip_cookies: Vec<String>,
     /// The request is for the authorization endpoint.
     authorize: bool,
+    /// Which OP endpoint the request is for (proxied requests).
+    endpoint: crate::learn::Endpoint,
     /// A form_post authorization response being copied.
     form_post: Option<crate::learn::FormPost>,
 }
@@ -148,6 +150,7 @@ impl ProxyHttp for Gateway {
             delete_client: false,
             strip_cookies: Vec::new(),
             authorize: false,
+            endpoint: crate::learn::Endpoint::Other,
             form_post: None,
         }
     }
@@ -222,7 +225,9 @@ impl ProxyHttp for Gateway {
     }
 
     async fn response_filter(&self, session: &mut Session, resp: &mut ResponseHeader, ctx: &mut Ctx) -> Result<()> {
-        if resp.status.is_redirection() {
+        if resp.status.is_redirection()
+            && self.learner.answers_authorization(ctx.endpoint, session.req_header().uri.path())
+        {
             let params = resp
                 .headers
                 .get(http::header::LOCATION)
@@ -235,7 +240,10 @@ impl ProxyHttp for Gateway {
                 let cookie = edge::cookie_header(session.req_header());
                 self.learner.on_authorization_response(&params, cookie.as_deref(), &set).await;
             }
-        } else if resp.status == http::StatusCode::OK && (ctx.authorize || self.sets_op_cookie(resp)) {
+        } else if resp.status == http::StatusCode::OK
+            && (ctx.authorize || self.sets_op_cookie(resp))
+            && self.learner.answers_authorization(ctx.endpoint, session.req_header().uri.path())
+        {
             ctx.form_post = edge::start_form_post(session.req_header(), resp);
         }
         for c in self.learner.expiring_cookies(&ctx.strip_cookies) {

@@ -24,10 +24,7 @@ pub const CONFIRM_SUFFIX: &str = "/confirm";
 /// `paths` are the canonical (lower-case, plain) end_session paths from the config.
 pub fn classify(raw_path: &[u8], paths: &[String]) -> Route {
     // Fast path: a path with nothing to normalise is compared as is, without allocating.
-    let plain = raw_path.iter().all(|b| b.is_ascii_alphanumeric() || b"/-_~".contains(b) || *b == b'.')
-        && !raw_path.windows(2).any(|w| w == b"//" || w == b"/.")
-        && raw_path.len() > 1;
-    if plain {
+    if is_plain(raw_path) {
         let p = raw_path.strip_suffix(b"/").unwrap_or(raw_path);
         return lookup(p, paths, |c, p| c.eq_ignore_ascii_case(p));
     }
@@ -48,6 +45,36 @@ fn lookup(p: &[u8], paths: &[String], eq: impl Fn(&[u8], &[u8]) -> bool) -> Rout
         }
     }
     Route::Proxy
+}
+
+/// Whether a path needs nothing of `normalize` but case folding and a trailing slash removed.
+fn is_plain(raw_path: &[u8]) -> bool {
+    raw_path.iter().all(|b| b.is_ascii_alphanumeric() || b"/-_~".contains(b) || *b == b'.')
+        && !raw_path.windows(2).any(|w| w == b"//" || w == b"/.")
+        && raw_path.len() > 1
+}
+
+/// A path in a form to compare with [`same_path`] and [`under_path`] (ASCII case-insensitively):
+/// borrowed without its trailing slash when plain, else [`normalize`]d.
+pub fn canonical(raw_path: &[u8]) -> std::borrow::Cow<'_, [u8]> {
+    if is_plain(raw_path) {
+        std::borrow::Cow::Borrowed(raw_path.strip_suffix(b"/").unwrap_or(raw_path))
+    } else {
+        std::borrow::Cow::Owned(normalize(raw_path))
+    }
+}
+
+/// Whether a [`canonical`] request path names the endpoint path `endpoint` (any spelling).
+pub fn same_path(canon: &[u8], endpoint: &str) -> bool {
+    canonical(endpoint.as_bytes()).eq_ignore_ascii_case(canon)
+}
+
+/// Whether a [`canonical`] request path is `base` or below it (any spelling).
+pub fn under_path(canon: &[u8], base: &str) -> bool {
+    let base = canonical(base.as_bytes());
+    canon.len() >= base.len()
+        && canon[..base.len()].eq_ignore_ascii_case(&base)
+        && (canon.len() == base.len() || canon[base.len()] == b'/' || base.ends_with(b"/"))
 }
 
 /// The canonical form described in the module comment, as bytes.
@@ -132,6 +159,30 @@ mod tests {
         for p in ["/", "/session/endX", "/session/en", "/session", "/token", "/session/end/confirmx/y", "/%zz", "/a%"] {
             assert_eq!(classify(p.as_bytes(), &paths()), Route::Proxy, "{p}");
         }
+    }
+
+    #[test]
+    fn endpoint_paths_match_in_every_spelling() {
+        for p in [
+            "/userinfo",
+            "/userinfo/",
+            "/USERINFO",
+            "/userinfo;jsessionid=1",
+            "//userinfo",
+            "/%75serinfo",
+            "/x/../userinfo",
+            "/./userinfo",
+            "/userinfo%2F",
+        ] {
+            assert!(same_path(&canonical(p.as_bytes()), "/userinfo"), "{p}");
+        }
+        for p in ["/userinfox", "/user", "/userinfo/x", "/"] {
+            assert!(!same_path(&canonical(p.as_bytes()), "/userinfo"), "{p}");
+        }
+        assert!(same_path(&canonical(b"/Token/"), "/token/"));
+        assert!(under_path(&canonical(b"/REG/abc"), "/reg"));
+        assert!(under_path(&canonical(b"/reg"), "/reg"));
+        assert!(!under_path(&canonical(b"/regx"), "/reg"));
     }
 
     #[test]

@@ -40,8 +40,11 @@ return {'ended', h[2], h[4], h[5], h[6] or '[]', h[7] or '[]'}
 "#;
 
 /// KEYS[1] session key. ARGV: sub, clients json array, client_sids json object, session ttl, now,
-/// token hashes json array, max tokens, cookie hashes json array. Returns {status, clients json,
-/// client_sids json}.
+/// encoded tokens json array, max cookies, cookie hashes json array. Returns {status, clients
+/// json, client_sids json}.
+///
+/// Tokens (`hash expires_at[ sealed]`) are never evicted while valid: only expired ones are
+/// dropped, so a logout revokes every token the session received.
 ///
 /// Idempotent: clients, client sids, tokens and cookies are merged as sets (a second run adds
 /// nothing), `ct` is set only once, the TTL is set again.
@@ -68,7 +71,13 @@ for c, s in pairs(cjson.decode(ARGV[3])) do
 end
 local tk = h[6] and cjson.decode(h[6]) or {}
 merge(tk, cjson.decode(ARGV[6]))
-while #tk > tonumber(ARGV[7]) do table.remove(tk, 1) end
+local now = tonumber(ARGV[5])
+local live = {}
+for _, t in ipairs(tk) do
+  local exp = tonumber(string.match(t, '^%S+ (%d+)')) or 0
+  if exp == 0 or exp > now then table.insert(live, t) end
+end
+tk = live
 local tk_json = (#tk == 0) and '[]' or cjson.encode(tk)
 local ck = h[7] and cjson.decode(h[7]) or {}
 merge(ck, cjson.decode(ARGV[8]))

@@ -3,12 +3,15 @@
 //! swept on writes.
 
 use std::collections::{BTreeMap, HashMap};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 
-use super::{union, Claimed, EndResult, NewSession, Notice, PutResult, SessionStore, SessionView, StoreError, Ttls};
+use super::revoked::RevokedSet;
+use super::{
+    set_marks, union, Claimed, EndResult, NewSession, Notice, PutResult, SessionStore, SessionView, StoreError, Ttls,
+};
 
 #[derive(Debug, Clone)]
 enum Entry {
@@ -47,15 +50,16 @@ struct State {
     registered: HashMap<String, String>,
 }
 
-#[derive(Debug)]
 pub struct MemoryStore {
     ttls: Ttls,
     state: Mutex<State>,
+    /// The edge's revocation set; this store is its only source, so it is always current.
+    set: Arc<RevokedSet>,
 }
 
 impl MemoryStore {
     pub fn new(ttls: Ttls) -> Self {
-        MemoryStore { ttls, state: Mutex::new(State::default()) }
+        MemoryStore { ttls, state: Mutex::new(State::default()), set: Arc::new(RevokedSet::authoritative()) }
     }
 
     fn lock(&self) -> Result<std::sync::MutexGuard<'_, State>, StoreError> {
@@ -143,8 +147,7 @@ impl SessionStore for MemoryStore {
         }
         // A set, as in Redis (where it keeps a retried PUT idempotent).
         union(&mut tokens, &s.tokens.iter().map(super::Token::encode).collect::<Vec<_>>());
-        let excess = tokens.len().saturating_sub(super::MAX_TOKENS);
-        tokens.drain(..excess);
+        super::prune_expired(&mut tokens, now);
         union(&mut clients, &s.clients);
         union(&mut clients, &s.client_sids.keys().cloned().collect::<Vec<_>>());
         client_sids.extend(s.client_sids.clone());
@@ -227,6 +230,7 @@ impl SessionStore for MemoryStore {
             }
             Some((p, Entry::Session { sub, clients, client_sids, tokens, cookies, .. })) => {
                 let (marks, sealed) = super::revocations(&tokens, &cookies, self.ttls.tombstone, super::unix_now());
+                self.set.insert(set_marks(&marks));
                 for (h, ttl) in marks {
                     st.revoked.insert(h, Instant::now() + ttl);
                 }
@@ -334,6 +338,10 @@ impl SessionStore for MemoryStore {
         Ok((st.queue.len() + st.retries.len()) as u64)
     }
 
+    fn revoked_set(&self) -> Arc<RevokedSet> {
+        self.set.clone()
+    }
+
     async fn is_revoked(&self, token_hash: &str) -> Result<bool, StoreError> {
         let st = self.lock()?;
         Ok(st.revoked.get(token_hash).is_some_and(|exp| *exp > Instant::now()))
@@ -366,6 +374,8 @@ impl SessionStore for MemoryStore {
         for h in hashes {
             st.revoked.insert(h.clone(), exp);
         }
+        let marks: Vec<(String, Duration)> = hashes.iter().map(|h| (h.clone(), self.ttls.tombstone)).collect();
+        self.set.insert(set_marks(&marks));
         Ok(())
     }
 
@@ -375,6 +385,7 @@ impl SessionStore for MemoryStore {
         for (h, ttl) in marks {
             st.revoked.insert(h.clone(), now + *ttl);
         }
+        self.set.insert(set_marks(marks));
         Ok(())
     }
 

@@ -15,6 +15,7 @@
 mod lua;
 mod memory;
 mod redis;
+pub mod revoked;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -24,7 +25,8 @@ use async_trait::async_trait;
 use serde::Serialize;
 
 pub use self::memory::MemoryStore;
-pub use self::redis::RedisStore;
+pub use self::redis::{Follower, RedisStore};
+pub use self::revoked::RevokedSet;
 use crate::config::{Backend, SessionStore as StoreConfig};
 use crate::metrics::Metrics;
 
@@ -105,8 +107,10 @@ pub struct NewSession {
     pub cookie_hashes: Vec<String>,
 }
 
-/// How many token hashes a session remembers (the newest).
-pub const MAX_TOKENS: usize = 64;
+/// How many OP cookie hashes a session remembers (the newest). Tokens are not capped: a
+/// session keeps every token it received until that token expires, so a logout revokes them
+/// all however many refreshes came before it.
+pub const MAX_COOKIES: usize = 64;
 
 /// A token issued in a session, as the store keeps it: never the token itself.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -160,6 +164,20 @@ pub(crate) fn revocations(
     (marks, sealed)
 }
 
+/// Revocation marks as the edge's set keeps them: (key, unix second of expiry).
+pub(crate) fn set_marks(marks: &[(String, Duration)]) -> Vec<(revoked::Key, u64)> {
+    let now = unix_now();
+    marks.iter().filter_map(|(h, ttl)| Some((revoked::key_of_hex(h)?, now + ttl.as_secs().max(1)))).collect()
+}
+
+/// Drop the encoded tokens that have expired (an expired token needs no refusing).
+pub(crate) fn prune_expired(tokens: &mut Vec<String>, now: u64) {
+    tokens.retain(|t| {
+        let t = Token::decode(t);
+        t.expires_at == 0 || t.expires_at > now
+    });
+}
+
 /// Unix seconds.
 pub(crate) fn unix_now() -> u64 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
@@ -191,6 +209,10 @@ pub trait SessionStore: Send + Sync {
         expect_sub: Option<&str>,
         record_unknown: bool,
     ) -> Result<EndResult, StoreError>;
+
+    /// The edge's in-memory copy of every revocation (see `revoked`), kept current by this
+    /// store (memory) or by its follower (Redis).
+    fn revoked_set(&self) -> Arc<RevokedSet>;
 
     /// Whether a token or cookie (by its SHA-256 hex) belongs to an ended session.
     async fn is_revoked(&self, token_hash: &str) -> Result<bool, StoreError>;
@@ -294,13 +316,18 @@ pub struct Ttls {
     pub tombstone: Duration,
 }
 
-/// Build the store `config` asks for. Connecting is lazy: this never blocks and never fails
-/// because the store is down (the gateway starts anyway and /readyz reports it).
-pub fn build(config: &StoreConfig) -> Arc<dyn SessionStore> {
+/// Build the store `config` asks for, and for Redis the background service that keeps this
+/// instance's revocation set current (`revoked`). Connecting is lazy: this never blocks and
+/// never fails because the store is down (the gateway starts anyway and /readyz reports it).
+pub fn build(config: &StoreConfig) -> (Arc<dyn SessionStore>, Option<Follower>) {
     let ttls = Ttls { session: config.session_ttl, tombstone: config.tombstone_ttl };
     match &config.backend {
-        Backend::Memory => Arc::new(MemoryStore::new(ttls)),
-        Backend::Redis(r) => Arc::new(RedisStore::new(r.clone(), config.key_prefix.clone(), ttls)),
+        Backend::Memory => (Arc::new(MemoryStore::new(ttls)), None),
+        Backend::Redis(r) => {
+            let store = RedisStore::new(r.clone(), config.key_prefix.clone(), ttls);
+            let follower = store.follower();
+            (Arc::new(store), Some(follower))
+        }
     }
 }
 

@@ -165,7 +165,7 @@ impl GatewayOpts {
             store_extra: String::new(),
             issuer: None,
             rate_limit: "rate_limit:\n  per_second: 0\n".into(),
-            upstream_extra: String::new(),
+            upstream_extra: "  session_cookie_paths: [\"/login\"]\n".into(),
             extra: String::new(),
             fault_injection: false,
         }

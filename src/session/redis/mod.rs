@@ -35,8 +35,11 @@ use super::lua::{ALIAS_LUA, END, KEYS, PROMOTE, PUT, TAKE};
 use super::{timed, Claimed, EndResult, NewSession, Notice, PutResult, SessionStore, SessionView, StoreError, Ttls};
 use crate::config::RedisConfig;
 
+mod follow;
 mod reply;
 mod store;
+
+pub use follow::Follower;
 
 use reply::{stream_entries, view_from_reply, view_of};
 
@@ -60,6 +63,9 @@ pub struct RedisStore {
     ttls: Ttls,
     /// Created on first use; see the module comment for why not at start.
     conn: tokio::sync::OnceCell<ConnectionManager>,
+    /// The edge's revocation set: this instance's own revocations go in at once, everyone's
+    /// through the [`Follower`].
+    set: std::sync::Arc<super::RevokedSet>,
 }
 
 fn now() -> u64 {
@@ -141,7 +147,13 @@ type Attempt<T> = Result<T, Fault>;
 
 impl RedisStore {
     pub fn new(config: RedisConfig, prefix: String, ttls: Ttls) -> Self {
-        Self { config, prefix, ttls, conn: tokio::sync::OnceCell::new() }
+        let set = std::sync::Arc::new(super::RevokedSet::followed(follow::max_lag(&config)));
+        Self { config, prefix, ttls, conn: tokio::sync::OnceCell::new(), set }
+    }
+
+    /// The background service that keeps this instance's revocation set current.
+    pub fn follower(&self) -> Follower {
+        Follower::new(self.config.clone(), self.prefix.clone(), self.set.clone())
     }
 
     /// Upper bound for one operation, reconnect and retry included.
@@ -238,17 +250,25 @@ impl RedisStore {
         pipe.cmd("XDEL").arg(self.queue_key()).arg(id).ignore()
     }
 
-    /// Revocation markers, each living as long as its token would (one pipeline; nothing when
-    /// empty). Idempotent: plain SETs.
+    /// Revocation markers, each living as long as its token would, in one MULTI: the exact
+    /// per-hash keys (asked when an instance's set is stale), and for every instance's set the
+    /// snapshot (sorted set, score = expiry) and the feed (one stream entry). Nothing when
+    /// empty. Idempotent: SET, ZADD GT, and a repeated feed entry only repeats an insert.
+    /// This instance's own set takes the marks once Redis confirmed them.
     async fn revoke_with(&self, c: &mut ConnectionManager, marks: &[(String, Duration)]) -> Attempt<()> {
         if marks.is_empty() {
             return Ok(());
         }
+        let set_marks = super::set_marks(marks);
         let mut pipe = redis::pipe();
+        pipe.atomic();
         for (h, ttl) in marks {
             pipe.cmd("SET").arg(self.revoked_key(h)).arg(1).arg("EX").arg(ttl.as_secs().max(1)).ignore();
         }
-        Ok(pipe.query_async::<()>(c).await?)
+        follow::publish(&mut pipe, &self.prefix, &set_marks, now());
+        pipe.query_async::<()>(c).await?;
+        self.set.insert(set_marks);
+        Ok(())
     }
 
     async fn ensure_group(&self, c: &mut ConnectionManager) -> Attempt<()> {
@@ -375,7 +395,7 @@ impl RedisStore {
                 .arg(self.ttls.session.as_secs().max(1))
                 .arg(now())
                 .arg(&tokens)
-                .arg(super::MAX_TOKENS)
+                .arg(super::MAX_COOKIES)
                 .arg(&cookies)
                 .invoke_async(c)
                 .await?;

@@ -219,6 +219,10 @@ impl SessionStore for RedisStore {
         .await
     }
 
+    fn revoked_set(&self) -> std::sync::Arc<crate::session::RevokedSet> {
+        self.set.clone()
+    }
+
     async fn is_revoked(&self, token_hash: &str) -> Result<bool, StoreError> {
         self.retried("revoked", self.deadline(), |mut c: ConnectionManager| async move {
             let c = &mut c;
