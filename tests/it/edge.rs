@@ -15,7 +15,7 @@ fn env_upstream(extra: &str) -> Env {
 
 /// Log in at the OP without any RP redeeming the code, then log out without a hint: the
 /// browser's OP cookie is revoked. Returns the cookie (`op_session=S-<user>`).
-fn revoked_cookie(e: &Env, user: &str) -> String {
+pub fn revoked_cookie(e: &Env, user: &str) -> String {
     let r = client()
         .post(e.gw.url("/login"))
         .header("content-type", "application/x-www-form-urlencoded")

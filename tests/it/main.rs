@@ -6,6 +6,7 @@ mod tokens;
 mod upstream;
 
 mod admin;
+mod attacks;
 mod backchannel;
 mod browser;
 mod cli;
@@ -18,6 +19,7 @@ mod outage;
 mod passthrough;
 mod registration;
 mod revocation;
+mod revocation_set;
 mod routing;
 mod sessions_api;
 

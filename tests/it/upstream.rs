@@ -24,7 +24,7 @@ pub struct Seen {
     pub headers: Vec<(String, String)>,
     pub body_len: usize,
     pub body_fnv: u64,
-    /// The body, when it is small (back-channel logout posts).
+    /// The body, when it is at most 128 KiB.
     pub body: String,
     pub at: std::time::Instant,
 }
@@ -67,6 +67,74 @@ fn full(b: impl Into<Bytes>) -> Body {
     Full::new(b.into()).boxed()
 }
 
+/// How a careless OP (or the framework under it) routes a path: escapes decoded, `;params`
+/// dropped, empty and dot segments resolved, letter case and a trailing slash ignored. Written
+/// independently of the gateway's own normalisation, so the two are checked against each other.
+pub fn lenient_path(path: &str) -> String {
+    let mut p = path.to_string();
+    for _ in 0..3 {
+        let d = percent_decode(&p);
+        if d == p {
+            break;
+        }
+        p = d;
+    }
+    let mut out: Vec<String> = Vec::new();
+    for seg in p.split(['/', '\\']) {
+        let seg = seg.split(';').next().unwrap_or("");
+        match seg {
+            "" | "." => {}
+            ".." => {
+                out.pop();
+            }
+            s => out.push(s.to_ascii_lowercase()),
+        }
+    }
+    format!("/{}", out.join("/"))
+}
+
+fn percent_decode(s: &str) -> String {
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        let hex = |c: u8| (c as char).to_digit(16);
+        if b[i] == b'%' && i + 2 < b.len() {
+            if let (Some(h), Some(l)) = (hex(b[i + 1]), hex(b[i + 2])) {
+                out.push((h * 16 + l) as u8);
+                i += 3;
+                continue;
+            }
+        }
+        out.push(b[i]);
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// Every parameter of the query and the form body (a careless OP merges both).
+fn all_params(target: &str, body: &str) -> Vec<(String, String)> {
+    let q = target.split_once('?').map_or("", |x| x.1);
+    let mut all: Vec<(String, String)> = url::form_urlencoded::parse(q.as_bytes()).into_owned().collect();
+    all.extend(url::form_urlencoded::parse(body.as_bytes()).into_owned());
+    all
+}
+
+/// The token a careless OP accepts at userinfo: `Authorization` with any scheme spelling and
+/// whitespace, else `access_token` in the query or any body.
+fn lenient_bearer(s: &Seen) -> Option<String> {
+    for (k, v) in &s.headers {
+        if k.eq_ignore_ascii_case("authorization") {
+            let mut parts = v.split([' ', '\t']).filter(|p| !p.is_empty());
+            let scheme = parts.next().unwrap_or("").to_ascii_lowercase();
+            if scheme == "bearer" || scheme == "dpop" {
+                return parts.next().map(String::from);
+            }
+        }
+    }
+    all_params(&s.target, &s.body).into_iter().find(|(k, _)| k.eq_ignore_ascii_case("access_token")).map(|(_, v)| v)
+}
+
 fn query_param(target: &str, key: &str) -> Option<usize> {
     let q = target.split_once('?')?.1;
     q.split('&').find_map(|kv| kv.strip_prefix(key)?.strip_prefix('=')?.parse().ok())
@@ -85,7 +153,7 @@ async fn handle(
         .map(|(k, v)| (k.as_str().to_string(), String::from_utf8_lossy(v.as_bytes()).into_owned()))
         .collect();
     let body = req.into_body().collect().await.map(|b| b.to_bytes()).unwrap_or_default();
-    let small = if body.len() <= 16 * 1024 { String::from_utf8_lossy(&body).into_owned() } else { String::new() };
+    let small = if body.len() <= 128 * 1024 { String::from_utf8_lossy(&body).into_owned() } else { String::new() };
     let s = Seen {
         method,
         target: target.clone(),
@@ -98,6 +166,8 @@ async fn handle(
     seen.lock().unwrap().push(s.clone());
 
     let path = target.split('?').next().unwrap_or("");
+    // The OIDC endpoints answer every spelling of their path, as careless OPs do.
+    let ep = lenient_path(path);
     let resp = if path == "/.well-known/openid-configuration" {
         // Built from the Host the request names, as OPs behind a proxy do.
         let host = s.header("host").unwrap_or("localhost").to_string();
@@ -113,8 +183,24 @@ async fn handle(
             "registration_endpoint": format!("{proto}://{host}/reg"),
         });
         Response::builder().header("content-type", "application/json").body(full(doc.to_string()))
-    } else if (path == "/token" || path == "/alt/token") && s.method == "POST" {
+    } else if ep == "/token" || ep == "/alt/token" {
         return Ok(token(&s));
+    } else if ep == "/userinfo" {
+        // Careless: any token in any place is good, whatever happened to its session.
+        let tok = lenient_bearer(&s).unwrap_or_default();
+        let json = serde_json::json!({"sub": "U-user", "token": tok, "method": s.method, "target": s.target});
+        Response::builder()
+            .header("content-type", "application/json")
+            .header("x-upstream", "fake")
+            .body(full(json.to_string()))
+    } else if ep == "/introspect" {
+        let active =
+            all_params(&s.target, &s.body).iter().any(|(k, v)| k.eq_ignore_ascii_case("token") && !v.is_empty());
+        let json = serde_json::json!({"active": active});
+        Response::builder()
+            .header("content-type", "application/json")
+            .header("x-upstream", "fake")
+            .body(full(json.to_string()))
     } else if path == "/revoke" && s.method == "POST" {
         Response::builder().status(200).body(full(Bytes::new()))
     } else if path == "/reg" && s.method == "POST" {
@@ -132,7 +218,7 @@ async fn handle(
             m["client_id"] = id.into();
             Response::builder().status(200).header("content-type", "application/json").body(full(m.to_string()))
         }
-    } else if path == "/login" && s.method == "POST" {
+    } else if ep == "/login" && s.method == "POST" {
         // The OP's login form: sets its session cookie and redirects to the RP with a code (or,
         // with ?form_post=1, answers the form_post page itself, as some OPs do).
         let form: Vec<(String, String)> = url::form_urlencoded::parse(s.body.as_bytes()).into_owned().collect();
@@ -154,7 +240,7 @@ async fn handle(
             .header("set-cookie", format!("op_session=S-{}; Path=/; HttpOnly", get("user")))
             .header("location", format!("https://c.example.com/cb?code={}&state=s", get("code")))
             .body(full(Bytes::new()))
-    } else if path == "/oauth/authorize" {
+    } else if ep == "/oauth/authorize" {
         // SSO with the OP cookie: a new code at once; without it, prompt=none fails.
         let has_session = s.header("cookie").is_some_and(|c| c.contains("op_session=S-"));
         let code = target.split("code_to_issue=").nth(1).unwrap_or("").split('&').next().unwrap_or("").to_string();
@@ -246,8 +332,11 @@ async fn handle(
 /// under the same kid); a refresh_token grant answers new tokens without an ID token.
 fn token(s: &Seen) -> Response<Body> {
     let target = &s.target;
-    let form: Vec<(String, String)> = url::form_urlencoded::parse(s.body.as_bytes()).into_owned().collect();
-    let get = |k: &str| form.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone()).unwrap_or_default();
+    // Careless: query and body merged, names in any case, the last value of a repeated one wins.
+    let form = all_params(target, &s.body);
+    let get = |k: &str| {
+        form.iter().rev().find(|(n, _)| n.eq_ignore_ascii_case(k)).map(|(_, v)| v.clone()).unwrap_or_default()
+    };
     let (code, client) = (get("code"), get("client_id"));
     let client = if client.is_empty() { "rp-c".to_string() } else { client };
     let query = |k: &str| target.split(&format!("{k}=")).nth(1).and_then(|v| v.split('&').next()).map(String::from);
@@ -256,12 +345,21 @@ fn token(s: &Seen) -> Response<Body> {
         .header("content-type", "application/json;charset=UTF-8")
         .header("cache-control", "no-store");
     if get("grant_type") == "refresh_token" {
-        // Like many OPs: a refresh answers new tokens without an ID token.
+        // Like many OPs: a refresh answers new tokens without an ID token. `?n=` makes each
+        // access token unique; `?keep=1` is a non-rotating OP (no new refresh token).
         let rt = get("refresh_token");
-        let json = serde_json::json!({
-            "access_token": format!("at2-{rt}"), "refresh_token": format!("rt2-{rt}"),
-            "token_type": "Bearer", "expires_in": 3600,
+        let n = query("n").map(|n| format!("-{n}")).unwrap_or_default();
+        let mut json = serde_json::json!({
+            "access_token": format!("at2-{rt}{n}"), "token_type": "Bearer", "expires_in": 3600,
         });
+        if !target.contains("keep=1") {
+            json["refresh_token"] = format!("rt2-{rt}").into();
+        }
+        return encoded(b, json.to_string(), target);
+    }
+    if get("grant_type") == "urn:ietf:params:oauth:grant-type:token-exchange" {
+        let st = get("subject_token");
+        let json = serde_json::json!({"access_token": format!("ax-{st}"), "token_type": "Bearer", "expires_in": 3600});
         return encoded(b, json.to_string(), target);
     }
     let iss = format!("http://{}", s.header("host").unwrap_or("localhost"));

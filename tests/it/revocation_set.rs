@@ -1,0 +1,1 @@
+//! The revocation set across instances (filled in below).
