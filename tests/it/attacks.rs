@@ -218,7 +218,7 @@ fn header<'a>(h: &'a [(String, String)], name: &str) -> Option<&'a str> {
 }
 
 /// Learn a session through the gateway (token response); its tokens.
-fn learned(e: &Env, code: &str) -> (String, String, String) {
+pub fn learned(e: &Env, code: &str) -> (String, String, String) {
     let json: serde_json::Value = serde_json::from_slice(&token(e, code, "").bytes().unwrap()).unwrap();
     let sid = format!("sid-{code}");
     eventually("session learned", Duration::from_secs(10), || {
