@@ -32,6 +32,9 @@ struct Claims {
     #[serde(default)]
     sid: Option<String>,
     exp: u64,
+    /// Not before (RFC 7519 §4.1.5): a hint that is not valid yet is refused.
+    #[serde(default)]
+    nbf: Option<u64>,
     /// Present in logout tokens only (BCL-23).
     #[serde(default)]
     events: Option<serde_json::Value>,
@@ -134,6 +137,9 @@ pub async fn check(token: &str, jwks: &Jwks, issuer: &str, clients: &Clients) ->
     let Some(c) = claims else { return Ok(HintCheck::Invalid("signature, issuer or claims")) };
     if c.iss != issuer {
         return Ok(HintCheck::Invalid("issuer"));
+    }
+    if c.nbf.is_some_and(|nbf| nbf > now().saturating_add(LEEWAY)) {
+        return Ok(HintCheck::Invalid("not valid yet (nbf)"));
     }
     if c.events.is_some() {
         return Ok(HintCheck::Invalid("a logout token is not a hint"));

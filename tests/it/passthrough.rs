@@ -191,3 +191,41 @@ fn https_upstream_with_a_certificate_for_another_name_is_refused() {
     assert_eq!(client().get(gw.url("/x")).send().unwrap().status(), 502);
     assert_eq!(up.count_app(), 0);
 }
+
+/// Every header that claims another client, scheme, port, prefix, path or method is dropped
+/// from an untrusted client (any letter case), and kept behind a trusted proxy.
+#[test]
+fn spoofable_forwarding_headers_never_reach_the_op_from_an_untrusted_client() {
+    let spoofed = [
+        ("Forwarded", "for=6.6.6.6;proto=https"),
+        ("X-Real-IP", "6.6.6.6"),
+        ("x-forwarded-port", "443"),
+        ("X-Forwarded-Prefix", "/admin"),
+        ("X-FORWARDED-SERVER", "evil"),
+        ("True-Client-IP", "6.6.6.6"),
+        ("X-Client-IP", "6.6.6.6"),
+        ("X-Cluster-Client-IP", "6.6.6.6"),
+        ("CF-Connecting-IP", "6.6.6.6"),
+        ("X-Original-URL", "/userinfo"),
+        ("X-Rewrite-URL", "/userinfo"),
+        ("X-Forwarded-Uri", "/userinfo"),
+        ("X-Original-Host", "evil.example"),
+        ("X-HTTP-Method-Override", "DELETE"),
+    ];
+    let up = Upstream::start();
+    for trust in [false, true] {
+        let mut opts = GatewayOpts::new(up.url());
+        opts.trust_forwarded_headers = trust;
+        let gw = Gateway::start(&opts);
+        let mut req = client().get(gw.url("/spoof"));
+        for (k, v) in spoofed {
+            req = req.header(k, v);
+        }
+        assert_eq!(req.send().unwrap().status(), 200);
+        let seen = up.seen().pop().unwrap();
+        for (k, v) in spoofed {
+            let want = trust.then_some(v);
+            assert_eq!(seen.header(k), want, "{k} (trusted: {trust})");
+        }
+    }
+}

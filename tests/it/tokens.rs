@@ -166,6 +166,11 @@ pub fn forgeries(iss: &str, attacker: &str) -> Vec<(&'static str, String)> {
             c["typ"] = "Bearer".into();
             rsa(&c)
         }),
+        ("not valid yet (nbf an hour ahead)", {
+            let mut c = good.clone();
+            c["nbf"] = (now() + 3600).into();
+            rsa(&c)
+        }),
     ];
     all.extend(key_header_forgeries(&good, attacker));
     all

@@ -188,7 +188,9 @@ async fn handle(
     } else if ep == "/userinfo" {
         // Careless: any token in any place is good, whatever happened to its session.
         let tok = lenient_bearer(&s).unwrap_or_default();
-        let json = serde_json::json!({"sub": "U-user", "token": tok, "method": s.method, "target": s.target});
+        let json = serde_json::json!({
+            "sub": "U-user", "token": tok, "method": s.method, "target": s.target, "body_len": s.body_len,
+        });
         Response::builder()
             .header("content-type", "application/json")
             .header("x-upstream", "fake")
@@ -196,7 +198,7 @@ async fn handle(
     } else if ep == "/introspect" {
         let active =
             all_params(&s.target, &s.body).iter().any(|(k, v)| k.eq_ignore_ascii_case("token") && !v.is_empty());
-        let json = serde_json::json!({"active": active});
+        let json = serde_json::json!({"active": active, "target": s.target, "body_len": s.body_len});
         Response::builder()
             .header("content-type", "application/json")
             .header("x-upstream", "fake")
