@@ -1,4 +1,4 @@
-//! The admin listener: `/metrics`, `/healthz`, `/readyz`, and the sessions API of CONTRACT.md
+//! The admin listener: `/metrics`, `/healthz`, `/readyz`, and the sessions API in the README
 //! (`PUT|GET|DELETE /sessions/{sid}`, `GET /sessions?sub=`), behind an optional bearer token.
 //! Its own pingora service and runtime, so a flooded public listener does not starve health
 //! checks and scrapes. Not meant to be exposed beyond the operator's network.

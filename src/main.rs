@@ -37,7 +37,7 @@ enum Command {
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
-/// sysexits EX_CONFIG-adjacent EX_USAGE: the status CONTRACT.md gives invalid configs.
+/// sysexits EX_CONFIG-adjacent EX_USAGE: the status the README gives invalid configs.
 const EXIT_CONFIG: u8 = 64;
 
 fn load(path: &std::path::Path) -> Result<config::Config, ExitCode> {

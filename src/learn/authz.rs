@@ -1,4 +1,4 @@
-//! Authorization responses on their way to the browser (DESIGN.md, "authorization responses"):
+//! Authorization responses on their way to the browser:
 //! the code in an OP redirect or a `response_mode=form_post` page is bound to the OP session
 //! cookies the browser sent or was given, so redeeming it later ties those cookies to the
 //! session; an ID token in one (implicit and hybrid flows) records its session directly.

@@ -1,5 +1,5 @@
-//! Learning sessions from the traffic the gateway already proxies (DESIGN.md, "How the gateway
-//! learns sessions"), and enforcing logouts at the edge with what was learned (`enforce`).
+//! Learning sessions from the traffic the gateway already proxies (the README: sessions are
+//! learned from traffic), and enforcing logouts at the edge with what was learned (`enforce`).
 //!
 //! Learning watches the token endpoint: from a successful token response it takes the
 //! `id_token`, verifies it like a hint (signature, issuer, audience), and records the session

@@ -1,4 +1,4 @@
-//! The command line of CONTRACT.md: check, run with a bad config, --version, --help.
+//! The command line in the README: check, run with a bad config, --version, --help.
 
 use std::process::Command;
 

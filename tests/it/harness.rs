@@ -136,7 +136,7 @@ pub struct GatewayOpts {
     pub fault_injection: bool,
 }
 
-/// The relying parties of REQUIREMENTS.md §0.3.
+/// The relying parties every scenario uses.
 pub const CLIENTS: &str = "clients:
   rp-a:
     post_logout_redirect_uris: [\"https://a.example.org/logged-out\", \"https://a.example.org/bye?lang=en\"]
