@@ -104,7 +104,7 @@ pub struct Learner {
     pub endpoints: EndpointPaths,
     /// Names of the OP's own session cookies (`upstream.session_cookies`).
     pub session_cookies: Vec<String>,
-    /// Canonical path prefixes where OP cookies are checked too (`upstream.session_cookie_paths`).
+    /// Canonical path prefixes of the OP's login and resume pages, whose code redirects are learned from (`upstream.session_cookie_paths`).
     pub session_cookie_paths: Vec<String>,
     /// `Path` attributes of expiring cookies (`upstream.session_cookie_expiry_paths`).
     pub session_cookie_expiry_paths: Vec<String>,

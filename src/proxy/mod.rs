@@ -3,8 +3,8 @@
 //! ```text
 //!  request ──> request_filter ──(end_session path)──> answer locally (logout) ───────┐
 //!                   │ ──(discovery / JWKS path)──> answer locally (Published) ──────┤
-//!                   │ ──(authorize/token/userinfo/introspection, ──> revoked? refuse ┤
-//!                   │    session_cookie_paths with an OP cookie)     (edge.rs)      │
+//!                   │ ──(any credential: bearer, params, form, ──> revoked? refuse ┤
+//!                   │    OP cookie; revocation set in memory) (edge.rs)    │
 //!                   v                                                               │
 //!             upstream_peer ──> upstream_request_filter ──> upstream ──> response ──┤
 //!                   │ (connect/read failure)   (X-Forwarded-*, revoked OP cookies   │
@@ -13,8 +13,8 @@
 //!                                               response filters: learn      logging: metrics
 //! ```
 //!
-//! Passthrough never touches the session store: a proxied request costs a path classification,
-//! three header inserts and a counter. The exceptions are listed in ARCHITECTURE.md
+//! Passthrough does not wait on the session store: a clean request costs a path classification,
+//! a credential scan answered by the in-memory revocation set, three header inserts and a counter. The exceptions are listed in ARCHITECTURE.md
 //! ("Invariants") and `edge`. Hooks classify and delegate; `Ok(true)` from `request_filter`
 //! means "the response is already written".
 
