@@ -109,6 +109,7 @@ pub fn build(config: Config) -> std::result::Result<Server, String> {
         session_cookie_paths: config.upstream.session_cookie_paths.clone(),
         session_cookie_expiry_paths: config.upstream.session_cookie_expiry_paths.clone(),
         secure_cookies: config.issuer.starts_with("https://"),
+        lookups: learn::lookup_budget(),
     });
     let issuer_origin = url::Url::parse(&config.issuer).map(|u| u.origin().ascii_serialization()).unwrap_or_default();
     let published = proxy::Published {

@@ -172,7 +172,9 @@ impl Metrics {
             .expect("register header_timeouts"),
             limited: register_int_counter_vec!(
                 "logout_gateway_limited_requests_total",
-                "Requests refused by a limit: uri (414), headers (431), rate (429).",
+                "Requests refused by a limit: uri (414), headers (431), rate (429), confirmations (503: the global cap \
+                 on confirmation contexts), lookups (edge store lookups over their budget while the revocation set \
+                 is stale).",
                 &["limit"]
             )
             .expect("register limited"),
@@ -207,7 +209,7 @@ impl Metrics {
         for r in ["revoked", "failed", "skipped", "no_endpoint", "unreadable"] {
             m.upstream_revocations.with_label_values(&[r]);
         }
-        for l in ["uri", "headers", "rate"] {
+        for l in ["uri", "headers", "rate", "confirmations", "lookups"] {
             m.limited.with_label_values(&[l]);
         }
         for k in ["session", "refresh", "client", "ended_session"] {

@@ -53,22 +53,38 @@ impl FormPost {
 }
 
 impl Learner {
-    /// Hashes of the OP cookies the browser sent, and of those the response sets.
-    fn presented_and_set(&self, request_cookies: Option<&str>, set_cookies: &[&str]) -> Vec<String> {
-        let mut hashes = super::op_cookie_hashes(request_cookies, &self.session_cookies);
+    /// Hashes of the OP cookie values the OP issued or accepted in this exchange: the ones this
+    /// response sets, and the ones the browser sent that the response leaves in place. A value
+    /// the response replaces or expires is not the OP's (it may have been planted), so it never
+    /// joins a session; at most [`super::MAX_OP_COOKIES`] of each are read.
+    fn accepted_cookies(&self, request_cookies: Option<&str>, set_cookies: &[&str]) -> Vec<String> {
+        let names = &self.session_cookies;
+        let mut replaced: Vec<&str> = Vec::new();
+        let mut hashes = Vec::new();
         for sc in set_cookies {
-            let pair = sc.split(';').next().unwrap_or("");
-            hashes.extend(super::op_cookie_hashes(Some(pair), &self.session_cookies));
+            let Some((name, value, live)) = set_cookie_value(sc) else { continue };
+            let Some(n) = names.iter().find(|n| n.as_str() == name) else { continue };
+            replaced.push(n);
+            if live && !value.is_empty() && hashes.len() < super::MAX_OP_COOKIES {
+                hashes.push(token_hash(value.as_bytes()));
+            }
         }
+        let kept = super::op_cookie_pairs(request_cookies, names)
+            .filter(|(n, _)| !replaced.contains(n))
+            .take(super::MAX_OP_COOKIES)
+            .map(|(_, v)| token_hash(v.as_bytes()));
+        hashes.extend(kept);
+        hashes.dedup();
         hashes
     }
 
-    /// An OP redirect carried a code: bind it to the OP cookies the browser sent and the ones
-    /// this response sets. Awaited (bounded by the store's timeouts) before the redirect goes
+    /// An OP redirect carried a code: bind it to the OP cookies the OP issued or accepted (see
+    /// `accepted_cookies`). The first binding of a code stays: a later response that carries the
+    /// same code (a careless OP reflecting it) cannot rebind it to other cookies. Awaited (bounded by the store's timeouts) before the redirect goes
     /// out, so the RP cannot redeem the code before the binding exists; a store failure is only
     /// logged, never a failed response.
     pub async fn bind_code(&self, code_hash: String, request_cookies: Option<&str>, set_cookies: &[&str]) {
-        let hashes = self.presented_and_set(request_cookies, set_cookies);
+        let hashes = self.accepted_cookies(request_cookies, set_cookies);
         if hashes.is_empty() {
             return;
         }
@@ -91,7 +107,7 @@ impl Learner {
             self.bind_code(token_hash(code.as_bytes()), request_cookies, set_cookies).await;
         }
         if let Some(id_token) = get("id_token") {
-            let cookies = self.presented_and_set(request_cookies, set_cookies);
+            let cookies = self.accepted_cookies(request_cookies, set_cookies);
             let expires_in = get("expires_in").and_then(|e| e.parse::<u64>().ok());
             let tokens = get("access_token")
                 .map(|t| {
@@ -131,6 +147,25 @@ impl Learner {
             .then(|| get("code").map(|c| token_hash(c.as_bytes())))
             .flatten()
     }
+}
+
+/// The name and value of a `Set-Cookie` header, and whether it keeps the cookie (false when it
+/// expires it: `Max-Age` zero or negative, or an `Expires` in the past).
+fn set_cookie_value(set_cookie: &str) -> Option<(&str, &str, bool)> {
+    let mut parts = set_cookie.split(';');
+    let (name, value) = parts.next()?.split_once('=')?;
+    // RFC 6265 §5.3: Max-Age wins over Expires.
+    let (mut max_age, mut expires) = (None, None);
+    for attr in parts {
+        let (k, v) = attr.split_once('=').unwrap_or((attr, ""));
+        let k = k.trim();
+        if k.eq_ignore_ascii_case("max-age") {
+            max_age = v.trim().parse::<i64>().ok().map(|n| n > 0).or(max_age);
+        } else if k.eq_ignore_ascii_case("expires") {
+            expires = httpdate::parse_http_date(v.trim()).ok().map(|t| t > std::time::SystemTime::now()).or(expires);
+        }
+    }
+    Some((name.trim(), value.trim().trim_matches('"'), max_age.or(expires).unwrap_or(true)))
 }
 
 /// The parameters of an authorization redirect: its query and its fragment, decoded.
@@ -186,6 +221,22 @@ mod tests {
         assert_eq!(f[1], ("state".into(), "\"s\"".into()));
         assert_eq!(f[2], ("id_token".into(), "h.p.s".into()));
         assert!(form_post_params("<input name=").is_empty());
+    }
+
+    #[test]
+    fn set_cookie_values_and_whether_they_keep_the_cookie() {
+        assert_eq!(set_cookie_value("op=v1; Path=/; HttpOnly"), Some(("op", "v1", true)));
+        assert_eq!(set_cookie_value("op=; Max-Age=0"), Some(("op", "", false)));
+        assert_eq!(set_cookie_value("op=x; max-age=-1"), Some(("op", "x", false)));
+        assert_eq!(set_cookie_value("op=x; Expires=Thu, 01 Jan 1970 00:00:00 GMT"), Some(("op", "x", false)));
+        assert_eq!(set_cookie_value("op=x; Expires=Thu, 01 Jan 2099 00:00:00 GMT"), Some(("op", "x", true)));
+        // Max-Age wins over Expires (RFC 6265 5.3).
+        assert_eq!(
+            set_cookie_value("op=x; Expires=Thu, 01 Jan 1970 00:00:00 GMT; Max-Age=60"),
+            Some(("op", "x", true))
+        );
+        assert_eq!(set_cookie_value("op=\"q\"; Path=/"), Some(("op", "q", true)));
+        assert_eq!(set_cookie_value("garbage"), None);
     }
 
     #[test]

@@ -219,7 +219,13 @@ impl Learner {
         }
         if !unsure.is_empty() {
             let hashes: Vec<String> = unsure.iter().map(|i| found[*i].hex()).collect();
-            match self.store.revoked_among(&hashes).await {
+            let answer = if self.lookups.check().is_ok() {
+                self.store.revoked_among(&hashes).await
+            } else {
+                Metrics::get().limited.with_label_values(&["lookups"]).inc();
+                Err(crate::session::StoreError::Unavailable("edge store lookups over their budget".into()))
+            };
+            match answer {
                 Ok(flags) => {
                     for (i, r) in unsure.iter().zip(flags) {
                         revoked[*i] = r;
@@ -315,6 +321,27 @@ pub fn op_cookie_pairs<'a>(
 pub fn op_cookie_hashes(cookie_header: Option<&str>, names: &[String]) -> Vec<String> {
     op_cookies(cookie_header, names).into_iter().map(|(_, h)| h).collect()
 }
+
+/// Most credentials (bearer headers and credential parameters) one request may carry; more
+/// are refused (400), so one request cannot make the edge hash and look up without bound.
+pub const MAX_CREDENTIALS: usize = 16;
+
+/// Store lookups the edge may make per second (burst: twice that) when the revocation set is
+/// stale; past it, the lookup counts as failed (fail closed where that applies).
+pub const LOOKUPS_PER_SECOND: u32 = 2000;
+
+/// The edge's store lookup budget (see [`LOOKUPS_PER_SECOND`]).
+pub fn lookup_budget() -> governor::DefaultDirectRateLimiter {
+    let per_second = std::num::NonZeroU32::new(LOOKUPS_PER_SECOND).unwrap_or(std::num::NonZeroU32::MIN);
+    governor::RateLimiter::direct(
+        governor::Quota::per_second(per_second)
+            .allow_burst(per_second.saturating_mul(std::num::NonZeroU32::new(2).unwrap_or(std::num::NonZeroU32::MIN))),
+    )
+}
+
+/// Most OP session cookie values one request may carry (a browser sends one or two per name);
+/// the edge refuses more, and learning reads no more from one exchange.
+pub const MAX_OP_COOKIES: usize = 8;
 
 /// SHA-256 (hex) of a token: how tokens are stored and looked up.
 pub fn token_hash(token: &[u8]) -> String {

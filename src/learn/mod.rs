@@ -38,7 +38,8 @@ use bytes::Bytes;
 pub use self::authz::{form_post_params, redirect_params, FormPost};
 use self::codings::{count_skipped, decode, Encoding};
 pub use self::enforce::{
-    expiring_cookies, op_cookie_hashes, op_cookie_pairs, op_cookies, token_hash, Decision, Endpoint, Refusal, REPEATED,
+    expiring_cookies, lookup_budget, op_cookie_hashes, op_cookie_pairs, op_cookies, token_hash, Decision, Endpoint,
+    Refusal, MAX_CREDENTIALS, MAX_OP_COOKIES, REPEATED,
 };
 use crate::clients::Clients;
 use crate::logout::decide::{HintCheck, HintClaims};
@@ -110,6 +111,8 @@ pub struct Learner {
     pub session_cookie_expiry_paths: Vec<String>,
     /// Expiring cookies carry `Secure` (the issuer is https).
     pub secure_cookies: bool,
+    /// Budget of store lookups by the edge while the revocation set is stale (`enforce`).
+    pub lookups: governor::DefaultDirectRateLimiter,
 }
 
 impl Learner {
@@ -332,10 +335,33 @@ impl Learner {
                 Metrics::get().learned.with_label_values(&[kind]).inc();
                 tracing::debug!(client = %client, kind, "learned");
             }
-            Ok(r) if r.is_ended() => self.refuse_reissued(&client, &new.tokens, &new.cookie_hashes).await,
+            Ok(r) if r.is_ended() => {
+                let cookies = self.not_of_others(&new.sub, &new.cookie_hashes).await;
+                self.refuse_reissued(&client, &new.tokens, &cookies).await
+            }
             Ok(_) => tracing::info!(client = %client, "the session's sid belongs to another subject; not learned"),
             Err(e) => tracing::warn!(error = %e, "session not learned (store unavailable)"),
         }
+    }
+
+    /// The cookies of `hashes` not bound to a live session of another subject than `sub` (those
+    /// are never revoked on this session's account). A store failure keeps none.
+    async fn not_of_others(&self, sub: &str, hashes: &[String]) -> Vec<String> {
+        let mut out = Vec::new();
+        for ck in hashes {
+            let owner = match self.store.session_by_cookie(ck).await {
+                Ok(None) => None,
+                Ok(Some(sid)) => match self.store.get_session(&sid).await {
+                    Ok(v) => v,
+                    Err(_) => continue,
+                },
+                Err(_) => continue,
+            };
+            if owner.is_none_or(|v| v.status != "active" || v.sub == sub) {
+                out.push(ck.clone());
+            }
+        }
+        out
     }
 
     /// The upstream issued tokens in a session the gateway already ended (an OP that never

@@ -31,8 +31,12 @@ use crate::render::{ErrorKind, Frame, Page, Pages};
 use crate::revoke::Revoker;
 use crate::session::{EndResult, SessionStore, SessionView};
 
-/// Name of the cookie that binds a confirmation page to the browser that saw it.
+/// Name of the cookie that binds a confirmation page to the browser that saw it (over http).
 pub const CONFIRM_COOKIE: &str = "lgw_confirm";
+
+/// Its name over https: the `__Host-` prefix makes browsers refuse it from a sibling domain or
+/// from http, so a same-site neighbour cannot plant a binder of its own.
+pub const CONFIRM_COOKIE_HOST: &str = "__Host-lgw_confirm";
 
 /// The request as the logout flow needs it (read by `proxy` from the pingora session).
 #[derive(Debug, Default)]
@@ -62,6 +66,10 @@ struct Pending {
     lang: String,
     /// SHA-256 (hex) of the binder cookie's value.
     binder: String,
+    /// SHA-256 (hex) of the OP session cookies the browser presented on the GET: the POST must
+    /// present the same ones.
+    #[serde(default)]
+    op: String,
 }
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -305,9 +313,12 @@ impl Logout {
             return self.error(400, ErrorKind::ConfirmationInvalid, None, "rejected");
         };
         let lang = pending.lang.clone();
-        let binder = cookie_value(input.cookie, CONFIRM_COOKIE).map(|v| hex_sha256(v.as_bytes()));
-        if binder.as_deref() != Some(pending.binder.as_str()) || action.as_deref() != Some(b"logout") {
-            tracing::info!("confirmation not bound to this browser, or not a logout");
+        let binder = cookie_value(input.cookie, self.confirm_cookie()).map(|v| hex_sha256(v.as_bytes()));
+        if binder.as_deref() != Some(pending.binder.as_str())
+            || action.as_deref() != Some(b"logout")
+            || self.op_binding(input.cookie) != pending.op
+        {
+            tracing::info!("confirmation not bound to this browser or its OP session, or not a logout");
             return self.error(400, ErrorKind::ConfirmationInvalid, Some(&lang), "rejected");
         }
         let next = Next { client_id: pending.next.client_id, redirect: pending.next.redirect };
@@ -345,7 +356,7 @@ impl Logout {
         }
         let who = initiator.map(|c| vec![(c, sid)]).unwrap_or_default();
         let mut reply = self.finish(next, &who, sessions, sub.as_deref(), input.cookie, &lang).await;
-        let clear = format!("{CONFIRM_COOKIE}=; Path={}; Max-Age=0; HttpOnly; SameSite=Strict", input.confirm_action);
+        let clear = self.binder_cookie("", &input.confirm_action, 0);
         match &mut reply {
             Reply::Page { headers, .. } | Reply::Redirect { headers, .. } => headers.push(("set-cookie", clear)),
         }
@@ -376,12 +387,37 @@ impl Logout {
 
     /// The session the browser's OP cookie is bound to (learned from the code flow), if any.
     async fn browser_session(&self, cookie: Option<&str>) -> Result<Option<String>, crate::session::StoreError> {
-        for hash in crate::learn::op_cookie_hashes(cookie, &self.session_cookies) {
+        for hash in
+            crate::learn::op_cookie_hashes(cookie, &self.session_cookies).into_iter().take(crate::learn::MAX_OP_COOKIES)
+        {
             if let Some(sid) = self.store.session_by_cookie(&hash).await? {
                 return Ok(Some(sid));
             }
         }
         Ok(None)
+    }
+
+    /// The presented OP cookies (at most `MAX_OP_COOKIES`) a logout that ended `sessions` may
+    /// revoke: those bound to no session or to one of them (or to a session no longer active).
+    async fn revocable_cookies(
+        &self,
+        cookie: Option<&str>,
+        sessions: &[SessionView],
+    ) -> Result<Vec<String>, crate::session::StoreError> {
+        let mut out = Vec::new();
+        for hash in
+            crate::learn::op_cookie_hashes(cookie, &self.session_cookies).into_iter().take(crate::learn::MAX_OP_COOKIES)
+        {
+            let keep = match self.store.session_by_cookie(&hash).await? {
+                None => true,
+                Some(sid) if sessions.iter().any(|v| v.sid == sid || v.client_sids.values().any(|s| *s == sid)) => true,
+                Some(sid) => self.store.get_session(&sid).await?.is_none_or(|v| v.status != "active"),
+            };
+            if keep {
+                out.push(hash);
+            }
+        }
+        Ok(out)
     }
 
     fn raw_params<'a>(&self, input: &Input<'a>) -> Result<&'a [u8], Reply> {
@@ -436,22 +472,26 @@ impl Logout {
             end: end.map(|e| EndJson { sid: e.sid, sub: e.sub, accept_unknown: e.accept_unknown }),
             lang: lang.to_string(),
             binder: hex_sha256(binder.as_bytes()),
+            op: self.op_binding(input.cookie),
         };
         let Ok(json) = serde_json::to_string(&pending) else {
             return self.error(500, ErrorKind::Internal, Some(lang), "rejected");
         };
-        if let Err(e) = self.store.put_pending(&token, &json, self.confirmation_ttl).await {
-            tracing::warn!(error = %e, "confirmation unavailable");
-            return self.error(503, ErrorKind::Unavailable, Some(lang), "unavailable");
+        match self.store.put_pending(&token, &json, self.confirmation_ttl).await {
+            Ok(true) => {}
+            Ok(false) => {
+                Metrics::get().limited.with_label_values(&["confirmations"]).inc();
+                tracing::warn!("confirmation refused: the global cap on confirmation contexts is reached");
+                return self.error(503, ErrorKind::Unavailable, Some(lang), "unavailable");
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "confirmation unavailable");
+                return self.error(503, ErrorKind::Unavailable, Some(lang), "unavailable");
+            }
         }
         match self.pages.confirm(lang, &input.confirm_action, &token) {
             Ok(page) => {
-                let cookie = format!(
-                    "{CONFIRM_COOKIE}={binder}; Path={}; Max-Age={}; HttpOnly; SameSite=Strict{}",
-                    input.confirm_action,
-                    self.confirmation_ttl.as_secs().max(1),
-                    if self.secure_cookies { "; Secure" } else { "" }
-                );
+                let cookie = self.binder_cookie(&binder, &input.confirm_action, self.confirmation_ttl.as_secs().max(1));
                 Reply::Page { page, headers: vec![("set-cookie", cookie)], outcome: "confirm" }
             }
             Err(e) => {
@@ -459,6 +499,34 @@ impl Logout {
                 self.error(500, ErrorKind::Internal, Some(lang), "rejected")
             }
         }
+    }
+
+    /// The binder cookie's name: `__Host-` prefixed over https.
+    fn confirm_cookie(&self) -> &'static str {
+        if self.secure_cookies {
+            CONFIRM_COOKIE_HOST
+        } else {
+            CONFIRM_COOKIE
+        }
+    }
+
+    /// The binder cookie (`max_age` 0 clears it). Over https it is `__Host-` (Secure, Path=/);
+    /// over http it is scoped to the confirmation path.
+    fn binder_cookie(&self, value: &str, confirm_action: &str, max_age: u64) -> String {
+        let name = self.confirm_cookie();
+        let path = if self.secure_cookies { "/" } else { confirm_action };
+        let secure = if self.secure_cookies { "; Secure" } else { "" };
+        format!("{name}={value}; Path={path}; Max-Age={max_age}; HttpOnly; SameSite=Strict{secure}")
+    }
+
+    /// What binds a confirmation to the browser's OP session: a hash of the OP session cookies
+    /// it presented (by name, in order; at most `MAX_OP_COOKIES`).
+    fn op_binding(&self, cookie: Option<&str>) -> String {
+        let mut pairs: Vec<(&str, &str)> =
+            crate::learn::op_cookie_pairs(cookie, &self.session_cookies).take(crate::learn::MAX_OP_COOKIES).collect();
+        pairs.sort_unstable();
+        let joined: Vec<String> = pairs.iter().map(|(k, v)| format!("{k}={v}")).collect();
+        hex_sha256(joined.join("; ").as_bytes())
     }
 
     /// The user is logged out (the store said so): accept the back-channel notices, clear the
@@ -496,9 +564,16 @@ impl Logout {
                 frames.push(Frame { src, origin });
             }
         }
-        // The browser's OP cookies are refused from now on, bound to a learned session or not
-        // (GW-02): the edge strips them at the authorization endpoint.
-        let presented: Vec<String> = crate::learn::op_cookie_hashes(cookie, &self.session_cookies);
+        // The browser's OP cookies are refused from now on (GW-02), whether a learned session
+        // has them or the gateway never saw them bound; a cookie bound to a session this logout
+        // did not end (another user's, planted) is left alone.
+        let presented = match self.revocable_cookies(cookie, &sessions).await {
+            Ok(p) => p,
+            Err(e) => {
+                tracing::warn!(error = %e, "OP cookies not revoked");
+                return self.error(503, ErrorKind::Unavailable, Some(lang), "unavailable");
+            }
+        };
         if let Err(e) = self.store.revoke_hashes(&presented).await {
             tracing::warn!(error = %e, "OP cookies not revoked");
             return self.error(503, ErrorKind::Unavailable, Some(lang), "unavailable");

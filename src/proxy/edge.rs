@@ -15,13 +15,12 @@ use pingora::proxy::Session;
 
 use super::{read_body, Ctx, Gateway};
 use crate::learn::credentials::{self, Source};
-use crate::learn::{op_cookie_pairs, token_hash, Endpoint, FormPost, Observation, Purpose, Refusal};
+use crate::learn::{
+    op_cookie_pairs, token_hash, Endpoint, FormPost, Observation, Purpose, Refusal, MAX_CREDENTIALS, MAX_OP_COOKIES,
+};
 
 /// Largest request body read for a credential check (pingora replays at most 64 KiB).
 pub const MAX_FORM: usize = 64 * 1024;
-
-/// Most OP session cookie values one request may carry (a browser sends one or two per name).
-pub const MAX_OP_COOKIES: usize = 8;
 
 /// What to do with a request's body before it goes upstream.
 enum BodyPlan {
@@ -42,6 +41,7 @@ const BAD_BODY: &str = r#"{"error":"invalid_request","error_description":"reques
 const ENCODED: &str = r#"{"error":"invalid_request","error_description":"compressed request bodies are not accepted"}"#;
 const MULTIPART: &str =
     r#"{"error":"invalid_request","error_description":"use application/x-www-form-urlencoded at this endpoint"}"#;
+const TOO_MANY_CREDENTIALS: &str = r#"{"error":"invalid_request","error_description":"too many credentials"}"#;
 const TOO_MANY_COOKIES: &str = r#"{"error":"invalid_request","error_description":"too many session cookies"}"#;
 
 /// Whether (and how) the body of a request to `endpoint` is read: form bodies everywhere, any
@@ -142,6 +142,10 @@ impl Gateway {
             .filter_map(credentials::authorization_token)
             .map(|(s, t)| (s, t.as_bytes()));
         let in_params = params.credentials.iter().map(|(n, v)| (Source::Param(n), v.as_bytes()));
+        if params.credentials.len() + req.headers.get_all(http::header::AUTHORIZATION).iter().count() > MAX_CREDENTIALS
+        {
+            return self.refuse_credential(session, ctx, unreadable(400, TOO_MANY_CREDENTIALS), "repeated_param").await;
+        }
         let cookie = cookie_header(req);
         let cookies: Vec<(&str, &str)> = op_cookie_pairs(cookie.as_deref(), &self.learner.session_cookies).collect();
         if cookies.len() > MAX_OP_COOKIES {

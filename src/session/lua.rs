@@ -91,6 +91,40 @@ redis.call('EXPIRE', k, ARGV[4])
 return {'ok', cl_json, cs_json}
 "#;
 
+/// KEYS[1] cookie key. ARGV: sid, sub, ttl. Binds an OP cookie to a session unless it is bound
+/// to a session of another subject: a cookie never moves between subjects (a planted or steered
+/// cookie cannot take a victim's cookie into the attacker's session). The value is
+/// `<length of sid>:<sid><sub>`. Returns 1 when bound, 0 when left where it was.
+/// Idempotent: a second run finds its own subject and sets the same value again.
+pub const CLAIM_LUA: &str = r#"
+local v = redis.call('GET', KEYS[1])
+if v then
+  local n, rest = string.match(v, '^(%d+):(.*)$')
+  if not n or string.sub(rest, tonumber(n) + 1) ~= ARGV[2] then return 0 end
+end
+redis.call('SET', KEYS[1], string.len(ARGV[1]) .. ':' .. ARGV[1] .. ARGV[2], 'EX', ARGV[3])
+return 1
+"#;
+
+/// KEYS[1] session key. ARGV: max cookies, cookie hashes json array. Adds claimed cookies to a
+/// session's list (a set; the oldest dropped past the max). Returns 'ok', or 'ended' when the
+/// session ended meanwhile (the caller then revokes the cookies), or 'gone'.
+/// Idempotent: merged as a set.
+pub const ADD_COOKIES_LUA: &str = r#"
+local h = redis.call('HMGET', KEYS[1], 'st', 'ck')
+if not h[1] then return 'gone' end
+if h[1] == 'e' then return 'ended' end
+local ck = h[2] and cjson.decode(h[2]) or {}
+local seen = {}
+for _, x in ipairs(ck) do seen[x] = true end
+for _, x in ipairs(cjson.decode(ARGV[2])) do
+  if not seen[x] then table.insert(ck, x); seen[x] = true end
+end
+while #ck > tonumber(ARGV[1]) do table.remove(ck, 1) end
+redis.call('HSET', KEYS[1], 'ck', (#ck == 0) and '[]' or cjson.encode(ck))
+return 'ok'
+"#;
+
 /// KEYS[1] alias key. ARGV: primary sid, ttl. Creates the alias, or keeps an alias to the same
 /// primary alive as long as its session; never turns an existing session into an alias.
 /// Idempotent: a second run finds the alias it made and only sets the TTL again.
@@ -151,6 +185,7 @@ if r and string.sub(r, 1, #p) == p then return string.sub(r, #p + 1) end
 return false
 "#;
 
+pub static ADD_COOKIES: LazyLock<Script> = LazyLock::new(|| Script::new(ADD_COOKIES_LUA));
 pub static END: LazyLock<Script> = LazyLock::new(|| Script::new(END_LUA));
 pub static KEYS: LazyLock<Script> = LazyLock::new(|| Script::new(KEYS_LUA));
 pub static PROMOTE: LazyLock<Script> = LazyLock::new(|| Script::new(PROMOTE_LUA));

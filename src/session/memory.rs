@@ -88,6 +88,23 @@ impl State {
         }
     }
 
+    /// The cookies of `hashes` that may join a session of `sub`: a cookie bound to a session of
+    /// another subject (live or ended) stays where it is.
+    fn claim_cookies(&mut self, hashes: &[String], sub: &str) -> Vec<String> {
+        let mut out = Vec::new();
+        for ck in hashes {
+            let owner = self.by_cookie.get(ck).cloned();
+            let owner_sub = owner.and_then(|o| self.resolve(&o)).and_then(|(_, e)| match e {
+                Entry::Session { sub, .. } => Some(sub),
+                Entry::Alias(_) => None,
+            });
+            if owner_sub.is_none_or(|o| o == sub) {
+                out.push(ck.clone());
+            }
+        }
+        out
+    }
+
     fn sweep(&mut self) {
         self.writes += 1;
         if self.writes.is_multiple_of(1024) {
@@ -96,6 +113,9 @@ impl State {
             self.pending.retain(|_, (_, exp)| *exp > now);
             self.revoked.retain(|_, exp| *exp > now);
             self.by_token.retain(|_, (_, _, exp)| *exp > now);
+            self.codes.retain(|_, (_, exp)| *exp > now);
+            let sessions = &self.sessions;
+            self.by_cookie.retain(|_, sid| sessions.contains_key(sid));
         }
     }
 }
@@ -135,9 +155,10 @@ impl SessionStore for MemoryStore {
             }
             _ => (s.sid.clone(), Vec::new(), BTreeMap::new(), Vec::new(), Vec::new()),
         };
-        union(&mut cookies, &s.cookie_hashes);
-        for ck in &s.cookie_hashes {
-            st.by_cookie.insert(ck.clone(), sid.clone());
+        let claimed = st.claim_cookies(&s.cookie_hashes, &s.sub);
+        union(&mut cookies, &claimed);
+        for ck in claimed {
+            st.by_cookie.insert(ck, sid.clone());
         }
         let client = s.clients.first().cloned().unwrap_or_default();
         let now = super::unix_now();
@@ -242,11 +263,18 @@ impl SessionStore for MemoryStore {
         }
     }
 
-    async fn put_pending(&self, token: &str, value: &str, ttl: Duration) -> Result<(), StoreError> {
+    async fn put_pending(&self, token: &str, value: &str, ttl: Duration) -> Result<bool, StoreError> {
         let mut st = self.lock()?;
         st.sweep();
-        st.pending.insert(token.to_string(), (value.to_string(), Instant::now() + ttl));
-        Ok(())
+        let now = Instant::now();
+        if st.pending.len() as u64 >= super::MAX_PENDING {
+            st.pending.retain(|_, (_, exp)| *exp > now);
+            if st.pending.len() as u64 >= super::MAX_PENDING {
+                return Ok(false);
+            }
+        }
+        st.pending.insert(token.to_string(), (value.to_string(), now + ttl));
+        Ok(true)
     }
 
     async fn take_pending(&self, token: &str) -> Result<Option<String>, StoreError> {
@@ -355,7 +383,11 @@ impl SessionStore for MemoryStore {
 
     async fn bind_code(&self, code_hash: &str, cookie_hashes: &[String], ttl: Duration) -> Result<(), StoreError> {
         let mut st = self.lock()?;
-        st.codes.insert(code_hash.to_string(), (cookie_hashes.to_vec(), Instant::now() + ttl));
+        let now = Instant::now();
+        // First writer wins: a live binding is never replaced.
+        if st.codes.get(code_hash).is_none_or(|(_, exp)| *exp <= now) {
+            st.codes.insert(code_hash.to_string(), (cookie_hashes.to_vec(), now + ttl));
+        }
         Ok(())
     }
 
@@ -409,5 +441,35 @@ impl SessionStore for MemoryStore {
             None => st.registered.remove(client_id),
         };
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn store() -> MemoryStore {
+        MemoryStore::new(Ttls { session: Duration::from_secs(60), tombstone: Duration::from_secs(60) })
+    }
+
+    #[tokio::test]
+    async fn confirmation_contexts_are_capped() {
+        let s = store();
+        for i in 0..super::super::MAX_PENDING {
+            assert!(s.put_pending(&i.to_string(), "{}", Duration::from_secs(60)).await.unwrap());
+        }
+        assert!(!s.put_pending("one-more", "{}", Duration::from_secs(60)).await.unwrap());
+        assert_eq!(s.take_pending("one-more").await.unwrap(), None);
+        // Taking one frees a place.
+        assert!(s.take_pending("7").await.unwrap().is_some());
+        assert!(s.put_pending("one-more", "{}", Duration::from_secs(60)).await.unwrap());
+    }
+
+    #[tokio::test]
+    async fn a_code_binding_is_never_replaced() {
+        let s = store();
+        s.bind_code("c", &["victim".into()], Duration::from_secs(60)).await.unwrap();
+        s.bind_code("c", &["attacker".into()], Duration::from_secs(60)).await.unwrap();
+        assert_eq!(s.take_code("c").await.unwrap(), vec!["victim".to_string()]);
     }
 }

@@ -112,6 +112,10 @@ pub struct NewSession {
 /// all however many refreshes came before it.
 pub const MAX_COOKIES: usize = 64;
 
+/// Most confirmation contexts created per window of `end_session.confirmation_ttl`, across all
+/// instances (so at most twice as many are alive): about 1 KiB each in the store.
+pub const MAX_PENDING: u64 = 100_000;
+
 /// A token issued in a session, as the store keeps it: never the token itself.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Token {
@@ -246,7 +250,9 @@ pub trait SessionStore: Send + Sync {
     async fn session_by_cookie(&self, cookie_hash: &str) -> Result<Option<String>, StoreError>;
 
     /// Keep a confirmation context under a single-use token for `ttl`.
-    async fn put_pending(&self, token: &str, value: &str, ttl: Duration) -> Result<(), StoreError>;
+    /// Returns false (nothing kept) when [`MAX_PENDING`] contexts were created in the current
+    /// window of `ttl`: contexts come from unauthenticated requests, so their number is bounded.
+    async fn put_pending(&self, token: &str, value: &str, ttl: Duration) -> Result<bool, StoreError>;
 
     /// Take (and delete) a confirmation context: a token works once.
     async fn take_pending(&self, token: &str) -> Result<Option<String>, StoreError>;

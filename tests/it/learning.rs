@@ -421,7 +421,8 @@ fn a_form_post_page_from_the_login_form_itself_binds_its_code() {
     eventually("code bound and redeemed", Duration::from_secs(10), || {
         assert_eq!(token(&e, "fpl_1", "").status(), 200);
         let out = std::process::Command::new("redis-cli").args(["-p", &port, "GET", &key]).output().ok()?;
-        (String::from_utf8_lossy(&out.stdout).trim() == "sid-fpl_1").then_some(())
+        // The binding names the session and its subject (`<len>:<sid><sub>`).
+        (String::from_utf8_lossy(&out.stdout).trim() == "9:sid-fpl_1U-fpl").then_some(())
     });
     let page = client().get(e.gw.url("/session/end")).header("cookie", &cookie).send().unwrap();
     assert_eq!(confirm_with(&e, page, &cookie).status(), 200);

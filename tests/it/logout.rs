@@ -652,3 +652,55 @@ fn memory_backend_has_the_same_semantics() {
     let page = is_confirm_page(e.get(&[]));
     assert_eq!(confirm(&e, page).status(), 200);
 }
+
+#[test]
+fn confirmation_is_bound_to_the_op_session_seen_on_the_get_and_host_prefixed_over_https() {
+    let e = env();
+    let ask = |env: &Env, cookie: &str| {
+        let page = is_confirm_page(client().get(env.gw.url("/session/end")).header("cookie", cookie).send().unwrap());
+        let set = page.headers()["set-cookie"].to_str().unwrap().to_string();
+        let token = attr(&page.text().unwrap(), "name=\"token\"", "value").unwrap();
+        (set, token)
+    };
+    let submit = |env: &Env, cookie: &str, token: &str| {
+        client()
+            .post(env.gw.url("/session/end/confirm"))
+            .header("content-type", "application/x-www-form-urlencoded")
+            .header("cookie", cookie)
+            .body(form(&[("token", token), ("action", "logout")]))
+            .send()
+            .unwrap()
+    };
+    let binder = |set: &str| set.split(';').next().unwrap().to_string();
+    // A sibling that planted its own binder still cannot confirm for the victim: the context is
+    // bound to the OP session cookie the page was shown with.
+    for (other, why) in [
+        ("op_session=S-other", "another OP session"),
+        ("", "no OP session"),
+        ("op_session=S-victim; op_session=S-extra", "an extra OP cookie"),
+    ] {
+        let (set, token) = ask(&e, "op_session=S-victim");
+        let cookie = format!("{}; {other}", binder(&set));
+        assert_rejected(submit(&e, &cookie, &token), 400, why);
+    }
+    let (set, token) = ask(&e, "op_session=S-victim");
+    assert!(set.starts_with("lgw_confirm=") && set.contains("Path=/session/end/confirm"), "{set}");
+    assert_eq!(submit(&e, &format!("op_session=S-victim; {}", binder(&set)), &token).status(), 200);
+
+    // Over https the binder is a __Host- cookie (Secure, Path=/), which a sibling domain or an
+    // http page cannot set; the unprefixed name is not accepted in its place.
+    let e = env_opts(Some(Redis::start()), |o| o.issuer = Some("https://op.example.com".into()));
+    let (set, token) = ask(&e, "op_session=S-victim");
+    assert!(set.starts_with("__Host-lgw_confirm="), "{set}");
+    for attr in ["; Path=/;", "; Secure", "; HttpOnly", "; SameSite=Strict"] {
+        assert!(set.contains(attr), "{attr} in {set}");
+    }
+    let value = binder(&set).split_once('=').unwrap().1.to_string();
+    assert_rejected(submit(&e, &format!("op_session=S-victim; lgw_confirm={value}"), &token), 400, "unprefixed");
+    let (set, token) = ask(&e, "op_session=S-victim");
+    let done = submit(&e, &format!("op_session=S-victim; {}", binder(&set)), &token);
+    assert_eq!(done.status(), 200);
+    let cleared: Vec<_> =
+        done.headers().get_all("set-cookie").iter().map(|v| v.to_str().unwrap().to_string()).collect();
+    assert!(cleared.iter().any(|c| c.starts_with("__Host-lgw_confirm=;") && c.contains("Max-Age=0")), "{cleared:?}");
+}

@@ -22,6 +22,7 @@ mod revocation;
 mod revocation_set;
 mod routing;
 mod sessions_api;
+mod steering;
 
 /// Percent-decoding for assertions (form rules: `+` is a space).
 pub fn tokens_decode(s: &str) -> Vec<u8> {

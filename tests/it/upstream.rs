@@ -277,7 +277,12 @@ async fn handle(
         } else {
             return Ok(Response::builder().status(200).body(full("login page")).unwrap());
         };
-        Response::builder().status(302).header("location", location).body(full(Bytes::new()))
+        let mut b = Response::builder().status(302).header("location", location);
+        if target.contains("expire_cookie=1") {
+            // The OP ends the presented session and issues the code anyway (careless).
+            b = b.header("set-cookie", "op_session=; Path=/; Max-Age=0");
+        }
+        b.body(full(Bytes::new()))
     } else if path.starts_with(crate::tokens::ATTACKER_PATH) {
         // The attacker's key server (forged hints name it in jku/x5u): the foreign key set.
         let body =

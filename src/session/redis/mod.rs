@@ -31,7 +31,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use async_trait::async_trait;
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 
-use super::lua::{ALIAS_LUA, END, KEYS, PROMOTE, PUT, TAKE};
+use super::lua::{ADD_COOKIES, ALIAS_LUA, CLAIM_LUA, END, KEYS, PROMOTE, PUT, TAKE};
 use super::{timed, Claimed, EndResult, NewSession, Notice, PutResult, SessionStore, SessionView, StoreError, Ttls};
 use crate::config::RedisConfig;
 
@@ -94,6 +94,12 @@ fn detail(e: &redis::RedisError) -> String {
     } else {
         format!("{:?}", e.kind())
     }
+}
+
+/// The sid of a cookie binding (`lua::CLAIM_LUA`): `<length>:<sid><sub>`, or a bare sid
+/// (bindings written before subjects were kept).
+fn cookie_owner(value: &str) -> &str {
+    value.split_once(':').and_then(|(n, rest)| rest.get(..n.parse::<usize>().ok()?)).unwrap_or(value)
 }
 
 fn bad_reply(what: &str) -> StoreError {
@@ -383,7 +389,6 @@ impl RedisStore {
         let csids = serde_json::to_string(&s.client_sids).map_err(|_| bad_reply("put"))?;
         let encoded: Vec<String> = s.tokens.iter().map(super::Token::encode).collect();
         let tokens = serde_json::to_string(&encoded).map_err(|_| bad_reply("put"))?;
-        let cookies = serde_json::to_string(&s.cookie_hashes).map_err(|_| bad_reply("put"))?;
         let mut sid = s.sid.clone();
         let mut reply: Vec<String> = Vec::new();
         for _ in 0..2 {
@@ -396,7 +401,7 @@ impl RedisStore {
                 .arg(now())
                 .arg(&tokens)
                 .arg(super::MAX_COOKIES)
-                .arg(&cookies)
+                .arg("[]")
                 .invoke_async(c)
                 .await?;
             match reply.first().map(String::as_str) {
@@ -416,9 +421,6 @@ impl RedisStore {
             let k = self.session_key(csid);
             pipe.cmd("EVAL").arg(ALIAS_LUA).arg(1).arg(&k).arg(sid).arg(ttl).ignore();
         }
-        for ck in &s.cookie_hashes {
-            pipe.cmd("SET").arg(self.cookie_key(ck)).arg(sid).arg("EX").arg(ttl).ignore();
-        }
         // Token hash -> "sid client" (for end_session with an access token as hint).
         let client = s.clients.first().cloned().unwrap_or_default();
         let now = now();
@@ -435,6 +437,35 @@ impl RedisStore {
         pipe.cmd("SADD").arg(&uk).arg(sid).ignore();
         pipe.cmd("EXPIRE").arg(&uk).arg(ttl).ignore();
         Ok(pipe.query_async::<()>(c).await?)
+    }
+
+    /// After PUT: bind the session's OP cookies (see `lua::CLAIM_LUA`; a cookie of another
+    /// subject's session stays there) and add the bound ones to the session's list. When the
+    /// session ended meanwhile (a logout raced this learning), the cookies are revoked instead.
+    /// Idempotent: CLAIM and ADD_COOKIES are.
+    async fn put_cookies(&self, c: &mut ConnectionManager, s: &NewSession, sid: &str) -> Attempt<()> {
+        if s.cookie_hashes.is_empty() {
+            return Ok(());
+        }
+        let ttl = self.ttls.session.as_secs().max(1);
+        let mut pipe = redis::pipe();
+        for ck in &s.cookie_hashes {
+            pipe.cmd("EVAL").arg(CLAIM_LUA).arg(1).arg(self.cookie_key(ck)).arg(sid).arg(&s.sub).arg(ttl);
+        }
+        let bound: Vec<i64> = pipe.query_async(c).await?;
+        let claimed: Vec<String> =
+            s.cookie_hashes.iter().zip(bound).filter(|(_, b)| *b == 1).map(|(ck, _)| ck.clone()).collect();
+        if claimed.is_empty() {
+            return Ok(());
+        }
+        let json = serde_json::to_string(&claimed).map_err(|_| bad_reply("put"))?;
+        let added: String =
+            ADD_COOKIES.key(self.session_key(sid)).arg(super::MAX_COOKIES).arg(json).invoke_async(c).await?;
+        if added == "ended" {
+            let marks: Vec<(String, Duration)> = claimed.into_iter().map(|ck| (ck, self.ttls.tombstone)).collect();
+            self.revoke_with(c, &marks).await?;
+        }
+        Ok(())
     }
 
     /// Stale entries (taken by a consumer that died) first, then new ones; never blocks.

@@ -37,6 +37,7 @@ impl SessionStore for RedisStore {
                 _ => return Err(bad_reply("put").into()),
             }
             self.put_indexes(c, s, &sid).await?;
+            self.put_cookies(c, s, &sid).await?;
             Ok(PutResult::Stored(SessionView {
                 sid,
                 sub: s.sub.clone(),
@@ -91,11 +92,28 @@ impl SessionStore for RedisStore {
         .await
     }
 
-    async fn put_pending(&self, token: &str, value: &str, ttl: Duration) -> Result<(), StoreError> {
+    /// Retried: a retry counts once more in the window (harmless: the cap is approximate) and
+    /// sets the same value again.
+    async fn put_pending(&self, token: &str, value: &str, ttl: Duration) -> Result<bool, StoreError> {
         let ms = ttl.as_millis().max(1) as u64;
-        self.retried("pending_put", self.deadline(), |mut c: ConnectionManager| async move {
+        let window = now() / ttl.as_secs().max(1);
+        let counter = &format!("{}pc:{{{window}}}", self.prefix);
+        self.retried("pending_put", self.deadline() * 2, |mut c: ConnectionManager| async move {
             let c = &mut c;
-            Ok(redis::cmd("SET").arg(self.pending_key(token)).arg(value).arg("PX").arg(ms).query_async::<()>(c).await?)
+            let (n,): (u64,) = redis::pipe()
+                .cmd("INCR")
+                .arg(counter)
+                .cmd("PEXPIRE")
+                .arg(counter)
+                .arg(ms * 2)
+                .ignore()
+                .query_async(c)
+                .await?;
+            if n > crate::session::MAX_PENDING {
+                return Ok(false);
+            }
+            redis::cmd("SET").arg(self.pending_key(token)).arg(value).arg("PX").arg(ms).query_async::<()>(c).await?;
+            Ok(true)
         })
         .await
     }
@@ -253,9 +271,11 @@ impl SessionStore for RedisStore {
         let secs = ttl.as_secs().max(1);
         self.retried("bind_code", self.deadline(), |mut c: ConnectionManager| async move {
             let c = &mut c;
+            // NX: first writer wins (a retry finds its own binding and changes nothing).
             Ok(redis::cmd("SET")
                 .arg(self.code_key(code_hash))
                 .arg(json)
+                .arg("NX")
                 .arg("EX")
                 .arg(secs)
                 .query_async::<()>(c)
@@ -278,7 +298,8 @@ impl SessionStore for RedisStore {
     async fn session_by_cookie(&self, cookie_hash: &str) -> Result<Option<String>, StoreError> {
         self.retried("by_cookie", self.deadline(), |mut c: ConnectionManager| async move {
             let c = &mut c;
-            Ok(redis::cmd("GET").arg(self.cookie_key(cookie_hash)).query_async(c).await?)
+            let v: Option<String> = redis::cmd("GET").arg(self.cookie_key(cookie_hash)).query_async(c).await?;
+            Ok(v.map(|v| cookie_owner(&v).to_string()))
         })
         .await
     }
