@@ -26,7 +26,7 @@ const CACHE_MAX: usize = 10_000;
 /// Largest registration metadata document that is learned.
 pub const MAX_METADATA: usize = 64 * 1024;
 
-/// A learned client (or the knowledge that there is none) and when it was looked up.
+/// A learned client (or the knowledge that there is none) and until when the cache may answer.
 type Cached = (Option<Arc<Client>>, Instant);
 
 pub struct Clients {
@@ -36,16 +36,35 @@ pub struct Clients {
     /// client_id → (learned client or None, when looked up).
     cache: Mutex<HashMap<String, Cached>>,
     store: Arc<dyn SessionStore>,
+    /// `registration`: limits on learned clients.
+    limits: crate::config::Registration,
 }
 
 impl Clients {
-    pub fn new(configured: &BTreeMap<String, Client>, store: Arc<dyn SessionStore>) -> Self {
+    pub fn new(
+        configured: &BTreeMap<String, Client>,
+        limits: crate::config::Registration,
+        store: Arc<dyn SessionStore>,
+    ) -> Self {
         Clients {
             configured: configured.iter().map(|(k, v)| (k.clone(), Arc::new(v.clone()))).collect(),
             cache: Mutex::new(HashMap::new()),
             learned_backchannel: std::sync::atomic::AtomicBool::new(false),
             store,
+            limits,
         }
+    }
+
+    /// `registration.allowed_networks`: where registered clients' back-channel URIs may reach
+    /// besides public addresses.
+    pub fn allowed_networks(&self) -> &[crate::address::Network] {
+        &self.limits.allowed_networks
+    }
+
+    /// Whether a registered client's post-logout redirect to `uri` is followed without asking
+    /// (`registration.post_logout_redirect_uri_patterns`).
+    pub fn redirect_preapproved(&self, uri: &str) -> bool {
+        self.limits.redirect_patterns.iter().any(|p| p.matches(uri))
     }
 
     /// Whether any known client takes back-channel logout notices.
@@ -73,15 +92,15 @@ impl Clients {
         if let Some(hit) = self.cached(id) {
             return hit;
         }
-        let found = match self.store.registered_client(id).await {
-            Ok(Some(json)) => parse(id, &json),
-            Ok(None) => None,
+        let (found, life) = match self.store.registered_client(id).await {
+            Ok(Some(json)) => self.parse(id, &json),
+            Ok(None) => (None, CACHE_TTL),
             Err(e) => {
                 tracing::warn!(error = %e, "registered client not looked up (store unavailable)");
                 return None;
             }
         };
-        self.remember(id, found.clone());
+        self.remember_until(id, found.clone(), Instant::now() + life.min(CACHE_TTL));
         found
     }
 
@@ -97,18 +116,29 @@ impl Clients {
         if self.configured.contains_key(id) {
             return tracing::debug!(client = %id, "registration for a proxy.yaml client; proxy.yaml wins");
         }
-        let client = match crate::config::registered_client(id, metadata) {
+        let client = match crate::config::registered_client(id, metadata, &self.limits.allowed_networks) {
             Ok(c) => c,
             Err(problems) => {
                 return tracing::warn!(client = %id, problems = %problems.join("; "), "registered client not learned")
             }
         };
-        let kept = kept_metadata(metadata);
-        match self.store.set_registered_client(id, Some(&kept.to_string())).await {
-            Ok(()) => {
+        let mut kept = kept_metadata(metadata);
+        kept["learned_at"] = crate::session::unix_now().into();
+        let kept = kept.to_string();
+        if kept.len() > MAX_METADATA {
+            return tracing::warn!(client = %id, "registered client's logout metadata too large; not learned");
+        }
+        let (max, lifetime) = (self.limits.max_clients, self.limits.client_lifetime);
+        match self.store.set_registered_client(id, Some(&kept), max, lifetime).await {
+            Ok(true) => {
                 tracing::info!(client = %id, "client learned from dynamic registration");
                 crate::metrics::Metrics::get().learned.with_label_values(&["client"]).inc();
-                self.remember(id, Some(Arc::new(client)));
+                let life = self.limits.client_lifetime.min(CACHE_TTL);
+                self.remember_until(id, Some(Arc::new(client)), Instant::now() + life);
+            }
+            Ok(false) => {
+                crate::metrics::Metrics::get().learned.with_label_values(&["client_refused"]).inc();
+                tracing::warn!(client = %id, max, "registered client not learned: registration.max_clients reached");
             }
             Err(e) => tracing::warn!(error = %e, client = %id, "registered client not learned (store unavailable)"),
         }
@@ -119,8 +149,8 @@ impl Clients {
         if self.configured.contains_key(id) {
             return;
         }
-        match self.store.set_registered_client(id, None).await {
-            Ok(()) => {
+        match self.store.set_registered_client(id, None, 0, Duration::ZERO).await {
+            Ok(_) => {
                 tracing::info!(client = %id, "registered client deleted");
                 self.remember(id, None);
             }
@@ -130,10 +160,14 @@ impl Clients {
 
     fn cached(&self, id: &str) -> Option<Option<Arc<Client>>> {
         let cache = self.cache.lock().ok()?;
-        cache.get(id).filter(|(_, at)| at.elapsed() < CACHE_TTL).map(|(c, _)| c.clone())
+        cache.get(id).filter(|(_, until)| Instant::now() < *until).map(|(c, _)| c.clone())
     }
 
     fn remember(&self, id: &str, client: Option<Arc<Client>>) {
+        self.remember_until(id, client, Instant::now() + CACHE_TTL);
+    }
+
+    fn remember_until(&self, id: &str, client: Option<Arc<Client>>, until: Instant) {
         if client.as_ref().is_some_and(|c| c.backchannel_logout_uri.is_some()) {
             self.learned_backchannel.store(true, std::sync::atomic::Ordering::Relaxed);
         }
@@ -141,7 +175,7 @@ impl Clients {
             if cache.len() >= CACHE_MAX {
                 cache.clear();
             }
-            cache.insert(id.to_string(), (client, Instant::now()));
+            cache.insert(id.to_string(), (client, until));
         }
     }
 }
@@ -163,28 +197,82 @@ fn kept_metadata(metadata: &serde_json::Value) -> serde_json::Value {
     serde_json::Value::Object(out)
 }
 
-fn parse(id: &str, json: &str) -> Option<Arc<Client>> {
-    let v: serde_json::Value = serde_json::from_str(json).ok()?;
-    match crate::config::registered_client(id, &v) {
-        Ok(c) => Some(Arc::new(c)),
-        Err(problems) => {
-            tracing::warn!(client = %id, problems = %problems.join("; "), "stored registered client is unusable");
-            None
+impl Clients {
+    /// A stored learned client, checked again by today's rules; None once older than
+    /// `registration.client_lifetime` (a registration update renews it).
+    /// With how much longer it is valid.
+    fn parse(&self, id: &str, json: &str) -> (Option<Arc<Client>>, Duration) {
+        let Ok(v) = serde_json::from_str::<serde_json::Value>(json) else { return (None, CACHE_TTL) };
+        let learned = v.get("learned_at").and_then(|t| t.as_u64()).unwrap_or(0);
+        let end = learned + self.limits.client_lifetime.as_secs();
+        let now = crate::session::unix_now();
+        if end <= now {
+            tracing::info!(client = %id, "learned client past registration.client_lifetime; no longer known");
+            return (None, CACHE_TTL);
+        }
+        match crate::config::registered_client(id, &v, &self.limits.allowed_networks) {
+            Ok(c) => (Some(Arc::new(c)), Duration::from_secs(end - now)),
+            Err(problems) => {
+                tracing::warn!(client = %id, problems = %problems.join("; "), "stored registered client is unusable");
+                (None, CACHE_TTL)
+            }
         }
     }
 }
 
-/// The client_id a registration management request (RFC 7592) is about: the last path segment
-/// below the registration endpoint, or a `client_id` query parameter (Janssen's form).
-pub fn managed_client_id(registration_path: &str, path: &str, query: Option<&str>) -> Option<String> {
-    if let Some(q) = query {
-        if let Some((_, v)) = url::form_urlencoded::parse(q.as_bytes()).find(|(k, _)| k == "client_id") {
-            return Some(v.into_owned()).filter(|v| !v.is_empty());
-        }
+/// The client_id a registration management request (RFC 7592) is about: the one path segment
+/// below the registration endpoint (decoded; the endpoint's segments matched after dot-segment
+/// and `;param` removal, in any case), or, when the path names none, a `client_id` query
+/// parameter (Janssen's form). Err when both name one and they differ, or the query repeats
+/// it: the OP might act on one and the gateway learn about the other.
+pub fn managed_client_id(
+    registration_path: &str,
+    path: &str,
+    query: Option<&str>,
+) -> Result<Option<String>, &'static str> {
+    let from_query: Vec<String> = query
+        .map(|q| {
+            url::form_urlencoded::parse(q.as_bytes())
+                .filter(|(k, _)| k.eq_ignore_ascii_case("client_id"))
+                .map(|(_, v)| v.into_owned())
+                .collect()
+        })
+        .unwrap_or_default();
+    if from_query.len() > 1 {
+        return Err("client_id is repeated");
     }
-    let rest = path.strip_prefix(registration_path)?.strip_prefix('/')?;
-    let seg = rest.rsplit('/').next().filter(|s| !s.is_empty())?;
-    String::from_utf8(crate::logout::params::percent_decode(seg.as_bytes(), false)).ok()
+    let from_query = from_query.into_iter().next().filter(|v| !v.is_empty());
+    match (path_client_id(registration_path, path), from_query) {
+        (Some(p), Some(q)) if p != q => Err("the query's client_id differs from the path's"),
+        (Some(p), _) => Ok(Some(p)),
+        (None, q) => Ok(q),
+    }
+}
+
+/// The segment below `registration_path` in `path`, decoded, when there is exactly one.
+fn path_client_id(registration_path: &str, path: &str) -> Option<String> {
+    fn segments(p: &str) -> Vec<String> {
+        let mut out: Vec<String> = Vec::new();
+        for seg in p.split('/') {
+            let seg = seg.split(';').next().unwrap_or("");
+            let decoded =
+                String::from_utf8_lossy(&crate::logout::params::percent_decode(seg.as_bytes(), false)).into_owned();
+            match decoded.as_str() {
+                "" | "." => {}
+                ".." => {
+                    out.pop();
+                }
+                _ => out.push(decoded),
+            }
+        }
+        out
+    }
+    let reg = segments(registration_path);
+    let mut segs = segments(path);
+    if segs.len() != reg.len() + 1 || !reg.iter().zip(&segs).all(|(a, b)| a.eq_ignore_ascii_case(b)) {
+        return None;
+    }
+    segs.pop()
 }
 
 #[cfg(test)]
@@ -193,11 +281,18 @@ mod tests {
 
     #[test]
     fn registration_management_paths() {
-        assert_eq!(managed_client_id("/reg", "/reg/abc", None).as_deref(), Some("abc"));
-        assert_eq!(managed_client_id("/reg", "/reg/a%20b", None).as_deref(), Some("a b"));
-        assert_eq!(managed_client_id("/register", "/register", Some("client_id=x1")).as_deref(), Some("x1"));
-        assert_eq!(managed_client_id("/reg", "/regx/abc", None), None);
-        assert_eq!(managed_client_id("/reg", "/reg", None), None);
+        let id = |r: &str, p: &str, q: Option<&str>| managed_client_id(r, p, q);
+        assert_eq!(id("/reg", "/reg/abc", None), Ok(Some("abc".into())));
+        assert_eq!(id("/reg", "/reg/a%20b", None), Ok(Some("a b".into())));
+        assert_eq!(id("/reg", "/REG/x/../AbC;jsessionid=1/", None), Ok(Some("AbC".into())));
+        assert_eq!(id("/register", "/register", Some("client_id=x1")), Ok(Some("x1".into())));
+        assert_eq!(id("/reg", "/reg/abc", Some("client_id=abc")), Ok(Some("abc".into())));
+        assert!(id("/reg", "/reg/abc", Some("client_id=victim")).is_err(), "RFC 7592: the path names the client");
+        assert!(id("/reg", "/reg/abc", Some("CLIENT_ID=victim")).is_err());
+        assert!(id("/register", "/register", Some("client_id=a&client_id=b")).is_err());
+        assert_eq!(id("/reg", "/regx/abc", None), Ok(None));
+        assert_eq!(id("/reg", "/reg", None), Ok(None));
+        assert_eq!(id("/reg", "/reg/a/b", None), Ok(None));
     }
 
     #[test]

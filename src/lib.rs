@@ -19,6 +19,7 @@
 
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used, clippy::panic))]
 
+pub mod address;
 pub mod admin;
 pub mod backchannel;
 pub mod clients;
@@ -79,7 +80,7 @@ pub fn build(config: Config) -> std::result::Result<Server, String> {
         "upstream keys",
         oidc::jwks::JwksRefresher { jwks: jwks.clone(), interval: config.jwks.refresh_interval },
     ));
-    let clients = Arc::new(clients::Clients::new(&config.clients, store.clone()));
+    let clients = Arc::new(clients::Clients::new(&config.clients, config.registration.clone(), store.clone()));
     let revoker = match &config.revocation {
         Some(r) => Some(revoke::Revoker::new(r, &config.upstream.endpoints, clients.clone(), jwks.clone())?),
         None => None,

@@ -203,7 +203,7 @@ impl Metrics {
         for o in LOGOUT_OUTCOMES {
             m.logouts.with_label_values(&[o]);
         }
-        for r in ["success", "retry", "failed", "gave_up"] {
+        for r in ["success", "retry", "failed", "gave_up", "refused"] {
             m.backchannel_deliveries.with_label_values(&[r]);
         }
         for r in ["revoked", "failed", "skipped", "no_endpoint", "unreadable"] {
@@ -212,7 +212,7 @@ impl Metrics {
         for l in ["uri", "headers", "rate", "confirmations", "lookups"] {
             m.limited.with_label_values(&[l]);
         }
-        for k in ["session", "refresh", "client", "ended_session"] {
+        for k in ["session", "refresh", "client", "client_refused", "ended_session"] {
             m.learned.with_label_values(&[k]);
         }
         for r in ["encoding", "corrupt", "too_large", "unverified"] {

@@ -119,7 +119,7 @@ impl Pages {
         // not pass, or a message a translation lacks, fails at start (and in `check`).
         for lang in pages.locales.keys() {
             pages.error(500, ErrorKind::Internal, lang)?;
-            pages.confirm(lang, "/x/confirm", "t")?;
+            pages.confirm(lang, "/x/confirm", "t", Some("rp.example.com"))?;
             pages.logged_out(lang)?;
             let f = Frame { src: "https://rp.example/fc".into(), origin: "https://rp.example".into() };
             pages.frontchannel(lang, std::slice::from_ref(&f), Some("https://rp.example/bye"), 5000)?;
@@ -167,11 +167,15 @@ impl Pages {
     }
 
     /// The confirmation page: one form posting `token` to `action`.
-    pub fn confirm(&self, lang: &str, action: &str, token: &str) -> Result<Page, String> {
+    /// The confirmation page; `destination` (a host) is where the browser goes afterwards.
+    pub fn confirm(&self, lang: &str, action: &str, token: &str, destination: Option<&str>) -> Result<Page, String> {
         let nonce = new_nonce();
         let mut data = self.common(lang, &nonce);
         data["action"] = action.into();
         data["token"] = token.into();
+        if let Some(d) = destination {
+            data["destination"] = d.into();
+        }
         Ok(Page { status: 200, html: self.render("confirm", &data)?, nonce, frame_origins: Vec::new() })
     }
 

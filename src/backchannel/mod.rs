@@ -30,6 +30,13 @@ use crate::session::{Notice, SessionStore, StoreError};
 pub const TOKEN_LIFETIME: u64 = 120;
 const EVENT: &str = "http://schemas.openid.net/event/backchannel-logout";
 
+/// A delivery the address rules refuse: never attempted, never retried; counted as `refused`.
+fn refused(n: &Notice, why: &'static str) -> Attempt {
+    tracing::warn!(client = %n.client_id, reason = why, "back-channel logout not delivered: the URI may not be reached");
+    Metrics::get().backchannel_deliveries.with_label_values(&["refused"]).inc();
+    Attempt::Final(0)
+}
+
 fn now_secs() -> u64 {
     SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
 }
@@ -55,6 +62,9 @@ pub struct Backchannel {
     pub keys: Arc<Keys>,
     pub store: Arc<dyn SessionStore>,
     http: reqwest::Client,
+    /// For clients learned from dynamic registration: https only, and it connects only to
+    /// addresses `address` permits (see `address::GuardedResolver`).
+    guarded: reqwest::Client,
     /// Wakes the local worker when this instance accepted notices.
     wake: Notify,
     /// This process's consumer name in the group.
@@ -76,7 +86,20 @@ impl Backchannel {
             .user_agent(concat!("logout-gateway/", env!("CARGO_PKG_VERSION")))
             .build()
             .map_err(|e| format!("back-channel http client: {e}"))?;
+        let resolver =
+            crate::address::GuardedResolver { allowed: Arc::new(config.registration.allowed_networks.clone()) };
+        let guarded = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .https_only(true)
+            .dns_resolver(Arc::new(resolver))
+            .connect_timeout(bc.timeout)
+            .timeout(bc.timeout)
+            .no_proxy()
+            .user_agent(concat!("logout-gateway/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .map_err(|e| format!("back-channel http client: {e}"))?;
         Ok(Arc::new(Backchannel {
+            guarded,
             config: bc.clone(),
             issuer: config.issuer.clone(),
             clients,
@@ -202,9 +225,20 @@ impl Backchannel {
 
     /// One POST (BCL-16), classified (BCL-17..19).
     async fn deliver(&self, n: &Notice) -> Attempt {
+        // Only a proxy.yaml client's own URI is trusted; any other (a learned client's) is
+        // checked before and while connecting (`address`).
+        let trusted = self
+            .clients
+            .configured_client(&n.client_id)
+            .is_some_and(|c| c.backchannel_logout_uri.as_deref() == Some(n.uri.as_str()));
+        if !trusted {
+            if let Err(why) = crate::address::check_uri(&n.uri, self.clients.allowed_networks()) {
+                return refused(n, why);
+            }
+        }
+        let http = if trusted { &self.http } else { &self.guarded };
         let start = Instant::now();
-        let res = self
-            .http
+        let res = http
             .post(&n.uri)
             .header("content-type", "application/x-www-form-urlencoded")
             .header("cache-control", "no-store")
@@ -218,6 +252,9 @@ impl Backchannel {
                 408 | 429 | 500..=599 => Attempt::Retry,
                 code => Attempt::Final(code),
             },
+            Err(e) if crate::address::refused_by_resolver(&e) => {
+                return refused(n, "the name resolves to an address that is not public")
+            }
             Err(_) => Attempt::Retry,
         };
         let label = match outcome {

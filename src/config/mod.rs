@@ -31,6 +31,8 @@ pub struct Config {
     pub session_store: SessionStore,
     /// Registered relying parties by client_id.
     pub clients: BTreeMap<String, Client>,
+    /// What clients learned from dynamic registration may do.
+    pub registration: Registration,
     /// Absolute path of the handlebars templates.
     pub templates_dir: PathBuf,
     pub backchannel: BackchannelConfig,
@@ -41,6 +43,28 @@ pub struct Config {
     pub rate_limit: Option<RateLimit>,
     pub log: Log,
     pub server: Server,
+}
+
+/// `registration`: the limits on clients learned from dynamic registration (untrusted input).
+#[derive(Debug, Clone)]
+pub struct Registration {
+    /// Their post_logout_redirect_uris matching one of these are followed without asking.
+    pub redirect_patterns: Vec<crate::logout::uri::RedirectPattern>,
+    /// Address blocks their back-channel URIs may reach besides public addresses.
+    pub allowed_networks: Vec<crate::address::Network>,
+    pub max_clients: u64,
+    pub client_lifetime: Duration,
+}
+
+impl Default for Registration {
+    fn default() -> Self {
+        Registration {
+            redirect_patterns: Vec::new(),
+            allowed_networks: Vec::new(),
+            max_clients: 10_000,
+            client_lifetime: Duration::from_secs(90 * 86_400),
+        }
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -142,6 +166,8 @@ pub struct Client {
     /// How to authenticate as this client at the upstream's revocation endpoint; None: its
     /// tokens are not revoked there (only refused at the edge).
     pub revocation: Option<RevocationAuth>,
+    /// Learned from dynamic registration (untrusted metadata), not configured in proxy.yaml.
+    pub registered: bool,
 }
 
 /// Client authentication for RFC 7009 calls (RFC 6749 §2.3.1).

@@ -26,6 +26,8 @@ pub struct RawConfig {
     pub session_store: RawSessionStore,
     #[serde(default)]
     pub clients: BTreeMap<String, RawClient>,
+    #[serde(default)]
+    pub registration: RawRegistration,
     #[serde(default = "default_templates_dir")]
     pub templates_dir: String,
     #[serde(default)]
@@ -157,6 +159,32 @@ fn default_jwks_min_refresh() -> String {
 }
 fn default_jwks_refresh() -> String {
     "10m".into()
+}
+
+/// `registration`: what clients learned from dynamic registration may do.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RawRegistration {
+    /// Registered clients' post_logout_redirect_uris matching one of these are followed at once;
+    /// others only after the user confirmed (the page names the destination host).
+    pub post_logout_redirect_uri_patterns: Vec<String>,
+    /// Address blocks (CIDR) registered clients' back-channel URIs may reach besides public ones.
+    pub allowed_networks: Vec<String>,
+    /// Most learned clients kept.
+    pub max_clients: u64,
+    /// How long a learned client is kept after its registration (or last update).
+    pub client_lifetime: String,
+}
+
+impl Default for RawRegistration {
+    fn default() -> Self {
+        Self {
+            post_logout_redirect_uri_patterns: Vec::new(),
+            allowed_networks: Vec::new(),
+            max_clients: 10_000,
+            client_lifetime: "90d".into(),
+        }
+    }
 }
 
 #[derive(Debug, Deserialize)]

@@ -110,6 +110,7 @@ pub(super) fn validate(raw: RawConfig, base: &Path) -> Result<Config, Vec<Proble
         let client = client(&mut v, &format!("clients.{id}"), &id, c);
         clients.insert(id, client);
     }
+    let registration = registration(&mut v, &raw.registration);
     let revocation = raw.revocation.map(|r| revocation(&mut v, r));
     let limits = limits(&mut v, &raw.limits);
     let rate_limit = match (raw.rate_limit.per_second, raw.rate_limit.burst) {
@@ -169,6 +170,7 @@ pub(super) fn validate(raw: RawConfig, base: &Path) -> Result<Config, Vec<Proble
         end_session,
         session_store,
         clients,
+        registration,
         templates_dir,
         backchannel,
         revocation,
@@ -496,7 +498,80 @@ fn revocation(v: &mut V, raw: RawRevocation) -> Revocation {
 
 /// A client as a dynamic registration response describes it (RFC 7591 metadata), checked by
 /// the same rules as proxy.yaml's `clients` entries. Err: every problem, for the log.
-pub fn registered_client(id: &str, metadata: &serde_json::Value) -> Result<Client, Vec<String>> {
+/// The `registration` block.
+fn registration(v: &mut V, raw: &super::raw::RawRegistration) -> Registration {
+    let mut out = Registration::default();
+    for (i, p) in raw.post_logout_redirect_uri_patterns.iter().enumerate() {
+        match crate::logout::uri::RedirectPattern::parse(p) {
+            Ok(pat) => out.redirect_patterns.push(pat),
+            Err(e) => v.err(format!("registration.post_logout_redirect_uri_patterns[{i}]"), e),
+        }
+    }
+    for (i, n) in raw.allowed_networks.iter().enumerate() {
+        match crate::address::Network::parse(n) {
+            Ok(net) => out.allowed_networks.push(net),
+            Err(e) => v.err(format!("registration.allowed_networks[{i}]"), e),
+        }
+    }
+    if raw.max_clients == 0 || raw.max_clients > 1_000_000 {
+        v.err("registration.max_clients", "must be between 1 and 1000000");
+    }
+    out.max_clients = raw.max_clients;
+    out.client_lifetime =
+        v.duration("registration.client_lifetime", &raw.client_lifetime, Duration::from_secs(90 * 86_400));
+    out
+}
+
+/// Most `post_logout_redirect_uris` a registered client may have.
+pub const MAX_REGISTERED_REDIRECT_URIS: usize = 20;
+
+/// Longest URI a registered client may name.
+pub const MAX_REGISTERED_URI: usize = 2048;
+
+/// A client learned from dynamic registration, checked like proxy.yaml's clients and more
+/// strictly (its metadata is anyone's input): at most [`MAX_REGISTERED_REDIRECT_URIS`]
+/// post-logout URIs of at most [`MAX_REGISTERED_URI`] bytes; no plain http anywhere (not even
+/// on loopback, which only proxy.yaml's clients may use); front- and back-channel URIs must
+/// not name `localhost` or an address that is not public unless it is in `allowed` (names are
+/// checked again at each delivery, see `address`).
+pub fn registered_client(
+    id: &str,
+    metadata: &serde_json::Value,
+    allowed: &[crate::address::Network],
+) -> Result<Client, Vec<String>> {
+    let mut problems = Vec::new();
+    let plrus = metadata.get("post_logout_redirect_uris").and_then(|v| v.as_array());
+    if plrus.is_some_and(|a| a.len() > MAX_REGISTERED_REDIRECT_URIS) {
+        problems.push(format!(
+            "registration.post_logout_redirect_uris: at most {MAX_REGISTERED_REDIRECT_URIS} are accepted"
+        ));
+    }
+    for (i, u) in plrus.into_iter().flatten().enumerate() {
+        let u = u.as_str().unwrap_or("");
+        if u.len() > MAX_REGISTERED_URI {
+            problems
+                .push(format!("registration.post_logout_redirect_uris[{i}]: longer than {MAX_REGISTERED_URI} bytes"));
+        } else if u.starts_with("http:") || u.starts_with("HTTP:") {
+            problems.push(format!("registration.post_logout_redirect_uris[{i}]: must not be plain http"));
+        }
+    }
+    for k in ["frontchannel_logout_uri", "backchannel_logout_uri"] {
+        if let Some(u) = metadata.get(k).and_then(|v| v.as_str()) {
+            if u.len() > MAX_REGISTERED_URI {
+                problems.push(format!("registration.{k}: longer than {MAX_REGISTERED_URI} bytes"));
+            } else if let Err(why) = crate::address::check_uri(u, allowed) {
+                problems.push(format!("registration.{k}: {why} (registered clients need https to a public address)"));
+            }
+        }
+    }
+    match registered_client_rules(id, metadata) {
+        Ok(c) if problems.is_empty() => Ok(c),
+        Ok(_) => Err(problems),
+        Err(more) => Err(problems.into_iter().chain(more).collect()),
+    }
+}
+
+fn registered_client_rules(id: &str, metadata: &serde_json::Value) -> Result<Client, Vec<String>> {
     let s = |k: &str| metadata.get(k).and_then(|v| v.as_str()).map(String::from);
     let b = |k: &str| metadata.get(k).and_then(|v| v.as_bool()).unwrap_or(false);
     let raw = RawClient {
@@ -514,7 +589,8 @@ pub fn registered_client(id: &str, metadata: &serde_json::Value) -> Result<Clien
         revocation_auth: None,
     };
     let mut v = V { problems: Vec::new() };
-    let client = client(&mut v, "registration", id, raw);
+    let mut client = client(&mut v, "registration", id, raw);
+    client.registered = true;
     if v.problems.is_empty() {
         Ok(client)
     } else {
@@ -581,6 +657,7 @@ fn client(v: &mut V, base: &str, id: &str, raw: RawClient) -> Client {
         frontchannel_logout_session_required: raw.frontchannel_logout_session_required,
         backchannel_logout_uri: raw.backchannel_logout_uri,
         backchannel_logout_session_required: raw.backchannel_logout_session_required,
+        registered: false,
     }
 }
 
@@ -717,13 +794,29 @@ mod tests {
             "d",
             &serde_json::json!({"post_logout_redirect_uris": ["https://d.example/bye"],
             "frontchannel_logout_uri": "https://d.example/fc", "frontchannel_logout_session_required": true}),
+            &[],
         )
         .unwrap();
+        assert!(ok.registered);
         assert_eq!(ok.frontchannel_logout_uri.as_deref(), Some("https://d.example/fc"));
         assert!(ok.revocation.is_none());
-        let bad = registered_client("d", &serde_json::json!({"frontchannel_logout_uri": "javascript:x"})).unwrap_err();
+        let bad =
+            registered_client("d", &serde_json::json!({"frontchannel_logout_uri": "javascript:x"}), &[]).unwrap_err();
         assert!(bad[0].starts_with("registration.frontchannel_logout_uri"), "{bad:?}");
-        assert!(registered_client("d\n", &serde_json::json!({})).is_err(), "client_id must be VSCHAR");
+        assert!(registered_client("d\n", &serde_json::json!({}), &[]).is_err(), "client_id must be VSCHAR");
+        // Stricter than proxy.yaml: no http, not even on loopback; no private back-channel.
+        for m in [
+            serde_json::json!({"post_logout_redirect_uris": ["http://127.0.0.1/bye"]}),
+            serde_json::json!({"backchannel_logout_uri": "http://127.0.0.1:9/bc"}),
+            serde_json::json!({"backchannel_logout_uri": "https://10.0.0.1/bc"}),
+            serde_json::json!({"frontchannel_logout_uri": "https://localhost/fc"}),
+            serde_json::json!({"post_logout_redirect_uris": vec!["https://d.example/x"; 21]}),
+        ] {
+            assert!(registered_client("d", &m, &[]).is_err(), "{m}");
+        }
+        let nets = [crate::address::Network::parse("10.0.0.0/8").unwrap()];
+        assert!(registered_client("d", &serde_json::json!({"backchannel_logout_uri": "https://10.0.0.1/bc"}), &nets)
+            .is_ok());
     }
 
     #[test]

@@ -71,8 +71,9 @@ pub enum Purpose {
         /// Hash of the refresh token being redeemed (refresh_token grants).
         refresh_hash: Option<String>,
     },
-    /// A client registration (POST) or update (PUT, RFC 7592).
-    Registration,
+    /// A client registration (POST), or an update (PUT, RFC 7592) of the client the request
+    /// path names: an answer about another client is not learned.
+    Registration { client_id: Option<String> },
 }
 
 impl Observation {
@@ -119,7 +120,7 @@ impl Learner {
     /// A DELETE below the registration endpoint succeeded (RFC 7592): forget the client.
     pub fn on_client_deleted(self: &Arc<Self>, path: &str, query: Option<&str>) {
         let Some(reg) = self.registration_path() else { return };
-        if let Some(id) = crate::clients::managed_client_id(&reg, path, query) {
+        if let Ok(Some(id)) = crate::clients::managed_client_id(&reg, path, query) {
             let me = self.clone();
             tokio::spawn(async move { me.clients.forget(&id).await });
         }
@@ -135,7 +136,7 @@ impl Learner {
         encoding: Option<&str>,
     ) {
         let json = content_type.is_some_and(|c| c.to_ascii_lowercase().contains("json"));
-        let ok = status == 200 || (status == 201 && obs.purpose == Purpose::Registration);
+        let ok = status == 200 || (status == 201 && matches!(obs.purpose, Purpose::Registration { .. }));
         if !(ok && json) {
             return;
         }
@@ -184,7 +185,7 @@ impl Learner {
         };
         let Ok(json) = serde_json::from_slice::<serde_json::Value>(&body) else { return };
         let (code_hash, refresh_hash) = match purpose {
-            Purpose::Registration => return self.learn_client(&json).await,
+            Purpose::Registration { client_id } => return self.learn_client(&json, client_id.as_deref()).await,
             Purpose::Token { code_hash, refresh_hash } => (code_hash, refresh_hash),
         };
         let tokens = self.tokens_of(&json);
@@ -265,8 +266,12 @@ impl Learner {
     }
 
     /// A registration response: the client's logout metadata (`clients` checks and keeps them).
-    async fn learn_client(&self, json: &serde_json::Value) {
+    async fn learn_client(&self, json: &serde_json::Value, updated: Option<&str>) {
         let Some(id) = json.get("client_id").and_then(|v| v.as_str()).filter(|c| !c.is_empty()) else { return };
+        if updated.is_some_and(|u| u != id) {
+            count_skipped("mismatch");
+            return tracing::warn!(client = %id, "an update's answer names another client than its path; not learned");
+        }
         self.clients.learn(id, json).await;
     }
 

@@ -43,6 +43,11 @@ pub struct Policy {
     /// Janssen allowPostLogoutRedirectWithoutValidation + clientWhiteList: unregistered redirect
     /// URIs matching these patterns are allowed. Empty (the default) allows none. Dangerous.
     pub unregistered_redirect_patterns: Vec<RedirectPattern>,
+    /// `registration.post_logout_redirect_uri_patterns`: a client learned from dynamic
+    /// registration is redirected at once only to a URI matching one of these; to its other
+    /// registered URIs only after the user confirmed (open registration must not mint open
+    /// redirects). Empty (the default): always ask.
+    pub registered_redirect_patterns: Vec<RedirectPattern>,
 }
 
 /// Why a request is refused. Shown to the user as fixed wording, never with request data.
@@ -165,7 +170,21 @@ pub fn plan(
                 Some(_) => return Plan::Reject(Reject::RedirectNotRegistered), // T8, RPI-21
                 None => c.default_post_logout_redirect_uri.clone(),
             };
-            Next { client_id: Some(id.to_string()), redirect: target.map(|t| redirect_with_state(&t, state)) }
+            let unvetted = c.registered
+                && target.as_deref().is_some_and(|t| !policy.registered_redirect_patterns.iter().any(|p| p.matches(t)));
+            let next =
+                Next { client_id: Some(id.to_string()), redirect: target.map(|t| redirect_with_state(&t, state)) };
+            if unvetted {
+                // The user is asked first, the page naming where they will be sent; what the
+                // hint names is ended once they confirm.
+                let end = claims.filter(|c| c.sid.is_some()).map(|c| EndRequest {
+                    sid: c.sid.clone().unwrap_or_default(),
+                    sub: c.sub.clone(),
+                    accept_unknown: policy.accept_unknown_sid && !c.expired,
+                });
+                return Plan::Confirm { next, end };
+            }
+            next
         }
     };
     match claims {
@@ -244,6 +263,34 @@ mod tests {
 
     fn p(hint: &HintCheck, client: Option<&str>, uri: Option<&str>, state: Option<&str>) -> Plan {
         plan(hint, client, uri, state, &clients(), &Policy::default())
+    }
+
+    #[test]
+    fn a_registered_clients_redirect_is_confirmed_unless_the_operator_allows_it() {
+        let mut m = clients();
+        m.get_mut("rp-a").unwrap().registered = true;
+        let hint = valid("rp-a", false);
+        let asked = plan(&hint, None, Some(A_BYE), Some("s"), &m, &Policy::default());
+        assert_eq!(
+            asked,
+            Plan::Confirm {
+                next: Next {
+                    client_id: Some("rp-a".into()),
+                    redirect: Some("https://a.example.org/logged-out?state=s".into())
+                },
+                end: Some(EndRequest { sid: "SA".into(), sub: "U1".into(), accept_unknown: false }),
+            }
+        );
+        let policy = Policy {
+            registered_redirect_patterns: vec![RedirectPattern::parse("https://a.example.org").unwrap()],
+            ..Policy::default()
+        };
+        assert_eq!(
+            plan(&hint, None, Some(A_BYE), Some("s"), &m, &policy),
+            end_a(Some("https://a.example.org/logged-out?state=s"))
+        );
+        // No redirect asked for: nothing to vet.
+        assert_eq!(plan(&hint, None, None, None, &m, &Policy::default()), end_a(None));
     }
 
     #[test]

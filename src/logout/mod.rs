@@ -134,6 +134,7 @@ impl Logout {
                 reject_expired: es.reject_expired_id_token_hint,
                 accept_unknown_sid: es.accept_unknown_sid,
                 unregistered_redirect_patterns: es.unregistered_redirect_uri_patterns.clone(),
+                registered_redirect_patterns: config.registration.redirect_patterns.clone(),
             },
             session_cookies: config.upstream.session_cookies.clone(),
             session_cookie_expiry_paths: config.upstream.session_cookie_expiry_paths.clone(),
@@ -465,6 +466,11 @@ impl Logout {
     /// Keep the context under a fresh token and show the confirmation page, with the cookie
     /// that binds the token to this browser.
     async fn ask(&self, next: Next, end: Option<EndRequest>, lang: &str, input: &Input<'_>) -> Reply {
+        // The page names where the browser goes afterwards: the host (or a native app's scheme).
+        let destination = next.redirect.as_deref().and_then(|r| url::Url::parse(r).ok()).map(|u| match u.host_str() {
+            Some(h) => h.to_string(),
+            None => format!("{}:", u.scheme()),
+        });
         let token = crate::render::random_token();
         let binder = crate::render::random_token();
         let pending = Pending {
@@ -489,7 +495,7 @@ impl Logout {
                 return self.error(503, ErrorKind::Unavailable, Some(lang), "unavailable");
             }
         }
-        match self.pages.confirm(lang, &input.confirm_action, &token) {
+        match self.pages.confirm(lang, &input.confirm_action, &token, destination.as_deref()) {
             Ok(page) => {
                 let cookie = self.binder_cookie(&binder, &input.confirm_action, self.confirmation_ttl.as_secs().max(1));
                 Reply::Page { page, headers: vec![("set-cookie", cookie)], outcome: "confirm" }

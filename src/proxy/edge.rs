@@ -41,6 +41,8 @@ const BAD_BODY: &str = r#"{"error":"invalid_request","error_description":"reques
 const ENCODED: &str = r#"{"error":"invalid_request","error_description":"compressed request bodies are not accepted"}"#;
 const MULTIPART: &str =
     r#"{"error":"invalid_request","error_description":"use application/x-www-form-urlencoded at this endpoint"}"#;
+const CLIENT_ID_MISMATCH: &str =
+    r#"{"error":"invalid_request","error_description":"the client_id in the query must match the one in the path"}"#;
 const TOO_MANY_CREDENTIALS: &str = r#"{"error":"invalid_request","error_description":"too many credentials"}"#;
 const TOO_MANY_COOKIES: &str = r#"{"error":"invalid_request","error_description":"too many session cookies"}"#;
 
@@ -81,8 +83,25 @@ impl Gateway {
         let method = &req.method;
         match endpoint {
             Endpoint::Registration => {
-                if method == http::Method::POST || method == http::Method::PUT {
-                    ctx.observe = Some(Observation::new(Purpose::Registration));
+                let managed = self
+                    .learner
+                    .registration_path()
+                    .map(|reg| crate::clients::managed_client_id(&reg, req.uri.path(), req.uri.query()));
+                let client_id = match managed {
+                    Some(Err(_)) => {
+                        let r = unreadable(400, CLIENT_ID_MISMATCH);
+                        return self.refuse_credential(session, ctx, r, "repeated_param").await;
+                    }
+                    Some(Ok(id)) => id,
+                    None => None,
+                };
+                if method == http::Method::POST {
+                    ctx.observe = Some(Observation::new(Purpose::Registration { client_id: None }));
+                } else if method == http::Method::PUT {
+                    // An update names its client in the path; without one nothing is learned.
+                    if client_id.is_some() {
+                        ctx.observe = Some(Observation::new(Purpose::Registration { client_id }));
+                    }
                 }
                 ctx.delete_client = method == http::Method::DELETE;
             }

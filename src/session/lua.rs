@@ -125,6 +125,25 @@ redis.call('HSET', KEYS[1], 'ck', (#ck == 0) and '[]' or cjson.encode(ck))
 return 'ok'
 "#;
 
+/// KEYS[1] learned clients hash. ARGV: client id, metadata json, max clients, expiry cut-off
+/// (now minus the lifetime). Keeps the client unless `max` are kept and it is new: then entries
+/// learned at or before the cut-off are dropped first, and 0 is answered if it is still full.
+/// Idempotent: HSET of the same value.
+pub const LEARN_CLIENT_LUA: &str = r#"
+local k = KEYS[1]
+if redis.call('HEXISTS', k, ARGV[1]) == 0 and redis.call('HLEN', k) >= tonumber(ARGV[3]) then
+  local all = redis.call('HGETALL', k)
+  for i = 1, #all, 2 do
+    local ok, m = pcall(cjson.decode, all[i + 1])
+    local at = ok and type(m) == 'table' and tonumber(m.learned_at) or 0
+    if at <= tonumber(ARGV[4]) then redis.call('HDEL', k, all[i]) end
+  end
+  if redis.call('HLEN', k) >= tonumber(ARGV[3]) then return 0 end
+end
+redis.call('HSET', k, ARGV[1], ARGV[2])
+return 1
+"#;
+
 /// KEYS[1] alias key. ARGV: primary sid, ttl. Creates the alias, or keeps an alias to the same
 /// primary alive as long as its session; never turns an existing session into an alias.
 /// Idempotent: a second run finds the alias it made and only sets the TTL again.

@@ -434,13 +434,27 @@ impl SessionStore for MemoryStore {
         Ok(self.lock()?.registered.get(client_id).cloned())
     }
 
-    async fn set_registered_client(&self, client_id: &str, metadata: Option<&str>) -> Result<(), StoreError> {
+    async fn set_registered_client(
+        &self,
+        client_id: &str,
+        metadata: Option<&str>,
+        max: u64,
+        lifetime: Duration,
+    ) -> Result<bool, StoreError> {
         let mut st = self.lock()?;
-        match metadata {
-            Some(m) => st.registered.insert(client_id.to_string(), m.to_string()),
-            None => st.registered.remove(client_id),
+        let Some(m) = metadata else {
+            st.registered.remove(client_id);
+            return Ok(true);
         };
-        Ok(())
+        if !st.registered.contains_key(client_id) && st.registered.len() as u64 >= max {
+            let oldest = super::unix_now().saturating_sub(lifetime.as_secs());
+            st.registered.retain(|_, json| super::learned_at(json) > oldest);
+            if st.registered.len() as u64 >= max {
+                return Ok(false);
+            }
+        }
+        st.registered.insert(client_id.to_string(), m.to_string());
+        Ok(true)
     }
 }
 

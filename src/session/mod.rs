@@ -183,6 +183,11 @@ pub(crate) fn prune_expired(tokens: &mut Vec<String>, now: u64) {
 }
 
 /// Unix seconds.
+/// When a learned client's metadata (JSON) were learned, unix seconds (0: unknown).
+pub fn learned_at(json: &str) -> u64 {
+    serde_json::from_str::<serde_json::Value>(json).ok().and_then(|v| v.get("learned_at")?.as_u64()).unwrap_or(0)
+}
+
 pub(crate) fn unix_now() -> u64 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
 }
@@ -241,7 +246,16 @@ pub trait SessionStore: Send + Sync {
     async fn registered_client(&self, client_id: &str) -> Result<Option<String>, StoreError>;
 
     /// Remember (Some) or forget (None) a client learned from dynamic registration.
-    async fn set_registered_client(&self, client_id: &str, metadata: Option<&str>) -> Result<(), StoreError>;
+    /// With metadata: keep a learned client (JSON with `learned_at`, unix seconds), unless
+    /// `max` clients are kept already and it is a new one (then false; entries older than
+    /// `lifetime` are dropped first). None: forget it.
+    async fn set_registered_client(
+        &self,
+        client_id: &str,
+        metadata: Option<&str>,
+        max: u64,
+        lifetime: Duration,
+    ) -> Result<bool, StoreError>;
 
     /// The (primary sid, client) an access or refresh token (by hash) was issued in.
     async fn session_by_token(&self, token_hash: &str) -> Result<Option<(String, String)>, StoreError>;

@@ -216,8 +216,11 @@ async fn handle(
         if s.method == "DELETE" {
             Response::builder().status(204).body(full(Bytes::new()))
         } else {
+            // Careless: a client_id in the body wins over the path's.
             let mut m: serde_json::Value = serde_json::from_str(&s.body).unwrap_or_default();
-            m["client_id"] = id.into();
+            if m.get("client_id").is_none() {
+                m["client_id"] = id.into();
+            }
             Response::builder().status(200).header("content-type", "application/json").body(full(m.to_string()))
         }
     } else if ep == "/login" && s.method == "POST" {

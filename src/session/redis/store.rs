@@ -337,16 +337,32 @@ impl SessionStore for RedisStore {
         .await
     }
 
-    /// Retried: HSET of the same value and HDEL are idempotent.
-    async fn set_registered_client(&self, client_id: &str, metadata: Option<&str>) -> Result<(), StoreError> {
+    /// Retried: `lua::LEARN_CLIENT_LUA` and HDEL are idempotent.
+    async fn set_registered_client(
+        &self,
+        client_id: &str,
+        metadata: Option<&str>,
+        max: u64,
+        lifetime: Duration,
+    ) -> Result<bool, StoreError> {
+        let oldest = now().saturating_sub(lifetime.as_secs());
         self.retried("client", self.deadline(), |mut c: ConnectionManager| async move {
             let c = &mut c;
-            let mut cmd = redis::cmd(if metadata.is_some() { "HSET" } else { "HDEL" });
-            cmd.arg(self.clients_key()).arg(client_id);
-            if let Some(m) = metadata {
-                cmd.arg(m);
-            }
-            Ok(cmd.query_async::<i64>(c).await.map(|_| ())?)
+            let Some(m) = metadata else {
+                let _: i64 = redis::cmd("HDEL").arg(self.clients_key()).arg(client_id).query_async(c).await?;
+                return Ok(true);
+            };
+            let kept: i64 = redis::cmd("EVAL")
+                .arg(crate::session::lua::LEARN_CLIENT_LUA)
+                .arg(1)
+                .arg(self.clients_key())
+                .arg(client_id)
+                .arg(m)
+                .arg(max)
+                .arg(oldest)
+                .query_async(c)
+                .await?;
+            Ok(kept == 1)
         })
         .await
     }
