@@ -1,6 +1,6 @@
-//! Finding the credentials a request carries, wherever it carries them (issue: "enforce by
-//! credential, not by endpoint spelling"). Pure functions over header values, the query and
-//! the form body; no I/O.
+//! Finding the credentials a request carries, wherever it carries them (enforcement is by
+//! credential, not by endpoint spelling). Pure functions over header values, the query and
+//! the body (form, or JSON where the body is JSON); no I/O.
 //!
 //! - `Authorization`: the schemes `Bearer` and `DPoP` (RFC 6750 §2.1, RFC 9449 §7.1) in any
 //!   letter case, separated from the token by any run of spaces or tabs, every header of the
@@ -70,32 +70,83 @@ pub struct Params {
 /// Scan a query and a form body (either may be empty). Cheap for a query without any of the
 /// names: `form_urlencoded` borrows undecoded pairs.
 pub fn scan(query: &[u8], form: &[u8]) -> Params {
-    let mut out = Params::default();
-    let mut seen: [u8; SINGLE_PARAMS.len()] = [0; SINGLE_PARAMS.len()];
+    let mut s = Scanner::default();
     for part in [query, form] {
-        if part.is_empty() {
-            continue;
-        }
         for (k, v) in url::form_urlencoded::parse(part) {
-            if let Some(i) = SINGLE_PARAMS.iter().position(|p| p.eq_ignore_ascii_case(&k)) {
-                seen[i] = seen[i].saturating_add(1);
-                if seen[i] > 1 && out.repeated.is_none() {
-                    out.repeated = Some(SINGLE_PARAMS[i]);
-                }
-                match SINGLE_PARAMS[i] {
-                    "grant_type" => out.grant_type = Some(v.to_string()),
-                    "code" => out.code = Some(v.to_string()),
-                    _ => {}
-                }
+            s.add(&k, &v);
+        }
+    }
+    s.out
+}
+
+/// Like [`scan`] for a query and a JSON body (a careless OP may read credentials from one):
+/// the top-level string members, names in any case, a member given twice counting as repeated.
+/// Err when the body is not a JSON object (it cannot be checked, so it is refused).
+pub fn scan_json(query: &[u8], body: &[u8]) -> Result<Params, ()> {
+    let mut s = Scanner::default();
+    for (k, v) in url::form_urlencoded::parse(query) {
+        s.add(&k, &v);
+    }
+    let members: Members = serde_json::from_slice(body).map_err(|_| ())?;
+    for (k, v) in &members.0 {
+        if let serde_json::Value::String(v) = v {
+            s.add(k, v);
+        } else {
+            // A credential name with a non-string value still counts for repetition.
+            s.add(k, "");
+        }
+    }
+    Ok(s.out)
+}
+
+#[derive(Default)]
+struct Scanner {
+    out: Params,
+    seen: [u8; SINGLE_PARAMS.len()],
+}
+
+impl Scanner {
+    fn add(&mut self, k: &str, v: &str) {
+        if let Some(i) = SINGLE_PARAMS.iter().position(|p| p.eq_ignore_ascii_case(k)) {
+            self.seen[i] = self.seen[i].saturating_add(1);
+            if self.seen[i] > 1 && self.out.repeated.is_none() {
+                self.out.repeated = Some(SINGLE_PARAMS[i]);
             }
-            if let Some(name) = canonical(&k, &CREDENTIAL_PARAMS) {
-                if !v.is_empty() {
-                    out.credentials.push((name, v.into_owned()));
-                }
+            match SINGLE_PARAMS[i] {
+                "grant_type" => self.out.grant_type = Some(v.to_string()),
+                "code" => self.out.code = Some(v.to_string()),
+                _ => {}
+            }
+        }
+        if let Some(name) = canonical(k, &CREDENTIAL_PARAMS) {
+            if !v.is_empty() {
+                self.out.credentials.push((name, v.to_string()));
             }
         }
     }
-    out
+}
+
+/// A JSON object's members in order, duplicates kept (serde_json's map keeps only the last).
+struct Members(Vec<(String, serde_json::Value)>);
+
+impl<'de> serde::Deserialize<'de> for Members {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = Members;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a JSON object")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Members, A::Error> {
+                let mut out = Vec::new();
+                while let Some((k, v)) = map.next_entry::<String, serde_json::Value>()? {
+                    out.push((k, v));
+                }
+                Ok(Members(out))
+            }
+        }
+        d.deserialize_map(V)
+    }
 }
 
 #[cfg(test)]
@@ -144,5 +195,19 @@ mod tests {
         assert_eq!(scan(b"code=a&state=1&state=2", b"").repeated, None, "state is not ours to police");
         let both = scan(b"", b"refresh_token=junk&refresh_token=rt");
         assert_eq!(both.credentials.len(), 2, "every value is checked");
+    }
+
+    #[test]
+    fn json_bodies() {
+        let p = scan_json(b"", br#"{"grant_type":"refresh_token","REFRESH_TOKEN":"r","n":{"token":"x"}}"#).unwrap();
+        assert_eq!(p.credentials, [("refresh_token", "r".to_string())]);
+        assert_eq!(p.grant_type.as_deref(), Some("refresh_token"));
+        let dup = scan_json(b"", br#"{"refresh_token":"junk","refresh_token":"r"}"#).unwrap();
+        assert_eq!(dup.repeated, Some("refresh_token"));
+        assert_eq!(scan_json(b"token=a", br#"{"token":"b"}"#).unwrap().repeated, Some("token"));
+        assert_eq!(scan_json(b"", br#"{"token":1,"token":"b"}"#).unwrap().repeated, Some("token"));
+        for bad in [&b"[1]"[..], b"{", b"", b"token=a"] {
+            assert!(scan_json(b"", bad).is_err(), "{bad:?}");
+        }
     }
 }

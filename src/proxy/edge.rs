@@ -136,7 +136,23 @@ impl Gateway {
     /// The credential check proper, once the body (if any) is read. Ok(true): answered.
     async fn check(&self, session: &mut Session, ctx: &mut Ctx, endpoint: Endpoint, body: &[u8]) -> Result<bool> {
         let req = session.req_header();
-        let params = credentials::scan(req.uri.query().unwrap_or("").as_bytes(), body);
+        let query = req.uri.query().unwrap_or("").as_bytes();
+        let json = !body.is_empty()
+            && req
+                .headers
+                .get(http::header::CONTENT_TYPE)
+                .and_then(|v| v.to_str().ok())
+                .is_some_and(|c| c.to_ascii_lowercase().contains("json"));
+        let params = if json {
+            match credentials::scan_json(query, body) {
+                Ok(p) => p,
+                Err(()) => {
+                    return self.refuse_credential(session, ctx, unreadable(400, BAD_BODY), "unreadable_body").await
+                }
+            }
+        } else {
+            credentials::scan(query, body)
+        };
         if params.repeated.is_some() {
             return self.refuse_credential(session, ctx, crate::learn::REPEATED, "repeated_param").await;
         }

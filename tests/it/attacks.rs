@@ -101,7 +101,23 @@ fn rows() -> Vec<Row> {
             Len("grant_type=urn%3Aietf%3Aparams%3Aoauth%3Agrant-type%3Atoken-exchange&subject_token={AT}"),
             invalid_grant,
         ),
+        // JSON bodies (a careless OP reads them too), and a client that waits for 100-continue.
+        r(
+            "POST /token",
+            &["Content-Type: application/json"],
+            Len(r#"{"grant_type":"refresh_token","refresh_token":"{RT}","client_id":"rp-c"}"#),
+            invalid_grant,
+        ),
+        r(
+            "POST /TOKEN/",
+            &["Content-Type: application/json; charset=utf-8"],
+            Chunked(r#"{"grant_type":"refresh_token","REFRESH_TOKEN":"{RT}"}"#),
+            invalid_grant,
+        ),
+        r("POST /userinfo", &["Content-Type: application/json"], Len(r#"{"access_token":"{AT}"}"#), invalid_token),
+        r("POST /token", &[FORM, "Expect: 100-continue"], Len(refresh), invalid_grant),
         // Introspection.
+        r("POST /introspect", &["Content-Type: application/json"], Len(r#"{"token":"{AT}"}"#), inactive),
         r("POST /introspect", &[FORM], Chunked("token={AT}"), inactive),
         r("POST /introspect", &[FORM], Len("token={AT}"), inactive),
         r("GET /introspect?token={AT}", &[], None, inactive),
@@ -141,6 +157,18 @@ fn rows() -> Vec<Row> {
             Refused(400, "invalid_request"),
         ),
         no_control("POST /token?refresh_token={RT}", &[FORM], Len(refresh), Refused(400, "invalid_request")),
+        no_control(
+            "POST /token",
+            &["Content-Type: application/json"],
+            Len(r#"{"grant_type":"refresh_token","refresh_token":"junk","refresh_token":"{RT}"}"#),
+            Refused(400, "invalid_request"),
+        ),
+        no_control(
+            "POST /token",
+            &["Content-Type: application/json"],
+            Len(r#"{"grant_type":"refresh_token","refresh_token":"{RT}""#),
+            Refused(400, "could not be read"),
+        ),
         no_control("POST /token", &[FORM], Len(pad), Refused(413, "too large")),
         no_control("POST /token", &[FORM], Chunked(pad), Refused(413, "too large")),
         no_control("POST /token", &[FORM, "Content-Encoding: gzip"], Len(refresh), Refused(415, "compressed")),
@@ -202,7 +230,11 @@ pub fn raw(port: u16, bytes: &[u8]) -> (u16, Vec<(String, String)>, String) {
     let _ = s.write_all(bytes);
     let mut buf = Vec::new();
     let _ = s.read_to_end(&mut buf);
-    let text = String::from_utf8_lossy(&buf).into_owned();
+    let mut text = String::from_utf8_lossy(&buf).into_owned();
+    // Interim 1xx answers (100 Continue) come before the final one.
+    while text.starts_with("HTTP/1.1 1") {
+        text = text.split_once("\r\n\r\n").map(|x| x.1.to_string()).unwrap_or_default();
+    }
     let (head, body) = text.split_once("\r\n\r\n").unwrap_or_else(|| panic!("no response: {text:?}"));
     let mut lines = head.lines();
     let status = lines.next().unwrap().split(' ').nth(1).unwrap().parse().unwrap();

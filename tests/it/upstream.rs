@@ -116,7 +116,11 @@ fn percent_decode(s: &str) -> String {
 fn all_params(target: &str, body: &str) -> Vec<(String, String)> {
     let q = target.split_once('?').map_or("", |x| x.1);
     let mut all: Vec<(String, String)> = url::form_urlencoded::parse(q.as_bytes()).into_owned().collect();
-    all.extend(url::form_urlencoded::parse(body.as_bytes()).into_owned());
+    match serde_json::from_str::<serde_json::Map<String, serde_json::Value>>(body) {
+        // Careless: a JSON body's string members count as parameters too.
+        Ok(m) => all.extend(m.into_iter().filter_map(|(k, v)| v.as_str().map(|v| (k, v.to_string())))),
+        Err(_) => all.extend(url::form_urlencoded::parse(body.as_bytes()).into_owned()),
+    }
     all
 }
 
