@@ -82,12 +82,12 @@ pub fn scan(query: &[u8], form: &[u8]) -> Params {
 /// Like [`scan`] for a query and a JSON body (a careless OP may read credentials from one):
 /// the top-level string members, names in any case, a member given twice counting as repeated.
 /// Err when the body is not a JSON object (it cannot be checked, so it is refused).
-pub fn scan_json(query: &[u8], body: &[u8]) -> Result<Params, ()> {
+pub fn scan_json(query: &[u8], body: &[u8]) -> Result<Params, NotAnObject> {
     let mut s = Scanner::default();
     for (k, v) in url::form_urlencoded::parse(query) {
         s.add(&k, &v);
     }
-    let members: Members = serde_json::from_slice(body).map_err(|_| ())?;
+    let members: Members = serde_json::from_slice(body).map_err(|_| NotAnObject)?;
     for (k, v) in &members.0 {
         if let serde_json::Value::String(v) = v {
             s.add(k, v);
@@ -98,6 +98,10 @@ pub fn scan_json(query: &[u8], body: &[u8]) -> Result<Params, ()> {
     }
     Ok(s.out)
 }
+
+/// A JSON body that is not one JSON object.
+#[derive(Debug, PartialEq, Eq)]
+pub struct NotAnObject;
 
 #[derive(Default)]
 struct Scanner {

@@ -146,7 +146,7 @@ impl Gateway {
         let params = if json {
             match credentials::scan_json(query, body) {
                 Ok(p) => p,
-                Err(()) => {
+                Err(_) => {
                     return self.refuse_credential(session, ctx, unreadable(400, BAD_BODY), "unreadable_body").await
                 }
             }
