@@ -513,8 +513,8 @@ fn registration(v: &mut V, raw: &super::raw::RawRegistration) -> Registration {
             Err(e) => v.err(format!("registration.allowed_networks[{i}]"), e),
         }
     }
-    if raw.max_clients == 0 || raw.max_clients > 1_000_000 {
-        v.err("registration.max_clients", "must be between 1 and 1000000");
+    if raw.max_clients == 0 || raw.max_clients > 100_000 {
+        v.err("registration.max_clients", "must be between 1 and 100000");
     }
     out.max_clients = raw.max_clients;
     out.client_lifetime =

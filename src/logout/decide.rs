@@ -1,4 +1,4 @@
-//! The decision table of REQUIREMENTS §1.6 as plain functions.
+//! The decision table (docs/requirements.md, "The decision table") as plain functions.
 //!
 //! Stage one ([`plan`]) needs no I/O: from the parsed parameters, the hint's validation result
 //! and the configuration it decides to reject, to ask first, or to end a session named by the

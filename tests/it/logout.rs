@@ -1,4 +1,4 @@
-//! RP-initiated logout at end_session: the decision table of REQUIREMENTS §1.6 over GET and
+//! RP-initiated logout at end_session: the decision table of docs/requirements.md over GET and
 //! POST, hint forgeries, redirect-URI attacks, confirmation and pages (Redis faults: `outage`).
 
 use std::time::Duration;

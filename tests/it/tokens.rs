@@ -54,7 +54,7 @@ fn foreign_jwk() -> jsonwebtoken::jwk::Jwk {
     set.keys[0].clone()
 }
 
-/// Headers that name a key (REQUIREMENTS §2: `jku`, `x5u`, `jwk`, `x5c` are never used), each on
+/// Headers that name a key (docs/requirements.md, "Hints": `jku`, `x5u`, `jwk`, `x5c` are never used), each on
 /// a token the attacker signed with the key the header names. `attacker` is a base URL whose
 /// `ATTACKER_PATH` serves the attacker's keys.
 fn key_header_forgeries(good: &Value, attacker: &str) -> Vec<(&'static str, String)> {
@@ -111,7 +111,7 @@ fn key_header_forgeries(good: &Value, attacker: &str) -> Vec<(&'static str, Stri
     ]
 }
 
-/// Forgeries of a valid hint for rp-a / U1 / SA, by name (REQUIREMENTS §2). `attacker`: see
+/// Forgeries of a valid hint for rp-a / U1 / SA, by name (docs/requirements.md, "Hints"). `attacker`: see
 /// [`key_header_forgeries`].
 pub fn forgeries(iss: &str, attacker: &str) -> Vec<(&'static str, String)> {
     let good = claims(iss, "rp-a", "U1", Some("SA"), 3600);
