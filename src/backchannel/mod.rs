@@ -30,6 +30,24 @@ use crate::session::{Notice, SessionStore, StoreError};
 pub const TOKEN_LIFETIME: u64 = 120;
 const EVENT: &str = "http://schemas.openid.net/event/backchannel-logout";
 
+/// The HTTP client deliveries use: no redirects, no proxy, `timeout` for connect and whole
+/// request. With a resolver (for learned clients): https only, connecting where it says.
+fn delivery_client(
+    timeout: Duration,
+    guard: Option<crate::address::GuardedResolver>,
+) -> Result<reqwest::Client, String> {
+    let mut b = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .connect_timeout(timeout)
+        .timeout(timeout)
+        .no_proxy()
+        .user_agent(concat!("logout-gateway/", env!("CARGO_PKG_VERSION")));
+    if let Some(g) = guard {
+        b = b.https_only(true).dns_resolver(Arc::new(g));
+    }
+    b.build().map_err(|e| format!("back-channel http client: {e}"))
+}
+
 /// A delivery the address rules refuse: never attempted, never retried; counted as `refused`.
 fn refused(n: &Notice, why: &'static str) -> Attempt {
     tracing::warn!(client = %n.client_id, reason = why, "back-channel logout not delivered: the URI may not be reached");
@@ -78,26 +96,9 @@ impl Backchannel {
         store: Arc<dyn SessionStore>,
     ) -> Result<Arc<Backchannel>, String> {
         let bc = &config.backchannel;
-        let http = reqwest::Client::builder()
-            .redirect(reqwest::redirect::Policy::none())
-            .connect_timeout(bc.timeout)
-            .timeout(bc.timeout)
-            .no_proxy()
-            .user_agent(concat!("logout-gateway/", env!("CARGO_PKG_VERSION")))
-            .build()
-            .map_err(|e| format!("back-channel http client: {e}"))?;
-        let resolver =
-            crate::address::GuardedResolver { allowed: Arc::new(config.registration.allowed_networks.clone()) };
-        let guarded = reqwest::Client::builder()
-            .redirect(reqwest::redirect::Policy::none())
-            .https_only(true)
-            .dns_resolver(Arc::new(resolver))
-            .connect_timeout(bc.timeout)
-            .timeout(bc.timeout)
-            .no_proxy()
-            .user_agent(concat!("logout-gateway/", env!("CARGO_PKG_VERSION")))
-            .build()
-            .map_err(|e| format!("back-channel http client: {e}"))?;
+        let http = delivery_client(bc.timeout, None)?;
+        let allowed = Arc::new(config.registration.allowed_networks.clone());
+        let guarded = delivery_client(bc.timeout, Some(crate::address::GuardedResolver { allowed }))?;
         Ok(Arc::new(Backchannel {
             guarded,
             config: bc.clone(),

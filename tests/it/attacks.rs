@@ -12,7 +12,7 @@ use std::net::TcpStream;
 use std::time::Duration;
 
 use crate::edge::revoked_cookie;
-use crate::harness::{client, eventually};
+use crate::harness::eventually;
 use crate::learning::{token, wait_for_discovery};
 use crate::logout::{env, Env};
 
@@ -262,13 +262,7 @@ pub fn learned(e: &Env, code: &str) -> (String, String, String) {
 
 /// A live browser session at the OP (never logged out): its cookie.
 fn live_cookie(e: &Env, user: &str) -> String {
-    let r = client()
-        .post(e.gw.url("/login"))
-        .header("content-type", "application/x-www-form-urlencoded")
-        .body(format!("user={user}&code={user}_x"))
-        .send()
-        .unwrap();
-    r.headers()["set-cookie"].to_str().unwrap().split(';').next().unwrap().to_string()
+    crate::learning::op_login(e, user, &format!("{user}_x"), None).0
 }
 
 #[test]

@@ -16,13 +16,7 @@ fn env_upstream(extra: &str) -> Env {
 /// Log in at the OP without any RP redeeming the code, then log out without a hint: the
 /// browser's OP cookie is revoked. Returns the cookie (`op_session=S-<user>`).
 pub fn revoked_cookie(e: &Env, user: &str) -> String {
-    let r = client()
-        .post(e.gw.url("/login"))
-        .header("content-type", "application/x-www-form-urlencoded")
-        .body(format!("user={user}&code={user}_unredeemed"))
-        .send()
-        .unwrap();
-    let cookie = r.headers()["set-cookie"].to_str().unwrap().split(';').next().unwrap().to_string();
+    let (cookie, _) = crate::learning::op_login(e, user, &format!("{user}_unredeemed"), None);
     let page = client().get(e.gw.url("/session/end")).header("cookie", &cookie).send().unwrap();
     assert_eq!(confirm_with(e, page, &cookie).status(), 200);
     cookie
@@ -92,13 +86,7 @@ fn op_cookies_are_expired_on_every_configured_cookie_path() {
         })
     };
     // At logout.
-    let r = client()
-        .post(e.gw.url("/login"))
-        .header("content-type", "application/x-www-form-urlencoded")
-        .body("user=kim&code=kim_1")
-        .send()
-        .unwrap();
-    let cookie = r.headers()["set-cookie"].to_str().unwrap().split(';').next().unwrap().to_string();
+    let (cookie, _) = crate::learning::op_login(&e, "kim", "kim_1", None);
     let page = client().get(e.gw.url("/session/end")).header("cookie", &cookie).send().unwrap();
     let done = confirm_with(&e, page, &cookie);
     assert_eq!(done.status(), 200);

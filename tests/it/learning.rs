@@ -157,16 +157,25 @@ fn after_logout_the_sessions_tokens_are_refused_at_the_edge() {
 
 /// The browser's side of a code flow through the gateway: log in at the OP (which sets its session
 /// cookie and redirects with a code), then the RP redeems the code. Returns the OP cookie.
-pub fn code_flow(e: &Env, user: &str, code: &str) -> String {
-    let r = client()
+/// Sign in at the OP's login form as `user` (the OP issues `code`, sends `cookie` along if
+/// given): the OP cookie it sets (`op_session=...`), and the login response.
+pub fn op_login(e: &Env, user: &str, code: &str, cookie: Option<&str>) -> (String, reqwest::blocking::Response) {
+    let mut rq = client()
         .post(e.gw.url("/login"))
         .header("content-type", "application/x-www-form-urlencoded")
-        .body(format!("user={user}&code={code}"))
-        .send()
-        .unwrap();
+        .body(format!("user={user}&code={code}"));
+    if let Some(c) = cookie {
+        rq = rq.header("cookie", c);
+    }
+    let r = rq.send().unwrap();
+    let set = r.headers()["set-cookie"].to_str().unwrap().split(';').next().unwrap().to_string();
+    (set, r)
+}
+
+pub fn code_flow(e: &Env, user: &str, code: &str) -> String {
+    let (cookie, r) = op_login(e, user, code, None);
     assert_eq!(r.status(), 302);
     assert!(r.headers()["location"].to_str().unwrap().contains(&format!("code={code}")));
-    let cookie = r.headers()["set-cookie"].to_str().unwrap().split(';').next().unwrap().to_string();
     let t = token(e, code, "");
     assert_eq!(t.status(), 200);
     cookie
@@ -276,13 +285,7 @@ fn gw02_a_confirmed_logout_revokes_an_op_cookie_the_gateway_never_linked() {
     let e = env();
     wait_for_discovery(&e);
     // Logged in at the OP, but no RP redeemed a code: no session is known for this cookie.
-    let r = client()
-        .post(e.gw.url("/login"))
-        .header("content-type", "application/x-www-form-urlencoded")
-        .body("user=carol&code=unredeemed")
-        .send()
-        .unwrap();
-    let cookie = r.headers()["set-cookie"].to_str().unwrap().split(';').next().unwrap().to_string();
+    let (cookie, _) = crate::learning::op_login(&e, "carol", "unredeemed", None);
     assert!(!prompt_none_fails(&e, &cookie), "SSO works before the logout");
     let page = client().get(e.gw.url("/session/end")).header("cookie", &cookie).send().unwrap();
     assert_eq!(confirm_with(&e, page, &cookie).status(), 200);
@@ -355,13 +358,7 @@ fn form_post_and_implicit_authorization_responses_are_learned_too() {
 
     // Implicit: the ID token comes in the redirect's fragment; the session is learned with the
     // OP cookie, so a logout without a hint finds it.
-    let r = client()
-        .post(e.gw.url("/login"))
-        .header("content-type", "application/x-www-form-urlencoded")
-        .body("user=imp&code=unused")
-        .send()
-        .unwrap();
-    let imp = r.headers()["set-cookie"].to_str().unwrap().split(';').next().unwrap().to_string();
+    let (imp, _) = crate::learning::op_login(&e, "imp", "unused", None);
     let r = client()
         .get(e.gw.url("/oauth/authorize?client_id=rp-c&response_type=id_token&code_to_issue=imp_2"))
         .header("cookie", &imp)

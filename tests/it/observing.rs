@@ -91,13 +91,7 @@ fn a_gzipped_form_post_page_is_read_for_its_code() {
 fn an_id_token_that_does_not_verify_leaves_the_codes_cookie_binding_in_place() {
     let e = env();
     wait_for_discovery(&e);
-    let r = client()
-        .post(e.gw.url("/login"))
-        .header("content-type", "application/x-www-form-urlencoded")
-        .body("user=uv&code=uv_1")
-        .send()
-        .unwrap();
-    let cookie = r.headers()["set-cookie"].to_str().unwrap().split(';').next().unwrap().to_string();
+    let (cookie, _) = crate::learning::op_login(&e, "uv", "uv_1", None);
     assert!(redis_exists(&e, &code_key("uv_1")), "bound before the redirect left");
     let series = "logout_gateway_learn_skipped_total{reason=\"unverified\"}";
     let before = e.gw.metric(series);

@@ -16,6 +16,15 @@ fn register(e: &Env, metadata: serde_json::Value) -> reqwest::blocking::Response
         .unwrap()
 }
 
+/// Discovery (with its registration endpoint) was fetched by the gateway.
+fn wait_for_registration_endpoint(e: &Env) {
+    eventually("discovery fetched", Duration::from_secs(10), || {
+        let r = client().get(e.gw.url("/.well-known/openid-configuration")).send().ok()?;
+        let v: serde_json::Value = serde_json::from_slice(&r.bytes().ok()?).ok()?;
+        v.get("registration_endpoint").is_some().then_some(())
+    });
+}
+
 /// A logout of session `sid` (subject U-dyn) with a valid hint for `aud`, to `uri`.
 fn logout_as(e: &Env, gw: &Gateway, aud: &str, sid: &str, uri: &str) -> reqwest::blocking::Response {
     let hint = crate::tokens::hint(&e.iss, aud, "U-dyn", sid);
@@ -33,11 +42,7 @@ fn a_client_registered_through_the_gateway_gets_its_iframe_and_redirect_on_every
     let e = crate::logout::env_opts(Some(Redis::start()), |o| {
         o.extra = "registration:\n  post_logout_redirect_uri_patterns: [\"https://dyn.example.org\"]\n".into()
     });
-    eventually("discovery fetched", Duration::from_secs(10), || {
-        let r = client().get(e.gw.url("/.well-known/openid-configuration")).send().ok()?;
-        let v: serde_json::Value = serde_json::from_slice(&r.bytes().ok()?).ok()?;
-        v.get("registration_endpoint").is_some().then_some(())
-    });
+    wait_for_registration_endpoint(&e);
     e.put("S-dyn1", "U-dyn", &["dyn1"], &[]);
     assert_eq!(logout_as(&e, &e.gw, "dyn1", "S-dyn1", "https://dyn.example.org/bye").status(), 400, "unknown client");
 
@@ -111,11 +116,7 @@ fn a_client_registered_through_the_gateway_gets_its_iframe_and_redirect_on_every
 #[test]
 fn proxy_yaml_wins_and_bad_metadata_is_not_learned() {
     let e = crate::logout::env();
-    eventually("discovery fetched", Duration::from_secs(10), || {
-        let r = client().get(e.gw.url("/.well-known/openid-configuration")).send().ok()?;
-        let v: serde_json::Value = serde_json::from_slice(&r.bytes().ok()?).ok()?;
-        v.get("registration_endpoint").is_some().then_some(())
-    });
+    wait_for_registration_endpoint(&e);
     let learned = || e.gw.metric("logout_gateway_learned_total{kind=\"client\"}");
     // A registration answer naming a proxy.yaml client changes nothing.
     assert_eq!(
@@ -186,11 +187,7 @@ fn a_registered_clients_back_channel_never_reaches_a_private_address() {
     let port = listener.local_addr().unwrap().port();
     let name = loopback_name();
     let e = crate::logout::env();
-    eventually("discovery fetched", Duration::from_secs(10), || {
-        let r = client().get(e.gw.url("/.well-known/openid-configuration")).send().ok()?;
-        let v: serde_json::Value = serde_json::from_slice(&r.bytes().ok()?).ok()?;
-        v.get("registration_endpoint").is_some().then_some(())
-    });
+    wait_for_registration_endpoint(&e);
     // Refused when learned: plain http, loopback and private literals in every spelling.
     let at_learning = [
         format!("http://127.0.0.1:{port}/bc"),
@@ -263,11 +260,7 @@ fn management_names_its_client_by_path_and_learned_clients_are_bounded_in_number
     let e = crate::logout::env_opts(Some(Redis::start()), |o| {
         o.extra = "registration:\n  max_clients: 2\n  client_lifetime: 3s\n  post_logout_redirect_uri_patterns: [\"https://dyn.example.org\"]\n".into()
     });
-    eventually("discovery fetched", Duration::from_secs(10), || {
-        let r = client().get(e.gw.url("/.well-known/openid-configuration")).send().ok()?;
-        let v: serde_json::Value = serde_json::from_slice(&r.bytes().ok()?).ok()?;
-        v.get("registration_endpoint").is_some().then_some(())
-    });
+    wait_for_registration_endpoint(&e);
     let bye = |name: &str| serde_json::json!({"client_name": name, "post_logout_redirect_uris": ["https://dyn.example.org/bye"]});
     let n = std::cell::Cell::new(0);
     let known = |id: &str| {

@@ -8,18 +8,12 @@
 use std::time::Duration;
 
 use crate::harness::{client, eventually};
-use crate::learning::{code_flow, confirm_with, token, wait_for_discovery};
+use crate::learning::{code_flow, confirm_with, op_login, token, wait_for_discovery};
 use crate::logout::{env_with, Env};
 
 /// A fresh OP login whose code nobody redeems: an OP cookie bound to no session.
 fn unbound_login(e: &Env, user: &str) -> String {
-    let r = client()
-        .post(e.gw.url("/login"))
-        .header("content-type", "application/x-www-form-urlencoded")
-        .body(format!("user={user}&code=unused-{user}"))
-        .send()
-        .unwrap();
-    r.headers()["set-cookie"].to_str().unwrap().split(';').next().unwrap().to_string()
+    op_login(e, user, &format!("unused-{user}"), None).0
 }
 
 fn authorize(e: &Env, cookie: &str, query: &str) -> reqwest::blocking::Response {
@@ -43,15 +37,8 @@ type Row = (&'static str, fn(&Env) -> (String, String, String, Option<String>));
 
 const ROWS: &[Row] = &[
     ("a cookie Mallory planted, replaced by the OP at login", |e| {
-        let r = client()
-            .post(e.gw.url("/login"))
-            .header("content-type", "application/x-www-form-urlencoded")
-            .header("cookie", "op_session=S-mallory1")
-            .body("user=victor1&code=v1")
-            .send()
-            .unwrap();
+        let (victor, r) = op_login(e, "victor1", "v1", Some("op_session=S-mallory1"));
         assert_eq!(r.status(), 302);
-        let victor = r.headers()["set-cookie"].to_str().unwrap().split(';').next().unwrap().to_string();
         assert_eq!(token(e, "v1", "").status(), 200);
         (victor, "op_session=S-mallory1".into(), "sid-v1".into(), None)
     }),
