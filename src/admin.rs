@@ -14,7 +14,7 @@ use serde::Deserialize;
 
 use crate::backchannel::Backchannel;
 use crate::config::Secret;
-use crate::logout::params::decode;
+use crate::uri::decode;
 use crate::session::{EndResult, NewSession, PutResult, SessionStore};
 
 /// Largest sessions API body.

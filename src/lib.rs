@@ -35,6 +35,7 @@ pub mod render;
 pub mod revoke;
 pub mod session;
 pub mod telemetry;
+pub mod uri;
 
 use std::sync::Arc;
 

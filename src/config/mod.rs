@@ -15,7 +15,8 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-pub use validate::{is_loopback_host, parse_duration, registered_client};
+pub use crate::uri::is_loopback_host;
+pub use validate::{parse_duration, registered_client};
 
 /// The validated configuration. Built only by [`load`] / [`load_str`].
 #[derive(Debug, Clone)]
@@ -49,7 +50,7 @@ pub struct Config {
 #[derive(Debug, Clone)]
 pub struct Registration {
     /// Their post_logout_redirect_uris matching one of these are followed without asking.
-    pub redirect_patterns: Vec<crate::logout::uri::RedirectPattern>,
+    pub redirect_patterns: Vec<crate::uri::RedirectPattern>,
     /// Address blocks their back-channel URIs may reach besides public addresses.
     pub allowed_networks: Vec<crate::address::Network>,
     pub max_clients: u64,
@@ -124,7 +125,7 @@ pub struct EndSession {
     pub accept_unknown_sid: bool,
     pub accept_access_token_hint: bool,
     /// Non-empty: unregistered post_logout_redirect_uris matching one of these are allowed.
-    pub unregistered_redirect_uri_patterns: Vec<crate::logout::uri::RedirectPattern>,
+    pub unregistered_redirect_uri_patterns: Vec<crate::uri::RedirectPattern>,
     pub frontchannel_timeout: Duration,
     pub confirmation_ttl: Duration,
 }

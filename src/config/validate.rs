@@ -5,7 +5,7 @@
 //! abused (no `javascript:`/`data:`, no http off loopback), durations, listen addresses, a
 //! templates_dir that exists. Nothing here opens a socket.
 
-use std::net::{IpAddr, SocketAddr};
+use std::net::SocketAddr;
 use std::path::Path;
 use std::time::Duration;
 
@@ -52,13 +52,6 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
     Ok(d)
 }
 
-/// localhost, 127.0.0.0/8 and ::1: where plain http is tolerated.
-pub fn is_loopback_host(host: &str) -> bool {
-    let h = host.trim_start_matches('[').trim_end_matches(']');
-    h.eq_ignore_ascii_case("localhost")
-        || h.to_ascii_lowercase().ends_with(".localhost")
-        || h.parse::<IpAddr>().map(|ip| ip.is_loopback()).unwrap_or(false)
-}
 
 pub(super) fn validate(raw: RawConfig, base: &Path) -> Result<Config, Vec<Problem>> {
     let mut v = V { problems: Vec::new() };
@@ -92,7 +85,7 @@ pub(super) fn validate(raw: RawConfig, base: &Path) -> Result<Config, Vec<Proble
     end_session.accept_unknown_sid = es.accept_unknown_sid;
     end_session.accept_access_token_hint = es.accept_access_token_hint;
     for (i, p) in es.unregistered_redirect_uri_patterns.iter().enumerate() {
-        match crate::logout::uri::RedirectPattern::parse(p) {
+        match crate::uri::RedirectPattern::parse(p) {
             Ok(pat) => end_session.unregistered_redirect_uri_patterns.push(pat),
             Err(e) => v.err(format!("end_session.unregistered_redirect_uri_patterns[{i}]"), e),
         }
@@ -332,7 +325,7 @@ fn cookie_paths(v: &mut V, key: &str, raw: Vec<String>, canonical: bool) -> Vec<
             continue;
         }
         out.push(if canonical {
-            String::from_utf8_lossy(&crate::proxy::route::normalize(p.as_bytes())).into_owned()
+            String::from_utf8_lossy(&crate::uri::normalize(p.as_bytes())).into_owned()
         } else {
             p
         });
@@ -502,7 +495,7 @@ fn revocation(v: &mut V, raw: RawRevocation) -> Revocation {
 fn registration(v: &mut V, raw: &super::raw::RawRegistration) -> Registration {
     let mut out = Registration::default();
     for (i, p) in raw.post_logout_redirect_uri_patterns.iter().enumerate() {
-        match crate::logout::uri::RedirectPattern::parse(p) {
+        match crate::uri::RedirectPattern::parse(p) {
             Ok(pat) => out.redirect_patterns.push(pat),
             Err(e) => v.err(format!("registration.post_logout_redirect_uri_patterns[{i}]"), e),
         }

@@ -134,10 +134,10 @@ impl Learner {
     /// `;params`, case, trailing slash): configured paths first, then discovery's. A plain
     /// path (the usual case) is compared without allocating.
     pub fn endpoint(&self, path: &str) -> Endpoint {
-        let canon = crate::proxy::route::canonical(path.as_bytes());
+        let canon = crate::uri::canonical(path.as_bytes());
         let learned = self.jwks.endpoints();
         let is = |configured: &Option<String>, discovered: &Option<String>| {
-            configured.as_deref().or(discovered.as_deref()).is_some_and(|e| crate::proxy::route::same_path(&canon, e))
+            configured.as_deref().or(discovered.as_deref()).is_some_and(|e| crate::uri::same_path(&canon, e))
         };
         if is(&self.endpoints.authorization, &learned.authorization) {
             Endpoint::Authorization
@@ -154,7 +154,7 @@ impl Learner {
             .registration
             .as_deref()
             .or(learned.registration.as_deref())
-            .is_some_and(|r| crate::proxy::route::under_path(&canon, r))
+            .is_some_and(|r| crate::uri::under_path(&canon, r))
         {
             Endpoint::Registration
         } else {
@@ -176,12 +176,12 @@ impl Learner {
         if endpoint == Endpoint::Authorization {
             return true;
         }
-        let canon = crate::proxy::route::canonical(path.as_bytes());
+        let canon = crate::uri::canonical(path.as_bytes());
         let authz = self.endpoints.authorization.clone().or_else(|| self.jwks.endpoints().authorization.clone());
-        if authz.is_some_and(|a| crate::proxy::route::under_path(&canon, &a)) {
+        if authz.is_some_and(|a| crate::uri::under_path(&canon, &a)) {
             return true;
         }
-        self.session_cookie_paths.iter().any(|p| crate::proxy::route::under_path(&canon, p))
+        self.session_cookie_paths.iter().any(|p| crate::uri::under_path(&canon, p))
     }
 
     /// Check every credential of a request: `tokens` (from headers and parameters) and the OP

@@ -8,7 +8,8 @@
 
 use std::collections::BTreeMap;
 
-use super::uri::{redirect_with_state, RedirectPattern};
+use super::uri::redirect_with_state;
+use crate::uri::RedirectPattern;
 use crate::config::Client;
 
 /// What validating `id_token_hint` concluded.

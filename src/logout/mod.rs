@@ -293,9 +293,9 @@ impl Logout {
                 Some(i) => (&pair[..i], &pair[i + 1..]),
                 None => (pair, &b""[..]),
             };
-            match params::decode(k).as_slice() {
-                b"token" => token = Some(String::from_utf8_lossy(&params::decode(v)).into_owned()),
-                b"action" => action = Some(params::decode(v)),
+            match crate::uri::decode(k).as_slice() {
+                b"token" => token = Some(String::from_utf8_lossy(&crate::uri::decode(v)).into_owned()),
+                b"action" => action = Some(crate::uri::decode(v)),
                 _ => {}
             }
         }

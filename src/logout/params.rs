@@ -4,6 +4,8 @@
 //! node-oidc-provider's `rejectDupes`); an empty value means absent; unknown parameters are
 //! ignored; values must be UTF-8 and within per-parameter size caps. Pure functions only.
 
+use crate::uri::decode;
+
 /// The end_session parameters of RP-Initiated Logout 1.0 §2.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct LogoutParams {
@@ -92,37 +94,6 @@ impl LogoutParams {
     }
 }
 
-/// Form decoding: `+` is a space, `%XX` a byte; a malformed escape stays as it is.
-pub fn decode(s: &[u8]) -> Vec<u8> {
-    percent_decode(s, true)
-}
-
-/// `%XX` to a byte (and `+` to a space when `plus_is_space`); a malformed escape stays as it is.
-pub fn percent_decode(s: &[u8], plus_is_space: bool) -> Vec<u8> {
-    let mut out = Vec::with_capacity(s.len());
-    let mut i = 0;
-    while i < s.len() {
-        match s[i] {
-            b'+' if plus_is_space => out.push(b' '),
-            b'%' if i + 2 < s.len() => match (hex(s[i + 1]), hex(s[i + 2])) {
-                (Some(h), Some(l)) => {
-                    out.push(h << 4 | l);
-                    i += 3;
-                    continue;
-                }
-                _ => out.push(b'%'),
-            },
-            b => out.push(b),
-        }
-        i += 1;
-    }
-    out
-}
-
-fn hex(b: u8) -> Option<u8> {
-    (b as char).to_digit(16).map(|d| d as u8)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -160,13 +131,5 @@ mod tests {
         assert_eq!(LogoutParams::parse(b"state=a%0d%0aSet-Cookie:x"), Err(ParamError::Control("state")));
         let many = "x=1&".repeat(70);
         assert_eq!(LogoutParams::parse(many.as_bytes()), Err(ParamError::TooMany));
-    }
-
-    #[test]
-    fn decoding_edge_cases() {
-        assert_eq!(decode(b"%"), b"%");
-        assert_eq!(decode(b"%4"), b"%4");
-        assert_eq!(decode(b"%41%zz"), b"A%zz");
-        assert_eq!(decode(b"a+b%2B"), b"a b+");
     }
 }

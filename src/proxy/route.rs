@@ -2,8 +2,8 @@
 //!
 //! GW-01: only end_session paths are answered locally, and no spelling of them may slip through
 //! to the upstream's own logout handler. A path is compared after normalising it the way any
-//! upstream might: percent-escapes decoded (all of them, `%2F` too), `;params` dropped, empty and
-//! `.` segments removed, `..` resolved, trailing slash ignored, ASCII case folded. Whatever
+//! upstream might (`uri::canonical`): percent-escapes decoded (all of them, `%2F` too), `;params`
+//! dropped, empty and `.` segments removed, `..` resolved, trailing slash ignored, ASCII case folded. Whatever
 //! normalises to an end_session path is handled as logout. The request line's path is never
 //! rewritten for proxied requests.
 
@@ -23,12 +23,9 @@ pub const CONFIRM_SUFFIX: &str = "/confirm";
 
 /// `paths` are the canonical (lower-case, plain) end_session paths from the config.
 pub fn classify(raw_path: &[u8], paths: &[String]) -> Route {
-    // Fast path: a path with nothing to normalise is compared as is, without allocating.
-    if is_plain(raw_path) {
-        let p = raw_path.strip_suffix(b"/").unwrap_or(raw_path);
-        return lookup(p, paths, |c, p| c.eq_ignore_ascii_case(p));
-    }
-    lookup(&normalize(raw_path), paths, |c, p| c == p)
+    // A path with nothing to normalise is compared as is, without allocating.
+    let canon = crate::uri::canonical(raw_path);
+    lookup(&canon, paths, |c, p| c.eq_ignore_ascii_case(p))
 }
 
 fn lookup(p: &[u8], paths: &[String], eq: impl Fn(&[u8], &[u8]) -> bool) -> Route {
@@ -47,75 +44,10 @@ fn lookup(p: &[u8], paths: &[String], eq: impl Fn(&[u8], &[u8]) -> bool) -> Rout
     Route::Proxy
 }
 
-/// Whether a path needs nothing of `normalize` but case folding and a trailing slash removed.
-fn is_plain(raw_path: &[u8]) -> bool {
-    raw_path.iter().all(|b| b.is_ascii_alphanumeric() || b"/-_~".contains(b) || *b == b'.')
-        && !raw_path.windows(2).any(|w| w == b"//" || w == b"/.")
-        && raw_path.len() > 1
-}
-
-/// A path in a form to compare with [`same_path`] and [`under_path`] (ASCII case-insensitively):
-/// borrowed without its trailing slash when plain, else [`normalize`]d.
-pub fn canonical(raw_path: &[u8]) -> std::borrow::Cow<'_, [u8]> {
-    if is_plain(raw_path) {
-        std::borrow::Cow::Borrowed(raw_path.strip_suffix(b"/").unwrap_or(raw_path))
-    } else {
-        std::borrow::Cow::Owned(normalize(raw_path))
-    }
-}
-
-/// Whether a [`canonical`] request path names the endpoint path `endpoint` (any spelling).
-pub fn same_path(canon: &[u8], endpoint: &str) -> bool {
-    canonical(endpoint.as_bytes()).eq_ignore_ascii_case(canon)
-}
-
-/// Whether a [`canonical`] request path is `base` or below it (any spelling).
-pub fn under_path(canon: &[u8], base: &str) -> bool {
-    let base = canonical(base.as_bytes());
-    canon.len() >= base.len()
-        && canon[..base.len()].eq_ignore_ascii_case(&base)
-        && (canon.len() == base.len() || canon[base.len()] == b'/' || base.ends_with(b"/"))
-}
-
-/// The canonical form described in the module comment, as bytes.
-pub fn normalize(raw_path: &[u8]) -> Vec<u8> {
-    // Decoding can reveal new escapes (`%252F`); decode until stable, a few rounds at most.
-    let mut decoded = raw_path.to_vec();
-    for _ in 0..3 {
-        let next = crate::logout::params::percent_decode(&decoded, false);
-        if next == decoded {
-            break;
-        }
-        decoded = next;
-    }
-    let mut segs: Vec<&[u8]> = Vec::new();
-    for seg in decoded.split(|b| *b == b'/' || *b == b'\\') {
-        let seg = match seg.iter().position(|b| *b == b';') {
-            Some(i) => &seg[..i],
-            None => seg,
-        };
-        match seg {
-            b"" | b"." => {}
-            b".." => {
-                segs.pop();
-            }
-            s => segs.push(s),
-        }
-    }
-    let mut out = Vec::with_capacity(decoded.len() + 1);
-    for s in segs {
-        out.push(b'/');
-        out.extend(s.iter().map(u8::to_ascii_lowercase));
-    }
-    if out.is_empty() {
-        out.push(b'/');
-    }
-    out
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::uri::{canonical, normalize, same_path, under_path};
 
     fn paths() -> Vec<String> {
         vec!["/session/end".into(), "/oxauth/restv1/end_session".into()]
