@@ -14,8 +14,8 @@ use serde::Deserialize;
 
 use crate::backchannel::Backchannel;
 use crate::config::Secret;
-use crate::uri::decode;
 use crate::session::{EndResult, NewSession, PutResult, SessionStore};
+use crate::uri::decode;
 
 /// Largest sessions API body.
 const MAX_BODY: usize = 64 * 1024;

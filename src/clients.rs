@@ -255,8 +255,7 @@ fn path_client_id(registration_path: &str, path: &str) -> Option<String> {
         let mut out: Vec<String> = Vec::new();
         for seg in p.split('/') {
             let seg = seg.split(';').next().unwrap_or("");
-            let decoded =
-                String::from_utf8_lossy(&crate::uri::percent_decode(seg.as_bytes(), false)).into_owned();
+            let decoded = String::from_utf8_lossy(&crate::uri::percent_decode(seg.as_bytes(), false)).into_owned();
             match decoded.as_str() {
                 "" | "." => {}
                 ".." => {

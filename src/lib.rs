@@ -24,6 +24,8 @@ pub mod admin;
 pub mod backchannel;
 pub mod clients;
 pub mod config;
+pub mod cookies;
+pub mod crypto;
 #[cfg(feature = "fault-injection")]
 pub mod fault;
 pub mod learn;

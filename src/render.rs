@@ -11,7 +11,6 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 
-use base64::Engine;
 use handlebars::Handlebars;
 use serde::Serialize;
 
@@ -235,19 +234,7 @@ fn load_locales(dir: &Path) -> Result<BTreeMap<String, BTreeMap<String, String>>
 
 /// 128 random bits: a CSP nonce or a token.
 pub fn new_nonce() -> String {
-    random_token()
-}
-
-/// 128 random bits, URL-safe base64 without padding (nothing handlebars would escape).
-pub fn random_token() -> String {
-    let mut b = [0u8; 16];
-    // getrandom fails only when the OS has no entropy source at all; there is no safe way to
-    // go on without one.
-    if getrandom::fill(&mut b).is_err() {
-        tracing::error!("no OS randomness available");
-        std::process::abort();
-    }
-    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(b)
+    crate::crypto::random_token()
 }
 
 #[cfg(test)]

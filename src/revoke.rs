@@ -20,9 +20,10 @@ use base64::Engine;
 use serde::{Deserialize, Serialize};
 
 use crate::clients::Clients;
+use crate::config::EndpointPaths;
 use crate::config::{Revocation, RevocationAuth};
 use crate::metrics::Metrics;
-use crate::oidc::jwks::{EndpointPaths, Jwks};
+use crate::oidc::jwks::Jwks;
 
 /// Binds ciphertexts to this use (a sealed value means nothing elsewhere).
 const AAD: &[u8] = b"logout-gateway revocation v1";

@@ -10,8 +10,6 @@
 //! `max_attempts`, always with the same token (BCL-16..19, BCL-24). Optionally the logout waits
 //! up to `wait_before_redirect` for the deliveries itself (RPI-22).
 
-pub mod keys;
-
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -21,8 +19,8 @@ use pingora::server::ShutdownWatch;
 use pingora::services::background::BackgroundService;
 use tokio::sync::Notify;
 
-use self::keys::{KeyRing, Keys, StoredKey};
 use crate::config::{BackchannelConfig, Config};
+use crate::crypto::keys::{self, KeyRing, Keys, StoredKey};
 use crate::metrics::Metrics;
 use crate::session::{Notice, SessionStore, StoreError};
 
@@ -108,7 +106,7 @@ impl Backchannel {
             store,
             http,
             wake: Notify::new(),
-            consumer: format!("{}-{}", std::process::id(), crate::render::random_token()),
+            consumer: format!("{}-{}", std::process::id(), crate::crypto::random_token()),
         }))
     }
 
@@ -167,7 +165,7 @@ impl Backchannel {
             "aud": aud,
             "iat": iat,
             "exp": iat + TOKEN_LIFETIME,
-            "jti": crate::render::random_token(),
+            "jti": crate::crypto::random_token(),
             "events": { EVENT: {} },
         });
         if let Some(s) = sub {

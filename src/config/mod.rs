@@ -97,7 +97,7 @@ pub struct Upstream {
     /// One expiring `Set-Cookie` per name and path (Keycloak sets its cookies on /realms/R/).
     pub session_cookie_expiry_paths: Vec<String>,
     /// Configured endpoint paths; None: learned from discovery.
-    pub endpoints: crate::oidc::jwks::EndpointPaths,
+    pub endpoints: EndpointPaths,
 }
 
 #[derive(Debug, Clone)]
@@ -341,4 +341,16 @@ pub fn load_str(text: &str, base: &Path, env: &dyn Fn(&str) -> Option<String>) -
 /// The process environment, for `load`.
 pub fn process_env(name: &str) -> Option<String> {
     std::env::var(name).ok()
+}
+
+/// Paths of the OP's endpoints: configured (`upstream.endpoints`), or learned from discovery
+/// (those on the issuer's origin).
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct EndpointPaths {
+    pub authorization: Option<String>,
+    pub token: Option<String>,
+    pub userinfo: Option<String>,
+    pub introspection: Option<String>,
+    pub revocation: Option<String>,
+    pub registration: Option<String>,
 }

@@ -52,7 +52,6 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
     Ok(d)
 }
 
-
 pub(super) fn validate(raw: RawConfig, base: &Path) -> Result<Config, Vec<Problem>> {
     let mut v = V { problems: Vec::new() };
     let listen = v.addr("listen", &raw.listen);
@@ -180,13 +179,13 @@ fn backchannel(v: &mut V, raw: &RawBackchannel, base: &Path) -> BackchannelConfi
         let text = std::fs::read_to_string(&path).map_err(|e| e.to_string()).and_then(|t| {
             // A JSON file is a private JWK; anything else is PEM.
             if t.trim_start().starts_with('{') {
-                crate::backchannel::keys::jwk_to_pem(&t)
+                crate::crypto::keys::jwk_to_pem(&t)
             } else {
                 Ok(t)
             }
         });
         match text {
-            Ok(pem) => match crate::backchannel::keys::from_pem(&pem, 0) {
+            Ok(pem) => match crate::crypto::keys::from_pem(&pem, 0) {
                 Ok(_) => Some(Secret::new(pem)),
                 Err(e) => {
                     v.err("backchannel.signing_key_file", format!("{}: {e}", path.display()));

@@ -56,7 +56,7 @@ impl Learner {
     /// Hashes of the OP cookie values the OP issued or accepted in this exchange: the ones this
     /// response sets, and the ones the browser sent that the response leaves in place. A value
     /// the response replaces or expires is not the OP's (it may have been planted), so it never
-    /// joins a session; at most [`super::MAX_OP_COOKIES`] of each are read.
+    /// joins a session; at most [`crate::cookies::MAX_OP_COOKIES`] of each are read.
     fn accepted_cookies(&self, request_cookies: Option<&str>, set_cookies: &[&str]) -> Vec<String> {
         let names = &self.session_cookies;
         let mut replaced: Vec<&str> = Vec::new();
@@ -65,13 +65,13 @@ impl Learner {
             let Some((name, value, live)) = set_cookie_value(sc) else { continue };
             let Some(n) = names.iter().find(|n| n.as_str() == name) else { continue };
             replaced.push(n);
-            if live && !value.is_empty() && hashes.len() < super::MAX_OP_COOKIES {
+            if live && !value.is_empty() && hashes.len() < crate::cookies::MAX_OP_COOKIES {
                 hashes.push(token_hash(value.as_bytes()));
             }
         }
-        let kept = super::op_cookie_pairs(request_cookies, names)
+        let kept = crate::cookies::op_cookie_pairs(request_cookies, names)
             .filter(|(n, _)| !replaced.contains(n))
-            .take(super::MAX_OP_COOKIES)
+            .take(crate::cookies::MAX_OP_COOKIES)
             .map(|(_, v)| token_hash(v.as_bytes()));
         hashes.extend(kept);
         hashes.dedup();

@@ -37,14 +37,13 @@ use bytes::Bytes;
 
 pub use self::authz::{form_post_params, redirect_params, FormPost};
 use self::codings::{count_skipped, decode, Encoding};
-pub use self::enforce::{
-    expiring_cookies, lookup_budget, op_cookie_hashes, op_cookie_pairs, op_cookies, token_hash, Decision, Endpoint,
-    Refusal, MAX_CREDENTIALS, MAX_OP_COOKIES, REPEATED,
-};
+pub use self::enforce::{lookup_budget, Decision, Endpoint, Refusal, MAX_CREDENTIALS, REPEATED};
 use crate::clients::Clients;
-use crate::logout::decide::{HintCheck, HintClaims};
+use crate::config::EndpointPaths;
+use crate::crypto::token_hash;
 use crate::metrics::Metrics;
-use crate::oidc::jwks::{EndpointPaths, Jwks};
+use crate::oidc::hint::{HintCheck, HintClaims};
+use crate::oidc::jwks::Jwks;
 use crate::revoke::Revoker;
 use crate::session::{NewSession, PutResult, SessionStore, Token};
 

@@ -9,27 +9,9 @@
 use std::collections::BTreeMap;
 
 use super::uri::redirect_with_state;
-use crate::uri::RedirectPattern;
 use crate::config::Client;
-
-/// What validating `id_token_hint` concluded.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum HintCheck {
-    Absent,
-    /// Signature, issuer, audience, algorithm or shape failed; the reason is for logs only.
-    Invalid(&'static str),
-    Valid(HintClaims),
-}
-
-/// The claims of a validly signed hint that the decision needs.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct HintClaims {
-    /// The configured client the token was issued to (`aud`, or `azp` with several audiences).
-    pub client_id: String,
-    pub sub: String,
-    pub sid: Option<String>,
-    pub expired: bool,
-}
+pub use crate::oidc::hint::{HintCheck, HintClaims};
+use crate::uri::RedirectPattern;
 
 /// Switches that change the table (README maps them to Janssen's properties).
 #[derive(Debug, Clone, Default)]

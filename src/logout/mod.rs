@@ -367,7 +367,7 @@ impl Logout {
     /// endSessionWithAccessToken: an access token the gateway learned (by hash) names its
     /// session and client as a valid hint would; anything else stays invalid.
     async fn access_token_hint(&self, token: &str) -> Result<HintCheck, crate::session::StoreError> {
-        let hash = crate::learn::token_hash(token.as_bytes());
+        let hash = crate::crypto::token_hash(token.as_bytes());
         let Some((sid, client)) = self.store.session_by_token(&hash).await? else {
             return Ok(HintCheck::Invalid("neither a valid ID token nor a known access token"));
         };
@@ -388,8 +388,9 @@ impl Logout {
 
     /// The session the browser's OP cookie is bound to (learned from the code flow), if any.
     async fn browser_session(&self, cookie: Option<&str>) -> Result<Option<String>, crate::session::StoreError> {
-        for hash in
-            crate::learn::op_cookie_hashes(cookie, &self.session_cookies).into_iter().take(crate::learn::MAX_OP_COOKIES)
+        for hash in crate::cookies::op_cookie_hashes(cookie, &self.session_cookies)
+            .into_iter()
+            .take(crate::cookies::MAX_OP_COOKIES)
         {
             if let Some(sid) = self.store.session_by_cookie(&hash).await? {
                 return Ok(Some(sid));
@@ -406,8 +407,9 @@ impl Logout {
         sessions: &[SessionView],
     ) -> Result<Vec<String>, crate::session::StoreError> {
         let mut out = Vec::new();
-        for hash in
-            crate::learn::op_cookie_hashes(cookie, &self.session_cookies).into_iter().take(crate::learn::MAX_OP_COOKIES)
+        for hash in crate::cookies::op_cookie_hashes(cookie, &self.session_cookies)
+            .into_iter()
+            .take(crate::cookies::MAX_OP_COOKIES)
         {
             let keep = match self.store.session_by_cookie(&hash).await? {
                 None => true,
@@ -471,8 +473,8 @@ impl Logout {
             Some(h) => h.to_string(),
             None => format!("{}:", u.scheme()),
         });
-        let token = crate::render::random_token();
-        let binder = crate::render::random_token();
+        let token = crate::crypto::random_token();
+        let binder = crate::crypto::random_token();
         let pending = Pending {
             next: NextJson { client_id: next.client_id, redirect: next.redirect },
             end: end.map(|e| EndJson { sid: e.sid, sub: e.sub, accept_unknown: e.accept_unknown }),
@@ -528,8 +530,9 @@ impl Logout {
     /// What binds a confirmation to the browser's OP session: a hash of the OP session cookies
     /// it presented (by name, in order; at most `MAX_OP_COOKIES`).
     fn op_binding(&self, cookie: Option<&str>) -> String {
-        let mut pairs: Vec<(&str, &str)> =
-            crate::learn::op_cookie_pairs(cookie, &self.session_cookies).take(crate::learn::MAX_OP_COOKIES).collect();
+        let mut pairs: Vec<(&str, &str)> = crate::cookies::op_cookie_pairs(cookie, &self.session_cookies)
+            .take(crate::cookies::MAX_OP_COOKIES)
+            .collect();
         pairs.sort_unstable();
         let joined: Vec<String> = pairs.iter().map(|(k, v)| format!("{k}={v}")).collect();
         hex_sha256(joined.join("; ").as_bytes())
@@ -653,7 +656,7 @@ impl Logout {
     /// Expire the upstream OP's own session cookies in the browser: one `Set-Cookie` per name
     /// and configured cookie path.
     fn clear_op_cookies(&self) -> Vec<(&'static str, String)> {
-        crate::learn::expiring_cookies(&self.session_cookies, &self.session_cookie_expiry_paths, self.secure_cookies)
+        crate::cookies::expiring_cookies(&self.session_cookies, &self.session_cookie_expiry_paths, self.secure_cookies)
             .map(|c| ("set-cookie", c))
             .collect()
     }

@@ -3,7 +3,6 @@
 
 use url::Url;
 
-
 /// Percent-encode everything but RFC 3986 unreserved characters, so any value survives a
 /// round trip through a query byte for byte.
 pub fn encode_component(s: &str) -> String {
@@ -137,5 +136,4 @@ mod tests {
             assert_eq!(origin(odd), None, "{odd}");
         }
     }
-
 }

@@ -15,7 +15,25 @@ use serde::Deserialize;
 
 use super::jwks::Jwks;
 use crate::clients::Clients;
-use crate::logout::decide::{HintCheck, HintClaims};
+
+/// What validating `id_token_hint` concluded.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum HintCheck {
+    Absent,
+    /// Signature, issuer, audience, algorithm or shape failed; the reason is for logs only.
+    Invalid(&'static str),
+    Valid(HintClaims),
+}
+
+/// The claims of a validly signed hint that the decision needs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HintClaims {
+    /// The configured client the token was issued to (`aud`, or `azp` with several audiences).
+    pub client_id: String,
+    pub sub: String,
+    pub sid: Option<String>,
+    pub expired: bool,
+}
 
 /// Leeway for `exp`, in seconds.
 const LEEWAY: u64 = 60;

@@ -22,7 +22,7 @@ use pingora::server::ShutdownWatch;
 use pingora::services::background::BackgroundService;
 use url::Url;
 
-use crate::config::Config;
+use crate::config::{Config, EndpointPaths};
 
 /// Largest JWKS or discovery document accepted.
 const MAX_DOC: usize = 512 * 1024;
@@ -55,17 +55,6 @@ impl KeySet {
     pub fn has_kid(&self, kid: &str) -> bool {
         self.by_kid.contains_key(kid)
     }
-}
-
-/// Endpoint paths learned from discovery (those on the issuer's origin).
-#[derive(Debug, Default, Clone, PartialEq, Eq)]
-pub struct EndpointPaths {
-    pub authorization: Option<String>,
-    pub token: Option<String>,
-    pub userinfo: Option<String>,
-    pub introspection: Option<String>,
-    pub revocation: Option<String>,
-    pub registration: Option<String>,
 }
 
 /// Why keys could not be fetched. Never contains a token.

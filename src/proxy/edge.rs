@@ -14,10 +14,10 @@ use pingora::prelude::*;
 use pingora::proxy::Session;
 
 use super::{read_body, Ctx, Gateway};
+use crate::cookies::{op_cookie_pairs, MAX_OP_COOKIES};
+use crate::crypto::token_hash;
 use crate::learn::credentials::{self, Source};
-use crate::learn::{
-    op_cookie_pairs, token_hash, Endpoint, FormPost, Observation, Purpose, Refusal, MAX_CREDENTIALS, MAX_OP_COOKIES,
-};
+use crate::learn::{Endpoint, FormPost, Observation, Purpose, Refusal, MAX_CREDENTIALS};
 
 /// Largest request body read for a credential check (pingora replays at most 64 KiB).
 pub const MAX_FORM: usize = 64 * 1024;

@@ -63,7 +63,7 @@ pub struct Gateway {
 /// flags (GW-05, FCL-11, BCL-01/02, RPI-18), and the JWKS with its logout-token keys (GW-04).
 pub struct Published {
     pub jwks: Arc<crate::oidc::jwks::Jwks>,
-    pub signing_keys: Arc<crate::backchannel::keys::Keys>,
+    pub signing_keys: Arc<crate::crypto::keys::Keys>,
     /// Path of the discovery document on the public listener.
     pub discovery_path: String,
     /// The advertised end_session_endpoint (issuer origin + first end_session path).

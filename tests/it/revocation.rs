@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use logout_gateway::learn::token_hash;
+use logout_gateway::crypto::token_hash;
 
 use crate::harness::{client, eventually, GatewayOpts, Redis, CLIENTS};
 use crate::logout::Env;
