@@ -16,7 +16,8 @@ use libfuzzer_sys::fuzz_target;
 use logout_gateway::config::Client;
 use logout_gateway::logout::decide::{plan, HintCheck, HintClaims, Plan, Policy, Reject};
 use logout_gateway::uri::percent_decode;
-use logout_gateway::logout::uri::{append_query, encode_component, redirect_with_state, RedirectPattern};
+use logout_gateway::logout::uri::{append_query, encode_component, redirect_with_state};
+use logout_gateway::uri::RedirectPattern;
 use url::Url;
 
 fuzz_target!(|data: &[u8]| {
