@@ -15,8 +15,8 @@ use lgw_fuzz::{config_like_url, line, lines, url_query_pairs};
 use libfuzzer_sys::fuzz_target;
 use logout_gateway::config::Client;
 use logout_gateway::logout::decide::{plan, HintCheck, HintClaims, Plan, Policy, Reject};
-use logout_gateway::uri::percent_decode;
 use logout_gateway::logout::uri::{append_query, encode_component, redirect_with_state};
+use logout_gateway::uri::percent_decode;
 use logout_gateway::uri::RedirectPattern;
 use url::Url;
 
