@@ -6,7 +6,8 @@
 //! `{{escaped}}` values, never `{{{raw}}}`; `load` refuses a template with a triple-stash. URLs
 //! reach a template only after validation (registered redirect URIs, configured front-channel
 //! URIs). Each page gets a fresh CSP nonce for its inline style and script; the headers that go
-//! with it (CSP, no-store, nosniff, no-referrer) are set by `proxy::respond`.
+//! with it (CSP, no-store, nosniff, no-referrer) are set by `proxy::respond`. Every page is a
+//! block in one layout (`layout.hbs`: the head, the style block, the body), given its `title`.
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -201,6 +202,8 @@ impl Pages {
         data["timeout_ms"] = timeout_ms.into();
         // Browsers without script follow the meta refresh once the iframes had their time.
         data["refresh_secs"] = (timeout_ms.div_ceil(1000) + 1).into();
+        let title = if next.is_some() { "signing_out_title" } else { "logged_out_title" };
+        data["title"] = data["t"][title].clone();
         let mut origins: Vec<String> = frames.iter().map(|f| f.origin.clone()).collect();
         origins.sort();
         origins.dedup();

@@ -15,11 +15,11 @@ export function visibleIframeTemplates() {
   const dir = mkdtempSync(join(tmpdir(), 'lgw-demo-templates-'));
   process.on('exit', () => rmSync(dir, { recursive: true, force: true }));
   cpSync(src, dir, { recursive: true });
-  const file = join(dir, 'frontchannel.hbs');
+  const file = join(dir, 'layout.hbs');
   const hbs = readFileSync(file, 'utf8');
   const hidden = /\.frames \{[^}]*\}\s*iframe\.rp \{[^}]*\}/;
   if (!hidden.test(hbs)) {
-    console.warn('demo: templates/frontchannel.hbs changed shape; the iframes stay hidden');
+    console.warn('demo: templates/layout.hbs changed shape; the iframes stay hidden');
     return src;
   }
   writeFileSync(file, hbs.replace(hidden, VISIBLE));
