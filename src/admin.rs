@@ -180,7 +180,7 @@ impl AdminApp {
         if !end_all {
             return json(StatusCode::OK, &serde_json::json!({ "sessions": list }));
         }
-        for s in list.iter().filter(|s| s.status == "active") {
+        for s in list.iter().filter(|s| s.is_active()) {
             let resp = self.delete(&s.sid).await;
             if resp.status() != StatusCode::NO_CONTENT {
                 return resp;
@@ -220,7 +220,7 @@ impl AdminApp {
         };
         match self.store.put_session(&new).await {
             Ok(PutResult::Stored(_)) => reply(StatusCode::NO_CONTENT, "text/plain", Vec::new()),
-            Ok(PutResult::Conflict(why)) => text(StatusCode::CONFLICT, why),
+            Ok(PutResult::Conflict(why)) => text(StatusCode::CONFLICT, &why.to_string()),
             Err(e) => text(StatusCode::SERVICE_UNAVAILABLE, &e.to_string()),
         }
     }

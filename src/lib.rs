@@ -56,10 +56,23 @@ fn whole_secs(d: std::time::Duration) -> u64 {
     d.as_secs() + u64::from(d.subsec_nanos() > 0)
 }
 
+/// Why the server could not be built from a valid configuration.
+#[derive(Debug, thiserror::Error)]
+pub enum BuildError {
+    #[error("templates: {0}")]
+    Templates(String),
+    #[error("upstream keys client: {0}")]
+    Jwks(String),
+    #[error("revocation: {0}")]
+    Revocation(String),
+    #[error("back-channel: {0}")]
+    Backchannel(String),
+}
+
 /// Build the server: public proxy, admin listener, background services. Nothing async runs
 /// yet (pingora starts runtimes in `run`); nothing here panics on configuration input.
-pub fn build(config: Config) -> std::result::Result<Server, String> {
-    let pages = Arc::new(render::Pages::load(&config.templates_dir)?);
+pub fn build(config: Config) -> std::result::Result<Server, BuildError> {
+    let pages = Arc::new(render::Pages::load(&config.templates_dir).map_err(BuildError::Templates)?);
     // Register every metric now, so /metrics lists them (at zero) before the first request.
     metrics::Metrics::get();
     let mut conf = ServerConf { threads: config.server.threads, ..ServerConf::default() };
@@ -78,17 +91,21 @@ pub fn build(config: Config) -> std::result::Result<Server, String> {
         server.add_service(background_service("upstream dns", proxy::upstream::DnsRefresher(upstream.clone())));
     }
 
-    let jwks = oidc::jwks::Jwks::new(&config)?;
+    let jwks = oidc::jwks::Jwks::new(&config).map_err(BuildError::Jwks)?;
     server.add_service(background_service(
         "upstream keys",
         oidc::jwks::JwksRefresher { jwks: jwks.clone(), interval: config.jwks.refresh_interval },
     ));
     let clients = Arc::new(clients::Clients::new(&config.clients, config.registration.clone(), store.clone()));
     let revoker = match &config.revocation {
-        Some(r) => Some(revoke::Revoker::new(r, &config.upstream.endpoints, clients.clone(), jwks.clone())?),
+        Some(r) => Some(
+            revoke::Revoker::new(r, &config.upstream.endpoints, clients.clone(), jwks.clone())
+                .map_err(BuildError::Revocation)?,
+        ),
         None => None,
     };
-    let backchannel = backchannel::Backchannel::new(&config, clients.clone(), store.clone())?;
+    let backchannel =
+        backchannel::Backchannel::new(&config, clients.clone(), store.clone()).map_err(BuildError::Backchannel)?;
     server.add_service(background_service("back-channel", backchannel::BackchannelService(backchannel.clone())));
     let logout = Arc::new(logout::Logout::new(
         &config,

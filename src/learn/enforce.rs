@@ -223,7 +223,7 @@ impl Learner {
                 self.store.revoked_among(&hashes).await
             } else {
                 Metrics::get().limited.with_label_values(&["lookups"]).inc();
-                Err(crate::session::StoreError::Unavailable("edge store lookups over their budget".into()))
+                Err(crate::session::StoreError::OverBudget)
             };
             match answer {
                 Ok(flags) => {

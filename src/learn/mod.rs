@@ -251,7 +251,7 @@ impl Learner {
             Err(e) => return tracing::warn!(error = %e, "refreshed tokens not learned (store unavailable)"),
         };
         let tokens = self.entries(&client, tokens);
-        if session.status != "active" {
+        if !session.is_active() {
             return self.refuse_reissued(&client, &tokens, &[]).await;
         }
         let new = NewSession {
@@ -322,7 +322,7 @@ impl Learner {
         for ck in cookie_hashes {
             if let Ok(Some(existing)) = self.store.session_by_cookie(ck).await {
                 if let Ok(Some(v)) = self.store.get_session(&existing).await {
-                    if v.status == "active" && v.sub == sub {
+                    if v.is_active() && v.sub == sub {
                         return v.sid;
                     }
                 }
@@ -361,7 +361,7 @@ impl Learner {
                 },
                 Err(_) => continue,
             };
-            if owner.is_none_or(|v| v.status != "active" || v.sub == sub) {
+            if owner.is_none_or(|v| !v.is_active() || v.sub == sub) {
                 out.push(ck.clone());
             }
         }

@@ -414,7 +414,7 @@ impl Logout {
             let keep = match self.store.session_by_cookie(&hash).await? {
                 None => true,
                 Some(sid) if sessions.iter().any(|v| v.sid == sid || v.client_sids.values().any(|s| *s == sid)) => true,
-                Some(sid) => self.store.get_session(&sid).await?.is_none_or(|v| v.status != "active"),
+                Some(sid) => self.store.get_session(&sid).await?.is_none_or(|v| !v.is_active()),
             };
             if keep {
                 out.push(hash);

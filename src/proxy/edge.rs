@@ -13,7 +13,7 @@
 use pingora::prelude::*;
 use pingora::proxy::Session;
 
-use super::{read_body, Ctx, Gateway};
+use super::{read_body, BodyError, Ctx, Gateway};
 use crate::cookies::{op_cookie_pairs, MAX_OP_COOKIES};
 use crate::crypto::token_hash;
 use crate::learn::credentials::{self, Source};
@@ -123,8 +123,8 @@ impl Gateway {
                             .refuse_credential(session, ctx, unreadable(413, TOO_LARGE), "unreadable_body")
                             .await
                     }
-                    Err(status) => {
-                        let r = unreadable(status, if status == 413 { TOO_LARGE } else { BAD_BODY });
+                    Err(e) => {
+                        let r = unreadable(e.status(), if e == BodyError::TooLarge { TOO_LARGE } else { BAD_BODY });
                         return self.refuse_credential(session, ctx, r, "unreadable_body").await;
                     }
                 }

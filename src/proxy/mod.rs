@@ -344,9 +344,9 @@ impl Gateway {
         let body = if method == "POST" {
             match read_body(session, crate::logout::params::MAX_INPUT).await {
                 Ok(b) => b,
-                Err(status) => {
-                    let kind = if status == 413 { ErrorKind::TooLarge } else { ErrorKind::Rejected };
-                    let reply = self.logout.error(status, kind, None, "rejected");
+                Err(e) => {
+                    let kind = if e == BodyError::TooLarge { ErrorKind::TooLarge } else { ErrorKind::Rejected };
+                    let reply = self.logout.error(e.status(), kind, None, "rejected");
                     return self.write_reply(session, reply).await;
                 }
             }
@@ -421,9 +421,26 @@ fn header_str(req: &RequestHeader, name: http::HeaderName) -> Option<String> {
     req.headers.get(name).and_then(|v| v.to_str().ok()).map(String::from)
 }
 
-/// Read a request body of at most `cap` bytes within [`BODY_DEADLINE`]: 413 when larger, 400
-/// when the client is too slow or the body is broken.
-async fn read_body(session: &mut Session, cap: usize) -> std::result::Result<Vec<u8>, u16> {
+/// Why a request body could not be read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum BodyError {
+    /// Larger than the cap (413).
+    TooLarge,
+    /// Broken framing, or the client too slow (400).
+    Unreadable,
+}
+
+impl BodyError {
+    fn status(self) -> u16 {
+        match self {
+            BodyError::TooLarge => 413,
+            BodyError::Unreadable => 400,
+        }
+    }
+}
+
+/// Read a request body of at most `cap` bytes within [`BODY_DEADLINE`].
+async fn read_body(session: &mut Session, cap: usize) -> std::result::Result<Vec<u8>, BodyError> {
     if session
         .req_header()
         .headers
@@ -432,22 +449,19 @@ async fn read_body(session: &mut Session, cap: usize) -> std::result::Result<Vec
         .and_then(|v| v.parse::<usize>().ok())
         .is_some_and(|n| n > cap)
     {
-        return Err(413);
+        return Err(BodyError::TooLarge);
     }
     let read = async {
         let mut buf = Vec::new();
-        while let Some(chunk) = session.read_request_body().await.map_err(|_| 400u16)? {
+        while let Some(chunk) = session.read_request_body().await.map_err(|_| BodyError::Unreadable)? {
             if buf.len() + chunk.len() > cap {
-                return Err(413);
+                return Err(BodyError::TooLarge);
             }
             buf.extend_from_slice(&chunk);
         }
         Ok(buf)
     };
-    match tokio::time::timeout(BODY_DEADLINE, read).await {
-        Ok(r) => r,
-        Err(_) => Err(400),
-    }
+    tokio::time::timeout(BODY_DEADLINE, read).await.unwrap_or(Err(BodyError::Unreadable))
 }
 
 /// The status for a failed proxy attempt: 504 for timeouts, 502 for other upstream failures.

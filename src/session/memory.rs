@@ -10,7 +10,8 @@ use async_trait::async_trait;
 
 use super::revoked::RevokedSet;
 use super::{
-    set_marks, union, Claimed, EndResult, NewSession, Notice, PutResult, SessionStore, SessionView, StoreError, Ttls,
+    set_marks, union, Claimed, Conflict, EndResult, NewSession, Notice, PutResult, SessionStore, SessionView, Status,
+    StoreError, Ttls,
 };
 
 #[derive(Debug, Clone)]
@@ -63,7 +64,7 @@ impl MemoryStore {
     }
 
     fn lock(&self) -> Result<std::sync::MutexGuard<'_, State>, StoreError> {
-        self.state.lock().map_err(|_| StoreError::Unavailable("memory store poisoned".into()))
+        self.state.lock().map_err(|_| StoreError::Poisoned)
     }
 }
 
@@ -127,7 +128,7 @@ fn view(sid: &str, e: &Entry) -> Option<SessionView> {
             sub: sub.clone(),
             clients: clients.clone(),
             client_sids: client_sids.clone(),
-            status: if *ended { "ended" } else { "active" },
+            status: if *ended { Status::Ended } else { Status::Active },
             sealed: Vec::new(),
         }),
         Entry::Alias(_) => None,
@@ -148,8 +149,10 @@ impl SessionStore for MemoryStore {
         let mut st = self.lock()?;
         st.sweep();
         let (sid, mut clients, mut client_sids, mut tokens, mut cookies) = match st.resolve(&s.sid) {
-            Some((_, Entry::Session { sub, .. })) if sub != s.sub => return Ok(PutResult::Conflict("another subject")),
-            Some((_, Entry::Session { ended: true, .. })) => return Ok(PutResult::Conflict(super::SESSION_ENDED)),
+            Some((_, Entry::Session { sub, .. })) if sub != s.sub => {
+                return Ok(PutResult::Conflict(Conflict::AnotherSubject))
+            }
+            Some((_, Entry::Session { ended: true, .. })) => return Ok(PutResult::Conflict(Conflict::Ended)),
             Some((p, Entry::Session { clients, client_sids, tokens, cookies, .. })) => {
                 (p, clients, client_sids, tokens, cookies)
             }
@@ -197,7 +200,7 @@ impl SessionStore for MemoryStore {
         if !list.contains(&sid) {
             list.push(sid);
         }
-        Ok(v.map_or(PutResult::Conflict("alias"), PutResult::Stored))
+        Ok(v.map_or(PutResult::Conflict(Conflict::AnotherSubject), PutResult::Stored))
     }
 
     async fn get_session(&self, sid: &str) -> Result<Option<SessionView>, StoreError> {

@@ -33,9 +33,24 @@ use crate::metrics::Metrics;
 /// Why the store could not do what was asked.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
-    /// Unreachable, timed out, or refusing work: the caller fails closed (503).
-    #[error("session store unavailable: {0}")]
-    Unavailable(String),
+    /// The operation did not finish within its bound (connect + response timeout).
+    #[error("session store unavailable: {op} took longer than {deadline:?}")]
+    Timeout { op: &'static str, deadline: Duration },
+    /// Redis failed (connection refused or lost, an error reply); the detail never holds data.
+    #[error("session store unavailable: redis: {0}")]
+    Redis(String),
+    /// Redis answered something of the wrong shape.
+    #[error("session store unavailable: redis: unexpected reply to {0}")]
+    BadReply(&'static str),
+    /// The Redis URL cannot be used.
+    #[error("session store unavailable: bad redis url: {0}")]
+    Url(String),
+    /// The in-process store's lock was poisoned by a panic.
+    #[error("session store unavailable: memory store poisoned")]
+    Poisoned,
+    /// A lookup the caller's budget does not allow (the edge's, while its set is stale).
+    #[error("session store unavailable: lookups over their budget")]
+    OverBudget,
 }
 
 /// A session as the admin API shows it.
@@ -46,15 +61,27 @@ pub struct SessionView {
     pub sub: String,
     pub clients: Vec<String>,
     pub client_sids: BTreeMap<String, String>,
-    /// `active` or `ended`.
-    pub status: &'static str,
+    pub status: Status,
     /// Tokens sealed for revocation at the upstream (RFC 7009), handed out once by the logout
     /// that ends the session; never shown.
     #[serde(skip)]
     pub sealed: Vec<String>,
 }
 
+/// Whether a session is live or a tombstone (shown as `active` / `ended`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Status {
+    Active,
+    Ended,
+}
+
 impl SessionView {
+    /// Whether the session is live (not ended).
+    pub fn is_active(&self) -> bool {
+        self.status == Status::Active
+    }
+
     /// The sid `client` received: its own if the OP gave it one, else the primary.
     pub fn sid_for(&self, client: &str) -> &str {
         self.client_sids.get(client).map_or(self.sid.as_str(), String::as_str)
@@ -80,17 +107,25 @@ pub enum EndResult {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum PutResult {
     Stored(SessionView),
-    /// The sid is known with another subject, or already ended: nothing changed.
-    Conflict(&'static str),
+    /// Nothing changed, for this reason.
+    Conflict(Conflict),
 }
 
-/// The reason of [`PutResult::Conflict`] for a session that has ended.
-pub const SESSION_ENDED: &str = "session ended";
+/// Why a session was not recorded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum Conflict {
+    /// The sid is known with another subject.
+    #[error("another subject")]
+    AnotherSubject,
+    /// The session has ended (a tombstone).
+    #[error("session ended")]
+    Ended,
+}
 
 impl PutResult {
     /// Nothing was stored because the session has ended (a tombstone).
     pub fn is_ended(&self) -> bool {
-        matches!(self, PutResult::Conflict(why) if *why == SESSION_ENDED)
+        matches!(self, PutResult::Conflict(Conflict::Ended))
     }
 }
 
@@ -369,7 +404,7 @@ pub(crate) async fn timed<T>(
     let start = Instant::now();
     let res = match tokio::time::timeout(deadline, fut).await {
         Ok(r) => r,
-        Err(_) => Err(StoreError::Unavailable(format!("{op} took longer than {deadline:?}"))),
+        Err(_) => Err(StoreError::Timeout { op, deadline }),
     };
     Metrics::get().store_duration.with_label_values(&[op]).observe(start.elapsed().as_secs_f64());
     res

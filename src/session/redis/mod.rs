@@ -32,7 +32,10 @@ use async_trait::async_trait;
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 
 use super::lua::{ADD_COOKIES, ALIAS_LUA, CLAIM_LUA, END, KEYS, PROMOTE, PUT, TAKE};
-use super::{timed, Claimed, EndResult, NewSession, Notice, PutResult, SessionStore, SessionView, StoreError, Ttls};
+use super::{
+    timed, Claimed, Conflict, EndResult, NewSession, Notice, PutResult, SessionStore, SessionView, Status, StoreError,
+    Ttls,
+};
 use crate::config::RedisConfig;
 
 mod follow;
@@ -102,8 +105,8 @@ fn cookie_owner(value: &str) -> &str {
     value.split_once(':').and_then(|(n, rest)| rest.get(..n.parse::<usize>().ok()?)).unwrap_or(value)
 }
 
-fn bad_reply(what: &str) -> StoreError {
-    StoreError::Unavailable(format!("redis: unexpected reply to {what}"))
+fn bad_reply(what: &'static str) -> StoreError {
+    StoreError::BadReply(what)
 }
 
 /// What one attempt of a store call ran into.
@@ -129,7 +132,7 @@ impl From<StoreError> for Fault {
 impl From<Fault> for StoreError {
     fn from(f: Fault) -> Self {
         match f {
-            Fault::Redis(e) => StoreError::Unavailable(format!("redis: {}", detail(&e))),
+            Fault::Redis(e) => StoreError::Redis(detail(&e)),
             Fault::Store(e) => e,
         }
     }
@@ -296,7 +299,7 @@ impl RedisStore {
         self.conn
             .get_or_try_init(|| async {
                 let client = redis::Client::open(self.config.url.expose())
-                    .map_err(|e| StoreError::Unavailable(format!("bad redis url: {:?}", e.kind())))?;
+                    .map_err(|e| StoreError::Url(format!("{:?}", e.kind())))?;
                 let cfg = ConnectionManagerConfig::new()
                     .set_connection_timeout(Some(self.config.connect_timeout))
                     .set_response_timeout(Some(self.config.response_timeout))

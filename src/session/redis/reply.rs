@@ -3,7 +3,7 @@
 
 use std::collections::BTreeMap;
 
-use crate::session::{Claimed, Notice, SessionView};
+use crate::session::{Claimed, Notice, SessionView, Status};
 
 pub(super) fn view_of(sid: &str, h: &BTreeMap<String, String>) -> Option<SessionView> {
     let sub = h.get("sub")?;
@@ -12,7 +12,7 @@ pub(super) fn view_of(sid: &str, h: &BTreeMap<String, String>) -> Option<Session
         sub: sub.clone(),
         clients: h.get("cl").and_then(|j| serde_json::from_str(j).ok()).unwrap_or_default(),
         client_sids: h.get("cs").and_then(|j| serde_json::from_str(j).ok()).unwrap_or_default(),
-        status: if h.get("st").map(String::as_str) == Some("e") { "ended" } else { "active" },
+        status: if h.get("st").map(String::as_str) == Some("e") { Status::Ended } else { Status::Active },
         sealed: Vec::new(),
     })
 }
@@ -23,7 +23,7 @@ pub(super) fn view_from_reply(sid: &str, r: &[String]) -> SessionView {
         sub: r.get(1).cloned().unwrap_or_default(),
         clients: r.get(2).and_then(|j| serde_json::from_str(j).ok()).unwrap_or_default(),
         client_sids: r.get(3).and_then(|j| serde_json::from_str(j).ok()).unwrap_or_default(),
-        status: "ended",
+        status: Status::Ended,
         sealed: Vec::new(),
     }
 }

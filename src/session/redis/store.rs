@@ -30,10 +30,10 @@ impl SessionStore for RedisStore {
             let (sid, reply) = self.put_script(c, s).await?;
             match reply.first().map(String::as_str) {
                 Some("ok") => {}
-                Some("conflict") if reply.get(1).is_some_and(|r| r == crate::session::SESSION_ENDED) => {
-                    return Ok(PutResult::Conflict(crate::session::SESSION_ENDED))
+                Some("conflict") if reply.get(1).is_some_and(|r| r == "session ended") => {
+                    return Ok(PutResult::Conflict(Conflict::Ended))
                 }
-                Some("conflict") => return Ok(PutResult::Conflict("another subject")),
+                Some("conflict") => return Ok(PutResult::Conflict(Conflict::AnotherSubject)),
                 _ => return Err(bad_reply("put").into()),
             }
             self.put_indexes(c, s, &sid).await?;
@@ -43,7 +43,7 @@ impl SessionStore for RedisStore {
                 sub: s.sub.clone(),
                 clients: reply.get(1).and_then(|j| serde_json::from_str(j).ok()).unwrap_or_default(),
                 client_sids: reply.get(2).and_then(|j| serde_json::from_str(j).ok()).unwrap_or_default(),
-                status: "active",
+                status: Status::Active,
                 sealed: Vec::new(),
             }))
         })
