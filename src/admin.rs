@@ -12,7 +12,6 @@ use pingora::apps::http_app::ServeHttp;
 use pingora::protocols::http::ServerSession;
 use serde::Deserialize;
 
-use crate::backchannel::Backchannel;
 use crate::config::Secret;
 use crate::session::{EndResult, NewSession, PutResult, SessionStore};
 use crate::uri::decode;
@@ -24,10 +23,9 @@ pub struct AdminApp {
     pub store: Arc<dyn SessionStore>,
     /// When set, the sessions API needs `Authorization: Bearer <token>`.
     pub token: Option<Secret>,
-    /// DELETE notifies the session's RPs by back-channel.
-    pub backchannel: Arc<Backchannel>,
-    /// RFC 7009 revocation at the upstream for sessions ended here; None: off.
-    pub revoker: Option<Arc<crate::revoke::Revoker>>,
+    /// DELETE tells the session's RPs (back-channel) and revokes its tokens at the upstream,
+    /// as a logout does.
+    pub notifier: crate::logout::notify::Notifier,
 }
 
 fn reply(status: StatusCode, content_type: &str, body: impl Into<Vec<u8>>) -> Response<Vec<u8>> {
@@ -127,7 +125,7 @@ impl AdminApp {
             Ok(()) if !set.is_current() => {
                 text(StatusCode::SERVICE_UNAVAILABLE, "not ready: revocation set behind the store (feed interrupted)")
             }
-            Ok(()) if !self.backchannel.ready() => {
+            Ok(()) if !self.notifier.backchannel.ready() => {
                 text(StatusCode::SERVICE_UNAVAILABLE, "not ready: logout-token signing keys not loaded")
             }
             Ok(()) => text(StatusCode::OK, "ready"),
@@ -227,24 +225,10 @@ impl AdminApp {
 
     async fn delete(&self, sid: &str) -> Response<Vec<u8>> {
         match self.store.end_session(sid, None, false).await {
-            Ok(EndResult::Ended(v)) => {
-                // Like a logout: every RP of the session hears of it by back-channel.
-                let who: Vec<(String, Option<String>)> =
-                    v.clients.iter().map(|c| (c.clone(), Some(v.sid_for(c).to_string()))).collect();
-                if let Some(r) = &self.revoker {
-                    r.submit(v.sealed.clone());
-                }
-                let accepted = match self.backchannel.notices_for(&who, Some(&v.sub)).await {
-                    Ok(n) => self.backchannel.accept(n).await.map_err(|e| e.to_string()),
-                    Err(e) => Err(e),
-                };
-                match accepted {
-                    Ok(()) => reply(StatusCode::NO_CONTENT, "text/plain", Vec::new()),
-                    Err(e) => {
-                        text(StatusCode::SERVICE_UNAVAILABLE, &format!("session ended, notices not accepted: {e}"))
-                    }
-                }
-            }
+            Ok(EndResult::Ended(v)) => match self.notifier.sessions_ended(std::slice::from_ref(&v), &[], None).await {
+                Ok(()) => reply(StatusCode::NO_CONTENT, "text/plain", Vec::new()),
+                Err(e) => text(StatusCode::SERVICE_UNAVAILABLE, &format!("session ended, {e}")),
+            },
             // Idempotent: ending what is already ended, or unknown, leaves the same state.
             Ok(EndResult::AlreadyEnded(_) | EndResult::Unknown) => {
                 reply(StatusCode::NO_CONTENT, "text/plain", Vec::new())

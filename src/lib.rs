@@ -172,7 +172,11 @@ pub fn build(config: Config) -> std::result::Result<Server, BuildError> {
 
     let mut admin = Service::new(
         "admin".to_string(),
-        HttpServer::new_app(admin::AdminApp { store, token: config.admin.token.clone(), backchannel, revoker }),
+        HttpServer::new_app(admin::AdminApp {
+            store,
+            token: config.admin.token.clone(),
+            notifier: logout::notify::Notifier { backchannel, revoker },
+        }),
     );
     admin.threads = Some(1);
     admin.add_tcp(&config.admin.listen.to_string());

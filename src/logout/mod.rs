@@ -10,6 +10,7 @@
 //! types; `proxy` reads the request into an [`Input`] and writes the [`Reply`].
 
 pub mod decide;
+pub mod notify;
 pub mod params;
 pub mod uri;
 
@@ -88,8 +89,6 @@ struct EndJson {
 /// Everything one logout needs; shared by all requests.
 pub struct Logout {
     pub clients: Arc<Clients>,
-    /// RFC 7009 revocation of ended sessions' tokens at the upstream; None: off.
-    pub revoker: Option<Arc<Revoker>>,
     pub issuer: String,
     pub policy: Policy,
     pub session_cookies: Vec<String>,
@@ -104,8 +103,8 @@ pub struct Logout {
     pub store: Arc<dyn SessionStore>,
     pub jwks: Arc<Jwks>,
     pub pages: Arc<Pages>,
-    /// Back-channel notices for the participants that registered a URI.
-    pub backchannel: Arc<Backchannel>,
+    /// Tells the RPs of ended sessions (back-channel) and revokes their tokens at the upstream.
+    pub notifier: notify::Notifier,
 }
 
 /// A participant RP and the sid it knows.
@@ -127,7 +126,6 @@ impl Logout {
         let es = &config.end_session;
         Logout {
             clients,
-            revoker,
             issuer: config.issuer.clone(),
             policy: Policy {
                 require_hint: es.require_id_token_hint,
@@ -145,7 +143,7 @@ impl Logout {
             store,
             jwks,
             pages,
-            backchannel,
+            notifier: notify::Notifier { backchannel, revoker },
         }
     }
 
@@ -587,36 +585,10 @@ impl Logout {
             tracing::warn!(error = %e, "OP cookies not revoked");
             return self.error(503, ErrorKind::Unavailable, Some(lang), "unavailable");
         }
-        // Back-channel notices are accepted (durably) before anything says "signed out": each
-        // session's RPs with that session's subject, the initiator with the hint's.
-        let mut notices = Vec::new();
-        for s in &sessions {
-            let pairs: Vec<(String, Option<String>)> =
-                s.clients.iter().map(|c| (c.clone(), Some(s.sid_for(c).to_string()))).collect();
-            let sub = Some(s.sub.as_str()).filter(|x| !x.is_empty()).or(sub);
-            match self.backchannel.notices_for(&pairs, sub).await {
-                Ok(n) => notices.extend(n),
-                Err(e) => {
-                    tracing::warn!(error = %e, "logout tokens not signed");
-                    return self.error(503, ErrorKind::Unavailable, Some(lang), "unavailable");
-                }
-            }
-        }
-        let extra: Vec<(String, Option<String>)> =
-            initiator.iter().filter(|(c, _)| !sessions.iter().any(|s| s.clients.contains(c))).cloned().collect();
-        match self.backchannel.notices_for(&extra, sub).await {
-            Ok(n) => notices.extend(n),
-            Err(e) => {
-                tracing::warn!(error = %e, "logout tokens not signed");
-                return self.error(503, ErrorKind::Unavailable, Some(lang), "unavailable");
-            }
-        }
-        if let Err(e) = self.backchannel.accept(notices).await {
-            tracing::warn!(error = %e, "back-channel notices not accepted");
+        // Back-channel notices are accepted (durably) before anything says "signed out".
+        if let Err(e) = self.notifier.sessions_ended(&sessions, initiator, sub).await {
+            tracing::warn!(error = %e, "the RPs could not be told");
             return self.error(503, ErrorKind::Unavailable, Some(lang), "unavailable");
-        }
-        if let Some(r) = &self.revoker {
-            r.submit(sessions.iter().flat_map(|s| s.sealed.iter().cloned()).collect());
         }
         let headers = self.clear_op_cookies();
         let m = Metrics::get();
