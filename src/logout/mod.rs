@@ -10,6 +10,7 @@
 //! types; `proxy` reads the request into an [`Input`] and writes the [`Reply`].
 
 pub mod decide;
+pub mod failure;
 pub mod notify;
 pub mod params;
 pub mod uri;
@@ -22,6 +23,7 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use self::decide::{EndRequest, HintCheck, Next, Outcome, Plan, Policy, StoreAnswer};
+use self::failure::{Failure, InLang, LogoutError};
 use self::params::LogoutParams;
 use crate::backchannel::Backchannel;
 use crate::clients::Clients;
@@ -149,37 +151,22 @@ impl Logout {
 
     /// end_session itself (GET query or POST form, RPI-01, GW-10).
     pub async fn end_session(&self, input: &Input<'_>) -> Reply {
-        let raw = match self.raw_params(input) {
-            Ok(raw) => raw,
-            Err(reply) => return reply,
-        };
-        let p = match LogoutParams::parse(raw) {
-            Ok(p) => p,
-            Err(e) => {
-                tracing::info!(reason = %e, "end_session rejected");
-                return self.error(400, ErrorKind::Rejected, None, "rejected");
-            }
-        };
+        self.end_session_steps(input).await.unwrap_or_else(|f| self.fail(f))
+    }
+
+    async fn end_session_steps(&self, input: &Input<'_>) -> Result<Reply, Failure> {
+        let p = LogoutParams::parse(self.raw_params(input)?)?;
         let lang = self.pages.pick_lang(p.ui_locales.as_deref()).to_string();
         let hint = match &p.id_token_hint {
             None => HintCheck::Absent,
-            Some(t) => match crate::oidc::hint::check(t, &self.jwks, &self.issuer, &self.clients).await {
-                Ok(h) => h,
-                Err(e) => {
-                    tracing::warn!(error = %e, "end_session unavailable");
-                    return self.error(503, ErrorKind::Unavailable, Some(&lang), "unavailable");
-                }
-            },
+            Some(t) => crate::oidc::hint::check(t, &self.jwks, &self.issuer, &self.clients)
+                .await
+                .map_err(|e| LogoutError::Keys(e.to_string()))
+                .in_lang(&lang)?,
         };
         let hint = match (hint, &p.id_token_hint) {
             (HintCheck::Invalid(_), Some(t)) if self.accept_access_token_hint => {
-                match self.access_token_hint(t).await {
-                    Ok(h) => h,
-                    Err(e) => {
-                        tracing::warn!(error = %e, "end_session unavailable");
-                        return self.error(503, ErrorKind::Unavailable, Some(&lang), "unavailable");
-                    }
-                }
+                self.access_token_hint(t).await.in_lang(&lang)?
             }
             (h, _) => h,
         };
@@ -210,42 +197,19 @@ impl Logout {
             _ => (None, None),
         };
         match plan {
-            Plan::Reject(r) => {
-                tracing::info!(reason = r.code(), "end_session rejected");
-                self.error(400, ErrorKind::Rejected, Some(&lang), "rejected")
-            }
+            Plan::Reject(r) => Err(LogoutError::Refused(r.code())).in_lang(&lang),
             Plan::Confirm { next, end } => self.ask(next, end, &lang, input).await,
             Plan::End { next, end } => {
                 // RPI-15: the browser is in a known session (its OP cookie says which); a hint for
                 // another session is not enough to end anything without asking.
-                let browser = match self.browser_session(input.cookie).await {
-                    Ok(b) => b,
-                    Err(e) => {
-                        tracing::warn!(error = %e, "end_session unavailable");
-                        return self.error(503, ErrorKind::Unavailable, Some(&lang), "unavailable");
-                    }
-                };
+                let browser = self.browser_session(input.cookie).await.in_lang(&lang)?;
                 if let Some(bsid) = &browser {
-                    match self.store.get_session(&end.sid).await {
-                        Ok(Some(v)) if &v.sid != bsid => {
-                            tracing::info!("hint names another session than the browser's: asking");
-                            return self.ask(next, None, &lang, input).await;
-                        }
-                        Ok(_) => {}
-                        Err(e) => {
-                            tracing::warn!(error = %e, "end_session unavailable");
-                            return self.error(503, ErrorKind::Unavailable, Some(&lang), "unavailable");
-                        }
+                    if self.store.get_session(&end.sid).await.in_lang(&lang)?.is_some_and(|v| &v.sid != bsid) {
+                        tracing::info!("hint names another session than the browser's: asking");
+                        return self.ask(next, None, &lang, input).await;
                     }
                 }
-                let res = self.store.end_session(&end.sid, Some(&end.sub), end.accept_unknown).await;
-                let res = match res {
-                    Ok(r) => r,
-                    Err(e) => {
-                        tracing::warn!(error = %e, "end_session unavailable");
-                        return self.error(503, ErrorKind::Unavailable, Some(&lang), "unavailable");
-                    }
-                };
+                let res = self.store.end_session(&end.sid, Some(&end.sub), end.accept_unknown).await.in_lang(&lang)?;
                 let answer = match &res {
                     EndResult::Ended(_) => StoreAnswer::Ended,
                     EndResult::AlreadyEnded(_) => StoreAnswer::AlreadyEnded,
@@ -262,13 +226,8 @@ impl Logout {
                         // An unknown sid accepted (accept_unknown_sid): the browser's own session
                         // is the one to end.
                         if let (EndResult::Recorded, Some(bsid)) = (&res, &browser) {
-                            match self.store.end_session(bsid, None, false).await {
-                                Ok(r) => sessions.extend(session_of(&r)),
-                                Err(e) => {
-                                    tracing::warn!(error = %e, "end_session unavailable");
-                                    return self.error(503, ErrorKind::Unavailable, Some(&lang), "unavailable");
-                                }
-                            }
+                            sessions
+                                .extend(session_of(&self.store.end_session(bsid, None, false).await.in_lang(&lang)?));
                         }
                         self.finish(next, &who, sessions, hint_sub.as_deref(), input.cookie, &lang).await
                     }
@@ -279,11 +238,15 @@ impl Logout {
 
     /// The confirmation form's POST: a valid, unused token bound to this browser logs out.
     pub async fn confirm(&self, input: &Input<'_>) -> Reply {
+        self.confirm_steps(input).await.unwrap_or_else(|f| self.fail(f))
+    }
+
+    async fn confirm_steps(&self, input: &Input<'_>) -> Result<Reply, Failure> {
         if input.method != "POST" {
-            return self.method_not_allowed("POST");
+            return Err(LogoutError::Method("POST").into());
         }
         if !is_form(input.content_type) {
-            return self.error(415, ErrorKind::UnsupportedMediaType, None, "rejected");
+            return Err(LogoutError::NotForm.into());
         }
         let (mut token, mut action) = (None, None);
         for pair in input.body.split(|b| *b == b'&') {
@@ -298,18 +261,11 @@ impl Logout {
             }
         }
         let Some(token) = token.filter(|t| t.len() <= 64 && !t.is_empty()) else {
-            return self.error(400, ErrorKind::ConfirmationInvalid, None, "rejected");
+            return Err(LogoutError::ConfirmationInvalid("no token").into());
         };
-        let pending = match self.store.take_pending(&token).await {
-            Ok(p) => p,
-            Err(e) => {
-                tracing::warn!(error = %e, "confirmation unavailable");
-                return self.error(503, ErrorKind::Unavailable, None, "unavailable");
-            }
-        };
+        let pending = self.store.take_pending(&token).await?;
         let Some(pending) = pending.and_then(|p| serde_json::from_str::<Pending>(&p).ok()) else {
-            tracing::info!("confirmation token unknown, expired or replayed");
-            return self.error(400, ErrorKind::ConfirmationInvalid, None, "rejected");
+            return Err(LogoutError::ConfirmationInvalid("token unknown, expired or replayed").into());
         };
         let lang = pending.lang.clone();
         let binder = cookie_value(input.cookie, self.confirm_cookie()).map(|v| hex_sha256(v.as_bytes()));
@@ -317,8 +273,8 @@ impl Logout {
             || action.as_deref() != Some(b"logout")
             || self.op_binding(input.cookie) != pending.op
         {
-            tracing::info!("confirmation not bound to this browser or its OP session, or not a logout");
-            return self.error(400, ErrorKind::ConfirmationInvalid, Some(&lang), "rejected");
+            let why = "not bound to this browser or its OP session, or not a logout";
+            return Err(LogoutError::ConfirmationInvalid(why)).in_lang(&lang);
         }
         let next = Next { client_id: pending.next.client_id, redirect: pending.next.redirect };
         let initiator = next.client_id.clone();
@@ -327,39 +283,23 @@ impl Logout {
         let mut sessions: Vec<SessionView> = Vec::new();
         let (mut sid, mut sub) = (None, None);
         if let Some(e) = pending.end {
-            match self.store.end_session(&e.sid, Some(&e.sub), e.accept_unknown).await {
-                Ok(r) => sessions.extend(session_of(&r)),
-                Err(err) => {
-                    tracing::warn!(error = %err, "confirmation unavailable");
-                    return self.error(503, ErrorKind::Unavailable, Some(&lang), "unavailable");
-                }
-            }
+            let r = self.store.end_session(&e.sid, Some(&e.sub), e.accept_unknown).await.in_lang(&lang)?;
+            sessions.extend(session_of(&r));
             sid = Some(e.sid);
             sub = Some(e.sub);
         }
-        match self.browser_session(input.cookie).await {
-            Ok(Some(bsid)) if !sessions.iter().any(|v| v.sid == bsid) => {
-                match self.store.end_session(&bsid, None, false).await {
-                    Ok(r) => sessions.extend(session_of(&r)),
-                    Err(err) => {
-                        tracing::warn!(error = %err, "confirmation unavailable");
-                        return self.error(503, ErrorKind::Unavailable, Some(&lang), "unavailable");
-                    }
-                }
-            }
-            Ok(_) => {}
-            Err(err) => {
-                tracing::warn!(error = %err, "confirmation unavailable");
-                return self.error(503, ErrorKind::Unavailable, Some(&lang), "unavailable");
+        if let Some(bsid) = self.browser_session(input.cookie).await.in_lang(&lang)? {
+            if !sessions.iter().any(|v| v.sid == bsid) {
+                sessions.extend(session_of(&self.store.end_session(&bsid, None, false).await.in_lang(&lang)?));
             }
         }
         let who = initiator.map(|c| vec![(c, sid)]).unwrap_or_default();
-        let mut reply = self.finish(next, &who, sessions, sub.as_deref(), input.cookie, &lang).await;
+        let mut reply = self.finish(next, &who, sessions, sub.as_deref(), input.cookie, &lang).await?;
         let clear = self.binder_cookie("", &input.confirm_action, 0);
         match &mut reply {
             Reply::Page { headers, .. } | Reply::Redirect { headers, .. } => headers.push(("set-cookie", clear)),
         }
-        reply
+        Ok(reply)
     }
 
     /// endSessionWithAccessToken: an access token the gateway learned (by hash) names its
@@ -421,26 +361,27 @@ impl Logout {
         Ok(out)
     }
 
-    fn raw_params<'a>(&self, input: &Input<'a>) -> Result<&'a [u8], Reply> {
+    fn raw_params<'a>(&self, input: &Input<'a>) -> Result<&'a [u8], LogoutError> {
         match input.method {
-            "GET" => {
-                if input.query.len() > params::MAX_INPUT {
-                    return Err(self.error(414, ErrorKind::TooLarge, None, "rejected"));
-                }
-                Ok(input.query)
-            }
+            "GET" if input.query.len() > params::MAX_INPUT => Err(LogoutError::TooLarge),
+            "GET" => Ok(input.query),
             // GW-10: a POST's parameters come from its form body only.
-            "POST" if !is_form(input.content_type) => {
-                Err(self.error(415, ErrorKind::UnsupportedMediaType, None, "rejected"))
-            }
+            "POST" if !is_form(input.content_type) => Err(LogoutError::NotForm),
             "POST" => Ok(input.body),
-            _ => Err(self.method_not_allowed("GET, POST")),
+            _ => Err(LogoutError::Method("GET, POST")),
         }
     }
 
-    fn method_not_allowed(&self, allow: &str) -> Reply {
-        let mut r = self.error(405, ErrorKind::MethodNotAllowed, None, "rejected");
-        if let Reply::Page { headers, .. } = &mut r {
+    /// The one mapping from a failure to its answer: status, page, metric label, log line.
+    fn fail(&self, f: Failure) -> Reply {
+        let (status, kind, outcome) = f.error.answer();
+        if status >= 500 {
+            tracing::warn!(error = %f.error, "logout not completed");
+        } else {
+            tracing::info!(reason = %f.error, "logout request refused");
+        }
+        let mut r = self.error(status, kind, f.lang.as_deref(), outcome);
+        if let (LogoutError::Method(allow), Reply::Page { headers, .. }) = (&f.error, &mut r) {
             headers.push(("allow", allow.to_string()));
         }
         r
@@ -465,7 +406,7 @@ impl Logout {
 
     /// Keep the context under a fresh token and show the confirmation page, with the cookie
     /// that binds the token to this browser.
-    async fn ask(&self, next: Next, end: Option<EndRequest>, lang: &str, input: &Input<'_>) -> Reply {
+    async fn ask(&self, next: Next, end: Option<EndRequest>, lang: &str, input: &Input<'_>) -> Result<Reply, Failure> {
         // The page names where the browser goes afterwards: the host (or a native app's scheme).
         let destination = next.redirect.as_deref().and_then(|r| url::Url::parse(r).ok()).map(|u| match u.host_str() {
             Some(h) => h.to_string(),
@@ -480,31 +421,18 @@ impl Logout {
             binder: hex_sha256(binder.as_bytes()),
             op: self.op_binding(input.cookie),
         };
-        let Ok(json) = serde_json::to_string(&pending) else {
-            return self.error(500, ErrorKind::Internal, Some(lang), "rejected");
-        };
-        match self.store.put_pending(&token, &json, self.confirmation_ttl).await {
-            Ok(true) => {}
-            Ok(false) => {
-                Metrics::get().limited.with_label_values(&["confirmations"]).inc();
-                tracing::warn!("confirmation refused: the global cap on confirmation contexts is reached");
-                return self.error(503, ErrorKind::Unavailable, Some(lang), "unavailable");
-            }
-            Err(e) => {
-                tracing::warn!(error = %e, "confirmation unavailable");
-                return self.error(503, ErrorKind::Unavailable, Some(lang), "unavailable");
-            }
+        let json = serde_json::to_string(&pending).map_err(|e| LogoutError::Render(e.to_string())).in_lang(lang)?;
+        if !self.store.put_pending(&token, &json, self.confirmation_ttl).await.in_lang(lang)? {
+            Metrics::get().limited.with_label_values(&["confirmations"]).inc();
+            return Err(LogoutError::ConfirmationsCapped).in_lang(lang);
         }
-        match self.pages.confirm(lang, &input.confirm_action, &token, destination.as_deref()) {
-            Ok(page) => {
-                let cookie = self.binder_cookie(&binder, &input.confirm_action, self.confirmation_ttl.as_secs().max(1));
-                Reply::Page { page, headers: vec![("set-cookie", cookie)], outcome: "confirm" }
-            }
-            Err(e) => {
-                tracing::error!(error = %e, "confirmation page failed to render");
-                self.error(500, ErrorKind::Internal, Some(lang), "rejected")
-            }
-        }
+        let page = self
+            .pages
+            .confirm(lang, &input.confirm_action, &token, destination.as_deref())
+            .map_err(LogoutError::Render)
+            .in_lang(lang)?;
+        let cookie = self.binder_cookie(&binder, &input.confirm_action, self.confirmation_ttl.as_secs().max(1));
+        Ok(Reply::Page { page, headers: vec![("set-cookie", cookie)], outcome: "confirm" })
     }
 
     /// The binder cookie's name: `__Host-` prefixed over https.
@@ -547,7 +475,7 @@ impl Logout {
         sub: Option<&str>,
         cookie: Option<&str>,
         lang: &str,
-    ) -> Reply {
+    ) -> Result<Reply, Failure> {
         let mut who: Vec<Participant<'_>> = Vec::new();
         for s in &sessions {
             for c in &s.clients {
@@ -574,22 +502,10 @@ impl Logout {
         // The browser's OP cookies are refused from now on (GW-02), whether a learned session
         // has them or the gateway never saw them bound; a cookie bound to a session this logout
         // did not end (another user's, planted) is left alone.
-        let presented = match self.revocable_cookies(cookie, &sessions).await {
-            Ok(p) => p,
-            Err(e) => {
-                tracing::warn!(error = %e, "OP cookies not revoked");
-                return self.error(503, ErrorKind::Unavailable, Some(lang), "unavailable");
-            }
-        };
-        if let Err(e) = self.store.revoke_hashes(&presented).await {
-            tracing::warn!(error = %e, "OP cookies not revoked");
-            return self.error(503, ErrorKind::Unavailable, Some(lang), "unavailable");
-        }
+        let presented = self.revocable_cookies(cookie, &sessions).await.in_lang(lang)?;
+        self.store.revoke_hashes(&presented).await.in_lang(lang)?;
         // Back-channel notices are accepted (durably) before anything says "signed out".
-        if let Err(e) = self.notifier.sessions_ended(&sessions, initiator, sub).await {
-            tracing::warn!(error = %e, "the RPs could not be told");
-            return self.error(503, ErrorKind::Unavailable, Some(lang), "unavailable");
-        }
+        self.notifier.sessions_ended(&sessions, initiator, sub).await.in_lang(lang)?;
         let headers = self.clear_op_cookies();
         let m = Metrics::get();
         m.frontchannel_iframes.inc_by(frames.len() as u64);
@@ -602,7 +518,7 @@ impl Logout {
         );
         if frames.is_empty() {
             if let Some(location) = next.redirect {
-                return Reply::Redirect { location, headers };
+                return Ok(Reply::Redirect { location, headers });
             }
         }
         let page = if frames.is_empty() {
@@ -611,10 +527,10 @@ impl Logout {
             let ms = self.frontchannel_timeout.as_millis().min(60_000) as u64;
             self.pages.frontchannel(lang, &frames, next.redirect.as_deref(), ms)
         };
-        match page {
+        Ok(match page {
             Ok(page) => Reply::Page { page, headers, outcome },
             Err(e) => {
-                // The session is ended; say so plainly rather than fail the request.
+                // The session is ended: count it as such, and still clear the OP cookies.
                 tracing::error!(error = %e, "logged-out page failed to render");
                 let mut r = self.error(500, ErrorKind::Internal, Some(lang), outcome);
                 if let Reply::Page { headers: h, .. } = &mut r {
@@ -622,7 +538,7 @@ impl Logout {
                 }
                 r
             }
-        }
+        })
     }
 
     /// Expire the upstream OP's own session cookies in the browser: one `Set-Cookie` per name
