@@ -218,35 +218,8 @@ impl Learner {
             }
         }
         if !unsure.is_empty() {
-            let hashes: Vec<String> = unsure.iter().map(|i| found[*i].hex()).collect();
-            let answer = if self.lookups.check().is_ok() {
-                self.store.revoked_among(&hashes).await
-            } else {
-                Metrics::get().limited.with_label_values(&["lookups"]).inc();
-                Err(crate::session::StoreError::OverBudget)
-            };
-            match answer {
-                Ok(flags) => {
-                    for (i, r) in unsure.iter().zip(flags) {
-                        revoked[*i] = r;
-                    }
-                }
-                Err(e) => {
-                    let tokens_unsure = unsure.iter().any(|i| found[*i].source.is_some());
-                    if tokens_unsure && endpoint.fails_closed() {
-                        tracing::warn!(error = %e, "revocations cannot be checked; credential refused (fail closed)");
-                        Metrics::get().edge.with_label_values(&["unavailable"]).inc();
-                        return Decision {
-                            refusal: Some((503, "application/json", UNAVAILABLE, Some(("retry-after", "1")))),
-                            strip_cookies: Vec::new(),
-                        };
-                    }
-                    tracing::warn!(error = %e, "revocations cannot be checked; credentials passed on unchecked");
-                    for i in &unsure {
-                        let kind = if found[*i].source.is_some() { "token" } else { "cookie" };
-                        Metrics::get().edge_unchecked.with_label_values(&[kind]).inc();
-                    }
-                }
+            if let Err(refused) = self.look_up(endpoint, &found, &unsure, &mut revoked).await {
+                return refused;
             }
         }
         let mut decision = Decision::default();
@@ -274,6 +247,48 @@ impl Learner {
             None => {}
         }
         decision
+    }
+
+    /// The revocation set could not answer for `found[unsure]` (it is stale): ask the store,
+    /// within the lookup budget, and fill `revoked`. When the store does not answer, Err with
+    /// the 503 refusal where the endpoint fails closed; elsewhere they pass on, counted.
+    async fn look_up(
+        &self,
+        endpoint: Endpoint,
+        found: &[Found],
+        unsure: &[usize],
+        revoked: &mut [bool],
+    ) -> Result<(), Decision> {
+        let hashes: Vec<String> = unsure.iter().map(|i| found[*i].hex()).collect();
+        let answer = if self.lookups.check().is_ok() {
+            self.store.revoked_among(&hashes).await
+        } else {
+            Metrics::get().limited.with_label_values(&["lookups"]).inc();
+            Err(crate::session::StoreError::OverBudget)
+        };
+        let e = match answer {
+            Ok(flags) => {
+                for (i, r) in unsure.iter().zip(flags) {
+                    revoked[*i] = r;
+                }
+                return Ok(());
+            }
+            Err(e) => e,
+        };
+        if endpoint.fails_closed() && unsure.iter().any(|i| found[*i].source.is_some()) {
+            tracing::warn!(error = %e, "revocations cannot be checked; credential refused (fail closed)");
+            Metrics::get().edge.with_label_values(&["unavailable"]).inc();
+            return Err(Decision {
+                refusal: Some((503, "application/json", UNAVAILABLE, Some(("retry-after", "1")))),
+                strip_cookies: Vec::new(),
+            });
+        }
+        tracing::warn!(error = %e, "revocations cannot be checked; credentials passed on unchecked");
+        for i in unsure {
+            let kind = if found[*i].source.is_some() { "token" } else { "cookie" };
+            Metrics::get().edge_unchecked.with_label_values(&[kind]).inc();
+        }
+        Ok(())
     }
 
     /// The `Set-Cookie` values that expire the named OP cookies in the browser: one per name

@@ -157,25 +157,36 @@ impl Logout {
     async fn end_session_steps(&self, input: &Input<'_>) -> Result<Reply, Failure> {
         let p = LogoutParams::parse(self.raw_params(input)?)?;
         let lang = self.pages.pick_lang(p.ui_locales.as_deref()).to_string();
-        let hint = match &p.id_token_hint {
-            None => HintCheck::Absent,
-            Some(t) => crate::oidc::hint::check(t, &self.jwks, &self.issuer, &self.clients)
-                .await
-                .map_err(|e| LogoutError::Keys(e.to_string()))
-                .in_lang(&lang)?,
-        };
-        let hint = match (hint, &p.id_token_hint) {
-            (HintCheck::Invalid(_), Some(t)) if self.accept_access_token_hint => {
-                self.access_token_hint(t).await.in_lang(&lang)?
-            }
-            (h, _) => h,
+        let hint = self.check_hint(&p).await.in_lang(&lang)?;
+        let plan = self.plan(&p, &hint).await;
+        match plan {
+            Plan::Reject(r) => Err(LogoutError::Refused(r.code())).in_lang(&lang),
+            Plan::Confirm { next, end } => self.ask(next, end, &lang, input).await,
+            Plan::End { next, end } => self.end_hinted(next, end, &hint, &lang, input).await,
+        }
+    }
+
+    /// What the request's `id_token_hint` proves (or, with `accept_access_token_hint`, a
+    /// learned access token in its place).
+    async fn check_hint(&self, p: &LogoutParams) -> Result<HintCheck, LogoutError> {
+        let Some(t) = &p.id_token_hint else { return Ok(HintCheck::Absent) };
+        let hint = crate::oidc::hint::check(t, &self.jwks, &self.issuer, &self.clients)
+            .await
+            .map_err(|e| LogoutError::Keys(e.to_string()))?;
+        let hint = match hint {
+            HintCheck::Invalid(_) if self.accept_access_token_hint => self.access_token_hint(t).await?,
+            h => h,
         };
         if let HintCheck::Invalid(why) = &hint {
             tracing::info!(reason = why, "id_token_hint refused");
         }
-        // The decision table is pure: hand it the (at most two) clients this request names.
+        Ok(hint)
+    }
+
+    /// Stage one of the decision table, handed the (at most two) clients the request names.
+    async fn plan(&self, p: &LogoutParams, hint: &HintCheck) -> Plan {
         let mut named = BTreeMap::new();
-        let hint_client_id = match &hint {
+        let hint_client_id = match hint {
             HintCheck::Valid(c) => Some(c.client_id.as_str()),
             _ => None,
         };
@@ -184,56 +195,57 @@ impl Logout {
                 named.insert(id.to_string(), Client::clone(&c));
             }
         }
-        let plan = decide::plan(
-            &hint,
+        decide::plan(
+            hint,
             p.client_id.as_deref(),
             p.post_logout_redirect_uri.as_deref(),
             p.state.as_deref(),
             &named,
             &self.policy,
-        );
-        let (hint_client, hint_sub) = match &hint {
-            HintCheck::Valid(c) => (Some(c.client_id.clone()), Some(c.sub.clone())),
-            _ => (None, None),
-        };
-        match plan {
-            Plan::Reject(r) => Err(LogoutError::Refused(r.code())).in_lang(&lang),
-            Plan::Confirm { next, end } => self.ask(next, end, &lang, input).await,
-            Plan::End { next, end } => {
-                // RPI-15: the browser is in a known session (its OP cookie says which); a hint for
-                // another session is not enough to end anything without asking.
-                let browser = self.browser_session(input.cookie).await.in_lang(&lang)?;
-                if let Some(bsid) = &browser {
-                    if self.store.get_session(&end.sid).await.in_lang(&lang)?.is_some_and(|v| &v.sid != bsid) {
-                        tracing::info!("hint names another session than the browser's: asking");
-                        return self.ask(next, None, &lang, input).await;
-                    }
-                }
-                let res = self.store.end_session(&end.sid, Some(&end.sub), end.accept_unknown).await.in_lang(&lang)?;
-                let answer = match &res {
-                    EndResult::Ended(_) => StoreAnswer::Ended,
-                    EndResult::AlreadyEnded(_) => StoreAnswer::AlreadyEnded,
-                    EndResult::Recorded => StoreAnswer::Recorded,
-                    EndResult::Unknown => StoreAnswer::Unknown,
-                    EndResult::SubjectMismatch => StoreAnswer::SubjectMismatch,
-                };
-                let hint_sid = Some(end.sid.clone());
-                match decide::after_store(next, end, answer) {
-                    Outcome::Confirm { next, end } => self.ask(next, end, &lang, input).await,
-                    Outcome::LoggedOut(next) => {
-                        let who = hint_client.map(|c| vec![(c, hint_sid)]).unwrap_or_default();
-                        let mut sessions: Vec<SessionView> = session_of(&res).into_iter().collect();
-                        // An unknown sid accepted (accept_unknown_sid): the browser's own session
-                        // is the one to end.
-                        if let (EndResult::Recorded, Some(bsid)) = (&res, &browser) {
-                            sessions
-                                .extend(session_of(&self.store.end_session(bsid, None, false).await.in_lang(&lang)?));
-                        }
-                        self.finish(next, &who, sessions, hint_sub.as_deref(), input.cookie, &lang).await
-                    }
-                }
+        )
+    }
+
+    /// A valid hint names the session to end: end it (unless it is not the browser's own,
+    /// RPI-15), then stage two of the decision table.
+    async fn end_hinted(
+        &self,
+        next: Next,
+        end: EndRequest,
+        hint: &HintCheck,
+        lang: &str,
+        input: &Input<'_>,
+    ) -> Result<Reply, Failure> {
+        let browser = self.browser_session(input.cookie).await.in_lang(lang)?;
+        if let Some(bsid) = &browser {
+            if self.store.get_session(&end.sid).await.in_lang(lang)?.is_some_and(|v| &v.sid != bsid) {
+                tracing::info!("hint names another session than the browser's: asking");
+                return self.ask(next, None, lang, input).await;
             }
         }
+        let res = self.store.end_session(&end.sid, Some(&end.sub), end.accept_unknown).await.in_lang(lang)?;
+        let answer = match &res {
+            EndResult::Ended(_) => StoreAnswer::Ended,
+            EndResult::AlreadyEnded(_) => StoreAnswer::AlreadyEnded,
+            EndResult::Recorded => StoreAnswer::Recorded,
+            EndResult::Unknown => StoreAnswer::Unknown,
+            EndResult::SubjectMismatch => StoreAnswer::SubjectMismatch,
+        };
+        let hint_sid = Some(end.sid.clone());
+        let next = match decide::after_store(next, end, answer) {
+            Outcome::Confirm { next, end } => return self.ask(next, end, lang, input).await,
+            Outcome::LoggedOut(next) => next,
+        };
+        let (client, sub) = match hint {
+            HintCheck::Valid(c) => (Some(c.client_id.clone()), Some(c.sub.as_str())),
+            _ => (None, None),
+        };
+        let who = client.map(|c| vec![(c, hint_sid)]).unwrap_or_default();
+        let mut sessions: Vec<SessionView> = session_of(&res).into_iter().collect();
+        // An unknown sid accepted (accept_unknown_sid): the browser's own session is the one to end.
+        if let (EndResult::Recorded, Some(bsid)) = (&res, &browser) {
+            sessions.extend(session_of(&self.store.end_session(bsid, None, false).await.in_lang(lang)?));
+        }
+        self.finish(next, &who, sessions, sub, input.cookie, lang).await
     }
 
     /// The confirmation form's POST: a valid, unused token bound to this browser logs out.
