@@ -69,6 +69,29 @@ pub enum BuildError {
     Backchannel(String),
 }
 
+/// The public listener: the proxy behind the connection cap and the request-header deadline
+/// (see `proxy::guard`).
+fn public_service(
+    config: &Config,
+    server: &Server,
+    gateway: proxy::Gateway,
+) -> Service<proxy::guard::Guarded<pingora::proxy::HttpProxy<proxy::Gateway>>> {
+    let app = proxy::guard::Guarded::new(
+        pingora::proxy::http_proxy(&server.configuration, gateway),
+        config.limits.max_connections,
+        config.limits.header_timeout,
+    );
+    let mut public = Service::new("public proxy".to_string(), app);
+    // pingora reads through a 64 KiB buffer per connection by default (sized for TLS records);
+    // on this plain listener requests are small, and the buffer is zeroed when allocated, so
+    // 1,000 clients would hold up to ~64 MiB (issue 8's memory figures).
+    public.add_listener(
+        pingora::listeners::ListenerConfig::tcp(config.listen.to_string())
+            .l4_buffer(pingora::listeners::L4BufferSettings::default().read(PUBLIC_READ_BUFFER)),
+    );
+    public
+}
+
 /// Build the server: public proxy, admin listener, background services. Nothing async runs
 /// yet (pingora starts runtimes in `run`); nothing here panics on configuration input.
 pub fn build(config: Config) -> std::result::Result<Server, BuildError> {
@@ -116,22 +139,7 @@ pub fn build(config: Config) -> std::result::Result<Server, BuildError> {
         pages.clone(),
         backchannel.clone(),
     ));
-    let learner = Arc::new(learn::Learner {
-        jwks: jwks.clone(),
-        issuer: config.issuer.clone(),
-        clients,
-        store: store.clone(),
-        revoker: revoker.clone(),
-        access_token_ttl: config.session_store.access_token_ttl,
-        refresh_token_ttl: config.session_store.refresh_token_ttl,
-        tombstone_ttl: config.session_store.tombstone_ttl,
-        endpoints: config.upstream.endpoints.clone(),
-        session_cookies: config.upstream.session_cookies.clone(),
-        session_cookie_paths: config.upstream.session_cookie_paths.clone(),
-        session_cookie_expiry_paths: config.upstream.session_cookie_expiry_paths.clone(),
-        secure_cookies: config.issuer.starts_with("https://"),
-        lookups: learn::lookup_budget(),
-    });
+    let learner = Arc::new(learn::Learner::new(&config, jwks.clone(), clients, store.clone(), revoker.clone()));
     let issuer_origin = url::Url::parse(&config.issuer).map(|u| u.origin().ascii_serialization()).unwrap_or_default();
     let published = proxy::Published {
         discovery_path: jwks.discovery_url().path().to_string(),
@@ -154,21 +162,7 @@ pub fn build(config: Config) -> std::result::Result<Server, BuildError> {
         #[cfg(feature = "fault-injection")]
         fault_armed: fault::armed_by_env(),
     };
-    // The proxy behind the connection cap and the request-header deadline (see proxy::guard).
-    let app = proxy::guard::Guarded::new(
-        pingora::proxy::http_proxy(&server.configuration, gateway),
-        config.limits.max_connections,
-        config.limits.header_timeout,
-    );
-    let mut public = Service::new("public proxy".to_string(), app);
-    // pingora reads through a 64 KiB buffer per connection by default (sized for TLS records);
-    // on this plain listener requests are small, and the buffer is zeroed when allocated, so
-    // 1,000 clients would hold up to ~64 MiB (issue 8's memory figures).
-    public.add_listener(
-        pingora::listeners::ListenerConfig::tcp(config.listen.to_string())
-            .l4_buffer(pingora::listeners::L4BufferSettings::default().read(PUBLIC_READ_BUFFER)),
-    );
-    server.add_service(public);
+    server.add_service(public_service(&config, &server, gateway));
 
     let mut admin = Service::new(
         "admin".to_string(),

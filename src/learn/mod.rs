@@ -116,6 +116,33 @@ pub struct Learner {
 }
 
 impl Learner {
+    /// A learner for `config`'s upstream, issuer, cookies and token lifetimes.
+    pub fn new(
+        config: &crate::config::Config,
+        jwks: Arc<Jwks>,
+        clients: Arc<Clients>,
+        store: Arc<dyn SessionStore>,
+        revoker: Option<Arc<Revoker>>,
+    ) -> Learner {
+        let (up, st) = (&config.upstream, &config.session_store);
+        Learner {
+            jwks,
+            issuer: config.issuer.clone(),
+            clients,
+            store,
+            revoker,
+            access_token_ttl: st.access_token_ttl,
+            refresh_token_ttl: st.refresh_token_ttl,
+            tombstone_ttl: st.tombstone_ttl,
+            endpoints: up.endpoints.clone(),
+            session_cookies: up.session_cookies.clone(),
+            session_cookie_paths: up.session_cookie_paths.clone(),
+            session_cookie_expiry_paths: up.session_cookie_expiry_paths.clone(),
+            secure_cookies: config.issuer.starts_with("https://"),
+            lookups: lookup_budget(),
+        }
+    }
+
     /// A DELETE below the registration endpoint succeeded (RFC 7592): forget the client.
     pub fn on_client_deleted(self: &Arc<Self>, path: &str, query: Option<&str>) {
         let Some(reg) = self.registration_path() else { return };
