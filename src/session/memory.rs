@@ -10,8 +10,8 @@ use async_trait::async_trait;
 
 use super::revoked::RevokedSet;
 use super::{
-    set_marks, union, Claimed, Conflict, EndResult, NewSession, Notice, PutResult, SessionStore, SessionView, Status,
-    StoreError, Ttls,
+    set_marks, union, Claimed, CodeBindings, Confirmations, Conflict, EndResult, LearnedClients, NewSession, Notice,
+    NoticeQueue, PutResult, Revocations, SessionStore, SessionView, Sessions, SigningKeys, Status, StoreError, Ttls,
 };
 
 #[derive(Debug, Clone)]
@@ -144,7 +144,10 @@ impl SessionStore for MemoryStore {
     async fn ping(&self) -> Result<(), StoreError> {
         self.lock().map(|_| ())
     }
+}
 
+#[async_trait]
+impl Sessions for MemoryStore {
     async fn put_session(&self, s: &NewSession) -> Result<PutResult, StoreError> {
         let mut st = self.lock()?;
         st.sweep();
@@ -266,6 +269,109 @@ impl SessionStore for MemoryStore {
         }
     }
 
+    async fn session_by_cookie(&self, cookie_hash: &str) -> Result<Option<String>, StoreError> {
+        Ok(self.lock()?.by_cookie.get(cookie_hash).cloned())
+    }
+
+    async fn session_by_token(&self, token_hash: &str) -> Result<Option<(String, String)>, StoreError> {
+        let st = self.lock()?;
+        Ok(st
+            .by_token
+            .get(token_hash)
+            .filter(|(_, _, exp)| *exp > Instant::now())
+            .map(|(s, c, _)| (s.clone(), c.clone())))
+    }
+}
+
+#[async_trait]
+impl Revocations for MemoryStore {
+    fn revoked_set(&self) -> Arc<RevokedSet> {
+        self.set.clone()
+    }
+
+    async fn is_revoked(&self, token_hash: &str) -> Result<bool, StoreError> {
+        let st = self.lock()?;
+        Ok(st.revoked.get(token_hash).is_some_and(|exp| *exp > Instant::now()))
+    }
+
+    async fn revoked_among(&self, hashes: &[String]) -> Result<Vec<bool>, StoreError> {
+        let st = self.lock()?;
+        let now = Instant::now();
+        Ok(hashes.iter().map(|h| st.revoked.get(h).is_some_and(|exp| *exp > now)).collect())
+    }
+
+    async fn revoke_hashes(&self, hashes: &[String]) -> Result<(), StoreError> {
+        let mut st = self.lock()?;
+        let exp = Instant::now() + self.ttls.tombstone;
+        for h in hashes {
+            st.revoked.insert(h.clone(), exp);
+        }
+        let marks: Vec<(String, Duration)> = hashes.iter().map(|h| (h.clone(), self.ttls.tombstone)).collect();
+        self.set.insert(set_marks(&marks));
+        Ok(())
+    }
+
+    async fn revoke_marks(&self, marks: &[(String, Duration)]) -> Result<(), StoreError> {
+        let mut st = self.lock()?;
+        let now = Instant::now();
+        for (h, ttl) in marks {
+            st.revoked.insert(h.clone(), now + *ttl);
+        }
+        self.set.insert(set_marks(marks));
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl CodeBindings for MemoryStore {
+    async fn bind_code(&self, code_hash: &str, cookie_hashes: &[String], ttl: Duration) -> Result<(), StoreError> {
+        let mut st = self.lock()?;
+        let now = Instant::now();
+        // First writer wins: a live binding is never replaced.
+        if st.codes.get(code_hash).is_none_or(|(_, exp)| *exp <= now) {
+            st.codes.insert(code_hash.to_string(), (cookie_hashes.to_vec(), now + ttl));
+        }
+        Ok(())
+    }
+
+    async fn take_code(&self, code_hash: &str) -> Result<Vec<String>, StoreError> {
+        let mut st = self.lock()?;
+        Ok(st.codes.remove(code_hash).filter(|(_, exp)| *exp > Instant::now()).map(|(c, _)| c).unwrap_or_default())
+    }
+}
+
+#[async_trait]
+impl LearnedClients for MemoryStore {
+    async fn registered_client(&self, client_id: &str) -> Result<Option<String>, StoreError> {
+        Ok(self.lock()?.registered.get(client_id).cloned())
+    }
+
+    async fn set_registered_client(
+        &self,
+        client_id: &str,
+        metadata: Option<&str>,
+        max: u64,
+        lifetime: Duration,
+    ) -> Result<bool, StoreError> {
+        let mut st = self.lock()?;
+        let Some(m) = metadata else {
+            st.registered.remove(client_id);
+            return Ok(true);
+        };
+        if !st.registered.contains_key(client_id) && st.registered.len() as u64 >= max {
+            let oldest = super::unix_now().saturating_sub(lifetime.as_secs());
+            st.registered.retain(|_, json| super::learned_at(json) > oldest);
+            if st.registered.len() as u64 >= max {
+                return Ok(false);
+            }
+        }
+        st.registered.insert(client_id.to_string(), m.to_string());
+        Ok(true)
+    }
+}
+
+#[async_trait]
+impl Confirmations for MemoryStore {
     async fn put_pending(&self, token: &str, value: &str, ttl: Duration) -> Result<bool, StoreError> {
         let mut st = self.lock()?;
         st.sweep();
@@ -284,7 +390,10 @@ impl SessionStore for MemoryStore {
         let mut st = self.lock()?;
         Ok(st.pending.remove(token).filter(|(_, exp)| *exp > Instant::now()).map(|(v, _)| v))
     }
+}
 
+#[async_trait]
+impl SigningKeys for MemoryStore {
     async fn signing_keys(&self) -> Result<Vec<String>, StoreError> {
         Ok(self.lock()?.keys.iter().map(|(_, k)| k.clone()).collect())
     }
@@ -306,7 +415,10 @@ impl SessionStore for MemoryStore {
         }
         Ok(st.keys.iter().map(|(_, k)| k.clone()).collect())
     }
+}
 
+#[async_trait]
+impl NoticeQueue for MemoryStore {
     async fn enqueue_notices(&self, notices: &[Notice]) -> Result<(), StoreError> {
         let mut st = self.lock()?;
         for n in notices {
@@ -367,97 +479,6 @@ impl SessionStore for MemoryStore {
     async fn notice_depth(&self) -> Result<u64, StoreError> {
         let st = self.lock()?;
         Ok((st.queue.len() + st.retries.len()) as u64)
-    }
-
-    fn revoked_set(&self) -> Arc<RevokedSet> {
-        self.set.clone()
-    }
-
-    async fn is_revoked(&self, token_hash: &str) -> Result<bool, StoreError> {
-        let st = self.lock()?;
-        Ok(st.revoked.get(token_hash).is_some_and(|exp| *exp > Instant::now()))
-    }
-
-    async fn revoked_among(&self, hashes: &[String]) -> Result<Vec<bool>, StoreError> {
-        let st = self.lock()?;
-        let now = Instant::now();
-        Ok(hashes.iter().map(|h| st.revoked.get(h).is_some_and(|exp| *exp > now)).collect())
-    }
-
-    async fn bind_code(&self, code_hash: &str, cookie_hashes: &[String], ttl: Duration) -> Result<(), StoreError> {
-        let mut st = self.lock()?;
-        let now = Instant::now();
-        // First writer wins: a live binding is never replaced.
-        if st.codes.get(code_hash).is_none_or(|(_, exp)| *exp <= now) {
-            st.codes.insert(code_hash.to_string(), (cookie_hashes.to_vec(), now + ttl));
-        }
-        Ok(())
-    }
-
-    async fn take_code(&self, code_hash: &str) -> Result<Vec<String>, StoreError> {
-        let mut st = self.lock()?;
-        Ok(st.codes.remove(code_hash).filter(|(_, exp)| *exp > Instant::now()).map(|(c, _)| c).unwrap_or_default())
-    }
-
-    async fn session_by_cookie(&self, cookie_hash: &str) -> Result<Option<String>, StoreError> {
-        Ok(self.lock()?.by_cookie.get(cookie_hash).cloned())
-    }
-
-    async fn revoke_hashes(&self, hashes: &[String]) -> Result<(), StoreError> {
-        let mut st = self.lock()?;
-        let exp = Instant::now() + self.ttls.tombstone;
-        for h in hashes {
-            st.revoked.insert(h.clone(), exp);
-        }
-        let marks: Vec<(String, Duration)> = hashes.iter().map(|h| (h.clone(), self.ttls.tombstone)).collect();
-        self.set.insert(set_marks(&marks));
-        Ok(())
-    }
-
-    async fn revoke_marks(&self, marks: &[(String, Duration)]) -> Result<(), StoreError> {
-        let mut st = self.lock()?;
-        let now = Instant::now();
-        for (h, ttl) in marks {
-            st.revoked.insert(h.clone(), now + *ttl);
-        }
-        self.set.insert(set_marks(marks));
-        Ok(())
-    }
-
-    async fn session_by_token(&self, token_hash: &str) -> Result<Option<(String, String)>, StoreError> {
-        let st = self.lock()?;
-        Ok(st
-            .by_token
-            .get(token_hash)
-            .filter(|(_, _, exp)| *exp > Instant::now())
-            .map(|(s, c, _)| (s.clone(), c.clone())))
-    }
-
-    async fn registered_client(&self, client_id: &str) -> Result<Option<String>, StoreError> {
-        Ok(self.lock()?.registered.get(client_id).cloned())
-    }
-
-    async fn set_registered_client(
-        &self,
-        client_id: &str,
-        metadata: Option<&str>,
-        max: u64,
-        lifetime: Duration,
-    ) -> Result<bool, StoreError> {
-        let mut st = self.lock()?;
-        let Some(m) = metadata else {
-            st.registered.remove(client_id);
-            return Ok(true);
-        };
-        if !st.registered.contains_key(client_id) && st.registered.len() as u64 >= max {
-            let oldest = super::unix_now().saturating_sub(lifetime.as_secs());
-            st.registered.retain(|_, json| super::learned_at(json) > oldest);
-            if st.registered.len() as u64 >= max {
-                return Ok(false);
-            }
-        }
-        st.registered.insert(client_id.to_string(), m.to_string());
-        Ok(true)
     }
 }
 

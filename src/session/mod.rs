@@ -12,6 +12,8 @@
 //! points at the primary. Ending a session keeps it as a tombstone for `tombstone_ttl`, so a
 //! stale or expired hint for it is still recognised (RPI-04/25, GW-06).
 
+#[cfg(test)]
+mod contract;
 mod lua;
 mod memory;
 mod redis;
@@ -227,14 +229,22 @@ pub(crate) fn unix_now() -> u64 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
 }
 
+/// Everything the gateway keeps: every capability, in one backend (`memory` or `redis`).
+/// Callers hold `Arc<dyn SessionStore>`; the capability traits' methods are callable on it.
 #[async_trait]
-pub trait SessionStore: Send + Sync {
+pub trait SessionStore:
+    Sessions + Revocations + CodeBindings + LearnedClients + Confirmations + SigningKeys + NoticeQueue
+{
     /// `memory` or `redis`, for logs and /readyz.
     fn backend(&self) -> &'static str;
 
     /// Answers when the store can serve requests; used by /readyz.
     async fn ping(&self) -> Result<(), StoreError>;
+}
 
+/// Sessions: recording, reading, ending, and finding them by token or OP cookie.
+#[async_trait]
+pub trait Sessions: Send + Sync {
     /// Record a session or merge clients into it.
     async fn put_session(&self, s: &NewSession) -> Result<PutResult, StoreError>;
 
@@ -254,6 +264,16 @@ pub trait SessionStore: Send + Sync {
         record_unknown: bool,
     ) -> Result<EndResult, StoreError>;
 
+    /// The (primary sid, client) an access or refresh token (by hash) was issued in.
+    async fn session_by_token(&self, token_hash: &str) -> Result<Option<(String, String)>, StoreError>;
+
+    /// The primary sid of the session an OP cookie (by hash) is bound to.
+    async fn session_by_cookie(&self, cookie_hash: &str) -> Result<Option<String>, StoreError>;
+}
+
+/// Revoked credentials (token and cookie hashes) and the edge's in-memory set of them.
+#[async_trait]
+pub trait Revocations: Send + Sync {
     /// The edge's in-memory copy of every revocation (see `revoked`), kept current by this
     /// store (memory) or by its follower (Redis).
     fn revoked_set(&self) -> Arc<RevokedSet>;
@@ -270,13 +290,21 @@ pub trait SessionStore: Send + Sync {
 
     /// Which of these hashes are revoked (one round trip).
     async fn revoked_among(&self, hashes: &[String]) -> Result<Vec<bool>, StoreError>;
+}
 
+/// Authorization codes bound to the OP cookies of the browser they were issued to.
+#[async_trait]
+pub trait CodeBindings: Send + Sync {
     /// Remember which OP cookies the browser had when the OP issued an authorization code.
     async fn bind_code(&self, code_hash: &str, cookie_hashes: &[String], ttl: Duration) -> Result<(), StoreError>;
 
     /// Take (once) the cookies bound to a code.
     async fn take_code(&self, code_hash: &str) -> Result<Vec<String>, StoreError>;
+}
 
+/// Clients learned from dynamic registration.
+#[async_trait]
+pub trait LearnedClients: Send + Sync {
     /// A client learned from dynamic registration (JSON metadata), or None.
     async fn registered_client(&self, client_id: &str) -> Result<Option<String>, StoreError>;
 
@@ -291,13 +319,11 @@ pub trait SessionStore: Send + Sync {
         max: u64,
         lifetime: Duration,
     ) -> Result<bool, StoreError>;
+}
 
-    /// The (primary sid, client) an access or refresh token (by hash) was issued in.
-    async fn session_by_token(&self, token_hash: &str) -> Result<Option<(String, String)>, StoreError>;
-
-    /// The primary sid of the session an OP cookie (by hash) is bound to.
-    async fn session_by_cookie(&self, cookie_hash: &str) -> Result<Option<String>, StoreError>;
-
+/// Confirmation contexts of the logout page (single use, capped).
+#[async_trait]
+pub trait Confirmations: Send + Sync {
     /// Keep a confirmation context under a single-use token for `ttl`.
     /// Returns false (nothing kept) when [`MAX_PENDING`] contexts were created in the current
     /// window of `ttl`: contexts come from unauthenticated requests, so their number is bounded.
@@ -305,7 +331,11 @@ pub trait SessionStore: Send + Sync {
 
     /// Take (and delete) a confirmation context: a token works once.
     async fn take_pending(&self, token: &str) -> Result<Option<String>, StoreError>;
+}
 
+/// The gateway's logout-token signing keys, shared by every instance.
+#[async_trait]
+pub trait SigningKeys: Send + Sync {
     /// The gateway's stored signing keys (JSON of `backchannel::keys::StoredKey`).
     async fn signing_keys(&self) -> Result<Vec<String>, StoreError>;
 
@@ -318,7 +348,11 @@ pub trait SessionStore: Send + Sync {
         candidate: &str,
         rotate_after: Duration,
     ) -> Result<Vec<String>, StoreError>;
+}
 
+/// The back-channel delivery queue: at least once, shared by every instance.
+#[async_trait]
+pub trait NoticeQueue: Send + Sync {
     /// Accept notices durably (all or none).
     async fn enqueue_notices(&self, notices: &[Notice]) -> Result<(), StoreError>;
 

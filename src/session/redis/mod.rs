@@ -33,8 +33,8 @@ use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 
 use super::lua::{ADD_COOKIES, ALIAS_LUA, CLAIM_LUA, END, KEYS, PROMOTE, PUT, TAKE};
 use super::{
-    timed, Claimed, Conflict, EndResult, NewSession, Notice, PutResult, SessionStore, SessionView, Status, StoreError,
-    Ttls,
+    timed, Claimed, CodeBindings, Confirmations, Conflict, EndResult, LearnedClients, NewSession, Notice, NoticeQueue,
+    PutResult, Revocations, SessionStore, SessionView, Sessions, SigningKeys, Status, StoreError, Ttls,
 };
 use crate::config::RedisConfig;
 

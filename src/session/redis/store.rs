@@ -22,7 +22,10 @@ impl SessionStore for RedisStore {
         })
         .await
     }
+}
 
+#[async_trait]
+impl Sessions for RedisStore {
     /// Retried: PUT merges as sets and the index pipeline is plain SETs (see `lua::PUT_LUA`).
     async fn put_session(&self, s: &NewSession) -> Result<PutResult, StoreError> {
         self.retried("put", self.deadline() * 2, |mut c: ConnectionManager| async move {
@@ -92,6 +95,148 @@ impl SessionStore for RedisStore {
         .await
     }
 
+    async fn session_by_cookie(&self, cookie_hash: &str) -> Result<Option<String>, StoreError> {
+        self.retried("by_cookie", self.deadline(), |mut c: ConnectionManager| async move {
+            let c = &mut c;
+            let v: Option<String> = redis::cmd("GET").arg(self.cookie_key(cookie_hash)).query_async(c).await?;
+            Ok(v.map(|v| cookie_owner(&v).to_string()))
+        })
+        .await
+    }
+
+    async fn session_by_token(&self, token_hash: &str) -> Result<Option<(String, String)>, StoreError> {
+        self.retried("by_token", self.deadline(), |mut c: ConnectionManager| async move {
+            let c = &mut c;
+            let v: Option<String> = redis::cmd("GET").arg(self.token_key(token_hash)).query_async(c).await?;
+            Ok(v.and_then(|v| v.split_once(' ').map(|(s, c)| (s.to_string(), c.to_string()))))
+        })
+        .await
+    }
+}
+
+#[async_trait]
+impl Revocations for RedisStore {
+    fn revoked_set(&self) -> std::sync::Arc<crate::session::RevokedSet> {
+        self.set.clone()
+    }
+
+    async fn is_revoked(&self, token_hash: &str) -> Result<bool, StoreError> {
+        self.retried("revoked", self.deadline(), |mut c: ConnectionManager| async move {
+            let c = &mut c;
+            let n: u64 = redis::cmd("EXISTS").arg(self.revoked_key(token_hash)).query_async(c).await?;
+            Ok(n > 0)
+        })
+        .await
+    }
+
+    async fn revoked_among(&self, hashes: &[String]) -> Result<Vec<bool>, StoreError> {
+        if hashes.is_empty() {
+            return Ok(Vec::new());
+        }
+        self.retried("revoked", self.deadline(), |mut c: ConnectionManager| async move {
+            let c = &mut c;
+            let mut pipe = redis::pipe();
+            for h in hashes {
+                pipe.cmd("EXISTS").arg(self.revoked_key(h));
+            }
+            let found: Vec<u64> = pipe.query_async(c).await?;
+            Ok(found.into_iter().map(|n| n > 0).collect())
+        })
+        .await
+    }
+
+    async fn revoke_hashes(&self, hashes: &[String]) -> Result<(), StoreError> {
+        let marks: &[(String, Duration)] = &hashes.iter().map(|h| (h.clone(), self.ttls.tombstone)).collect::<Vec<_>>();
+        self.retried("revoke", self.deadline(), |mut c: ConnectionManager| async move {
+            self.revoke_with(&mut c, marks).await
+        })
+        .await
+    }
+
+    /// Retried: SET with EX is idempotent.
+    async fn revoke_marks(&self, marks: &[(String, Duration)]) -> Result<(), StoreError> {
+        self.retried("revoke", self.deadline(), |mut c: ConnectionManager| async move {
+            self.revoke_with(&mut c, marks).await
+        })
+        .await
+    }
+}
+
+#[async_trait]
+impl CodeBindings for RedisStore {
+    async fn bind_code(&self, code_hash: &str, cookie_hashes: &[String], ttl: Duration) -> Result<(), StoreError> {
+        let json = &serde_json::to_string(cookie_hashes).map_err(|_| bad_reply("bind_code"))?;
+        let secs = ttl.as_secs().max(1);
+        self.retried("bind_code", self.deadline(), |mut c: ConnectionManager| async move {
+            let c = &mut c;
+            // NX: first writer wins (a retry finds its own binding and changes nothing).
+            Ok(redis::cmd("SET")
+                .arg(self.code_key(code_hash))
+                .arg(json)
+                .arg("NX")
+                .arg("EX")
+                .arg(secs)
+                .query_async::<()>(c)
+                .await?)
+        })
+        .await
+    }
+
+    /// Retried: `lua::TAKE`, as for confirmation tokens.
+    async fn take_code(&self, code_hash: &str) -> Result<Vec<String>, StoreError> {
+        let call = &call_id();
+        let v = self
+            .retried("take_code", self.deadline(), |mut c: ConnectionManager| async move {
+                self.take(&mut c, &self.code_key(code_hash), call).await
+            })
+            .await?;
+        Ok(v.and_then(|j| serde_json::from_str(&j).ok()).unwrap_or_default())
+    }
+}
+
+#[async_trait]
+impl LearnedClients for RedisStore {
+    async fn registered_client(&self, client_id: &str) -> Result<Option<String>, StoreError> {
+        self.retried("client", self.deadline(), |mut c: ConnectionManager| async move {
+            let c = &mut c;
+            Ok(redis::cmd("HGET").arg(self.clients_key()).arg(client_id).query_async(c).await?)
+        })
+        .await
+    }
+
+    /// Retried: `lua::LEARN_CLIENT_LUA` and HDEL are idempotent.
+    async fn set_registered_client(
+        &self,
+        client_id: &str,
+        metadata: Option<&str>,
+        max: u64,
+        lifetime: Duration,
+    ) -> Result<bool, StoreError> {
+        let oldest = now().saturating_sub(lifetime.as_secs());
+        self.retried("client", self.deadline(), |mut c: ConnectionManager| async move {
+            let c = &mut c;
+            let Some(m) = metadata else {
+                let _: i64 = redis::cmd("HDEL").arg(self.clients_key()).arg(client_id).query_async(c).await?;
+                return Ok(true);
+            };
+            let kept: i64 = redis::cmd("EVAL")
+                .arg(crate::session::lua::LEARN_CLIENT_LUA)
+                .arg(1)
+                .arg(self.clients_key())
+                .arg(client_id)
+                .arg(m)
+                .arg(max)
+                .arg(oldest)
+                .query_async(c)
+                .await?;
+            Ok(kept == 1)
+        })
+        .await
+    }
+}
+
+#[async_trait]
+impl Confirmations for RedisStore {
     /// Retried: a retry counts once more in the window (harmless: the cap is approximate) and
     /// sets the same value again.
     async fn put_pending(&self, token: &str, value: &str, ttl: Duration) -> Result<bool, StoreError> {
@@ -126,7 +271,10 @@ impl SessionStore for RedisStore {
         })
         .await
     }
+}
 
+#[async_trait]
+impl SigningKeys for RedisStore {
     async fn signing_keys(&self) -> Result<Vec<String>, StoreError> {
         self.retried("keys", self.deadline(), |mut c: ConnectionManager| async move {
             let c = &mut c;
@@ -157,7 +305,10 @@ impl SessionStore for RedisStore {
         })
         .await
     }
+}
 
+#[async_trait]
+impl NoticeQueue for RedisStore {
     /// Once: XADD is not idempotent (a retry after a lost reply would queue every notice
     /// twice). The caller fails closed (503) and the user's next attempt enqueues them.
     async fn enqueue_notices(&self, notices: &[Notice]) -> Result<(), StoreError> {
@@ -233,136 +384,6 @@ impl SessionStore for RedisStore {
                 .query_async(c)
                 .await?;
             Ok(q + r)
-        })
-        .await
-    }
-
-    fn revoked_set(&self) -> std::sync::Arc<crate::session::RevokedSet> {
-        self.set.clone()
-    }
-
-    async fn is_revoked(&self, token_hash: &str) -> Result<bool, StoreError> {
-        self.retried("revoked", self.deadline(), |mut c: ConnectionManager| async move {
-            let c = &mut c;
-            let n: u64 = redis::cmd("EXISTS").arg(self.revoked_key(token_hash)).query_async(c).await?;
-            Ok(n > 0)
-        })
-        .await
-    }
-
-    async fn revoked_among(&self, hashes: &[String]) -> Result<Vec<bool>, StoreError> {
-        if hashes.is_empty() {
-            return Ok(Vec::new());
-        }
-        self.retried("revoked", self.deadline(), |mut c: ConnectionManager| async move {
-            let c = &mut c;
-            let mut pipe = redis::pipe();
-            for h in hashes {
-                pipe.cmd("EXISTS").arg(self.revoked_key(h));
-            }
-            let found: Vec<u64> = pipe.query_async(c).await?;
-            Ok(found.into_iter().map(|n| n > 0).collect())
-        })
-        .await
-    }
-
-    async fn bind_code(&self, code_hash: &str, cookie_hashes: &[String], ttl: Duration) -> Result<(), StoreError> {
-        let json = &serde_json::to_string(cookie_hashes).map_err(|_| bad_reply("bind_code"))?;
-        let secs = ttl.as_secs().max(1);
-        self.retried("bind_code", self.deadline(), |mut c: ConnectionManager| async move {
-            let c = &mut c;
-            // NX: first writer wins (a retry finds its own binding and changes nothing).
-            Ok(redis::cmd("SET")
-                .arg(self.code_key(code_hash))
-                .arg(json)
-                .arg("NX")
-                .arg("EX")
-                .arg(secs)
-                .query_async::<()>(c)
-                .await?)
-        })
-        .await
-    }
-
-    /// Retried: `lua::TAKE`, as for confirmation tokens.
-    async fn take_code(&self, code_hash: &str) -> Result<Vec<String>, StoreError> {
-        let call = &call_id();
-        let v = self
-            .retried("take_code", self.deadline(), |mut c: ConnectionManager| async move {
-                self.take(&mut c, &self.code_key(code_hash), call).await
-            })
-            .await?;
-        Ok(v.and_then(|j| serde_json::from_str(&j).ok()).unwrap_or_default())
-    }
-
-    async fn session_by_cookie(&self, cookie_hash: &str) -> Result<Option<String>, StoreError> {
-        self.retried("by_cookie", self.deadline(), |mut c: ConnectionManager| async move {
-            let c = &mut c;
-            let v: Option<String> = redis::cmd("GET").arg(self.cookie_key(cookie_hash)).query_async(c).await?;
-            Ok(v.map(|v| cookie_owner(&v).to_string()))
-        })
-        .await
-    }
-
-    async fn revoke_hashes(&self, hashes: &[String]) -> Result<(), StoreError> {
-        let marks: &[(String, Duration)] = &hashes.iter().map(|h| (h.clone(), self.ttls.tombstone)).collect::<Vec<_>>();
-        self.retried("revoke", self.deadline(), |mut c: ConnectionManager| async move {
-            self.revoke_with(&mut c, marks).await
-        })
-        .await
-    }
-
-    /// Retried: SET with EX is idempotent.
-    async fn revoke_marks(&self, marks: &[(String, Duration)]) -> Result<(), StoreError> {
-        self.retried("revoke", self.deadline(), |mut c: ConnectionManager| async move {
-            self.revoke_with(&mut c, marks).await
-        })
-        .await
-    }
-
-    async fn session_by_token(&self, token_hash: &str) -> Result<Option<(String, String)>, StoreError> {
-        self.retried("by_token", self.deadline(), |mut c: ConnectionManager| async move {
-            let c = &mut c;
-            let v: Option<String> = redis::cmd("GET").arg(self.token_key(token_hash)).query_async(c).await?;
-            Ok(v.and_then(|v| v.split_once(' ').map(|(s, c)| (s.to_string(), c.to_string()))))
-        })
-        .await
-    }
-
-    async fn registered_client(&self, client_id: &str) -> Result<Option<String>, StoreError> {
-        self.retried("client", self.deadline(), |mut c: ConnectionManager| async move {
-            let c = &mut c;
-            Ok(redis::cmd("HGET").arg(self.clients_key()).arg(client_id).query_async(c).await?)
-        })
-        .await
-    }
-
-    /// Retried: `lua::LEARN_CLIENT_LUA` and HDEL are idempotent.
-    async fn set_registered_client(
-        &self,
-        client_id: &str,
-        metadata: Option<&str>,
-        max: u64,
-        lifetime: Duration,
-    ) -> Result<bool, StoreError> {
-        let oldest = now().saturating_sub(lifetime.as_secs());
-        self.retried("client", self.deadline(), |mut c: ConnectionManager| async move {
-            let c = &mut c;
-            let Some(m) = metadata else {
-                let _: i64 = redis::cmd("HDEL").arg(self.clients_key()).arg(client_id).query_async(c).await?;
-                return Ok(true);
-            };
-            let kept: i64 = redis::cmd("EVAL")
-                .arg(crate::session::lua::LEARN_CLIENT_LUA)
-                .arg(1)
-                .arg(self.clients_key())
-                .arg(client_id)
-                .arg(m)
-                .arg(max)
-                .arg(oldest)
-                .query_async(c)
-                .await?;
-            Ok(kept == 1)
         })
         .await
     }

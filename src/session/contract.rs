@@ -1,0 +1,229 @@
+//! One behaviour, two backends: every capability of [`SessionStore`] is exercised by the same
+//! functions against the memory store and a real `redis-server`, so the two cannot drift
+//! apart. A new capability method gets its case here.
+
+use std::collections::BTreeMap;
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use super::memory::MemoryStore;
+use super::redis::RedisStore;
+use super::*;
+use crate::config::{RedisConfig, Secret};
+
+const H1: &str = "1111111111111111111111111111111111111111111111111111111111111111";
+const H2: &str = "2222222222222222222222222222222222222222222222222222222222222222";
+const H3: &str = "3333333333333333333333333333333333333333333333333333333333333333";
+
+fn ttls() -> Ttls {
+    Ttls { session: Duration::from_secs(600), tombstone: Duration::from_secs(600) }
+}
+
+/// A throwaway redis-server on a free loopback port.
+struct Server(Child, u16);
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn redis_server() -> Server {
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let child = Command::new("redis-server")
+        .args(["--port", &port.to_string(), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
+        .stdout(Stdio::null())
+        .spawn()
+        .expect("redis-server must be installed");
+    let server = Server(child, port);
+    let client = ::redis::Client::open(format!("redis://127.0.0.1:{port}/0")).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while client.get_connection().is_err() {
+        assert!(Instant::now() < deadline, "redis-server did not start");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    server
+}
+
+/// Both backends (the server must outlive the store).
+fn backends() -> (Server, Vec<Arc<dyn SessionStore>>) {
+    let server = redis_server();
+    let config = RedisConfig {
+        url: Secret::new(format!("redis://127.0.0.1:{}/0", server.1)),
+        connect_timeout: Duration::from_secs(2),
+        response_timeout: Duration::from_secs(2),
+    };
+    let redis: Arc<dyn SessionStore> = Arc::new(RedisStore::new(config, "lgw:".into(), ttls()));
+    let memory: Arc<dyn SessionStore> = Arc::new(MemoryStore::new(ttls()));
+    (server, vec![memory, redis])
+}
+
+/// Run `case` against each backend, naming the backend in any failure.
+async fn each<F, Fut>(case: F)
+where
+    F: Fn(Arc<dyn SessionStore>) -> Fut,
+    Fut: std::future::Future<Output = ()> + Send + 'static,
+{
+    let (_server, stores) = backends();
+    for s in stores {
+        let backend = s.backend();
+        let result = tokio::spawn(case(s)).await;
+        assert!(result.is_ok(), "the {backend} backend broke the contract (see the panic above)");
+    }
+}
+
+fn session(sid: &str, sub: &str, client: &str, cookie: Option<&str>, token: Option<&str>) -> NewSession {
+    let exp = unix_now() + 600;
+    NewSession {
+        sid: sid.into(),
+        sub: sub.into(),
+        clients: vec![client.into()],
+        client_sids: BTreeMap::new(),
+        tokens: token.map(|t| vec![Token { hash: t.into(), expires_at: exp, sealed: None }]).unwrap_or_default(),
+        cookie_hashes: cookie.map(|c| vec![c.to_string()]).unwrap_or_default(),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sessions_are_recorded_found_and_ended_once() {
+    each(|s| async move {
+        assert!(s.ping().await.is_ok());
+        let stored = s.put_session(&session("S1", "U1", "rp-a", Some(H1), Some(H2))).await.unwrap();
+        assert!(matches!(stored, PutResult::Stored(ref v) if v.is_active() && v.sub == "U1"), "{stored:?}");
+        let other = s.put_session(&session("S1", "U2", "rp-a", None, None)).await.unwrap();
+        assert_eq!(other, PutResult::Conflict(Conflict::AnotherSubject));
+        assert_eq!(s.get_session("S1").await.unwrap().map(|v| v.status), Some(Status::Active));
+        assert_eq!(s.sessions_of("U1").await.unwrap().len(), 1);
+        assert_eq!(s.session_by_cookie(H1).await.unwrap().as_deref(), Some("S1"));
+        assert_eq!(s.session_by_token(H2).await.unwrap(), Some(("S1".into(), "rp-a".into())));
+        assert_eq!(s.end_session("S1", Some("U2"), false).await.unwrap(), EndResult::SubjectMismatch);
+        assert!(matches!(s.end_session("S1", Some("U1"), false).await.unwrap(), EndResult::Ended(_)));
+        assert!(matches!(s.end_session("S1", None, false).await.unwrap(), EndResult::AlreadyEnded(_)));
+        assert_eq!(s.get_session("S1").await.unwrap().map(|v| v.status), Some(Status::Ended));
+        // An ended session's tokens and cookies are revoked, and it takes no more.
+        assert_eq!(s.revoked_among(&[H1.into(), H2.into(), H3.into()]).await.unwrap(), [true, true, false]);
+        let again = s.put_session(&session("S1", "U1", "rp-a", None, None)).await.unwrap();
+        assert!(again.is_ended(), "{again:?}");
+        assert_eq!(s.end_session("S9", Some("U1"), false).await.unwrap(), EndResult::Unknown);
+        assert_eq!(s.end_session("S9", Some("U1"), true).await.unwrap(), EndResult::Recorded);
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cookie_never_moves_to_another_subjects_session() {
+    each(|s| async move {
+        s.put_session(&session("SA", "UA", "rp-a", Some(H1), None)).await.unwrap();
+        s.put_session(&session("SB", "UB", "rp-a", Some(H1), None)).await.unwrap();
+        assert_eq!(s.session_by_cookie(H1).await.unwrap().as_deref(), Some("SA"));
+        // The same subject's next session may take it.
+        s.put_session(&session("SA2", "UA", "rp-a", Some(H1), None)).await.unwrap();
+        assert_eq!(s.session_by_cookie(H1).await.unwrap().as_deref(), Some("SA2"));
+        // Ending SB does not revoke a cookie it never got.
+        s.end_session("SB", None, false).await.unwrap();
+        assert_eq!(s.revoked_among(&[H1.into()]).await.unwrap(), [false]);
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn revocations_are_kept_and_answered() {
+    each(|s| async move {
+        s.revoke_hashes(&[H1.into()]).await.unwrap();
+        s.revoke_marks(&[(H2.into(), Duration::from_secs(60))]).await.unwrap();
+        assert!(s.is_revoked(H1).await.unwrap());
+        assert!(s.is_revoked(H2).await.unwrap());
+        assert!(!s.is_revoked(H3).await.unwrap());
+        assert_eq!(s.revoked_among(&[H3.into(), H2.into()]).await.unwrap(), [false, true]);
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_code_binding_is_taken_once_and_never_replaced() {
+    each(|s| async move {
+        s.bind_code("C1", &[H1.into()], Duration::from_secs(60)).await.unwrap();
+        s.bind_code("C1", &[H2.into()], Duration::from_secs(60)).await.unwrap();
+        assert_eq!(s.take_code("C1").await.unwrap(), [H1.to_string()]);
+        assert!(s.take_code("C1").await.unwrap().is_empty());
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn learned_clients_are_bounded_in_number_and_lifetime() {
+    each(|s| async move {
+        let now = unix_now();
+        let at = |t: u64| format!("{{\"learned_at\":{t}}}");
+        let life = Duration::from_secs(100);
+        assert!(s.set_registered_client("c1", Some(&at(now - 200)), 2, life).await.unwrap());
+        assert!(s.set_registered_client("c2", Some(&at(now)), 2, life).await.unwrap());
+        assert_eq!(s.registered_client("c2").await.unwrap(), Some(at(now)));
+        // Full: the expired c1 makes room for c3; then c4 finds no room.
+        assert!(s.set_registered_client("c3", Some(&at(now)), 2, life).await.unwrap());
+        assert_eq!(s.registered_client("c1").await.unwrap(), None);
+        assert!(!s.set_registered_client("c4", Some(&at(now)), 2, life).await.unwrap());
+        // An update of a kept client always works; a deletion frees a place.
+        assert!(s.set_registered_client("c2", Some(&at(now + 1)), 2, life).await.unwrap());
+        s.set_registered_client("c2", None, 0, Duration::ZERO).await.unwrap();
+        assert_eq!(s.registered_client("c2").await.unwrap(), None);
+        assert!(s.set_registered_client("c4", Some(&at(now)), 2, life).await.unwrap());
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_confirmation_context_is_taken_once() {
+    each(|s| async move {
+        assert!(s.put_pending("T1", "{\"x\":1}", Duration::from_secs(60)).await.unwrap());
+        assert_eq!(s.take_pending("T1").await.unwrap().as_deref(), Some("{\"x\":1}"));
+        assert_eq!(s.take_pending("T1").await.unwrap(), None);
+        assert_eq!(s.take_pending("never").await.unwrap(), None);
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_signing_key_is_installed_once_until_it_is_old() {
+    each(|s| async move {
+        assert!(s.signing_keys().await.unwrap().is_empty());
+        let now = unix_now();
+        let day = Duration::from_secs(86_400);
+        // A stored key is JSON with its `created` (the Redis script reads it from there).
+        let key = |kid: &str| format!("{{\"kid\":\"{kid}\",\"created\":{now}}}");
+        let one = s.install_signing_key("k1", now, &key("k1"), day).await.unwrap();
+        assert_eq!(one.len(), 1);
+        // A young key exists: the candidate is not installed.
+        let still = s.install_signing_key("k2", now, &key("k2"), day).await.unwrap();
+        assert_eq!(still, one);
+        assert_eq!(s.signing_keys().await.unwrap(), one);
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn notices_are_queued_claimed_and_finished() {
+    each(|s| async move {
+        let notice = |c: &str| Notice {
+            client_id: c.into(),
+            uri: format!("https://{c}.example/bc"),
+            token: "t".into(),
+            attempt: 0,
+            accepted_ms: 1,
+        };
+        s.enqueue_notices(&[notice("a"), notice("b")]).await.unwrap();
+        assert_eq!(s.notice_depth().await.unwrap(), 2);
+        let claimed = s.claim_notices("w1", 10, Duration::from_secs(30)).await.unwrap();
+        assert_eq!(claimed.len(), 2);
+        s.finish_notice(&claimed[0].id).await.unwrap();
+        // A retry due now comes back once promoted.
+        s.retry_notice(&claimed[1].id, &claimed[1].notice, 0).await.unwrap();
+        assert_eq!(s.promote_due_notices(unix_now() * 1000).await.unwrap(), 1);
+        let again = s.claim_notices("w1", 10, Duration::from_secs(30)).await.unwrap();
+        assert_eq!(again.len(), 1);
+        assert_eq!(again[0].notice.client_id, claimed[1].notice.client_id);
+    })
+    .await;
+}
