@@ -3,12 +3,12 @@
 //! apart. A new capability method gets its case here.
 
 use std::collections::BTreeMap;
-use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use super::memory::MemoryStore;
 use super::redis::RedisStore;
+use super::testing::{redis_server, Server};
 use super::*;
 use crate::config::{RedisConfig, Secret};
 
@@ -18,33 +18,6 @@ const H3: &str = "33333333333333333333333333333333333333333333333333333333333333
 
 fn ttls() -> Ttls {
     Ttls { session: Duration::from_secs(600), tombstone: Duration::from_secs(600) }
-}
-
-/// A throwaway redis-server on a free loopback port.
-struct Server(Child, u16);
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn redis_server() -> Server {
-    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-    let child = Command::new("redis-server")
-        .args(["--port", &port.to_string(), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
-        .stdout(Stdio::null())
-        .spawn()
-        .expect("redis-server must be installed");
-    let server = Server(child, port);
-    let client = ::redis::Client::open(format!("redis://127.0.0.1:{port}/0")).unwrap();
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while client.get_connection().is_err() {
-        assert!(Instant::now() < deadline, "redis-server did not start");
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    server
 }
 
 /// Both backends (the server must outlive the store).

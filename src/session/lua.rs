@@ -215,37 +215,13 @@ pub static TAKE: LazyLock<Script> = LazyLock::new(|| Script::new(TAKE_LUA));
 /// answers, and what another call answers.
 #[cfg(test)]
 mod tests {
-    use std::process::{Child, Command, Stdio};
-    use std::time::{Duration, Instant};
 
     use super::*;
 
-    struct Server(Child);
-
-    impl Drop for Server {
-        fn drop(&mut self) {
-            let _ = self.0.kill();
-            let _ = self.0.wait();
-        }
-    }
-
-    fn redis() -> (Server, redis::Connection) {
-        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-        let child = Command::new("redis-server")
-            .args(["--port", &port.to_string(), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
-            .stdout(Stdio::null())
-            .spawn()
-            .expect("redis-server must be installed");
-        let server = Server(child);
-        let client = redis::Client::open(format!("redis://127.0.0.1:{port}/0")).unwrap();
-        let deadline = Instant::now() + Duration::from_secs(10);
-        loop {
-            if let Ok(c) = client.get_connection() {
-                return (server, c);
-            }
-            assert!(Instant::now() < deadline, "redis-server did not start");
-            std::thread::sleep(Duration::from_millis(20));
-        }
+    fn redis() -> (crate::session::testing::Server, redis::Connection) {
+        let server = crate::session::testing::redis_server();
+        let c = redis::Client::open(format!("redis://127.0.0.1:{}/0", server.1)).unwrap().get_connection().unwrap();
+        (server, c)
     }
 
     fn end(c: &mut redis::Connection, key: &str, record: bool, call: &str) -> Vec<String> {

@@ -18,6 +18,8 @@ mod lua;
 mod memory;
 mod redis;
 pub mod revoked;
+#[cfg(test)]
+mod testing;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
