@@ -28,8 +28,46 @@ pub struct Pages {
     locales: BTreeMap<String, BTreeMap<String, String>>,
 }
 
+/// What the gateway answers itself, whoever decided it (a limit, the credential check, a
+/// logout, a failed upstream): one type, written by `proxy::respond::write` with the headers
+/// every generated answer carries.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Answer {
+    /// A generated page (its status inside), with extra headers (`Set-Cookie`, `Allow`, …).
+    Page { page: Page, headers: Vec<(&'static str, String)> },
+    /// 303 See Other.
+    Redirect { location: String, headers: Vec<(&'static str, String)> },
+    /// An OAuth-style JSON answer (the edge's refusals), never cached, with at most one extra
+    /// header (`WWW-Authenticate`, `Retry-After`).
+    Json { status: u16, body: &'static str, header: Option<(&'static str, &'static str)> },
+    /// Plain text: what is left when even the error template failed.
+    Plain { status: u16, text: &'static str },
+}
+
+impl Answer {
+    /// A JSON answer without extra header.
+    pub const fn json(status: u16, body: &'static str) -> Answer {
+        Answer::Json { status, body, header: None }
+    }
+
+    pub fn status(&self) -> u16 {
+        match self {
+            Answer::Page { page, .. } => page.status,
+            Answer::Redirect { .. } => 303,
+            Answer::Json { status, .. } | Answer::Plain { status, .. } => *status,
+        }
+    }
+
+    /// Add a header to a page or redirect (JSON and plain answers take none).
+    pub fn push_header(&mut self, name: &'static str, value: String) {
+        if let Answer::Page { headers, .. } | Answer::Redirect { headers, .. } = self {
+            headers.push((name, value));
+        }
+    }
+}
+
 /// A rendered page, ready to send.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Page {
     pub status: u16,
     pub html: String,
@@ -177,6 +215,17 @@ impl Pages {
             data["destination"] = d.into();
         }
         Ok(Page { status: 200, html: self.render("confirm", &data)?, nonce, frame_origins: Vec::new() })
+    }
+
+    /// The error page for `status` as an [`Answer`]; plain text when even the template fails.
+    pub fn error_answer(&self, status: u16, kind: ErrorKind, lang: &str) -> Answer {
+        match self.error(status, kind, lang) {
+            Ok(page) => Answer::Page { page, headers: Vec::new() },
+            Err(e) => {
+                tracing::error!(error = %e, "error template failed");
+                Answer::Plain { status, text: "The gateway could not complete this request." }
+            }
+        }
     }
 
     /// "You are signed out", nothing to load, nowhere to go.

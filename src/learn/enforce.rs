@@ -51,8 +51,7 @@ impl Endpoint {
     }
 }
 
-/// A request the gateway refuses for an ended session: (status, content type, body, extra header).
-pub type Refusal = (u16, &'static str, &'static str, Option<(&'static str, &'static str)>);
+use crate::render::Answer;
 
 const INVALID_TOKEN: &str = r#"{"error":"invalid_token","error_description":"the session of this token has ended"}"#;
 const BEARER_CHALLENGE: &str =
@@ -63,14 +62,14 @@ const UNAVAILABLE: &str =
     r#"{"error":"temporarily_unavailable","error_description":"revocations cannot be checked right now"}"#;
 
 /// The refusal of a repeated security parameter.
-pub const REPEATED: Refusal =
-    (400, "application/json", r#"{"error":"invalid_request","error_description":"a parameter was repeated"}"#, None);
+pub const REPEATED: Answer =
+    Answer::json(400, r#"{"error":"invalid_request","error_description":"a parameter was repeated"}"#);
 
 /// What the edge does with a request's credentials.
 #[derive(Debug, Default, PartialEq, Eq)]
 pub struct Decision {
     /// Answer the request with this instead of passing it on.
-    pub refusal: Option<Refusal>,
+    pub refusal: Option<Answer>,
     /// Names of OP cookies of ended sessions: removed before the upstream, expired in the response.
     pub strip_cookies: Vec<String>,
 }
@@ -94,16 +93,16 @@ fn digest(value: &[u8]) -> [u8; 32] {
 }
 
 /// The answer for a revoked credential from `source` at `endpoint`, or None to let it through.
-fn refusal_for(endpoint: Endpoint, source: Source) -> Option<Refusal> {
+fn refusal_for(endpoint: Endpoint, source: Source) -> Option<Answer> {
     let invalid_token = |dpop: bool| {
         let challenge = if dpop { DPOP_CHALLENGE } else { BEARER_CHALLENGE };
-        (401, "application/json", INVALID_TOKEN, Some(("www-authenticate", challenge)))
+        Answer::Json { status: 401, body: INVALID_TOKEN, header: Some(("www-authenticate", challenge)) }
     };
-    let invalid_grant = (400, "application/json", INVALID_GRANT, None);
+    let invalid_grant = Answer::json(400, INVALID_GRANT);
     Some(match (endpoint, source) {
         (_, Source::Header { dpop }) => invalid_token(dpop),
         (_, Source::Param("access_token")) => invalid_token(false),
-        (Endpoint::Introspection, Source::Param("token")) => (200, "application/json", r#"{"active":false}"#, None),
+        (Endpoint::Introspection, Source::Param("token")) => Answer::json(200, r#"{"active":false}"#),
         (Endpoint::Revocation, Source::Param("token")) => return None,
         (Endpoint::Token, _) => invalid_grant,
         (_, Source::Param("token")) => invalid_token(false),
@@ -112,16 +111,16 @@ fn refusal_for(endpoint: Endpoint, source: Source) -> Option<Refusal> {
 }
 
 /// 401 before 400 before an introspection answer: the caller's own credential first.
-fn rank(r: &Refusal) -> u8 {
-    match r.0 {
+fn rank(r: &Answer) -> u8 {
+    match r.status() {
         401 => 0,
         400 => 1,
         _ => 2,
     }
 }
 
-fn edge_label(r: &Refusal) -> &'static str {
-    match r.0 {
+fn edge_label(r: &Answer) -> &'static str {
+    match r.status() {
         401 => "invalid_token",
         400 => "invalid_grant",
         503 => "unavailable",
@@ -279,7 +278,7 @@ impl Learner {
             tracing::warn!(error = %e, "revocations cannot be checked; credential refused (fail closed)");
             Metrics::get().edge.with_label_values(&["unavailable"]).inc();
             return Err(Decision {
-                refusal: Some((503, "application/json", UNAVAILABLE, Some(("retry-after", "1")))),
+                refusal: Some(Answer::Json { status: 503, body: UNAVAILABLE, header: Some(("retry-after", "1")) }),
                 strip_cookies: Vec::new(),
             });
         }

@@ -37,7 +37,7 @@ use bytes::Bytes;
 
 pub use self::authz::{form_post_params, redirect_params, FormPost};
 use self::codings::{count_skipped, decode, Encoding};
-pub use self::enforce::{lookup_budget, Decision, Endpoint, Refusal, MAX_CREDENTIALS, REPEATED};
+pub use self::enforce::{lookup_budget, Decision, Endpoint, MAX_CREDENTIALS, REPEATED};
 use crate::clients::Clients;
 use crate::config::EndpointPaths;
 use crate::crypto::token_hash;

@@ -30,7 +30,7 @@ use crate::clients::Clients;
 use crate::config::{Client, Config};
 use crate::metrics::Metrics;
 use crate::oidc::jwks::Jwks;
-use crate::render::{ErrorKind, Frame, Page, Pages};
+use crate::render::{Answer, ErrorKind, Frame, Page, Pages};
 use crate::revoke::Revoker;
 use crate::session::{EndResult, SessionStore, SessionView};
 
@@ -54,11 +54,17 @@ pub struct Input<'a> {
     pub confirm_action: String,
 }
 
-/// What to send back.
+/// What to send back, and how it counts in `logouts_total{outcome}`.
 #[derive(Debug)]
-pub enum Reply {
-    Page { page: Page, headers: Vec<(&'static str, String)>, outcome: &'static str },
-    Redirect { location: String, headers: Vec<(&'static str, String)> },
+pub struct Reply {
+    pub answer: Answer,
+    pub outcome: &'static str,
+}
+
+impl Reply {
+    fn page(page: Page, headers: Vec<(&'static str, String)>, outcome: &'static str) -> Reply {
+        Reply { answer: Answer::Page { page, headers }, outcome }
+    }
 }
 
 /// The confirmation context kept in the store under the page's token.
@@ -308,9 +314,7 @@ impl Logout {
         let who = initiator.map(|c| vec![(c, sid)]).unwrap_or_default();
         let mut reply = self.finish(next, &who, sessions, sub.as_deref(), input.cookie, &lang).await?;
         let clear = self.binder_cookie("", &input.confirm_action, 0);
-        match &mut reply {
-            Reply::Page { headers, .. } | Reply::Redirect { headers, .. } => headers.push(("set-cookie", clear)),
-        }
+        reply.answer.push_header("set-cookie", clear);
         Ok(reply)
     }
 
@@ -393,27 +397,19 @@ impl Logout {
             tracing::info!(reason = %f.error, "logout request refused");
         }
         let mut r = self.error(status, kind, f.lang.as_deref(), outcome);
-        if let (LogoutError::Method(allow), Reply::Page { headers, .. }) = (&f.error, &mut r) {
-            headers.push(("allow", allow.to_string()));
+        if let LogoutError::Method(allow) = &f.error {
+            r.answer.push_header("allow", allow.to_string());
         }
         r
     }
 
     /// An error page; counted under `outcome`.
     pub fn error(&self, status: u16, kind: ErrorKind, lang: Option<&str>, outcome: &'static str) -> Reply {
-        let lang = lang.unwrap_or(crate::render::DEFAULT_LANG);
-        let mut headers = Vec::new();
+        let mut answer = self.pages.error_answer(status, kind, lang.unwrap_or(crate::render::DEFAULT_LANG));
         if status == 503 {
-            headers.push(("retry-after", "5".to_string()));
+            answer.push_header("retry-after", "5".to_string());
         }
-        match self.pages.error(status, kind, lang) {
-            Ok(page) => Reply::Page { page, headers, outcome },
-            Err(e) => {
-                tracing::error!(error = %e, "error page failed to render");
-                let page = Page { status, html: String::new(), nonce: String::new(), frame_origins: Vec::new() };
-                Reply::Page { page, headers, outcome }
-            }
-        }
+        Reply { answer, outcome }
     }
 
     /// Keep the context under a fresh token and show the confirmation page, with the cookie
@@ -444,7 +440,7 @@ impl Logout {
             .map_err(LogoutError::Render)
             .in_lang(lang)?;
         let cookie = self.binder_cookie(&binder, &input.confirm_action, self.confirmation_ttl.as_secs().max(1));
-        Ok(Reply::Page { page, headers: vec![("set-cookie", cookie)], outcome: "confirm" })
+        Ok(Reply::page(page, vec![("set-cookie", cookie)], "confirm"))
     }
 
     /// The binder cookie's name: `__Host-` prefixed over https.
@@ -530,7 +526,7 @@ impl Logout {
         );
         if frames.is_empty() {
             if let Some(location) = next.redirect {
-                return Ok(Reply::Redirect { location, headers });
+                return Ok(Reply { answer: Answer::Redirect { location, headers }, outcome: "redirect" });
             }
         }
         let page = if frames.is_empty() {
@@ -540,13 +536,13 @@ impl Logout {
             self.pages.frontchannel(lang, &frames, next.redirect.as_deref(), ms)
         };
         Ok(match page {
-            Ok(page) => Reply::Page { page, headers, outcome },
+            Ok(page) => Reply::page(page, headers, outcome),
             Err(e) => {
                 // The session is ended: count it as such, and still clear the OP cookies.
                 tracing::error!(error = %e, "logged-out page failed to render");
                 let mut r = self.error(500, ErrorKind::Internal, Some(lang), outcome);
-                if let Reply::Page { headers: h, .. } = &mut r {
-                    h.extend(headers);
+                for (k, v) in headers {
+                    r.answer.push_header(k, v);
                 }
                 r
             }

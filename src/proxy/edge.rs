@@ -17,7 +17,8 @@ use super::{read_body, BodyError, Ctx, Gateway};
 use crate::cookies::{op_cookie_pairs, MAX_OP_COOKIES};
 use crate::crypto::token_hash;
 use crate::learn::credentials::{self, Source};
-use crate::learn::{Endpoint, FormPost, Observation, Purpose, Refusal, MAX_CREDENTIALS};
+use crate::learn::{Endpoint, FormPost, Observation, Purpose, MAX_CREDENTIALS};
+use crate::render::Answer;
 
 /// Largest request body read for a credential check (pingora replays at most 64 KiB).
 pub const MAX_FORM: usize = 64 * 1024;
@@ -29,11 +30,11 @@ enum BodyPlan {
     /// Read it (capped) and check the credentials in it.
     Read,
     /// Refuse the request: the body must be checked but cannot be.
-    Refuse(Refusal),
+    Refuse(Answer),
 }
 
-fn unreadable(status: u16, why: &'static str) -> Refusal {
-    (status, "application/json", why, None)
+fn unreadable(status: u16, why: &'static str) -> Answer {
+    Answer::json(status, why)
 }
 
 const TOO_LARGE: &str = r#"{"error":"invalid_request","error_description":"request body too large to be checked"}"#;
@@ -193,7 +194,7 @@ impl Gateway {
             Some(r) => {
                 ctx.local = true;
                 ctx.observe = None;
-                write_refusal(session, r).await?;
+                super::respond::write(session, r).await?;
                 Ok(true)
             }
             None => Ok(false),
@@ -205,7 +206,7 @@ impl Gateway {
         &self,
         session: &mut Session,
         ctx: &mut Ctx,
-        r: Refusal,
+        r: Answer,
         label: &'static str,
     ) -> Result<bool> {
         crate::metrics::Metrics::get().edge.with_label_values(&[label]).inc();
@@ -213,24 +214,9 @@ impl Gateway {
         ctx.observe = None;
         // The client may still be sending what was not read.
         session.set_keepalive(None);
-        write_refusal(session, r).await?;
+        super::respond::write(session, r).await?;
         Ok(true)
     }
-}
-
-/// Write the refusal of a token of an ended session (`no-store`, as token endpoint answers are).
-async fn write_refusal(session: &mut Session, refusal: crate::learn::Refusal) -> Result<()> {
-    let (status, content_type, body, extra) = refusal;
-    let mut h = ResponseHeader::build(status, Some(5))?;
-    h.insert_header("content-type", content_type)?;
-    h.insert_header("content-length", body.len().to_string())?;
-    h.insert_header("cache-control", "no-store")?;
-    h.insert_header("pragma", "no-cache")?;
-    if let Some((k, v)) = extra {
-        h.insert_header(k, v)?;
-    }
-    session.write_response_header(Box::new(h), false).await?;
-    session.write_response_body(Some(bytes::Bytes::from_static(body.as_bytes())), true).await
 }
 
 /// Every Cookie header of a request as one (HTTP/2 clients may send several); borrowed, without

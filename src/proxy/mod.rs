@@ -366,17 +366,8 @@ impl Gateway {
     }
 
     async fn write_reply(&self, session: &mut Session, reply: Reply) -> Result<()> {
-        let m = Metrics::get();
-        match reply {
-            Reply::Redirect { location, headers } => {
-                m.logouts.with_label_values(&["redirect"]).inc();
-                respond::write_redirect(session, &location, &headers).await
-            }
-            Reply::Page { page, headers, outcome } => {
-                m.logouts.with_label_values(&[outcome]).inc();
-                respond::write_page(session, page, &headers).await
-            }
-        }
+        Metrics::get().logouts.with_label_values(&[reply.outcome]).inc();
+        respond::write(session, reply.answer).await
     }
 
     /// Answer a request a limit refused, with its page (the connection is not kept: the client
@@ -384,14 +375,11 @@ impl Gateway {
     async fn refuse(&self, session: &mut Session, r: limits::Refusal, headers: &[(&'static str, String)]) {
         Metrics::get().limited.with_label_values(&[r.label]).inc();
         session.set_keepalive(None);
-        let res = match self.pages.error(r.status, r.kind, crate::render::DEFAULT_LANG) {
-            Ok(page) => respond::write_page(session, page, headers).await,
-            Err(e) => {
-                tracing::error!(error = %e, "error template failed");
-                respond::write_plain(session, r.status, "The request was refused by a limit.").await
-            }
-        };
-        if let Err(e) = res {
+        let mut answer = self.pages.error_answer(r.status, r.kind, crate::render::DEFAULT_LANG);
+        for (k, v) in headers {
+            answer.push_header(k, v.clone());
+        }
+        if let Err(e) = respond::write(session, answer).await {
             tracing::debug!(error = %e, "could not send a limit's page");
         }
     }
@@ -404,14 +392,8 @@ impl Gateway {
             400 => ErrorKind::Rejected,
             _ => ErrorKind::Internal,
         };
-        let res = match self.pages.error(code, kind, crate::render::DEFAULT_LANG) {
-            Ok(page) => respond::write_page(session, page, &[]).await,
-            Err(e) => {
-                tracing::error!(error = %e, "error template failed");
-                respond::write_plain(session, code, "The gateway could not complete this request.").await
-            }
-        };
-        if let Err(e) = res {
+        let answer = self.pages.error_answer(code, kind, crate::render::DEFAULT_LANG);
+        if let Err(e) = respond::write(session, answer).await {
             tracing::debug!(error = %e, "could not send error page");
         }
     }

@@ -7,7 +7,7 @@ use pingora::http::ResponseHeader;
 use pingora::prelude::*;
 use pingora::proxy::Session;
 
-use crate::render::Page;
+use crate::render::{Answer, Page};
 
 /// The Content-Security-Policy of a generated page: only its own nonce'd style and script,
 /// frames only from the RP origins it embeds, forms only to itself, never framed.
@@ -34,7 +34,7 @@ pub fn page_header(status: u16, len: usize, csp: &str) -> Result<ResponseHeader>
 }
 
 /// Send `page` as the whole response. HEAD gets the headers only.
-pub async fn write_page(session: &mut Session, page: Page, extra: &[(&'static str, String)]) -> Result<()> {
+async fn write_page(session: &mut Session, page: Page, extra: &[(&'static str, String)]) -> Result<()> {
     let mut h = page_header(page.status, page.html.len(), &csp(&page.nonce, &page.frame_origins))?;
     for (k, v) in extra {
         h.append_header(*k, v.as_str())?;
@@ -48,7 +48,7 @@ pub async fn write_page(session: &mut Session, page: Page, extra: &[(&'static st
 }
 
 /// A last-resort answer when even the error template fails: plain text, same headers.
-pub async fn write_plain(session: &mut Session, status: u16, text: &'static str) -> Result<()> {
+async fn write_plain(session: &mut Session, status: u16, text: &'static str) -> Result<()> {
     let mut h = page_header(status, text.len(), "default-src 'none'; frame-ancestors 'none'")?;
     h.insert_header("content-type", "text/plain; charset=utf-8")?;
     session.write_response_header(Box::new(h), false).await?;
@@ -57,7 +57,7 @@ pub async fn write_plain(session: &mut Session, status: u16, text: &'static str)
 
 /// A redirect (303 See Other: the browser GETs the target whatever the request method was)
 /// with the headers every generated response carries.
-pub async fn write_redirect(session: &mut Session, location: &str, extra: &[(&'static str, String)]) -> Result<()> {
+async fn write_redirect(session: &mut Session, location: &str, extra: &[(&'static str, String)]) -> Result<()> {
     let mut h = page_header(303, 0, "default-src 'none'; frame-ancestors 'none'")?;
     h.remove_header("content-type");
     h.insert_header("location", location)?;
@@ -80,4 +80,30 @@ pub async fn write_json(session: &mut Session, body: Vec<u8>) -> Result<()> {
         session.write_response_body(Some(Bytes::from(body)), true).await?;
     }
     Ok(())
+}
+
+/// Write any answer the gateway gives itself. HEAD gets the headers only.
+pub async fn write(session: &mut Session, answer: Answer) -> Result<()> {
+    match answer {
+        Answer::Page { page, headers } => write_page(session, page, &headers).await,
+        Answer::Redirect { location, headers } => write_redirect(session, &location, &headers).await,
+        Answer::Plain { status, text } => write_plain(session, status, text).await,
+        Answer::Json { status, body, header } => {
+            // `no-store`, as token endpoint answers are.
+            let mut h = ResponseHeader::build(status, Some(5))?;
+            h.insert_header("content-type", "application/json")?;
+            h.insert_header("content-length", body.len().to_string())?;
+            h.insert_header("cache-control", "no-store")?;
+            h.insert_header("pragma", "no-cache")?;
+            if let Some((k, v)) = header {
+                h.insert_header(k, v)?;
+            }
+            let head_only = session.req_header().method == http::Method::HEAD;
+            session.write_response_header(Box::new(h), head_only).await?;
+            if !head_only {
+                session.write_response_body(Some(Bytes::from_static(body.as_bytes())), true).await?;
+            }
+            Ok(())
+        }
+    }
 }
