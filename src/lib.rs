@@ -92,6 +92,19 @@ fn public_service(
     public
 }
 
+/// The admin listener: metrics, health, the sessions API (one thread).
+fn admin_service(
+    config: &Config,
+    store: Arc<dyn session::SessionStore>,
+    notifier: logout::notify::Notifier,
+) -> Service<HttpServer<admin::AdminApp>> {
+    let app = admin::AdminApp { store, token: config.admin.token.clone(), notifier };
+    let mut admin = Service::new("admin".to_string(), HttpServer::new_app(app));
+    admin.threads = Some(1);
+    admin.add_tcp(&config.admin.listen.to_string());
+    admin
+}
+
 /// Build the server: public proxy, admin listener, background services. Nothing async runs
 /// yet (pingora starts runtimes in `run`); nothing here panics on configuration input.
 pub fn build(config: Config) -> std::result::Result<Server, BuildError> {
@@ -164,16 +177,6 @@ pub fn build(config: Config) -> std::result::Result<Server, BuildError> {
     };
     server.add_service(public_service(&config, &server, gateway));
 
-    let mut admin = Service::new(
-        "admin".to_string(),
-        HttpServer::new_app(admin::AdminApp {
-            store,
-            token: config.admin.token.clone(),
-            notifier: logout::notify::Notifier { backchannel, revoker },
-        }),
-    );
-    admin.threads = Some(1);
-    admin.add_tcp(&config.admin.listen.to_string());
-    server.add_service(admin);
+    server.add_service(admin_service(&config, store, logout::notify::Notifier { backchannel, revoker }));
     Ok(server)
 }

@@ -472,20 +472,11 @@ impl Logout {
         hex_sha256(joined.join("; ").as_bytes())
     }
 
-    /// The user is logged out (the store said so): accept the back-channel notices, clear the
-    /// OP's cookies, load every participant's front-channel URI, then go where `next` says
-    /// (RPI-17/22, FCL-05..10, BCL).
-    async fn finish(
-        &self,
-        next: Next,
-        initiator: &[(String, Option<String>)],
-        sessions: Vec<SessionView>,
-        sub: Option<&str>,
-        cookie: Option<&str>,
-        lang: &str,
-    ) -> Result<Reply, Failure> {
+    /// One front-channel iframe per participant with a `frontchannel_logout_uri` (FCL-05..07):
+    /// every client of the ended sessions with the sid it knows, then the initiator's.
+    async fn frames(&self, sessions: &[SessionView], initiator: &[(String, Option<String>)]) -> Vec<Frame> {
         let mut who: Vec<Participant<'_>> = Vec::new();
-        for s in &sessions {
+        for s in sessions {
             for c in &s.clients {
                 if !who.iter().any(|p| p.client_id == c) {
                     who.push(Participant { client_id: c, sid: Some(s.sid_for(c).to_string()) });
@@ -507,6 +498,22 @@ impl Logout {
                 frames.push(Frame { src, origin });
             }
         }
+        frames
+    }
+
+    /// The user is logged out (the store said so): accept the back-channel notices, clear the
+    /// OP's cookies, load every participant's front-channel URI, then go where `next` says
+    /// (RPI-17/22, FCL-05..10, BCL).
+    async fn finish(
+        &self,
+        next: Next,
+        initiator: &[(String, Option<String>)],
+        sessions: Vec<SessionView>,
+        sub: Option<&str>,
+        cookie: Option<&str>,
+        lang: &str,
+    ) -> Result<Reply, Failure> {
+        let frames = self.frames(&sessions, initiator).await;
         // The browser's OP cookies are refused from now on (GW-02), whether a learned session
         // has them or the gateway never saw them bound; a cookie bound to a session this logout
         // did not end (another user's, planted) is left alone.
