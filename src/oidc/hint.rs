@@ -138,21 +138,9 @@ pub async fn check(token: &str, jwks: &Jwks, issuer: &str, clients: &Clients) ->
     if candidates.is_empty() {
         return Ok(HintCheck::Invalid("no key fits kid and alg"));
     }
-    let mut v = Validation::new(header.alg);
-    v.algorithms = vec![header.alg];
-    v.validate_exp = false; // RPI-04: reported below, decided by the caller
-    v.validate_nbf = false;
-    v.validate_aud = false; // checked below against configured clients (CORE-01)
-    v.set_required_spec_claims(&["iss", "sub", "aud", "exp"]);
-    v.set_issuer(&[issuer]);
-    let mut claims = None;
-    for k in candidates {
-        if let Ok(data) = jsonwebtoken::decode::<Claims>(token, &k.key, &v) {
-            claims = Some(data.claims);
-            break;
-        }
-    }
-    let Some(c) = claims else { return Ok(HintCheck::Invalid("signature, issuer or claims")) };
+    let Some(c) = verified(token, header.alg, &candidates, issuer) else {
+        return Ok(HintCheck::Invalid("signature, issuer or claims"));
+    };
     if c.iss != issuer {
         return Ok(HintCheck::Invalid("issuer"));
     }
@@ -165,6 +153,41 @@ pub async fn check(token: &str, jwks: &Jwks, issuer: &str, clients: &Clients) ->
     if c.scope.is_some() || c.typ.as_deref().is_some_and(|t| !t.eq_ignore_ascii_case("ID")) {
         return Ok(HintCheck::Invalid("an access or refresh token is not a hint"));
     }
+    let Some(client_id) = client_of(&c, clients).await else {
+        return Ok(HintCheck::Invalid("audience is not a configured client"));
+    };
+    if c.sub.is_empty() || c.sid.as_deref().is_some_and(|s| s.is_empty() || s.len() > 256) {
+        return Ok(HintCheck::Invalid("sub or sid"));
+    }
+    Ok(HintCheck::Valid(HintClaims {
+        client_id,
+        sub: c.sub,
+        sid: c.sid,
+        expired: c.exp.saturating_add(LEEWAY) < now(),
+    }))
+}
+
+/// The claims of `token` if one of `candidates` verifies its signature under `alg` and its
+/// issuer is `issuer` (expiry, nbf and audience are checked by the caller).
+fn verified<K: std::ops::Deref<Target = super::jwks::Key>>(
+    token: &str,
+    alg: jsonwebtoken::Algorithm,
+    candidates: &[K],
+    issuer: &str,
+) -> Option<Claims> {
+    let mut v = Validation::new(alg);
+    v.algorithms = vec![alg];
+    v.validate_exp = false; // RPI-04: reported, decided by the caller
+    v.validate_nbf = false;
+    v.validate_aud = false; // checked against configured clients (CORE-01)
+    v.set_required_spec_claims(&["iss", "sub", "aud", "exp"]);
+    v.set_issuer(&[issuer]);
+    candidates.iter().find_map(|k| jsonwebtoken::decode::<Claims>(token, &k.key, &v).ok().map(|d| d.claims))
+}
+
+/// The configured client a hint was issued to: its single audience, or with several the
+/// `azp` among them, or else the one known client among the first eight.
+async fn client_of(c: &Claims, clients: &Clients) -> Option<String> {
     let client = match (&c.aud, &c.azp) {
         (Audience::One(a), _) => Some(a.clone()),
         (Audience::Many(list), Some(azp)) if list.contains(azp) => Some(azp.clone()),
@@ -179,19 +202,10 @@ pub async fn check(token: &str, jwks: &Jwks, issuer: &str, clients: &Clients) ->
         }
         _ => None,
     };
-    let client_id = match client {
-        Some(c) if clients.knows(&c).await => c,
-        _ => return Ok(HintCheck::Invalid("audience is not a configured client")),
-    };
-    if c.sub.is_empty() || c.sid.as_deref().is_some_and(|s| s.is_empty() || s.len() > 256) {
-        return Ok(HintCheck::Invalid("sub or sid"));
+    match client {
+        Some(id) if clients.knows(&id).await => Some(id),
+        _ => None,
     }
-    Ok(HintCheck::Valid(HintClaims {
-        client_id,
-        sub: c.sub,
-        sid: c.sid,
-        expired: c.exp.saturating_add(LEEWAY) < now(),
-    }))
 }
 
 #[cfg(test)]
