@@ -221,12 +221,12 @@ pub(crate) fn prune_expired(tokens: &mut Vec<String>, now: u64) {
     });
 }
 
-/// Unix seconds.
 /// When a learned client's metadata (JSON) were learned, unix seconds (0: unknown).
 pub fn learned_at(json: &str) -> u64 {
     serde_json::from_str::<serde_json::Value>(json).ok().and_then(|v| v.get("learned_at")?.as_u64()).unwrap_or(0)
 }
 
+/// Unix seconds.
 pub(crate) fn unix_now() -> u64 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
 }
