@@ -32,6 +32,7 @@ ROOT=$PWD
 git worktree add -f "$WORK/before" "$BEFORE" >/dev/null 2>&1
 (cd "$WORK/before" && CARGO_TARGET_DIR="$ROOT/target/bench-before" cargo build --release --locked -q)
 . bench/lib.sh
+. bench/configs.sh
 UP=$(free_port)
 
 mkdir -p "$WORK/upstream"
@@ -50,21 +51,7 @@ declare -A PORT PID
 start() { # NAME BINARY
   local port adm
   port=$(free_port); adm=$(free_port)
-  cat > "$WORK/$1.yaml" <<YAML
-listen: "127.0.0.1:$port"
-admin: { listen: "127.0.0.1:$adm" }
-upstream:
-  url: "http://127.0.0.1:$UP"
-  idle_timeout: 60s
-  session_cookies: [op_session]
-  endpoints: { token: /token, userinfo: /userinfo, authorization: /authorize }
-issuer: "http://127.0.0.1:$port"
-session_store: { backend: memory }
-templates_dir: templates
-log: { level: warn }
-server: { threads: 1, grace_period: 1s, shutdown_timeout: 1s }
-limits: { max_connections: 100000 }
-YAML
+  config_credentials "$port" "$adm" "$UP" > "$WORK/$1.yaml"
   taskset -c "$SRV_CPU" "$2" run --config "$WORK/$1.yaml" 2> "$WORK/$1.log" &
   PID[$1]=$!; PORT[$1]=$port
   wait_http "http://127.0.0.1:$port/"

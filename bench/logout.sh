@@ -18,6 +18,7 @@ cargo build --release --locked -q --example mint_hints
 BIN=target/release/logout-gateway
 WORK=$(mktemp -d); chmod 755 "$WORK"; trap 'kill $(jobs -p) 2>/dev/null; wait 2>/dev/null; rm -rf "$WORK"' EXIT
 . bench/lib.sh
+. bench/configs.sh
 UP=$(free_port); GW=$(free_port); ADM=$(free_port); RPORT=$(free_port)
 ISS="http://127.0.0.1:$GW"
 RC() { redis-cli -p "$RPORT" "$@"; }
@@ -35,19 +36,7 @@ nginx -c "$WORK/nginx.conf" -p "$WORK" &
 taskset -c "$SRV_CPU" redis-server --port "$RPORT" --bind 127.0.0.1 --save "" --appendonly no >/dev/null 2>&1 &
 
 copy_templates "$WORK"
-cat > "$WORK/proxy.yaml" <<YAML
-listen: "127.0.0.1:$GW"
-admin: { listen: "127.0.0.1:$ADM" }
-upstream: { url: "http://127.0.0.1:$UP" }
-issuer: "$ISS"
-session_store: { backend: redis, redis: { url: "redis://127.0.0.1:$RPORT/0" } }
-clients:
-  rp-c: { post_logout_redirect_uris: ["https://c.example.com/out"] }
-templates_dir: templates
-log: { level: warn }
-server: { threads: 1, grace_period: 1s, shutdown_timeout: 1s }
-rate_limit: { per_second: 0 }   # one load generator on one address: the per-client limit is not under test
-YAML
+config_logout "$GW" "$ADM" "$UP" "$ISS" "$RPORT" > "$WORK/proxy.yaml"
 taskset -c "$SRV_CPU" "$BIN" run --config "$WORK/proxy.yaml" 2> "$WORK/gateway.log" &
 GW_PID=$!
 for _ in $(seq 100); do curl -fs "http://127.0.0.1:$ADM/readyz" >/dev/null && break; sleep 0.1; done

@@ -26,6 +26,7 @@ cargo build --release --locked -q --example bare_proxy
 BIN=target/release/logout-gateway
 WORK=$(mktemp -d); trap 'kill $(jobs -p) 2>/dev/null; wait 2>/dev/null; rm -rf "$WORK"' EXIT
 . bench/lib.sh
+. bench/configs.sh
 UP=$(free_port); NGX=$(free_port); GW=$(free_port); ADM=$(free_port); BARE=$(free_port)
 
 # Two nginx processes: the upstream, and nginx as the proxy under test, so each one's CPU and
@@ -53,17 +54,7 @@ taskset -c "$SRV_CPU" nginx -c "$WORK/upstream/nginx.conf" -p "$WORK/upstream" &
 taskset -c "$SRV_CPU" nginx -c "$WORK/proxy/nginx.conf" -p "$WORK/proxy" &
 
 copy_templates "$WORK"
-cat > "$WORK/proxy.yaml" <<YAML
-listen: "127.0.0.1:$GW"
-admin: { listen: "127.0.0.1:$ADM" }
-upstream: { url: "http://127.0.0.1:$UP", idle_timeout: 60s }
-issuer: "http://127.0.0.1:$GW"
-session_store: { backend: memory }
-templates_dir: templates
-log: { level: warn }
-server: { threads: 1, grace_period: 1s, shutdown_timeout: 1s }
-limits: { max_connections: 100000 }
-YAML
+config_passthrough "$GW" "$ADM" "$UP" > "$WORK/proxy.yaml"
 taskset -c "$SRV_CPU" "$BIN" run --config "$WORK/proxy.yaml" 2> "$WORK/gateway.log" &
 GW_PID=$!
 taskset -c "$SRV_CPU" target/release/examples/bare_proxy "127.0.0.1:$BARE" "127.0.0.1:$UP" 1 2> "$WORK/bare.log" &

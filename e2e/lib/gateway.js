@@ -4,6 +4,7 @@
 // JWKS: an RP that fetched the JWKS earlier would not know the key for up to its refetch
 // cooldown) and the gateway publishes its own discovery (it has fetched the OP's documents, so it
 // knows the authorization and token endpoints it learns sessions from).
+import { spawnSync } from 'node:child_process';
 import { createWriteStream, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -70,6 +71,17 @@ server:
 }
 
 /**
+ * Run the binary's `check` on a generated config: a key the gateway no longer knows fails here
+ * with the gateway's own message, not as a start that never becomes ready.
+ */
+export function checkConfig(path) {
+  const r = spawnSync(gatewayBinary(), ['check', '--config', path], { encoding: 'utf8' });
+  if (r.status !== 0) {
+    throw new Error(`the generated config ${path} does not pass \`check\` (exit ${r.status}):\n${r.stderr}${r.error ?? ''}`);
+  }
+}
+
+/**
  * Start the gateway with `opts` (see gatewayYaml) and wait until it is ready. Rejects with
  * `err.portTaken` when it exited before that (usually: the reserved port was taken meanwhile).
  */
@@ -77,6 +89,7 @@ export async function startGateway(opts, { logPath } = {}) {
   const dir = mkdtempSync(join(tmpdir(), 'lgw-e2e-'));
   const config = join(dir, 'proxy.yaml');
   writeFileSync(config, gatewayYaml(opts));
+  checkConfig(config);
   const log = createWriteStream(logPath ?? join(dir, 'gateway.log'));
   const env = { ...process.env };
   delete env.RUST_LOG; // the config's log level, whatever the caller's shell says

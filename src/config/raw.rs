@@ -6,10 +6,10 @@
 
 use std::collections::BTreeMap;
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 /// The whole proxy.yaml.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawConfig {
     #[serde(default = "default_listen")]
@@ -44,6 +44,37 @@ pub struct RawConfig {
     pub server: RawServer,
 }
 
+impl RawConfig {
+    /// A config with every optional key at its default: what a file naming only `upstream.url`
+    /// and `issuer` parses to. The typed start for generated configs (tests, tools).
+    pub fn new(upstream_url: impl Into<String>, issuer: impl Into<String>) -> Self {
+        RawConfig {
+            listen: default_listen(),
+            admin: RawAdmin::default(),
+            upstream: RawUpstream::new(upstream_url),
+            issuer: issuer.into(),
+            jwks: RawJwks::default(),
+            end_session: RawEndSession::default(),
+            session_store: RawSessionStore::default(),
+            clients: BTreeMap::new(),
+            registration: RawRegistration::default(),
+            templates_dir: default_templates_dir(),
+            backchannel: RawBackchannel::default(),
+            revocation: None,
+            limits: RawLimits::default(),
+            rate_limit: RawRateLimit::default(),
+            log: RawLog::default(),
+            server: RawServer::default(),
+        }
+    }
+
+    /// The config as proxy.yaml text, which [`super::load_str`] reads back to the same values.
+    pub fn to_yaml(&self) -> String {
+        // Plain structs of strings, numbers, lists and maps with string keys always serialise.
+        serde_yaml_ng::to_string(self).unwrap_or_default()
+    }
+}
+
 fn default_listen() -> String {
     "0.0.0.0:8080".into()
 }
@@ -51,7 +82,7 @@ fn default_templates_dir() -> String {
     "templates".into()
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawAdmin {
     #[serde(default = "default_admin_listen")]
@@ -69,7 +100,7 @@ fn default_admin_listen() -> String {
     "127.0.0.1:9090".into()
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawUpstream {
     pub url: String,
@@ -101,7 +132,7 @@ pub struct RawUpstream {
     pub endpoints: RawEndpoints,
 }
 
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawEndpoints {
     /// The authorization endpoint's path (revoked OP cookies are stripped there).
@@ -124,6 +155,24 @@ pub struct RawEndpoints {
     pub registration: Option<String>,
 }
 
+impl RawUpstream {
+    /// The upstream at `url` with every other key at its default.
+    pub fn new(url: impl Into<String>) -> Self {
+        RawUpstream {
+            url: url.into(),
+            connect_timeout: default_connect_timeout(),
+            read_timeout: default_read_timeout(),
+            idle_timeout: default_idle_timeout(),
+            ca_file: None,
+            trust_forwarded_headers: false,
+            session_cookies: Vec::new(),
+            session_cookie_paths: Vec::new(),
+            session_cookie_expiry_paths: default_expiry_paths(),
+            endpoints: RawEndpoints::default(),
+        }
+    }
+}
+
 fn default_expiry_paths() -> Vec<String> {
     vec!["/".into()]
 }
@@ -137,7 +186,7 @@ fn default_idle_timeout() -> String {
     "4s".into()
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawJwks {
     #[serde(default)]
@@ -162,7 +211,7 @@ fn default_jwks_refresh() -> String {
 }
 
 /// `registration`: what clients learned from dynamic registration may do.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct RawRegistration {
     /// Registered clients' post_logout_redirect_uris matching one of these are followed at once;
@@ -187,7 +236,7 @@ impl Default for RawRegistration {
     }
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawEndSession {
     #[serde(default = "default_end_session_paths")]
@@ -246,7 +295,7 @@ fn default_mode() -> String {
     "terminate".into()
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawSessionStore {
     #[serde(default = "default_backend")]
@@ -294,7 +343,7 @@ fn default_refresh_ttl() -> String {
     "30days".into()
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawRedis {
     pub url: String,
@@ -304,6 +353,17 @@ pub struct RawRedis {
     pub response_timeout: String,
 }
 
+impl RawRedis {
+    /// Redis at `url` with the default timeouts.
+    pub fn new(url: impl Into<String>) -> Self {
+        RawRedis {
+            url: url.into(),
+            connect_timeout: default_redis_connect_timeout(),
+            response_timeout: default_redis_response_timeout(),
+        }
+    }
+}
+
 fn default_redis_connect_timeout() -> String {
     "500ms".into()
 }
@@ -311,7 +371,7 @@ fn default_redis_response_timeout() -> String {
     "500ms".into()
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawClient {
     #[serde(default)]
@@ -336,7 +396,7 @@ pub struct RawClient {
 }
 
 /// `revocation`: revoke a logged-out session's tokens at the upstream (RFC 7009).
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawRevocation {
     /// 32 random bytes, base64: encrypts the tokens kept for revocation (AES-256-GCM), so the
@@ -350,7 +410,7 @@ fn default_revocation_timeout() -> String {
     "5s".into()
 }
 
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawLog {
     /// A tracing filter such as `info` or `logout_gateway=debug,pingora=warn`; RUST_LOG wins.
@@ -361,7 +421,7 @@ pub struct RawLog {
     pub format: Option<String>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawServer {
     /// Worker threads of the public proxy service.
@@ -391,7 +451,7 @@ fn default_shutdown_timeout() -> String {
 }
 
 /// Back-channel logout delivery and the logout-token signing key.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct RawBackchannel {
     /// PEM or private-JWK file (RSA for RS256, EC P-256 for ES256); none: generated and kept in the store.
@@ -428,7 +488,7 @@ impl Default for RawBackchannel {
 }
 
 /// `limits`: what the public listener accepts from one client.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawLimits {
     /// Open client connections per instance; more are answered 503 and closed.
@@ -503,7 +563,7 @@ fn default_es_max_header_bytes() -> usize {
 }
 
 /// `rate_limit`: requests per client address to end_session and its confirmation.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawRateLimit {
     /// Sustained requests per second per client address; 0 turns the limit off.
@@ -524,4 +584,32 @@ fn default_rate() -> u32 {
 }
 fn default_burst() -> u32 {
     50
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_generated_config_reads_back_to_the_same_values() {
+        let mut c = RawConfig::new("http://127.0.0.1:3000", "https://op.example");
+        c.session_store.redis = Some(RawRedis::new("redis://127.0.0.1:6379/0"));
+        c.clients.insert(
+            "rp".into(),
+            RawClient {
+                post_logout_redirect_uris: vec!["https://rp.example/out".into()],
+                frontchannel_logout_uri: Some("https://rp.example/fc?a=1".into()),
+                ..RawClient::default()
+            },
+        );
+        c.revocation = Some(RawRevocation { encryption_key: "k".into(), timeout: "2s".into() });
+        let text = c.to_yaml();
+        let (back, problems, _) = crate::config::yaml::parse(&text, &|_| None).unwrap();
+        assert!(problems.is_empty(), "{problems:?}");
+        assert_eq!(back.unwrap().to_yaml(), text);
+        // And a file naming only the required keys parses to `new`'s defaults.
+        let minimal = "upstream:\n  url: \"http://127.0.0.1:3000\"\nissuer: \"https://op.example\"\n";
+        let (parsed, _, _) = crate::config::yaml::parse(minimal, &|_| None).unwrap();
+        assert_eq!(parsed.unwrap().to_yaml(), RawConfig::new("http://127.0.0.1:3000", "https://op.example").to_yaml());
+    }
 }

@@ -15,7 +15,7 @@ fn readyz_follows_redis_and_passthrough_never_depends_on_it() {
     let up = Upstream::start();
     let redis_port = free_port();
     let mut opts = GatewayOpts::new(up.url());
-    opts.redis_url = Some(format!("redis://127.0.0.1:{redis_port}/0"));
+    opts.redis(Some(format!("redis://127.0.0.1:{redis_port}/0")));
 
     // The gateway starts while Redis is down.
     let gw = Gateway::start(&opts);
@@ -47,7 +47,7 @@ fn redis_store_is_ready_when_redis_is_up() {
     let up = Upstream::start();
     let redis = Redis::start();
     let mut opts = GatewayOpts::new(up.url());
-    opts.redis_url = Some(redis.url());
+    opts.redis(Some(redis.url()));
     let gw = Gateway::start(&opts);
     assert_eq!(readyz(&gw), (200, "ready\n".to_string()));
 }

@@ -6,25 +6,42 @@ use std::time::Duration;
 use jsonwebtoken::{DecodingKey, Validation};
 use serde_json::Value;
 
-use crate::harness::{client, eventually, Gateway, GatewayOpts, Redis};
+use crate::harness::{client, eventually, Gateway, GatewayOpts, RawBackchannel, RawClient, Redis};
 use crate::logout::Env;
 use crate::tokens::hint;
 use crate::upstream::{Seen, Upstream};
 
-const FAST: &str =
-    "backchannel:\n  retry_initial: 200ms\n  retry_max: 1s\n  timeout: 1s\n  claim_after: 2s\n  poll_interval: 50ms\n";
+/// Quick retries and claims, so delivery tests take seconds.
+fn fast(b: &mut RawBackchannel) {
+    b.retry_initial = "200ms".into();
+    b.retry_max = "1s".into();
+    b.timeout = "1s".into();
+    b.claim_after = "2s".into();
+    b.poll_interval = "50ms".into();
+}
 
-/// A gateway on Redis whose clients' back-channel URIs point at `rp` paths.
-fn bc_env(rp: &Upstream, clients: &[(&str, &str, bool)], extra: &str, redis: Option<Redis>) -> Env {
+/// A client `id` whose back-channel URI is `path` on `rp`.
+fn bc_client(rp: &Upstream, id: &str, path: &str, sid_required: bool) -> (String, RawClient) {
+    let c = RawClient {
+        backchannel_logout_uri: Some(format!("http://127.0.0.1:{}{path}", rp.addr.port())),
+        backchannel_logout_session_required: sid_required,
+        ..crate::harness::rp(&[&format!("https://{id}.example/out")])
+    };
+    (id.to_string(), c)
+}
+
+/// A gateway on Redis whose clients' back-channel URIs point at `rp` paths; its `backchannel`
+/// block is [`fast`], then changed by `bc`.
+fn bc_env(
+    rp: &Upstream,
+    clients: &[(&str, &str, bool)],
+    bc: impl FnOnce(&mut RawBackchannel),
+    redis: Option<Redis>,
+) -> Env {
     let e = crate::logout::env_opts(Some(redis.unwrap_or_else(Redis::start)), |opts| {
-        opts.clients = "clients:\n".to_string();
-        for (id, path, sid_required) in clients {
-            opts.clients.push_str(&format!(
-                "  {id}:\n    post_logout_redirect_uris: [\"https://{id}.example/out\"]\n    backchannel_logout_uri: \"http://127.0.0.1:{}{path}\"\n    backchannel_logout_session_required: {sid_required}\n",
-                rp.addr.port()
-            ));
-        }
-        opts.extra = format!("{FAST}{extra}");
+        opts.config.clients = clients.iter().map(|(id, path, sid)| bc_client(rp, id, path, *sid)).collect();
+        fast(&mut opts.config.backchannel);
+        bc(&mut opts.config.backchannel);
     });
     eventually("readyz (signing keys loaded)", Duration::from_secs(20), || {
         (client().get(e.gw.admin("/readyz")).send().ok()?.status() == 200).then_some(())
@@ -66,7 +83,7 @@ fn verify(e: &Env, post: &Seen) -> (jsonwebtoken::Header, Value) {
 #[test]
 fn bcl_logout_tokens_verify_against_the_published_jwks_and_carry_the_right_claims() {
     let rp = Upstream::start();
-    let e = bc_env(&rp, &[("rp-bc", "/status/204?rp=bc", true), ("rp-sub", "/status/200?rp=sub", false)], "", None);
+    let e = bc_env(&rp, &[("rp-bc", "/status/204?rp=bc", true), ("rp-sub", "/status/200?rp=sub", false)], |_| {}, None);
     e.put("SX", "U1", &["rp-bc", "rp-sub"], &[("rp-sub", "SX-sub")]);
     let r = logout(&e, "rp-bc", "SX");
     assert_eq!(r.status(), 303);
@@ -118,7 +135,7 @@ fn bcl_logout_tokens_verify_against_the_published_jwks_and_carry_the_right_claim
 #[test]
 fn bcl17_a_400_gets_exactly_one_attempt() {
     let rp = Upstream::start();
-    let e = bc_env(&rp, &[("rp-bad", "/status/400", true)], "", None);
+    let e = bc_env(&rp, &[("rp-bad", "/status/400", true)], |_| {}, None);
     e.put("S4", "U1", &["rp-bad"], &[]);
     assert_eq!(logout(&e, "rp-bad", "S4").status(), 303);
     // Final: counted as failed and nothing left queued or scheduled, so no retry can follow.
@@ -133,7 +150,7 @@ fn bcl17_a_400_gets_exactly_one_attempt() {
 #[test]
 fn bcl17_a_503_is_retried_with_the_same_token_until_204() {
     let rp = Upstream::start();
-    let e = bc_env(&rp, &[("rp-flaky", "/flaky?fail=2&key=f1", true)], "", None);
+    let e = bc_env(&rp, &[("rp-flaky", "/flaky?fail=2&key=f1", true)], |_| {}, None);
     e.put("S5", "U1", &["rp-flaky"], &[]);
     assert_eq!(logout(&e, "rp-flaky", "S5").status(), 303);
     eventually("delivered after retries", Duration::from_secs(15), || {
@@ -146,14 +163,17 @@ fn bcl17_a_503_is_retried_with_the_same_token_until_204() {
 }
 
 /// Options for a gateway whose only client, rp-k, posts to `path` on `rp`.
-fn one_client(up: &Upstream, redis: &Redis, rp: &Upstream, path: &str, backchannel: &str) -> GatewayOpts {
+fn one_client(
+    up: &Upstream,
+    redis: &Redis,
+    rp: &Upstream,
+    path: &str,
+    backchannel: impl FnOnce(&mut RawBackchannel),
+) -> GatewayOpts {
     let mut opts = GatewayOpts::new(up.url());
-    opts.redis_url = Some(redis.url());
-    opts.clients = format!(
-        "clients:\n  rp-k:\n    post_logout_redirect_uris: [\"https://rp-k.example/out\"]\n    backchannel_logout_uri: \"http://127.0.0.1:{}{path}\"\n",
-        rp.addr.port()
-    );
-    opts.extra = backchannel.into();
+    opts.redis(Some(redis.url()));
+    opts.config.clients = [bc_client(rp, "rp-k", path, false)].into();
+    backchannel(&mut opts.config.backchannel);
     opts
 }
 
@@ -178,9 +198,11 @@ fn ready_logout(gw: &Gateway, sid: &str) {
 fn a_notice_survives_sigkill_of_the_gateway_that_accepted_it() {
     let (rp, up, redis) = (Upstream::start(), Upstream::start(), Redis::start());
     // The RP fails the first attempt; the retry is due after a second, when the process is dead.
-    let bc =
-        "backchannel:\n  retry_initial: 1s\n  retry_max: 2s\n  timeout: 1s\n  claim_after: 2s\n  poll_interval: 50ms\n";
-    let opts = one_client(&up, &redis, &rp, "/flaky?fail=1&key=kill", bc);
+    let opts = one_client(&up, &redis, &rp, "/flaky?fail=1&key=kill", |b| {
+        fast(b);
+        b.retry_initial = "1s".into();
+        b.retry_max = "2s".into();
+    });
     let mut first = Gateway::start(&opts);
     ready_logout(&first, "SK");
     eventually("the first attempt (503)", Duration::from_secs(10), || (posts(&rp, "/flaky").len() == 1).then_some(()));
@@ -202,13 +224,11 @@ fn a_notice_survives_sigkill_of_the_gateway_that_accepted_it() {
 fn an_in_flight_notice_of_a_killed_gateway_is_claimed_by_another() {
     let (rp, up, redis) = (Upstream::start(), Upstream::start(), Redis::start());
     // The RP takes 3 s: the accepting gateway dies while the POST is in flight.
-    let opts = one_client(
-        &up,
-        &redis,
-        &rp,
-        "/slow?ms=3000",
-        "backchannel:\n  timeout: 5s\n  claim_after: 6s\n  poll_interval: 50ms\n",
-    );
+    let opts = one_client(&up, &redis, &rp, "/slow?ms=3000", |b| {
+        b.timeout = "5s".into();
+        b.claim_after = "6s".into();
+        b.poll_interval = "50ms".into();
+    });
     let mut first = Gateway::start(&opts);
     ready_logout(&first, "SS");
     eventually("the POST is in flight", Duration::from_secs(10), || (!posts(&rp, "/slow").is_empty()).then_some(()));
@@ -223,7 +243,7 @@ fn an_in_flight_notice_of_a_killed_gateway_is_claimed_by_another() {
 #[test]
 fn bcl06_deliveries_run_in_parallel() {
     let rp = Upstream::start();
-    let e = bc_env(&rp, &[("rp-p1", "/slow?ms=1500&p=1", true), ("rp-p2", "/slow?ms=1500&p=2", true)], "", None);
+    let e = bc_env(&rp, &[("rp-p1", "/slow?ms=1500&p=1", true), ("rp-p2", "/slow?ms=1500&p=2", true)], |_| {}, None);
     // timeout must exceed the RPs' 1.5 s
     e.put("SP", "U1", &["rp-p1", "rp-p2"], &[]);
     assert_eq!(logout(&e, "rp-p1", "SP").status(), 303);
@@ -237,7 +257,7 @@ fn bcl06_deliveries_run_in_parallel() {
 #[test]
 fn rpi22_the_logout_can_wait_for_deliveries_before_redirecting() {
     let rp = Upstream::start();
-    let e = bc_env(&rp, &[("rp-w", "/slow?ms=300", true)], "  wait_before_redirect: 3s\n", None);
+    let e = bc_env(&rp, &[("rp-w", "/slow?ms=300", true)], |b| b.wait_before_redirect = "3s".into(), None);
     e.put("SW", "U1", &["rp-w"], &[]);
     let r = logout(&e, "rp-w", "SW");
     assert_eq!(r.status(), 303);
@@ -247,7 +267,7 @@ fn rpi22_the_logout_can_wait_for_deliveries_before_redirecting() {
 #[test]
 fn admin_delete_notifies_every_rp_of_the_session() {
     let rp = Upstream::start();
-    let e = bc_env(&rp, &[("rp-d", "/status/204?d", true)], "", None);
+    let e = bc_env(&rp, &[("rp-d", "/status/204?d", true)], |_| {}, None);
     e.put("SD", "U1", &["rp-d"], &[]);
     assert_eq!(client().delete(e.gw.admin("/sessions/SD")).send().unwrap().status(), 204);
     eventually("delivered", Duration::from_secs(10), || (posts(&rp, "/status/204?d").len() == 1).then_some(()));
@@ -269,7 +289,15 @@ fn jwks_kids(gw: &Gateway) -> Vec<String> {
 #[test]
 fn generated_keys_rotate_and_the_old_one_stays_published() {
     let rp = Upstream::start();
-    let e = bc_env(&rp, &[("rp-r", "/status/204?r", true)], "  key_rotation: 2s\n  algorithm: ES256\n", None);
+    let e = bc_env(
+        &rp,
+        &[("rp-r", "/status/204?r", true)],
+        |b| {
+            b.key_rotation = "2s".into();
+            b.algorithm = "ES256".into();
+        },
+        None,
+    );
     let first: Vec<String> = jwks_kids(&e.gw).into_iter().filter(|k| k != "rsa1" && k != "ec1").collect();
     assert_eq!(first.len(), 1, "one gateway key at start");
     let both = eventually("a rotation", Duration::from_secs(15), || {
@@ -289,7 +317,7 @@ fn a_configured_signing_key_is_used_and_published() {
     let rp = Upstream::start();
     let key = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/ec-op.pem");
     let e =
-        bc_env(&rp, &[("rp-f", "/status/204?f", true)], &format!("  signing_key_file: \"{}\"\n", key.display()), None);
+        bc_env(&rp, &[("rp-f", "/status/204?f", true)], |b| b.signing_key_file = Some(key.display().to_string()), None);
     e.put("SF", "U1", &["rp-f"], &[]);
     assert_eq!(logout(&e, "rp-f", "SF").status(), 303);
     eventually("delivered", Duration::from_secs(10), || (posts(&rp, "/status/204?f").len() == 1).then_some(()));

@@ -4,6 +4,7 @@
 use std::process::Command;
 use std::time::Duration;
 
+use crate::harness::{rp, RawClient};
 use crate::logout::Env;
 use crate::tokens::hint;
 use crate::upstream::Upstream;
@@ -38,25 +39,34 @@ fn chromium_dump_dom(url: &str) -> String {
     out
 }
 
-/// A gateway on Redis with `clients` and `end_session_extra`, its upstream the fake OP.
-fn browser_env(clients: String, end_session_extra: &str) -> Env {
+/// A gateway on Redis with `clients` and the front-channel timeout, its upstream the fake OP.
+fn browser_env(clients: &[(&str, RawClient)], frontchannel_timeout: &str) -> Env {
     crate::logout::env_opts(Some(crate::harness::Redis::start()), |o| {
-        o.end_session_extra = end_session_extra.into();
-        o.clients = clients;
+        o.config.end_session.frontchannel_timeout = frontchannel_timeout.into();
+        o.config.clients = clients.iter().map(|(id, c)| (id.to_string(), c.clone())).collect();
     })
+}
+
+/// A client with this post-logout URI (if any) and front-channel URI.
+fn fc_client(post_logout: Option<&str>, frontchannel: &str, session_required: bool) -> RawClient {
+    RawClient {
+        frontchannel_logout_uri: Some(frontchannel.into()),
+        frontchannel_logout_session_required: session_required,
+        ..rp(&post_logout.into_iter().collect::<Vec<_>>())
+    }
 }
 
 #[test]
 fn fcl_browser_loads_every_iframe_then_lands_on_the_post_logout_uri_with_state() {
     let rp = Upstream::start();
     let p = rp.addr.port();
+    let bye = format!("http://127.0.0.1:{p}/bye");
     let e = browser_env(
-        format!(
-        "clients:\n  rp-x:\n    post_logout_redirect_uris: [\"http://127.0.0.1:{p}/bye\"]\n    \
-         frontchannel_logout_uri: \"http://127.0.0.1:{p}/fc-x?tenant=t1\"\n    frontchannel_logout_session_required: true\n  \
-         rp-y:\n    frontchannel_logout_uri: \"http://localhost:{p}/fc-y\"\n"
-    ),
-        "",
+        &[
+            ("rp-x", fc_client(Some(&bye), &format!("http://127.0.0.1:{p}/fc-x?tenant=t1"), true)),
+            ("rp-y", fc_client(None, &format!("http://localhost:{p}/fc-y"), false)),
+        ],
+        "5s",
     );
     let iss = e.iss.clone();
     e.put("SX", "U1", &["rp-x", "rp-y"], &[("rp-y", "SY")]);
@@ -91,13 +101,13 @@ fn fcl_browser_loads_every_iframe_then_lands_on_the_post_logout_uri_with_state()
 fn fcl14_a_hanging_rp_does_not_keep_the_browser_from_the_post_logout_page() {
     let rp = Upstream::start();
     let p = rp.addr.port();
+    let bye = format!("http://127.0.0.1:{p}/bye");
     let e = browser_env(
-        format!(
-            "clients:\n  rp-x:\n    post_logout_redirect_uris: [\"http://127.0.0.1:{p}/bye\"]\n    \
-         frontchannel_logout_uri: \"http://127.0.0.1:{p}/fc-x\"\n  \
-         rp-hang:\n    frontchannel_logout_uri: \"http://localhost:{p}/slow?ms=60000\"\n"
-        ),
-        "  frontchannel_timeout: 1s\n",
+        &[
+            ("rp-x", fc_client(Some(&bye), &format!("http://127.0.0.1:{p}/fc-x"), false)),
+            ("rp-hang", fc_client(None, &format!("http://localhost:{p}/slow?ms=60000"), false)),
+        ],
+        "1s",
     );
     let iss = e.iss.clone();
     e.put("SH", "U1", &["rp-x", "rp-hang"], &[]);

@@ -9,8 +9,11 @@ use crate::harness::{client, eventually, Redis};
 use crate::learning::{confirm_with, token, wait_for_discovery};
 use crate::logout::{env, env_opts, Env};
 
-fn env_upstream(extra: &str) -> Env {
-    env_opts(Some(Redis::start()), |o| o.upstream_extra = format!("  session_cookie_paths: [\"/login\"]\n{extra}"))
+/// A gateway on Redis whose cookies are expired on these paths.
+fn env_expiring_on(paths: &[&str]) -> Env {
+    env_opts(Some(Redis::start()), |o| {
+        o.config.upstream.session_cookie_expiry_paths = paths.iter().map(|p| p.to_string()).collect()
+    })
 }
 
 /// Log in at the OP without any RP redeeming the code, then log out without a hint: the
@@ -76,7 +79,7 @@ fn a_revoked_op_cookie_is_stripped_on_every_path_without_a_store_lookup() {
 
 #[test]
 fn op_cookies_are_expired_on_every_configured_cookie_path() {
-    let e = env_upstream("  session_cookie_expiry_paths: [\"/\", \"/realms/r/\"]\n");
+    let e = env_expiring_on(&["/", "/realms/r/"]);
     wait_for_discovery(&e);
     let both_paths = |cookies: &[String]| {
         ["/", "/realms/r/"].iter().all(|p| {

@@ -6,16 +6,14 @@ use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::time::{Duration, Instant};
 
-use crate::harness::{client, eventually, Gateway, GatewayOpts};
+use crate::harness::{client, eventually, Gateway, GatewayOpts, RawConfig, RawLimits};
 use crate::upstream::Upstream;
 
-fn gateway(extra: &str, rate_limit: Option<&str>) -> (Upstream, Gateway) {
+/// A gateway on memory whose config `f` adjusts.
+fn gateway(f: impl FnOnce(&mut RawConfig)) -> (Upstream, Gateway) {
     let up = Upstream::start();
     let mut o = GatewayOpts::new(up.url());
-    o.extra = extra.to_string();
-    if let Some(r) = rate_limit {
-        o.rate_limit = r.to_string();
-    }
+    f(&mut o.config);
     let gw = Gateway::start(&o);
     (up, gw)
 }
@@ -40,12 +38,18 @@ fn read_to_close(s: &mut TcpStream) -> std::io::Result<Vec<u8>> {
     }
 }
 
-const LIMITS: &str = "limits:\n  max_uri_length: 2048\n  max_headers: 40\n  max_header_bytes: 8192\n  \
-end_session_max_uri_length: 1024\n  end_session_max_headers: 20\n  end_session_max_header_bytes: 4096\n";
+fn limits(l: &mut RawLimits) {
+    l.max_uri_length = 2048;
+    l.max_headers = 40;
+    l.max_header_bytes = 8192;
+    l.end_session_max_uri_length = 1024;
+    l.end_session_max_headers = 20;
+    l.end_session_max_header_bytes = 4096;
+}
 
 #[test]
 fn oversized_targets_and_headers_get_414_and_431_stricter_on_end_session() {
-    let (up, gw) = gateway(LIMITS, None);
+    let (up, gw) = gateway(|c| limits(&mut c.limits));
     let c = client();
     let q = "a".repeat(1500);
     assert_eq!(c.get(gw.url(&format!("/x?q={q}"))).send().unwrap().status(), 200, "passthrough allows 1.5 KiB");
@@ -76,7 +80,7 @@ fn oversized_targets_and_headers_get_414_and_431_stricter_on_end_session() {
 
 #[test]
 fn a_client_trickling_its_header_is_cut_off_at_the_header_deadline() {
-    let (_up, gw) = gateway("limits:\n  header_timeout: 1s\n", None);
+    let (_up, gw) = gateway(|c| c.limits.header_timeout = "1s".into());
     let mut s = connect(&gw);
     s.write_all(b"GET /x HTTP/1.1\r\nHost: a\r\n").unwrap();
     let start = Instant::now();
@@ -107,7 +111,10 @@ fn a_client_trickling_its_header_is_cut_off_at_the_header_deadline() {
 
 #[test]
 fn keep_alive_connections_are_reused_then_closed_when_idle() {
-    let (_up, gw) = gateway("limits:\n  header_timeout: 1s\n  keepalive_timeout: 3s\n", None);
+    let (_up, gw) = gateway(|c| {
+        c.limits.header_timeout = "1s".into();
+        c.limits.keepalive_timeout = "3s".into();
+    });
     let mut s = connect(&gw);
     let req = b"GET /x HTTP/1.1\r\nHost: a\r\n\r\n";
     let read_response = |s: &mut TcpStream| {
@@ -131,7 +138,10 @@ fn keep_alive_connections_are_reused_then_closed_when_idle() {
 
 #[test]
 fn connections_over_the_cap_get_503_and_the_cap_frees_up() {
-    let (_up, gw) = gateway("limits:\n  max_connections: 3\n  header_timeout: 30s\n", None);
+    let (_up, gw) = gateway(|c| {
+        c.limits.max_connections = 3;
+        c.limits.header_timeout = "30s".into();
+    });
     // Idle connections take the permits; once three are held, the next one is refused. (Which
     // of several just-opened connections the gateway serves first is up to its scheduler, so
     // keep opening until one is refused, keeping those that were not.)
@@ -170,7 +180,10 @@ fn connections_over_the_cap_get_503_and_the_cap_frees_up() {
 
 #[test]
 fn end_session_is_rate_limited_per_client_with_a_429_page() {
-    let (_up, gw) = gateway("", Some("rate_limit:\n  per_second: 1\n  burst: 3\n"));
+    let (_up, gw) = gateway(|c| {
+        c.rate_limit.per_second = 1;
+        c.rate_limit.burst = 3;
+    });
     let c = client();
     for _ in 0..3 {
         assert_eq!(c.get(gw.url("/session/end?client_id=rp-c")).send().unwrap().status(), 200, "confirmation page");
@@ -217,7 +230,7 @@ fn burst(gw: &Gateway, hints: &[String]) -> Vec<u16> {
 #[test]
 fn unknown_kid_refreshes_are_single_flight_even_when_the_fetch_fails() {
     let window = Duration::from_secs(1);
-    let e = crate::logout::env_opts(None, |o| o.extra = "jwks:\n  min_refresh_interval: 1s\n".into());
+    let e = crate::logout::env_opts(None, |o| o.config.jwks.min_refresh_interval = "1s".into());
     let key = jsonwebtoken::EncodingKey::from_rsa_pem(&crate::tokens::fixture("rsa-foreign.pem")).unwrap();
     let hints: Vec<String> = (0..20)
         .map(|i| {
@@ -270,7 +283,7 @@ fn a_panic_stays_in_its_request_and_is_counted() {
 
 #[test]
 fn the_panic_path_is_an_ordinary_path_unless_armed() {
-    let (up, gw) = gateway("", None);
+    let (up, gw) = gateway(|_| {});
     let r = client().get(gw.url(logout_gateway::fault::PANIC_PATH)).send().unwrap();
     assert_eq!(r.status(), 200, "proxied");
     assert!(up.seen().iter().any(|s| s.target == logout_gateway::fault::PANIC_PATH));
@@ -303,7 +316,7 @@ fn post_chunked(gw: &Gateway, path: &str, len: usize) -> u16 {
 #[test]
 fn end_session_form_bodies_are_capped_at_32_kib_even_chunked_and_confirm_wants_a_form() {
     use logout_gateway::logout::params::MAX_INPUT;
-    let (up, gw) = gateway("", None);
+    let (up, gw) = gateway(|_| {});
     assert_eq!(MAX_INPUT, 32 * 1024, "README, Security: 413 over 32 KiB");
     for path in ["/session/end", "/session/end/confirm"] {
         assert_eq!(post_chunked(&gw, path, MAX_INPUT + 1), 413, "{path}: one byte over the cap, chunked");

@@ -1,11 +1,16 @@
 //! Test harness: real processes on free loopback ports, polled for readiness with a deadline,
 //! cleaned up in Drop. No fixed ports, no sleeps as synchronisation.
 
+use std::collections::BTreeMap;
 use std::io::Write;
 use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
+
+pub use logout_gateway::config::raw::{
+    RawBackchannel, RawClient, RawConfig, RawEndSession, RawLimits, RawRedis, RawRevocation,
+};
 
 /// A port nobody listens on right now (small race: pingora cannot report a port-0 bind).
 pub fn free_port() -> u16 {
@@ -105,101 +110,91 @@ impl Drop for Redis {
     }
 }
 
-/// What to put in the generated proxy.yaml.
+/// The generated proxy.yaml, typed: the library's own file-format structs
+/// (`logout_gateway::config::raw`), serialised to YAML at start.
 #[derive(Clone)]
 pub struct GatewayOpts {
-    pub upstream_url: String,
-    /// None: memory store.
-    pub redis_url: Option<String>,
-    pub ca_file: Option<PathBuf>,
-    pub connect_timeout: &'static str,
-    pub read_timeout: &'static str,
-    pub trust_forwarded_headers: bool,
-    /// The `clients:` block (default: [`CLIENTS`]).
-    pub clients: String,
-    /// Lines added under `admin:` (indented by two spaces).
-    pub admin_extra: String,
-    /// Lines added under `end_session:` (indented by two spaces).
-    pub end_session_extra: String,
+    /// `listen`, `admin.listen` and (unless `issuer` is set) `issuer` are filled in at start.
+    pub config: RawConfig,
     /// The issuer; None: the gateway's own origin.
     pub issuer: Option<String>,
-    /// Lines added under `session_store:` (indented by two spaces).
-    pub store_extra: String,
-    /// The `rate_limit:` block (default: off, so scenario tests may send many logouts).
-    pub rate_limit: String,
-    /// Lines added under `upstream:` (indented by two spaces).
-    pub upstream_extra: String,
-    /// Extra YAML appended at the top level.
-    pub extra: String,
     /// Start with `LGW_FAULT_INJECTION=1`: the panic path is armed (the tests' build has the
     /// `fault-injection` feature; see src/fault.rs).
     pub fault_injection: bool,
 }
 
+/// A relying party with these post_logout_redirect_uris and nothing else.
+pub fn rp(post_logout_redirect_uris: &[&str]) -> RawClient {
+    RawClient {
+        post_logout_redirect_uris: post_logout_redirect_uris.iter().map(|u| u.to_string()).collect(),
+        ..RawClient::default()
+    }
+}
+
 /// The relying parties every scenario uses.
-pub const CLIENTS: &str = "clients:
-  rp-a:
-    post_logout_redirect_uris: [\"https://a.example.org/logged-out\", \"https://a.example.org/bye?lang=en\"]
-    frontchannel_logout_uri: \"https://a.example.org/fc?tenant=t1\"
-    frontchannel_logout_session_required: true
-  rp-b:
-    post_logout_redirect_uris: [\"https://b.example.net/out\"]
-    default_post_logout_redirect_uri: \"https://b.example.net/out\"
-    frontchannel_logout_uri: \"https://b.example.net/fc\"
-  rp-c:
-    post_logout_redirect_uris: [\"https://c.example.com/out\"]
-";
+pub fn clients() -> BTreeMap<String, RawClient> {
+    let a = RawClient {
+        frontchannel_logout_uri: Some("https://a.example.org/fc?tenant=t1".into()),
+        frontchannel_logout_session_required: true,
+        ..rp(&["https://a.example.org/logged-out", "https://a.example.org/bye?lang=en"])
+    };
+    let b = RawClient {
+        default_post_logout_redirect_uri: Some("https://b.example.net/out".into()),
+        frontchannel_logout_uri: Some("https://b.example.net/fc".into()),
+        ..rp(&["https://b.example.net/out"])
+    };
+    BTreeMap::from([("rp-a".into(), a), ("rp-b".into(), b), ("rp-c".into(), rp(&["https://c.example.com/out"]))])
+}
+
+fn strings(v: &[&str]) -> Vec<String> {
+    v.iter().map(|s| s.to_string()).collect()
+}
 
 impl GatewayOpts {
     pub fn new(upstream_url: impl Into<String>) -> Self {
-        GatewayOpts {
-            upstream_url: upstream_url.into(),
-            redis_url: None,
-            ca_file: None,
-            connect_timeout: "1s",
-            read_timeout: "5s",
-            trust_forwarded_headers: false,
-            clients: CLIENTS.to_string(),
-            admin_extra: String::new(),
-            end_session_extra: String::new(),
-            store_extra: String::new(),
-            issuer: None,
-            rate_limit: "rate_limit:\n  per_second: 0\n".into(),
-            upstream_extra: "  session_cookie_paths: [\"/login\"]\n".into(),
-            extra: String::new(),
-            fault_injection: false,
-        }
+        let mut c = RawConfig::new(upstream_url, "");
+        c.upstream.connect_timeout = "1s".into();
+        c.upstream.read_timeout = "5s".into();
+        c.upstream.session_cookies = strings(&["op_session"]);
+        c.upstream.session_cookie_paths = strings(&["/login"]);
+        c.end_session.paths = strings(&["/session/end", "/oxauth/restv1/end_session"]);
+        c.session_store.backend = "memory".into();
+        c.templates_dir = templates_dir().display().to_string();
+        c.log.level = Some("info,pingora_proxy=error".into());
+        c.server.threads = 2;
+        c.server.grace_period = "1s".into();
+        c.server.shutdown_timeout = "1s".into();
+        // Off, so scenario tests may send many logouts.
+        c.rate_limit.per_second = 0;
+        c.clients = clients();
+        GatewayOpts { config: c, issuer: None, fault_injection: false }
+    }
+
+    /// The store: the Redis at `url` (short timeouts, so outage tests are quick), or memory.
+    pub fn redis(&mut self, url: Option<String>) -> &mut Self {
+        let store = &mut self.config.session_store;
+        store.backend = if url.is_some() { "redis" } else { "memory" }.into();
+        store.redis = url.map(|u| RawRedis {
+            connect_timeout: "200ms".into(),
+            response_timeout: "300ms".into(),
+            ..RawRedis::new(u)
+        });
+        self
+    }
+
+    /// A copy changed by `f`.
+    pub fn with(&self, f: impl FnOnce(&mut GatewayOpts)) -> GatewayOpts {
+        let mut o = self.clone();
+        f(&mut o);
+        o
     }
 
     pub fn yaml(&self, listen: u16, admin: u16) -> String {
-        let store = match &self.redis_url {
-            Some(u) => format!("  backend: redis\n  redis:\n    url: \"{u}\"\n    connect_timeout: 200ms\n    response_timeout: 300ms\n"),
-            None => "  backend: memory\n".to_string(),
-        };
-        let ca = self.ca_file.as_ref().map(|p| format!("  ca_file: \"{}\"\n", p.display())).unwrap_or_default();
-        format!(
-            "listen: \"127.0.0.1:{listen}\"\nadmin:\n  listen: \"127.0.0.1:{admin}\"\n{ae}\
-             upstream:\n  url: \"{up}\"\n  connect_timeout: {ct}\n  read_timeout: {rt}\n  trust_forwarded_headers: {tf}\n  session_cookies: [\"op_session\"]\n{ue}{ca}\
-             issuer: \"{iss}\"\n\
-             end_session:\n  paths: [\"/session/end\", \"/oxauth/restv1/end_session\"]\n{es}\
-             session_store:\n{store}{se}\
-             templates_dir: \"{tpl}\"\n\
-             log:\n  level: \"info,pingora_proxy=error\"\n\
-             server:\n  threads: 2\n  grace_period: 1s\n  shutdown_timeout: 1s\n{rl}{clients}{extra}",
-            up = self.upstream_url,
-            ct = self.connect_timeout,
-            rt = self.read_timeout,
-            tf = self.trust_forwarded_headers,
-            es = self.end_session_extra,
-            se = self.store_extra,
-            iss = self.issuer.clone().unwrap_or_else(|| format!("http://127.0.0.1:{listen}")),
-            clients = self.clients,
-            ae = self.admin_extra.replace("admin:\n", ""),
-            tpl = templates_dir().display(),
-            extra = self.extra,
-            rl = self.rate_limit,
-            ue = self.upstream_extra,
-        )
+        let mut c = self.config.clone();
+        c.listen = format!("127.0.0.1:{listen}");
+        c.admin.listen = format!("127.0.0.1:{admin}");
+        c.issuer = self.issuer.clone().unwrap_or_else(|| format!("http://127.0.0.1:{listen}"));
+        c.to_yaml()
     }
 }
 

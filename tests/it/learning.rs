@@ -375,8 +375,8 @@ fn form_post_and_implicit_authorization_responses_are_learned_too() {
 
 #[test]
 fn end_session_with_an_access_token_when_switched_on() {
-    for (switch, expected) in [("  accept_access_token_hint: true\n", 303), ("", 400)] {
-        let e = crate::logout::env_with(switch, true);
+    for (switch, expected) in [(true, 303), (false, 400)] {
+        let e = crate::logout::env_with(|es| es.accept_access_token_hint = switch, true);
         wait_for_discovery(&e);
         assert_eq!(token(&e, "c7", "").status(), 200);
         eventually("learned", Duration::from_secs(10), || {

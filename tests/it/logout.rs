@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use reqwest::blocking::Response;
 
-use crate::harness::{client, eventually, Gateway, GatewayOpts, Redis};
+use crate::harness::{client, eventually, Gateway, GatewayOpts, RawEndSession, Redis};
 use crate::tokens::{self, hint};
 use crate::upstream::Upstream;
 
@@ -23,19 +23,20 @@ pub struct Env {
 pub fn env_opts(redis: Option<Redis>, f: impl FnOnce(&mut GatewayOpts)) -> Env {
     let up = Upstream::start();
     let mut opts = GatewayOpts::new(up.url());
-    opts.redis_url = redis.as_ref().map(Redis::url);
+    opts.redis(redis.as_ref().map(Redis::url));
     f(&mut opts);
     let gw = Gateway::start(&opts);
     let iss = format!("http://127.0.0.1:{}", gw.port);
     Env { up, _redis: redis, gw, iss, opts }
 }
 
-pub fn env_with(end_session_extra: &str, redis: bool) -> Env {
-    env_opts(redis.then(Redis::start), |o| o.end_session_extra = end_session_extra.to_string())
+/// A gateway whose `end_session` block `f` adjusts, on Redis or memory.
+pub fn env_with(f: impl FnOnce(&mut RawEndSession), redis: bool) -> Env {
+    env_opts(redis.then(Redis::start), |o| f(&mut o.config.end_session))
 }
 
 pub fn env() -> Env {
-    env_with("", true)
+    env_with(|_| {}, true)
 }
 
 fn form(pairs: &[(&str, &str)]) -> String {
@@ -251,7 +252,7 @@ fn t2_expired_hint_for_a_known_or_recently_ended_session_is_accepted() {
 
 #[test]
 fn reject_expired_switch_refuses_expired_hints() {
-    let e = env_with("  reject_expired_id_token_hint: true\n", true);
+    let e = env_with(|es| es.reject_expired_id_token_hint = true, true);
     e.put("S1", "U1", &["rp-c"], &[]);
     let expired = tokens::rsa(&tokens::claims(&e.iss, "rp-c", "U1", Some("S1"), -7200));
     assert_rejected(e.get(&[("id_token_hint", &expired)]), 400, "expired");
@@ -474,7 +475,7 @@ fn rpi05_unknown_sid_asks_by_default_and_the_switch_accepts() {
     );
     assert_eq!(e.status("never-seen").as_deref(), Some("ended"), "the sid is recorded as ended");
 
-    let e = env_with("  accept_unknown_sid: true\n", true);
+    let e = env_with(|es| es.accept_unknown_sid = true, true);
     let h = hint(&e.iss, "rp-c", "U1", "never-seen");
     let r = e.get(&[("id_token_hint", &h), ("post_logout_redirect_uri", "https://c.example.com/out")]);
     assert_eq!(r.status(), 303);
@@ -482,13 +483,13 @@ fn rpi05_unknown_sid_asks_by_default_and_the_switch_accepts() {
 
 #[test]
 fn require_hint_switch() {
-    let e = env_with("  require_id_token_hint: true\n", true);
+    let e = env_with(|es| es.require_id_token_hint = true, true);
     assert_rejected(e.get(&[("client_id", "rp-c")]), 400, "no hint");
 }
 
 #[test]
 fn unregistered_redirect_patterns_are_opt_in() {
-    let e = env_with("  unregistered_redirect_uri_patterns: [\"https://*.c.example.com/app\"]\n", true);
+    let e = env_with(|es| es.unregistered_redirect_uri_patterns = vec!["https://*.c.example.com/app".into()], true);
     e.put("S1", "U1", &["rp-c"], &[]);
     let h = hint(&e.iss, "rp-c", "U1", "S1");
     assert_rejected(
@@ -603,7 +604,7 @@ fn rpi12_ui_locales_picks_french_and_never_fails() {
 
 #[test]
 fn unknown_kid_refreshes_the_keys_at_a_limited_rate() {
-    let mut e = env_opts(Some(Redis::start()), |o| o.extra = "jwks:\n  min_refresh_interval: 1s\n".into());
+    let mut e = env_opts(Some(Redis::start()), |o| o.config.jwks.min_refresh_interval = "1s".into());
     let iss = std::mem::take(&mut e.iss);
     e.put("S1", "U1", &["rp-c"], &[]);
     // The OP rotates: it now publishes the "foreign" key as its signing key.
@@ -633,7 +634,7 @@ fn unknown_kid_refreshes_the_keys_at_a_limited_rate() {
 
 #[test]
 fn memory_backend_has_the_same_semantics() {
-    let e = env_with("", false);
+    let e = env_with(|_| {}, false);
     e.put("S1", "U1", &["rp-c"], &[("rp-b", "S1b")]);
     let uri = "https://c.example.com/out";
     let r = e.get(&[

@@ -112,7 +112,7 @@ fn an_id_token_that_does_not_verify_leaves_the_codes_cookie_binding_in_place() {
 
 #[test]
 fn a_configured_token_endpoint_on_a_path_discovery_does_not_name_is_learned_from() {
-    let e = env_opts(Some(Redis::start()), |o| o.upstream_extra.push_str("  endpoints:\n    token: \"/alt/token\"\n"));
+    let e = env_opts(Some(Redis::start()), |o| o.config.upstream.endpoints.token = Some("/alt/token".into()));
     wait_for_discovery(&e);
     let r = client()
         .post(e.gw.url("/alt/token"))

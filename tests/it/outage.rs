@@ -18,7 +18,9 @@ const C_OUT: &str = "https://c.example.com/out";
 fn gw08_redis_down_fails_closed_with_503_then_recovers() {
     let port = free_port();
     let redis = Redis::start_on(port);
-    let mut e = env_opts(None, |o| o.redis_url = Some(redis.url()));
+    let mut e = env_opts(None, |o| {
+        o.redis(Some(redis.url()));
+    });
     let iss = std::mem::take(&mut e.iss);
     e.put("S1", "U1", &["rp-c"], &[]);
     drop(redis);

@@ -51,7 +51,7 @@ fn query_headers_and_host_reach_the_upstream_unchanged_with_forwarded_headers() 
 fn trusted_forwarded_headers_are_kept_and_appended() {
     let up = Upstream::start();
     let mut opts = GatewayOpts::new(up.url());
-    opts.trust_forwarded_headers = true;
+    opts.config.upstream.trust_forwarded_headers = true;
     let gw = Gateway::start(&opts);
     client()
         .get(gw.url("/x"))
@@ -157,7 +157,7 @@ fn upstream_down_gives_a_fast_502_page() {
 fn upstream_read_timeout_gives_504() {
     let up = Upstream::start();
     let mut opts = GatewayOpts::new(up.url());
-    opts.read_timeout = "300ms";
+    opts.config.upstream.read_timeout = "300ms".into();
     let gw = Gateway::start(&opts);
     let r = client().get(gw.url("/slow?ms=3000")).send().unwrap();
     assert_eq!(r.status(), 504);
@@ -170,7 +170,7 @@ fn https_upstream_is_verified_against_the_configured_ca() {
     let up = Upstream::start_tls(&["localhost"]);
     let url = format!("https://localhost:{}", up.addr.port());
     let mut opts = GatewayOpts::new(url.clone());
-    opts.ca_file = up.ca_pem.clone();
+    opts.config.upstream.ca_file = up.ca_pem.as_ref().map(|p| p.display().to_string());
     let gw = Gateway::start(&opts);
     let body = json(client().get(gw.url("/over-tls?x=1")).send().unwrap());
     assert_eq!(body["target"], "/over-tls?x=1");
@@ -186,7 +186,7 @@ fn https_upstream_is_verified_against_the_configured_ca() {
 fn https_upstream_with_a_certificate_for_another_name_is_refused() {
     let up = Upstream::start_tls(&["other.example"]);
     let mut opts = GatewayOpts::new(format!("https://localhost:{}", up.addr.port()));
-    opts.ca_file = up.ca_pem.clone();
+    opts.config.upstream.ca_file = up.ca_pem.as_ref().map(|p| p.display().to_string());
     let gw = Gateway::start(&opts);
     assert_eq!(client().get(gw.url("/x")).send().unwrap().status(), 502);
     assert_eq!(up.count_app(), 0);
@@ -215,7 +215,7 @@ fn spoofable_forwarding_headers_never_reach_the_op_from_an_untrusted_client() {
     let up = Upstream::start();
     for trust in [false, true] {
         let mut opts = GatewayOpts::new(up.url());
-        opts.trust_forwarded_headers = trust;
+        opts.config.upstream.trust_forwarded_headers = trust;
         let gw = Gateway::start(&opts);
         let mut req = client().get(gw.url("/spoof"));
         for (k, v) in spoofed {

@@ -40,7 +40,7 @@ fn logout_as(e: &Env, gw: &Gateway, aud: &str, sid: &str, uri: &str) -> reqwest:
 fn a_client_registered_through_the_gateway_gets_its_iframe_and_redirect_on_every_instance() {
     // The operator vetted dyn.example.org: its redirects are followed without asking.
     let e = crate::logout::env_opts(Some(Redis::start()), |o| {
-        o.extra = "registration:\n  post_logout_redirect_uri_patterns: [\"https://dyn.example.org\"]\n".into()
+        o.config.registration.post_logout_redirect_uri_patterns = vec!["https://dyn.example.org".into()]
     });
     wait_for_registration_endpoint(&e);
     e.put("S-dyn1", "U-dyn", &["dyn1"], &[]);
@@ -75,7 +75,10 @@ fn a_client_registered_through_the_gateway_gets_its_iframe_and_redirect_on_every
     assert_eq!(iframes(&r.text().unwrap()).len(), 1);
     // An instance whose operator vetted no host asks the user first, naming the destination;
     // once confirmed, the session ends and the browser goes there.
-    let unvetted = Gateway::start(&GatewayOpts { issuer: Some(e.iss.clone()), extra: String::new(), ..e.opts.clone() });
+    let unvetted = Gateway::start(&e.opts.with(|o| {
+        o.issuer = Some(e.iss.clone());
+        o.config.registration.post_logout_redirect_uri_patterns.clear();
+    }));
     e.put("S-dyn4", "U-dyn", &["dyn1"], &[]);
     let page = logout_as(&e, &unvetted, "dyn1", "S-dyn4", "https://dyn.example.org/bye");
     let binder = page.headers()["set-cookie"].to_str().unwrap().split(';').next().unwrap().to_string();
@@ -242,11 +245,10 @@ fn a_registered_clients_back_channel_never_reaches_a_private_address() {
     // be the one that takes the notice from the shared queue.)
     let crate::logout::Env { gw, up, _redis, iss, opts } = e;
     drop(gw);
-    let allowed = Gateway::start(&GatewayOpts {
-        issuer: Some(iss.clone()),
-        extra: "registration:\n  allowed_networks: [\"127.0.0.0/8\"]\n".into(),
-        ..opts.clone()
-    });
+    let allowed = Gateway::start(&opts.with(|o| {
+        o.issuer = Some(iss.clone());
+        o.config.registration.allowed_networks = vec!["127.0.0.0/8".into()];
+    }));
     let e = crate::logout::Env { gw: allowed, up, _redis, iss, opts };
     e.put("S-name2", "U-dyn", &["ssrf-name"], &[]);
     let hint = crate::tokens::hint(&e.iss, "ssrf-name", "U-dyn", "S-name2");
@@ -258,7 +260,10 @@ fn a_registered_clients_back_channel_never_reaches_a_private_address() {
 #[test]
 fn management_names_its_client_by_path_and_learned_clients_are_bounded_in_number_and_time() {
     let e = crate::logout::env_opts(Some(Redis::start()), |o| {
-        o.extra = "registration:\n  max_clients: 2\n  client_lifetime: 3s\n  post_logout_redirect_uri_patterns: [\"https://dyn.example.org\"]\n".into()
+        let r = &mut o.config.registration;
+        r.max_clients = 2;
+        r.client_lifetime = "3s".into();
+        r.post_logout_redirect_uri_patterns = vec!["https://dyn.example.org".into()];
     });
     wait_for_registration_endpoint(&e);
     let bye = |name: &str| serde_json::json!({"client_name": name, "post_logout_redirect_uris": ["https://dyn.example.org/bye"]});

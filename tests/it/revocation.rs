@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use logout_gateway::crypto::token_hash;
 
-use crate::harness::{client, eventually, GatewayOpts, Redis, CLIENTS};
+use crate::harness::{client, eventually, GatewayOpts, RawRevocation, Redis};
 use crate::logout::Env;
 
 fn redis_cli(port: u16, args: &[&str]) -> String {
@@ -70,7 +70,10 @@ fn userinfo(e: &Env, at: &str) -> u16 {
 
 #[test]
 fn a_revoked_token_is_refused_as_long_as_it_would_have_lived() {
-    let e = env_with(|o| o.store_extra = "  access_token_ttl: 1h\n  refresh_token_ttl: 48h\n".into());
+    let e = env_with(|o| {
+        o.config.session_store.access_token_ttl = "1h".into();
+        o.config.session_store.refresh_token_ttl = "48h".into();
+    });
     wait_for_discovery(&e);
     // expires_in 120 s: the marker lives ~120 s; the refresh token has no stated lifetime: 48 h.
     let h1 = learn(&e, "t1", "?expires_in=120");
@@ -114,11 +117,10 @@ const REVOCATION_KEY: &str = "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=";
 #[test]
 fn rfc7009_the_upstream_revokes_an_ended_sessions_tokens_with_the_clients_credentials() {
     let e = env_with(|o| {
-        o.clients = CLIENTS.replace(
-            "  rp-c:\n",
-            "  rp-c:\n    client_secret: \"rp-c-secret\"\n    revocation_auth: client_secret_basic\n",
-        );
-        o.extra = format!("revocation:\n  encryption_key: \"{REVOCATION_KEY}\"\n  timeout: 2s\n");
+        let rp_c = o.config.clients.get_mut("rp-c").unwrap();
+        rp_c.client_secret = Some("rp-c-secret".into());
+        rp_c.revocation_auth = Some("client_secret_basic".into());
+        o.config.revocation = Some(RawRevocation { encryption_key: REVOCATION_KEY.into(), timeout: "2s".into() });
     });
     wait_for_discovery(&e);
     let hint = learn(&e, "v1", "");
@@ -152,7 +154,9 @@ fn rfc7009_the_upstream_revokes_an_ended_sessions_tokens_with_the_clients_creden
 
 #[test]
 fn without_revocation_credentials_nothing_is_sealed_or_sent() {
-    let e = env_with(|o| o.extra = format!("revocation:\n  encryption_key: \"{REVOCATION_KEY}\"\n"));
+    let e = env_with(|o| {
+        o.config.revocation = Some(RawRevocation { encryption_key: REVOCATION_KEY.into(), timeout: "5s".into() })
+    });
     wait_for_discovery(&e);
     let hint = learn(&e, "w1", "");
     logout(&e, &hint);

@@ -14,10 +14,8 @@ fn gw_with_token() -> (Upstream, Redis, Gateway) {
     let up = Upstream::start();
     let redis = Redis::start();
     let mut opts = GatewayOpts::new(up.url());
-    opts.redis_url = Some(redis.url());
-    opts.extra = String::new();
-    let yaml_admin = format!("admin:\n  token: \"{TOKEN}\"\n");
-    opts.admin_extra = yaml_admin;
+    opts.redis(Some(redis.url()));
+    opts.config.admin.token = Some(TOKEN.into());
     let gw = Gateway::start(&opts);
     (up, redis, gw)
 }

@@ -84,7 +84,7 @@ const ROWS: &[Row] = &[
 
 fn run(redis: bool) {
     for (name, scene) in ROWS {
-        let e = env_with("", redis);
+        let e = env_with(|_| {}, redis);
         wait_for_discovery(&e);
         let (victor, mallory, victor_sid, mallory_sid) = scene(&e);
         active(&e, &victor_sid);
