@@ -10,15 +10,15 @@
 use std::hint::black_box;
 use std::time::Instant;
 
-use logout_gateway::learn::credentials::{authorization_token, scan};
-use logout_gateway::session::revoked::{key_of_digest, RevokedSet};
+use logout_gateway::probe::credentials::{authorization_token, scan};
+use logout_gateway::probe::revoked::{key_of_digest, RevokedSet};
 use sha2::Digest;
 
 const TOKEN: &str = "eyJhbGciOiJSUzI1NiJ9.c2Vzc2lvbi10b2tlbi1mb3ItYmVuY2htYXJr.c2lnbmF0dXJlLXBhcnQtb2YtYS10b2tlbg";
 
 fn verdict(set: &RevokedSet, value: &[u8]) -> bool {
     let digest: [u8; 32] = sha2::Sha256::digest(value).into();
-    set.verdict(key_of_digest(&digest)) == logout_gateway::session::revoked::Verdict::Revoked
+    set.verdict(key_of_digest(&digest)) == logout_gateway::probe::revoked::Verdict::Revoked
 }
 
 fn time(name: &str, n: u32, mut f: impl FnMut() -> usize) {
@@ -47,7 +47,7 @@ fn main() {
     time("plain_query", n, || black_box(scan(b"page=2&sort=asc", b"")).credentials.len());
     time("bearer", n, || {
         let (_, t) = authorization_token(black_box(&header))
-            .unwrap_or((logout_gateway::learn::credentials::Source::Header { dpop: false }, ""));
+            .unwrap_or((logout_gateway::probe::credentials::Source::Header { dpop: false }, ""));
         usize::from(verdict(&set, t.as_bytes()))
     });
     time("query", n, || {

@@ -16,13 +16,13 @@ use std::sync::Arc;
 
 /// An address block in CIDR form (`10.0.0.0/8`, `fd00::/8`, or one address).
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Network {
+pub(crate) struct Network {
     addr: IpAddr,
     prefix: u8,
 }
 
 impl Network {
-    pub fn parse(s: &str) -> Result<Network, String> {
+    pub(crate) fn parse(s: &str) -> Result<Network, String> {
         let (a, p) = s.split_once('/').map_or((s, None), |(a, p)| (a, Some(p)));
         let addr: IpAddr = a.trim().parse().map_err(|_| format!("{s:?} is not an IP address or CIDR block"))?;
         let max = if addr.is_ipv4() { 32 } else { 128 };
@@ -35,7 +35,7 @@ impl Network {
         Ok(Network { addr: unmapped(addr), prefix })
     }
 
-    pub fn contains(&self, ip: IpAddr) -> bool {
+    pub(crate) fn contains(&self, ip: IpAddr) -> bool {
         match (self.addr, unmapped(ip)) {
             (IpAddr::V4(n), IpAddr::V4(a)) => prefix_eq(&n.octets(), &a.octets(), self.prefix),
             (IpAddr::V6(n), IpAddr::V6(a)) => prefix_eq(&n.octets(), &a.octets(), self.prefix),
@@ -63,7 +63,7 @@ fn unmapped(ip: IpAddr) -> IpAddr {
 /// Whether `ip` is a public unicast address: not loopback, unspecified (0/8), private (RFC
 /// 1918), shared (100.64/10), link-local, documentation, benchmarking, multicast or reserved,
 /// nor an IPv6 unique-local, link-local, NAT64, 6to4, Teredo or IPv4-compatible address.
-pub fn is_public(ip: IpAddr) -> bool {
+pub(crate) fn is_public(ip: IpAddr) -> bool {
     match unmapped(ip) {
         IpAddr::V4(v4) => public_v4(v4),
         IpAddr::V6(v6) => public_v6(v6),
@@ -113,13 +113,13 @@ fn public_v6(ip: Ipv6Addr) -> bool {
 }
 
 /// Whether the gateway may connect to `ip` for an untrusted client.
-pub fn permitted(ip: IpAddr, allowed: &[Network]) -> bool {
+pub(crate) fn permitted(ip: IpAddr, allowed: &[Network]) -> bool {
     is_public(ip) || allowed.iter().any(|n| n.contains(ip))
 }
 
 /// Check an untrusted client's URI before any connection: https, not `localhost`, and an
 /// address literal must be permitted. Names are checked when resolved ([`GuardedResolver`]).
-pub fn check_uri(uri: &str, allowed: &[Network]) -> Result<(), &'static str> {
+pub(crate) fn check_uri(uri: &str, allowed: &[Network]) -> Result<(), &'static str> {
     let u = url::Url::parse(uri).map_err(|_| "not a URL")?;
     if u.scheme() != "https" {
         return Err("not https");
@@ -142,7 +142,7 @@ pub fn check_uri(uri: &str, allowed: &[Network]) -> Result<(), &'static str> {
 
 /// The error the resolver answers for a name it refuses.
 #[derive(Debug)]
-pub struct NotPermitted;
+pub(crate) struct NotPermitted;
 
 impl std::fmt::Display for NotPermitted {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -153,7 +153,7 @@ impl std::fmt::Display for NotPermitted {
 impl std::error::Error for NotPermitted {}
 
 /// Whether a request failed because [`GuardedResolver`] refused its host.
-pub fn refused_by_resolver(e: &reqwest::Error) -> bool {
+pub(crate) fn refused_by_resolver(e: &reqwest::Error) -> bool {
     let mut source: Option<&(dyn std::error::Error + 'static)> = Some(e);
     while let Some(s) = source {
         if s.is::<NotPermitted>() {
@@ -166,8 +166,8 @@ pub fn refused_by_resolver(e: &reqwest::Error) -> bool {
 
 /// A resolver for the HTTP client that delivers to untrusted clients: it resolves a name and
 /// answers only if every address is permitted, so the client connects to what was checked.
-pub struct GuardedResolver {
-    pub allowed: Arc<Vec<Network>>,
+pub(crate) struct GuardedResolver {
+    pub(crate) allowed: Arc<Vec<Network>>,
 }
 
 impl reqwest::dns::Resolve for GuardedResolver {

@@ -19,13 +19,13 @@ use crate::uri::decode;
 /// Largest sessions API body.
 const MAX_BODY: usize = 64 * 1024;
 
-pub struct AdminApp {
-    pub store: Arc<dyn SessionStore>,
+pub(crate) struct AdminApp {
+    pub(crate) store: Arc<dyn SessionStore>,
     /// When set, the sessions API needs `Authorization: Bearer <token>`.
-    pub token: Option<Secret>,
+    pub(crate) token: Option<Secret>,
     /// DELETE tells the session's RPs (back-channel) and revokes its tokens at the upstream,
     /// as a logout does.
-    pub notifier: crate::logout::notify::Notifier,
+    pub(crate) notifier: crate::logout::notify::Notifier,
 }
 
 fn reply(status: StatusCode, content_type: &str, body: impl Into<Vec<u8>>) -> Response<Vec<u8>> {

@@ -24,12 +24,12 @@ const CACHE_TTL: Duration = Duration::from_secs(30);
 const CACHE_MAX: usize = 10_000;
 
 /// Largest registration metadata document that is learned.
-pub const MAX_METADATA: usize = 64 * 1024;
+pub(crate) const MAX_METADATA: usize = 64 * 1024;
 
 /// A learned client (or the knowledge that there is none) and until when the cache may answer.
 type Cached = (Option<Arc<Client>>, Instant);
 
-pub struct Clients {
+pub(crate) struct Clients {
     configured: BTreeMap<String, Arc<Client>>,
     /// A learned client with a back-channel URI was seen (then logout tokens must be signable).
     learned_backchannel: std::sync::atomic::AtomicBool,
@@ -41,7 +41,7 @@ pub struct Clients {
 }
 
 impl Clients {
-    pub fn new(
+    pub(crate) fn new(
         configured: &BTreeMap<String, Client>,
         limits: crate::config::Registration,
         store: Arc<dyn SessionStore>,
@@ -57,35 +57,24 @@ impl Clients {
 
     /// `registration.allowed_networks`: where registered clients' back-channel URIs may reach
     /// besides public addresses.
-    pub fn allowed_networks(&self) -> &[crate::address::Network] {
+    pub(crate) fn allowed_networks(&self) -> &[crate::address::Network] {
         &self.limits.allowed_networks
     }
 
-    /// Whether a registered client's post-logout redirect to `uri` is followed without asking
-    /// (`registration.post_logout_redirect_uri_patterns`).
-    pub fn redirect_preapproved(&self, uri: &str) -> bool {
-        self.limits.redirect_patterns.iter().any(|p| p.matches(uri))
-    }
-
     /// Whether any known client takes back-channel logout notices.
-    pub fn any_backchannel(&self) -> bool {
+    pub(crate) fn any_backchannel(&self) -> bool {
         self.configured.values().any(|c| c.backchannel_logout_uri.is_some())
             || self.learned_backchannel.load(std::sync::atomic::Ordering::Relaxed)
     }
 
-    /// proxy.yaml's clients.
-    pub fn configured(&self) -> impl Iterator<Item = (&String, &Arc<Client>)> {
-        self.configured.iter()
-    }
-
     /// A configured client, without any lookup.
-    pub fn configured_client(&self, id: &str) -> Option<Arc<Client>> {
+    pub(crate) fn configured_client(&self, id: &str) -> Option<Arc<Client>> {
         self.configured.get(id).cloned()
     }
 
     /// The client `id` names: proxy.yaml's, else a learned one (cache, then one store lookup).
     /// A store failure answers None (the caller treats the client as unknown) and is logged.
-    pub async fn get(&self, id: &str) -> Option<Arc<Client>> {
+    pub(crate) async fn get(&self, id: &str) -> Option<Arc<Client>> {
         if let Some(c) = self.configured.get(id) {
             return Some(c.clone());
         }
@@ -105,14 +94,14 @@ impl Clients {
     }
 
     /// Whether `id` is a known client.
-    pub async fn knows(&self, id: &str) -> bool {
+    pub(crate) async fn knows(&self, id: &str) -> bool {
         self.get(id).await.is_some()
     }
 
     /// The upstream accepted a registration (or an update) for `id` with these metadata:
     /// learn the client's logout metadata, unless proxy.yaml configures it or they break the
     /// rules for clients (then it is logged and not learned).
-    pub async fn learn(&self, id: &str, metadata: &serde_json::Value) {
+    pub(crate) async fn learn(&self, id: &str, metadata: &serde_json::Value) {
         if self.configured.contains_key(id) {
             return tracing::debug!(client = %id, "registration for a proxy.yaml client; proxy.yaml wins");
         }
@@ -145,7 +134,7 @@ impl Clients {
     }
 
     /// The upstream deleted the registration of `id` (RFC 7592): forget the learned client.
-    pub async fn forget(&self, id: &str) {
+    pub(crate) async fn forget(&self, id: &str) {
         if self.configured.contains_key(id) {
             return;
         }
@@ -225,7 +214,7 @@ impl Clients {
 /// and `;param` removal, in any case), or, when the path names none, a `client_id` query
 /// parameter (Janssen's form). Err when both name one and they differ, or the query repeats
 /// it: the OP might act on one and the gateway learn about the other.
-pub fn managed_client_id(
+pub(crate) fn managed_client_id(
     registration_path: &str,
     path: &str,
     query: Option<&str>,

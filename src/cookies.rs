@@ -6,11 +6,11 @@ use crate::crypto::token_hash;
 
 /// Most OP session cookie values one request may carry (a browser sends one or two per name);
 /// the edge refuses more, and learning reads no more from one exchange.
-pub const MAX_OP_COOKIES: usize = 8;
+pub(crate) const MAX_OP_COOKIES: usize = 8;
 
 /// `Set-Cookie` values expiring each of `names` on each of `paths` (HttpOnly; Secure when the
 /// issuer is https). Used at logout (`logout`) and at the edge.
-pub fn expiring_cookies<'a>(
+pub(crate) fn expiring_cookies<'a>(
     names: &'a [String],
     paths: &'a [String],
     secure: bool,
@@ -24,13 +24,13 @@ pub fn expiring_cookies<'a>(
 }
 
 /// The OP session cookies (by `names`) in a Cookie header, as (name, hash of the value).
-pub fn op_cookies(cookie_header: Option<&str>, names: &[String]) -> Vec<(String, String)> {
+pub(crate) fn op_cookies(cookie_header: Option<&str>, names: &[String]) -> Vec<(String, String)> {
     op_cookie_pairs(cookie_header, names).map(|(k, v)| (k.to_string(), token_hash(v.as_bytes()))).collect()
 }
 
 /// The (name, value) pairs of the OP session cookies (by `names`, non-empty values) in a Cookie
 /// header: the one parser behind every OP-cookie check.
-pub fn op_cookie_pairs<'a>(
+pub(crate) fn op_cookie_pairs<'a>(
     cookie_header: Option<&'a str>,
     names: &'a [String],
 ) -> impl Iterator<Item = (&'a str, &'a str)> + 'a {
@@ -42,7 +42,7 @@ pub fn op_cookie_pairs<'a>(
 }
 
 /// Hashes of the OP session cookies (by `names`) in a Cookie header.
-pub fn op_cookie_hashes(cookie_header: Option<&str>, names: &[String]) -> Vec<String> {
+pub(crate) fn op_cookie_hashes(cookie_header: Option<&str>, names: &[String]) -> Vec<String> {
     op_cookies(cookie_header, names).into_iter().map(|(_, h)| h).collect()
 }
 

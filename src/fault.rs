@@ -9,16 +9,16 @@
 pub const PANIC_PATH: &str = "/__lgw_fault/panic";
 
 /// Set to `1` in the environment at start to arm [`PANIC_PATH`].
-pub const ENV: &str = "LGW_FAULT_INJECTION";
+pub(crate) const ENV: &str = "LGW_FAULT_INJECTION";
 
 /// Whether this process was started armed.
-pub fn armed_by_env() -> bool {
+pub(crate) fn armed_by_env() -> bool {
     std::env::var(ENV).is_ok_and(|v| v == "1")
 }
 
 /// Panic when armed and `path` is [`PANIC_PATH`]: the fault the tests inject.
 #[allow(clippy::panic)] // the one purpose of this module
-pub fn panic_if_asked(armed: bool, path: &str) {
+pub(crate) fn panic_if_asked(armed: bool, path: &str) {
     if armed && path == PANIC_PATH {
         panic!("fault injection: {PANIC_PATH} was requested");
     }

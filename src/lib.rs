@@ -14,30 +14,65 @@
 //! - [`telemetry`]: logging set-up.
 //! - `fault` (feature `fault-injection`, tests only): a request path that panics.
 //!
-//! [`build`] turns a validated config into a ready-to-run pingora `Server`; `main.rs` only
-//! parses the command line and calls it.
+//! [`prepare`] turns a validated config into a ready-to-run pingora `Server`; `main.rs` only
+//! parses the command line, loads the config and calls it (or [`check_templates`]).
 
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used, clippy::panic))]
+// Crate-private by default: an item is `pub` only when reachable from outside (see `probe`).
+#![warn(unreachable_pub)]
 
-pub mod address;
-pub mod admin;
-pub mod backchannel;
-pub mod clients;
+pub(crate) mod address;
+pub(crate) mod admin;
+pub(crate) mod backchannel;
+pub(crate) mod clients;
 pub mod config;
-pub mod cookies;
-pub mod crypto;
+pub(crate) mod cookies;
+pub(crate) mod crypto;
 #[cfg(feature = "fault-injection")]
 pub mod fault;
-pub mod learn;
-pub mod logout;
-pub mod metrics;
-pub mod oidc;
-pub mod proxy;
-pub mod render;
-pub mod revoke;
-pub mod session;
-pub mod telemetry;
-pub mod uri;
+pub(crate) mod learn;
+pub(crate) mod logout;
+pub(crate) mod metrics;
+pub(crate) mod oidc;
+pub(crate) mod proxy;
+pub(crate) mod render;
+pub(crate) mod revoke;
+pub(crate) mod session;
+pub(crate) mod telemetry;
+pub(crate) mod uri;
+
+/// The pure functions over untrusted input that the fuzz targets, the examples and the
+/// integration tests call directly. Everything else is crate-private; this is not a stable API.
+#[doc(hidden)]
+pub mod probe {
+    pub use crate::crypto::token_hash;
+    pub use crate::uri::{decode, percent_decode, RedirectPattern};
+    /// end_session's parameters.
+    pub mod params {
+        pub use crate::logout::params::{LogoutParams, ParamError, KNOWN, MAX_INPUT, MAX_PAIRS};
+    }
+    /// The logout decision table.
+    pub mod decide {
+        pub use crate::config::Client;
+        pub use crate::logout::decide::{plan, HintCheck, HintClaims, Plan, Policy, Reject};
+    }
+    /// URLs the logout builds.
+    pub mod logout_uri {
+        pub use crate::logout::uri::{append_query, encode_component, frontchannel_url, origin, redirect_with_state};
+    }
+    /// The id_token_hint's JOSE header check.
+    pub mod hint {
+        pub use crate::oidc::hint::{inspect_header, HeaderVerdict, MAX_HINT};
+    }
+    /// Credentials found in a request.
+    pub mod credentials {
+        pub use crate::learn::credentials::{authorization_token, scan, Source};
+    }
+    /// The in-memory set of revoked credentials.
+    pub mod revoked {
+        pub use crate::session::revoked::{key_of_digest, RevokedSet, Verdict};
+    }
+}
 
 use std::sync::Arc;
 
@@ -105,9 +140,26 @@ fn admin_service(
     admin
 }
 
+/// Compile the pages of `templates_dir` (what `check` does besides validating the file).
+pub fn check_templates(config: &Config) -> std::result::Result<(), String> {
+    render::Pages::load(&config.templates_dir).map(|_| ())
+}
+
+/// What `run` does before serving: logging and the panic hook as configured, one rustls crypto
+/// provider for every TLS user (pingora, Redis), then the server built from `config`.
+pub fn prepare(config: Config) -> std::result::Result<Server, BuildError> {
+    telemetry::init(&config.log);
+    telemetry::install_panic_hook();
+    pingora::tls::install_default_crypto_provider();
+    let (listen, admin) = (config.listen, config.admin.listen);
+    let server = build(config)?;
+    tracing::info!(%listen, %admin, version = env!("CARGO_PKG_VERSION"), "logout-gateway starting");
+    Ok(server)
+}
+
 /// Build the server: public proxy, admin listener, background services. Nothing async runs
 /// yet (pingora starts runtimes in `run`); nothing here panics on configuration input.
-pub fn build(config: Config) -> std::result::Result<Server, BuildError> {
+fn build(config: Config) -> std::result::Result<Server, BuildError> {
     let pages = Arc::new(render::Pages::load(&config.templates_dir).map_err(BuildError::Templates)?);
     // Register every metric now, so /metrics lists them (at zero) before the first request.
     metrics::Metrics::get();

@@ -1,4 +1,4 @@
-//! The command line: parse arguments, load the config, hand over to `logout_gateway::build`.
+//! The command line: parse arguments, load the config, hand over to `logout_gateway::prepare`.
 
 #![deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
@@ -56,7 +56,7 @@ fn main() -> ExitCode {
                 Err(code) => return code,
             };
             // Templates are part of the config: compile them too.
-            if let Err(e) = logout_gateway::render::Pages::load(&cfg.templates_dir) {
+            if let Err(e) = logout_gateway::check_templates(&cfg) {
                 eprintln!("{}: templates_dir: {e}", config.display());
                 return ExitCode::from(EXIT_CONFIG);
             }
@@ -68,20 +68,13 @@ fn main() -> ExitCode {
                 Ok(c) => c,
                 Err(code) => return code,
             };
-            logout_gateway::telemetry::init(&cfg.log);
-            logout_gateway::telemetry::install_panic_hook();
-            // One crypto provider for every rustls user (pingora, redis TLS).
-            pingora::tls::install_default_crypto_provider();
-            let (listen, admin) = (cfg.listen, cfg.admin.listen);
-            let server = match logout_gateway::build(cfg) {
-                Ok(s) => s,
+            match logout_gateway::prepare(cfg) {
+                Ok(server) => server.run_forever(),
                 Err(e) => {
                     eprintln!("{}: {e}", config.display());
-                    return ExitCode::from(EXIT_CONFIG);
+                    ExitCode::from(EXIT_CONFIG)
                 }
-            };
-            tracing::info!(%listen, %admin, version = env!("CARGO_PKG_VERSION"), "logout-gateway starting");
-            server.run_forever()
+            }
         }
     }
 }

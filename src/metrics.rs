@@ -16,50 +16,49 @@ const LATENCY_BUCKETS: &[f64] =
     &[0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0];
 
 /// Everything the gateway counts. Built once; `Metrics::get()` hands out the shared instance.
-pub struct Metrics {
-    /// Passthrough answers by status class (`2xx` … `5xx`).
-    pub proxied_requests: IntCounterVec,
-    /// `proxied_requests` resolved per class once, so the per-request path hashes no labels.
+pub(crate) struct Metrics {
+    /// Passthrough answers by status class (`2xx` … `5xx`), resolved per class once, so the
+    /// per-request path hashes no labels.
     proxied_by_class: [IntCounter; 5],
     /// Passthrough time from request header to the last byte sent.
-    pub request_duration: Histogram,
+    pub(crate) request_duration: Histogram,
     /// end_session outcomes: redirect, logged_out, confirm, rejected, unavailable.
-    pub logouts: IntCounterVec,
+    pub(crate) logouts: IntCounterVec,
     /// Session store operations by name (`ping`, `put`, `get`, `end`, ...).
-    pub store_duration: HistogramVec,
+    pub(crate) store_duration: HistogramVec,
     /// Front-channel logout iframes rendered on pages.
-    pub frontchannel_iframes: IntCounter,
+    pub(crate) frontchannel_iframes: IntCounter,
     /// Requests the gateway could not proxy, by reason (`connect`, `timeout`, `other`).
-    pub upstream_errors: IntCounterVec,
+    pub(crate) upstream_errors: IntCounterVec,
     /// Back-channel delivery attempts by result: success, retry, failed (final), gave_up.
-    pub backchannel_deliveries: IntCounterVec,
+    pub(crate) backchannel_deliveries: IntCounterVec,
     /// Notices queued, in flight or waiting for a retry (as last seen by this instance).
-    pub backchannel_queue_depth: IntGauge,
+    pub(crate) backchannel_queue_depth: IntGauge,
     /// Time of one back-channel POST.
-    pub backchannel_latency: Histogram,
+    pub(crate) backchannel_latency: Histogram,
     /// RFC 7009 revocations at the upstream after logouts, by result.
-    pub upstream_revocations: IntCounterVec,
+    pub(crate) upstream_revocations: IntCounterVec,
     /// What the gateway learned from proxied traffic, by kind.
-    pub learned: IntCounterVec,
+    pub(crate) learned: IntCounterVec,
     /// Responses the gateway meant to learn from but could not read, by reason.
-    pub learn_skipped: IntCounterVec,
+    pub(crate) learn_skipped: IntCounterVec,
     /// Client connections refused over `limits.max_connections`.
-    pub connections_refused: IntCounter,
+    pub(crate) connections_refused: IntCounter,
     /// Connections closed because a request header did not arrive within `limits.header_timeout`.
-    pub header_timeouts: IntCounter,
+    pub(crate) header_timeouts: IntCounter,
     /// Requests refused by a limit, by what (`uri`, `headers`, `rate`).
-    pub limited: IntCounterVec,
+    pub(crate) limited: IntCounterVec,
     /// Panics caught (each stays inside its own request or task).
-    pub panics: IntCounter,
+    pub(crate) panics: IntCounter,
     /// Requests the edge refused or changed for a credential, by what it did.
-    pub edge: IntCounterVec,
+    pub(crate) edge: IntCounterVec,
     /// Credentials the edge let through unchecked because the set was stale and the store did
     /// not answer (only where it does not fail closed), by kind.
-    pub edge_unchecked: IntCounterVec,
+    pub(crate) edge_unchecked: IntCounterVec,
 }
 
 /// `logout_gateway_edge_total{action}` values.
-pub const EDGE_ACTIONS: [&str; 7] = [
+pub(crate) const EDGE_ACTIONS: [&str; 7] = [
     "invalid_token",
     "invalid_grant",
     "inactive",
@@ -71,11 +70,11 @@ pub const EDGE_ACTIONS: [&str; 7] = [
 
 static METRICS: LazyLock<Metrics> = LazyLock::new(Metrics::register);
 
-pub const LOGOUT_OUTCOMES: [&str; 5] = ["redirect", "logged_out", "confirm", "rejected", "unavailable"];
-pub const STATUS_CLASSES: [&str; 5] = ["1xx", "2xx", "3xx", "4xx", "5xx"];
+pub(crate) const LOGOUT_OUTCOMES: [&str; 5] = ["redirect", "logged_out", "confirm", "rejected", "unavailable"];
+pub(crate) const STATUS_CLASSES: [&str; 5] = ["1xx", "2xx", "3xx", "4xx", "5xx"];
 
 impl Metrics {
-    pub fn get() -> &'static Metrics {
+    pub(crate) fn get() -> &'static Metrics {
         &METRICS
     }
 
@@ -91,7 +90,6 @@ impl Metrics {
         .expect("register proxied_requests");
         let proxied_by_class = STATUS_CLASSES.map(|c| proxied_requests.with_label_values(&[c]));
         let m = Metrics {
-            proxied_requests,
             proxied_by_class,
             request_duration: register_histogram!(
                 "logout_gateway_request_duration_seconds",
@@ -228,7 +226,7 @@ impl Metrics {
     }
 
     /// Count one proxied answer with status `status`.
-    pub fn count_proxied(&self, status: u16) {
+    pub(crate) fn count_proxied(&self, status: u16) {
         let i = match status {
             100..=199 => 0,
             200..=299 => 1,
@@ -241,7 +239,7 @@ impl Metrics {
 }
 
 /// The exposition text of the default registry (format 0.0.4).
-pub fn encode() -> Result<String, prometheus::Error> {
+pub(crate) fn encode() -> Result<String, prometheus::Error> {
     use prometheus::Encoder;
     let enc = prometheus::TextEncoder::new();
     let mut buf = Vec::new();

@@ -16,13 +16,13 @@ use handlebars::Handlebars;
 use serde::Serialize;
 
 /// Templates every install must have.
-pub const REQUIRED: &[&str] = &["error", "confirm", "logged_out", "frontchannel"];
+pub(crate) const REQUIRED: &[&str] = &["error", "confirm", "logged_out", "frontchannel"];
 /// The language every other translation falls back to.
-pub const DEFAULT_LANG: &str = "en";
+pub(crate) const DEFAULT_LANG: &str = "en";
 
 /// The compiled templates and translations.
 #[derive(Debug)]
-pub struct Pages {
+pub(crate) struct Pages {
     hb: Handlebars<'static>,
     /// Language tag (lower case) → message key → text. Every language has every key of `en`.
     locales: BTreeMap<String, BTreeMap<String, String>>,
@@ -32,7 +32,7 @@ pub struct Pages {
 /// logout, a failed upstream): one type, written by `proxy::respond::write` with the headers
 /// every generated answer carries.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Answer {
+pub(crate) enum Answer {
     /// A generated page (its status inside), with extra headers (`Set-Cookie`, `Allow`, …).
     Page { page: Page, headers: Vec<(&'static str, String)> },
     /// 303 See Other.
@@ -46,11 +46,11 @@ pub enum Answer {
 
 impl Answer {
     /// A JSON answer without extra header.
-    pub const fn json(status: u16, body: &'static str) -> Answer {
+    pub(crate) const fn json(status: u16, body: &'static str) -> Answer {
         Answer::Json { status, body, header: None }
     }
 
-    pub fn status(&self) -> u16 {
+    pub(crate) fn status(&self) -> u16 {
         match self {
             Answer::Page { page, .. } => page.status,
             Answer::Redirect { .. } => 303,
@@ -59,7 +59,7 @@ impl Answer {
     }
 
     /// Add a header to a page or redirect (JSON and plain answers take none).
-    pub fn push_header(&mut self, name: &'static str, value: String) {
+    pub(crate) fn push_header(&mut self, name: &'static str, value: String) {
         if let Answer::Page { headers, .. } | Answer::Redirect { headers, .. } = self {
             headers.push((name, value));
         }
@@ -68,18 +68,18 @@ impl Answer {
 
 /// A rendered page, ready to send.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Page {
-    pub status: u16,
-    pub html: String,
+pub(crate) struct Page {
+    pub(crate) status: u16,
+    pub(crate) html: String,
     /// The nonce the page's inline style and script use.
-    pub nonce: String,
+    pub(crate) nonce: String,
     /// Origins the page frames (front-channel logout), for CSP `frame-src`.
-    pub frame_origins: Vec<String>,
+    pub(crate) frame_origins: Vec<String>,
 }
 
 /// Which fixed wording an error page shows; never request data.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ErrorKind {
+pub(crate) enum ErrorKind {
     Rejected,
     ConfirmationInvalid,
     Unavailable,
@@ -115,11 +115,11 @@ impl ErrorKind {
 
 /// One front-channel logout iframe.
 #[derive(Debug, Clone, Serialize)]
-pub struct Frame {
-    pub src: String,
+pub(crate) struct Frame {
+    pub(crate) src: String,
     /// Origin of `src`, for CSP.
     #[serde(skip)]
-    pub origin: String,
+    pub(crate) origin: String,
 }
 
 #[derive(Serialize)]
@@ -132,7 +132,7 @@ struct Common<'a> {
 impl Pages {
     /// Compile every `*.hbs` in `dir` and load `dir/locales/*.json`; fails with a message
     /// naming the file on any problem.
-    pub fn load(dir: &Path) -> Result<Pages, String> {
+    pub(crate) fn load(dir: &Path) -> Result<Pages, String> {
         let mut hb = Handlebars::new();
         hb.set_strict_mode(true);
         let entries = std::fs::read_dir(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
@@ -168,7 +168,7 @@ impl Pages {
 
     /// The best language for a `ui_locales` value (space-separated BCP47 tags, preferred
     /// first): an exact match, else the primary subtag, else English.
-    pub fn pick_lang<'a>(&'a self, ui_locales: Option<&str>) -> &'a str {
+    pub(crate) fn pick_lang<'a>(&'a self, ui_locales: Option<&str>) -> &'a str {
         for tag in ui_locales.unwrap_or("").split(' ').filter(|t| !t.is_empty()).take(16) {
             let tag = tag.to_ascii_lowercase();
             let primary = tag.split(['-', '_']).next().unwrap_or("");
@@ -194,7 +194,7 @@ impl Pages {
     }
 
     /// An error page with fixed wording for `kind`.
-    pub fn error(&self, status: u16, kind: ErrorKind, lang: &str) -> Result<Page, String> {
+    pub(crate) fn error(&self, status: u16, kind: ErrorKind, lang: &str) -> Result<Page, String> {
         let nonce = new_nonce();
         let t = self.t(lang);
         let mut data = self.common(lang, &nonce);
@@ -206,7 +206,13 @@ impl Pages {
 
     /// The confirmation page: one form posting `token` to `action`.
     /// The confirmation page; `destination` (a host) is where the browser goes afterwards.
-    pub fn confirm(&self, lang: &str, action: &str, token: &str, destination: Option<&str>) -> Result<Page, String> {
+    pub(crate) fn confirm(
+        &self,
+        lang: &str,
+        action: &str,
+        token: &str,
+        destination: Option<&str>,
+    ) -> Result<Page, String> {
         let nonce = new_nonce();
         let mut data = self.common(lang, &nonce);
         data["action"] = action.into();
@@ -218,7 +224,7 @@ impl Pages {
     }
 
     /// The error page for `status` as an [`Answer`]; plain text when even the template fails.
-    pub fn error_answer(&self, status: u16, kind: ErrorKind, lang: &str) -> Answer {
+    pub(crate) fn error_answer(&self, status: u16, kind: ErrorKind, lang: &str) -> Answer {
         match self.error(status, kind, lang) {
             Ok(page) => Answer::Page { page, headers: Vec::new() },
             Err(e) => {
@@ -229,7 +235,7 @@ impl Pages {
     }
 
     /// "You are signed out", nothing to load, nowhere to go.
-    pub fn logged_out(&self, lang: &str) -> Result<Page, String> {
+    pub(crate) fn logged_out(&self, lang: &str) -> Result<Page, String> {
         let nonce = new_nonce();
         let data = self.common(lang, &nonce);
         Ok(Page { status: 200, html: self.render("logged_out", &data)?, nonce, frame_origins: Vec::new() })
@@ -237,7 +243,7 @@ impl Pages {
 
     /// The front-channel logout page: one sandboxed iframe per RP, then on to `next` (when
     /// given) after every iframe loaded or `timeout_ms` passed.
-    pub fn frontchannel(
+    pub(crate) fn frontchannel(
         &self,
         lang: &str,
         frames: &[Frame],
@@ -285,7 +291,7 @@ fn load_locales(dir: &Path) -> Result<BTreeMap<String, BTreeMap<String, String>>
 }
 
 /// 128 random bits: a CSP nonce or a token.
-pub fn new_nonce() -> String {
+pub(crate) fn new_nonce() -> String {
     crate::crypto::random_token()
 }
 

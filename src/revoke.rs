@@ -40,12 +40,12 @@ struct Sealed {
 }
 
 /// AES-256-GCM sealing of tokens: a random nonce per token, the nonce sent along.
-pub struct Sealer {
+pub(crate) struct Sealer {
     key: LessSafeKey,
 }
 
 impl Sealer {
-    pub fn new(key: &[u8]) -> Result<Sealer, String> {
+    pub(crate) fn new(key: &[u8]) -> Result<Sealer, String> {
         let key = UnboundKey::new(&AES_256_GCM, key).map_err(|_| "not an AES-256 key".to_string())?;
         Ok(Sealer { key: LessSafeKey::new(key) })
     }
@@ -73,7 +73,7 @@ impl Sealer {
     }
 }
 
-pub struct Revoker {
+pub(crate) struct Revoker {
     sealer: Sealer,
     timeout: Duration,
     clients: Arc<Clients>,
@@ -83,7 +83,7 @@ pub struct Revoker {
 }
 
 impl Revoker {
-    pub fn new(
+    pub(crate) fn new(
         config: &Revocation,
         endpoints: &EndpointPaths,
         clients: Arc<Clients>,
@@ -100,13 +100,13 @@ impl Revoker {
     }
 
     /// Seal `token` (of kind `hint`) for later revocation, when `client` is set up for it.
-    pub fn seal(&self, client: &str, hint: &str, token: &str) -> Option<String> {
+    pub(crate) fn seal(&self, client: &str, hint: &str, token: &str) -> Option<String> {
         self.clients.configured_client(client)?.revocation.as_ref()?;
         self.sealer.seal(client, hint, token)
     }
 
     /// Revoke these sealed tokens at the upstream, in the background.
-    pub fn submit(self: &Arc<Self>, sealed: Vec<String>) {
+    pub(crate) fn submit(self: &Arc<Self>, sealed: Vec<String>) {
         if sealed.is_empty() {
             return;
         }

@@ -6,7 +6,7 @@ use tracing_subscriber::EnvFilter;
 
 use crate::config::{Log, LogFormat};
 
-pub fn init(log: &Log) {
+pub(crate) fn init(log: &Log) {
     let filter = std::env::var("RUST_LOG")
         .ok()
         .and_then(|v| EnvFilter::try_new(v).ok())
@@ -22,7 +22,7 @@ pub fn init(log: &Log) {
 /// Count and log every panic, then let the previous hook run. A panic in request handling
 /// unwinds only its own task (pingora runs each connection in one), so the process keeps
 /// serving; the counter makes it visible (it should stay at zero).
-pub fn install_panic_hook() {
+pub(crate) fn install_panic_hook() {
     let previous = std::panic::take_hook();
     std::panic::set_hook(Box::new(move |info| {
         crate::metrics::Metrics::get().panics.inc();

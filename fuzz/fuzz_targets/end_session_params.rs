@@ -9,8 +9,8 @@
 
 use lgw_fuzz::form_pairs;
 use libfuzzer_sys::fuzz_target;
-use logout_gateway::logout::params::{LogoutParams, ParamError, KNOWN, MAX_PAIRS};
-use logout_gateway::logout::uri::encode_component;
+use logout_gateway::probe::logout_uri::encode_component;
+use logout_gateway::probe::params::{LogoutParams, ParamError, KNOWN, MAX_PAIRS};
 
 fuzz_target!(|data: &[u8]| {
     let pairs = form_pairs(data);

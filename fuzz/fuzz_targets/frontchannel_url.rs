@@ -10,7 +10,7 @@
 
 use lgw_fuzz::{config_like_url, line, lines, url_query_pairs};
 use libfuzzer_sys::fuzz_target;
-use logout_gateway::logout::uri::{frontchannel_url, origin};
+use logout_gateway::probe::logout_uri::{frontchannel_url, origin};
 use url::Url;
 
 fuzz_target!(|data: &[u8]| {

@@ -14,7 +14,7 @@
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
 use libfuzzer_sys::fuzz_target;
-use logout_gateway::oidc::hint::{inspect_header, HeaderVerdict, MAX_HINT};
+use logout_gateway::probe::hint::{inspect_header, HeaderVerdict, MAX_HINT};
 use serde_json::{json, Map, Value};
 
 /// Header fields that name or carry a key: a verifier that used them would let the token

@@ -13,11 +13,10 @@ use std::collections::BTreeMap;
 
 use lgw_fuzz::{config_like_url, line, lines, url_query_pairs};
 use libfuzzer_sys::fuzz_target;
-use logout_gateway::config::Client;
-use logout_gateway::logout::decide::{plan, HintCheck, HintClaims, Plan, Policy, Reject};
-use logout_gateway::logout::uri::{append_query, encode_component, redirect_with_state};
-use logout_gateway::uri::percent_decode;
-use logout_gateway::uri::RedirectPattern;
+use logout_gateway::probe::decide::{plan, Client, HintCheck, HintClaims, Plan, Policy, Reject};
+use logout_gateway::probe::logout_uri::{append_query, encode_component, redirect_with_state};
+use logout_gateway::probe::percent_decode;
+use logout_gateway::probe::RedirectPattern;
 use url::Url;
 
 fuzz_target!(|data: &[u8]| {
@@ -81,7 +80,7 @@ fn state_is_appended_once(registered: &str, state: Option<&str>) {
 /// `plan` with a valid hint for a client registering `registered`: the request is redirected
 /// exactly when the URI is registered byte for byte or covered by the policy's pattern.
 fn exact_match_only(requested: Option<&str>, state: Option<&str>, registered: &[String], policy: Policy) {
-    let client = Client { post_logout_redirect_uris: registered.to_vec(), ..Client::default() };
+    let client = Client::redirecting_to(registered.to_vec());
     let clients = BTreeMap::from([("rp".to_string(), client)]);
     let hint = HintCheck::Valid(HintClaims {
         client_id: "rp".into(),

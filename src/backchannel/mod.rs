@@ -25,7 +25,7 @@ use crate::metrics::Metrics;
 use crate::session::{Notice, SessionStore, StoreError};
 
 /// How long a logout token is valid (BCL-22: at most two minutes).
-pub const TOKEN_LIFETIME: u64 = 120;
+pub(crate) const TOKEN_LIFETIME: u64 = 120;
 const EVENT: &str = "http://schemas.openid.net/event/backchannel-logout";
 
 /// The HTTP client deliveries use: no redirects, no proxy, `timeout` for connect and whole
@@ -63,7 +63,7 @@ fn now_ms() -> u64 {
 
 /// What one delivery attempt came to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Attempt {
+pub(crate) enum Attempt {
     Delivered,
     /// Not worth retrying (400, other 4xx, 3xx).
     Final(u16),
@@ -71,12 +71,12 @@ pub enum Attempt {
     Retry,
 }
 
-pub struct Backchannel {
-    pub config: BackchannelConfig,
-    pub issuer: String,
-    pub clients: Arc<crate::clients::Clients>,
-    pub keys: Arc<Keys>,
-    pub store: Arc<dyn SessionStore>,
+pub(crate) struct Backchannel {
+    pub(crate) config: BackchannelConfig,
+    pub(crate) issuer: String,
+    pub(crate) clients: Arc<crate::clients::Clients>,
+    pub(crate) keys: Arc<Keys>,
+    pub(crate) store: Arc<dyn SessionStore>,
     http: reqwest::Client,
     /// For clients learned from dynamic registration: https only, and it connects only to
     /// addresses `address` permits (see `address::GuardedResolver`).
@@ -88,7 +88,7 @@ pub struct Backchannel {
 }
 
 impl Backchannel {
-    pub fn new(
+    pub(crate) fn new(
         config: &Config,
         clients: Arc<crate::clients::Clients>,
         store: Arc<dyn SessionStore>,
@@ -111,13 +111,13 @@ impl Backchannel {
     }
 
     /// Whether any known client takes back-channel notices.
-    pub fn enabled(&self) -> bool {
+    pub(crate) fn enabled(&self) -> bool {
         self.clients.any_backchannel()
     }
 
     /// Logout tokens for the participants that registered a back-channel URI. `participants`
     /// are (client_id, the sid that client knows); `sub` is the session's subject.
-    pub async fn notices_for(
+    pub(crate) async fn notices_for(
         &self,
         participants: &[(String, Option<String>)],
         sub: Option<&str>,
@@ -183,7 +183,7 @@ impl Backchannel {
     /// Accept notices for delivery before the user's answer goes out. With
     /// `wait_before_redirect`, deliver them here first (in parallel, within that bound) and queue
     /// only what did not succeed in time.
-    pub async fn accept(self: &Arc<Self>, notices: Vec<Notice>) -> Result<(), StoreError> {
+    pub(crate) async fn accept(self: &Arc<Self>, notices: Vec<Notice>) -> Result<(), StoreError> {
         if notices.is_empty() {
             return Ok(());
         }
@@ -360,14 +360,14 @@ impl Backchannel {
     }
 
     /// Whether tokens can be signed (for /readyz).
-    pub fn ready(&self) -> bool {
+    pub(crate) fn ready(&self) -> bool {
         !self.enabled() || self.keys.load().active().is_some()
     }
 }
 
 /// Background service: signing keys (at start, then every minute, or half the rotation period
 /// when shorter, to follow rotations) and the delivery worker.
-pub struct BackchannelService(pub Arc<Backchannel>);
+pub(crate) struct BackchannelService(pub Arc<Backchannel>);
 
 #[async_trait]
 impl BackgroundService for BackchannelService {

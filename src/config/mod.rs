@@ -15,46 +15,46 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-pub use crate::uri::is_loopback_host;
-pub use validate::{parse_duration, registered_client};
+pub(crate) use crate::uri::is_loopback_host;
+pub(crate) use validate::registered_client;
 
 /// The validated configuration. Built only by [`load`] / [`load_str`].
 #[derive(Debug, Clone)]
 pub struct Config {
     /// The public listener (proxy + end_session).
-    pub listen: SocketAddr,
-    pub admin: Admin,
-    pub upstream: Upstream,
+    pub(crate) listen: SocketAddr,
+    pub(crate) admin: Admin,
+    pub(crate) upstream: Upstream,
     /// Exact `iss` of the upstream's tokens; also the `iss` the gateway sends to RPs.
-    pub issuer: String,
-    pub jwks: Jwks,
-    pub end_session: EndSession,
-    pub session_store: SessionStore,
+    pub(crate) issuer: String,
+    pub(crate) jwks: Jwks,
+    pub(crate) end_session: EndSession,
+    pub(crate) session_store: SessionStore,
     /// Registered relying parties by client_id.
-    pub clients: BTreeMap<String, Client>,
+    pub(crate) clients: BTreeMap<String, Client>,
     /// What clients learned from dynamic registration may do.
-    pub registration: Registration,
+    pub(crate) registration: Registration,
     /// Absolute path of the handlebars templates.
-    pub templates_dir: PathBuf,
-    pub backchannel: BackchannelConfig,
+    pub(crate) templates_dir: PathBuf,
+    pub(crate) backchannel: BackchannelConfig,
     /// RFC 7009 revocation at the upstream after a logout; None: off.
-    pub revocation: Option<Revocation>,
-    pub limits: Limits,
+    pub(crate) revocation: Option<Revocation>,
+    pub(crate) limits: Limits,
     /// end_session requests per client address; None: unlimited.
-    pub rate_limit: Option<RateLimit>,
-    pub log: Log,
-    pub server: Server,
+    pub(crate) rate_limit: Option<RateLimit>,
+    pub(crate) log: Log,
+    pub(crate) server: Server,
 }
 
 /// `registration`: the limits on clients learned from dynamic registration (untrusted input).
 #[derive(Debug, Clone)]
-pub struct Registration {
+pub(crate) struct Registration {
     /// Their post_logout_redirect_uris matching one of these are followed without asking.
-    pub redirect_patterns: Vec<crate::uri::RedirectPattern>,
+    pub(crate) redirect_patterns: Vec<crate::uri::RedirectPattern>,
     /// Address blocks their back-channel URIs may reach besides public addresses.
-    pub allowed_networks: Vec<crate::address::Network>,
-    pub max_clients: u64,
-    pub client_lifetime: Duration,
+    pub(crate) allowed_networks: Vec<crate::address::Network>,
+    pub(crate) max_clients: u64,
+    pub(crate) client_lifetime: Duration,
 }
 
 impl Default for Registration {
@@ -69,111 +69,112 @@ impl Default for Registration {
 }
 
 #[derive(Debug, Clone)]
-pub struct Admin {
-    pub listen: SocketAddr,
+pub(crate) struct Admin {
+    pub(crate) listen: SocketAddr,
     /// When set, the sessions API needs `Authorization: Bearer <token>`.
-    pub token: Option<Secret>,
+    pub(crate) token: Option<Secret>,
 }
 
 #[derive(Debug, Clone)]
-pub struct Upstream {
+pub(crate) struct Upstream {
     /// The URL as written, for messages.
-    pub url: String,
+    pub(crate) url: String,
     /// Host name or IP literal (brackets removed), resolved by the proxy's DNS refresher.
-    pub host: String,
-    pub port: u16,
-    pub tls: bool,
+    pub(crate) host: String,
+    pub(crate) port: u16,
+    pub(crate) tls: bool,
     /// SNI and name to verify; the host for names, empty never (empty disables verification).
-    pub sni: String,
-    pub connect_timeout: Duration,
-    pub read_timeout: Duration,
-    pub idle_timeout: Duration,
-    pub ca_file: Option<PathBuf>,
-    pub trust_forwarded_headers: bool,
-    pub session_cookies: Vec<String>,
+    pub(crate) sni: String,
+    pub(crate) connect_timeout: Duration,
+    pub(crate) read_timeout: Duration,
+    pub(crate) idle_timeout: Duration,
+    pub(crate) ca_file: Option<PathBuf>,
+    pub(crate) trust_forwarded_headers: bool,
+    pub(crate) session_cookies: Vec<String>,
     /// Canonical path prefixes (see `proxy::route::normalize`) where requests carrying an OP
     /// session cookie get the authorization endpoint's revoked-cookie check; empty by default.
-    pub session_cookie_paths: Vec<String>,
+    pub(crate) session_cookie_paths: Vec<String>,
     /// One expiring `Set-Cookie` per name and path (Keycloak sets its cookies on /realms/R/).
-    pub session_cookie_expiry_paths: Vec<String>,
+    pub(crate) session_cookie_expiry_paths: Vec<String>,
     /// Configured endpoint paths; None: learned from discovery.
-    pub endpoints: EndpointPaths,
+    pub(crate) endpoints: EndpointPaths,
 }
 
 #[derive(Debug, Clone)]
-pub struct Jwks {
+pub(crate) struct Jwks {
     /// None: take `jwks_uri` from the upstream discovery document.
-    pub uri: Option<String>,
-    pub refresh_interval: Duration,
+    pub(crate) uri: Option<String>,
+    pub(crate) refresh_interval: Duration,
     /// An unknown kid refreshes the keys at most this often.
-    pub min_refresh_interval: Duration,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum EndSessionMode {
-    /// The gateway answers end_session itself.
-    Terminate,
+    pub(crate) min_refresh_interval: Duration,
 }
 
 #[derive(Debug, Clone)]
-pub struct EndSession {
+pub(crate) struct EndSession {
     /// Canonical paths (lower-case, no trailing slash) the gateway answers itself.
-    pub paths: Vec<String>,
-    pub mode: EndSessionMode,
-    pub require_id_token_hint: bool,
-    pub reject_expired_id_token_hint: bool,
-    pub accept_unknown_sid: bool,
-    pub accept_access_token_hint: bool,
+    pub(crate) paths: Vec<String>,
+    pub(crate) require_id_token_hint: bool,
+    pub(crate) reject_expired_id_token_hint: bool,
+    pub(crate) accept_unknown_sid: bool,
+    pub(crate) accept_access_token_hint: bool,
     /// Non-empty: unregistered post_logout_redirect_uris matching one of these are allowed.
-    pub unregistered_redirect_uri_patterns: Vec<crate::uri::RedirectPattern>,
-    pub frontchannel_timeout: Duration,
-    pub confirmation_ttl: Duration,
+    pub(crate) unregistered_redirect_uri_patterns: Vec<crate::uri::RedirectPattern>,
+    pub(crate) frontchannel_timeout: Duration,
+    pub(crate) confirmation_ttl: Duration,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Backend {
+pub(crate) enum Backend {
     Redis(RedisConfig),
     Memory,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct RedisConfig {
-    pub url: Secret,
-    pub connect_timeout: Duration,
-    pub response_timeout: Duration,
+pub(crate) struct RedisConfig {
+    pub(crate) url: Secret,
+    pub(crate) connect_timeout: Duration,
+    pub(crate) response_timeout: Duration,
 }
 
 #[derive(Debug, Clone)]
-pub struct SessionStore {
-    pub backend: Backend,
-    pub key_prefix: String,
-    pub session_ttl: Duration,
-    pub tombstone_ttl: Duration,
+pub(crate) struct SessionStore {
+    pub(crate) backend: Backend,
+    pub(crate) key_prefix: String,
+    pub(crate) session_ttl: Duration,
+    pub(crate) tombstone_ttl: Duration,
     /// Revocation of an access token lasts its `expires_in`, at most this (and this without one).
-    pub access_token_ttl: Duration,
+    pub(crate) access_token_ttl: Duration,
     /// The same for refresh tokens (`refresh_expires_in`).
-    pub refresh_token_ttl: Duration,
+    pub(crate) refresh_token_ttl: Duration,
 }
 
 /// One relying party. URIs are kept byte for byte as configured (RPI-21 matches exactly).
 #[derive(Debug, Clone, Default)]
 pub struct Client {
-    pub post_logout_redirect_uris: Vec<String>,
-    pub default_post_logout_redirect_uri: Option<String>,
-    pub frontchannel_logout_uri: Option<String>,
-    pub frontchannel_logout_session_required: bool,
-    pub backchannel_logout_uri: Option<String>,
-    pub backchannel_logout_session_required: bool,
+    pub(crate) post_logout_redirect_uris: Vec<String>,
+    pub(crate) default_post_logout_redirect_uri: Option<String>,
+    pub(crate) frontchannel_logout_uri: Option<String>,
+    pub(crate) frontchannel_logout_session_required: bool,
+    pub(crate) backchannel_logout_uri: Option<String>,
+    pub(crate) backchannel_logout_session_required: bool,
     /// How to authenticate as this client at the upstream's revocation endpoint; None: its
     /// tokens are not revoked there (only refused at the edge).
-    pub revocation: Option<RevocationAuth>,
+    pub(crate) revocation: Option<RevocationAuth>,
     /// Learned from dynamic registration (untrusted metadata), not configured in proxy.yaml.
-    pub registered: bool,
+    pub(crate) registered: bool,
+}
+
+impl Client {
+    /// A client with these post-logout redirect URIs and nothing else (for the fuzz targets).
+    #[doc(hidden)]
+    pub fn redirecting_to(post_logout_redirect_uris: Vec<String>) -> Client {
+        Client { post_logout_redirect_uris, ..Client::default() }
+    }
 }
 
 /// Client authentication for RFC 7009 calls (RFC 6749 §2.3.1).
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum RevocationAuth {
+pub(crate) enum RevocationAuth {
     Basic(Secret),
     Post(Secret),
     /// A public client: only `client_id` in the form.
@@ -182,14 +183,14 @@ pub enum RevocationAuth {
 
 /// `revocation`: the upstream's revocation endpoint is called for a logged-out session's tokens.
 #[derive(Debug, Clone)]
-pub struct Revocation {
-    pub encryption_key: TokenKey,
-    pub timeout: Duration,
+pub(crate) struct Revocation {
+    pub(crate) encryption_key: TokenKey,
+    pub(crate) timeout: Duration,
 }
 
 /// The AES-256-GCM key for tokens kept for revocation; never printed.
 #[derive(Clone, PartialEq, Eq)]
-pub struct TokenKey(pub Vec<u8>);
+pub(crate) struct TokenKey(pub Vec<u8>);
 
 impl fmt::Debug for TokenKey {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -199,75 +200,75 @@ impl fmt::Debug for TokenKey {
 
 /// Back-channel logout (see `backchannel`).
 #[derive(Debug, Clone)]
-pub struct BackchannelConfig {
+pub(crate) struct BackchannelConfig {
     /// The configured signing key's PEM, read at load; None: generated and shared via the store.
-    pub signing_key_pem: Option<Secret>,
+    pub(crate) signing_key_pem: Option<Secret>,
     /// Algorithm for generated keys.
-    pub algorithm: jsonwebtoken::Algorithm,
-    pub key_rotation: Duration,
+    pub(crate) algorithm: jsonwebtoken::Algorithm,
+    pub(crate) key_rotation: Duration,
     /// Per delivery attempt (connect and whole request).
-    pub timeout: Duration,
-    pub max_attempts: u32,
-    pub retry_initial: Duration,
-    pub retry_max: Duration,
+    pub(crate) timeout: Duration,
+    pub(crate) max_attempts: u32,
+    pub(crate) retry_initial: Duration,
+    pub(crate) retry_max: Duration,
     /// Deliveries in flight per instance.
-    pub concurrency: usize,
+    pub(crate) concurrency: usize,
     /// A notice another instance took and did not finish within this is taken over.
-    pub claim_after: Duration,
+    pub(crate) claim_after: Duration,
     /// How long a logout waits for deliveries before answering (RPI-22); zero: no wait.
-    pub wait_before_redirect: Duration,
+    pub(crate) wait_before_redirect: Duration,
     /// How often an idle worker looks for work from other instances.
-    pub poll_interval: Duration,
+    pub(crate) poll_interval: Duration,
 }
 
 /// What the public listener accepts from one client (see `proxy::guard` and `proxy::limits`).
 #[derive(Debug, Clone)]
-pub struct Limits {
-    pub max_connections: usize,
-    pub header_timeout: Duration,
-    pub keepalive_timeout: Duration,
-    pub max_uri_length: usize,
-    pub max_headers: usize,
-    pub max_header_bytes: usize,
-    pub end_session_max_uri_length: usize,
-    pub end_session_max_headers: usize,
-    pub end_session_max_header_bytes: usize,
+pub(crate) struct Limits {
+    pub(crate) max_connections: usize,
+    pub(crate) header_timeout: Duration,
+    pub(crate) keepalive_timeout: Duration,
+    pub(crate) max_uri_length: usize,
+    pub(crate) max_headers: usize,
+    pub(crate) max_header_bytes: usize,
+    pub(crate) end_session_max_uri_length: usize,
+    pub(crate) end_session_max_headers: usize,
+    pub(crate) end_session_max_header_bytes: usize,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct RateLimit {
-    pub per_second: std::num::NonZeroU32,
-    pub burst: std::num::NonZeroU32,
+pub(crate) struct RateLimit {
+    pub(crate) per_second: std::num::NonZeroU32,
+    pub(crate) burst: std::num::NonZeroU32,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum LogFormat {
+pub(crate) enum LogFormat {
     Text,
     Json,
 }
 
 #[derive(Debug, Clone)]
-pub struct Log {
-    pub level: String,
-    pub format: LogFormat,
+pub(crate) struct Log {
+    pub(crate) level: String,
+    pub(crate) format: LogFormat,
 }
 
 #[derive(Debug, Clone)]
-pub struct Server {
-    pub threads: usize,
-    pub grace_period: Duration,
-    pub shutdown_timeout: Duration,
+pub(crate) struct Server {
+    pub(crate) threads: usize,
+    pub(crate) grace_period: Duration,
+    pub(crate) shutdown_timeout: Duration,
 }
 
 /// A string that never shows in logs or Debug output.
 #[derive(Clone, PartialEq, Eq)]
-pub struct Secret(String);
+pub(crate) struct Secret(String);
 
 impl Secret {
-    pub fn new(s: impl Into<String>) -> Self {
+    pub(crate) fn new(s: impl Into<String>) -> Self {
         Secret(s.into())
     }
-    pub fn expose(&self) -> &str {
+    pub(crate) fn expose(&self) -> &str {
         &self.0
     }
 }
@@ -280,16 +281,16 @@ impl fmt::Debug for Secret {
 
 /// One thing wrong with a config file.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Problem {
+pub(crate) struct Problem {
     /// Key path such as `clients.rp1.post_logout_redirect_uris[0]`; empty for the whole file.
-    pub path: String,
-    pub line: Option<usize>,
-    pub message: String,
+    pub(crate) path: String,
+    pub(crate) line: Option<usize>,
+    pub(crate) message: String,
 }
 
 /// Everything wrong with a config file, in file order.
 #[derive(Debug, Clone)]
-pub struct Problems(pub Vec<Problem>);
+pub struct Problems(pub(crate) Vec<Problem>);
 
 impl Problems {
     /// One line per problem: `FILE:LINE: key.path: message`.
@@ -322,7 +323,7 @@ pub fn load(path: &Path, env: &dyn Fn(&str) -> Option<String>) -> Result<Config,
 }
 
 /// Parse and validate config text; `base` is the directory relative paths resolve against.
-pub fn load_str(text: &str, base: &Path, env: &dyn Fn(&str) -> Option<String>) -> Result<Config, Problems> {
+pub(crate) fn load_str(text: &str, base: &Path, env: &dyn Fn(&str) -> Option<String>) -> Result<Config, Problems> {
     let (raw, mut problems, index) = yaml::parse(text, env)?;
     // Validate what parsed even when keys were dropped, so one run lists every problem.
     let config = match raw.map(|raw| validate::validate(raw, base)) {
@@ -346,11 +347,11 @@ pub fn process_env(name: &str) -> Option<String> {
 /// Paths of the OP's endpoints: configured (`upstream.endpoints`), or learned from discovery
 /// (those on the issuer's origin).
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
-pub struct EndpointPaths {
-    pub authorization: Option<String>,
-    pub token: Option<String>,
-    pub userinfo: Option<String>,
-    pub introspection: Option<String>,
-    pub revocation: Option<String>,
-    pub registration: Option<String>,
+pub(crate) struct EndpointPaths {
+    pub(crate) authorization: Option<String>,
+    pub(crate) token: Option<String>,
+    pub(crate) userinfo: Option<String>,
+    pub(crate) introspection: Option<String>,
+    pub(crate) revocation: Option<String>,
+    pub(crate) registration: Option<String>,
 }

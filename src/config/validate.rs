@@ -43,7 +43,7 @@ impl V {
 }
 
 /// `500ms`, `5s`, `10m`, `24h`, `1h 30m`; zero is refused.
-pub fn parse_duration(s: &str) -> Result<Duration, String> {
+pub(crate) fn parse_duration(s: &str) -> Result<Duration, String> {
     let d = humantime::parse_duration(s.trim())
         .map_err(|e| format!("not a duration such as 500ms, 5s, 10m or 24h (got {s:?}: {e})"))?;
     if d.is_zero() {
@@ -359,20 +359,15 @@ fn end_session(v: &mut V, paths: &[String], mode: &str) -> EndSession {
             out.push(canon);
         }
     }
-    let mode = match mode {
-        "terminate" => EndSessionMode::Terminate,
-        "forward" => {
-            v.err("end_session.mode", "forward is not supported by this version; use terminate");
-            EndSessionMode::Terminate
-        }
-        other => {
-            v.err("end_session.mode", format!("must be terminate (got {other:?})"));
-            EndSessionMode::Terminate
-        }
-    };
+    // One mode in this version (the gateway answers end_session itself); the key is kept so a
+    // config written for a later version fails loudly rather than behaving differently.
+    match mode {
+        "terminate" => {}
+        "forward" => v.err("end_session.mode", "forward is not supported by this version; use terminate"),
+        other => v.err("end_session.mode", format!("must be terminate (got {other:?})")),
+    }
     EndSession {
         paths: out,
-        mode,
         require_id_token_hint: false,
         reject_expired_id_token_hint: false,
         accept_unknown_sid: false,
@@ -515,10 +510,10 @@ fn registration(v: &mut V, raw: &super::raw::RawRegistration) -> Registration {
 }
 
 /// Most `post_logout_redirect_uris` a registered client may have.
-pub const MAX_REGISTERED_REDIRECT_URIS: usize = 20;
+pub(super) const MAX_REGISTERED_REDIRECT_URIS: usize = 20;
 
 /// Longest URI a registered client may name.
-pub const MAX_REGISTERED_URI: usize = 2048;
+pub(super) const MAX_REGISTERED_URI: usize = 2048;
 
 /// A client learned from dynamic registration, checked like proxy.yaml's clients and more
 /// strictly (its metadata is anyone's input): at most [`MAX_REGISTERED_REDIRECT_URIS`]
@@ -526,7 +521,7 @@ pub const MAX_REGISTERED_URI: usize = 2048;
 /// on loopback, which only proxy.yaml's clients may use); front- and back-channel URIs must
 /// not name `localhost` or an address that is not public unless it is in `allowed` (names are
 /// checked again at each delivery, see `address`).
-pub fn registered_client(
+pub(crate) fn registered_client(
     id: &str,
     metadata: &serde_json::Value,
     allowed: &[crate::address::Network],

@@ -18,13 +18,13 @@ use super::{Problem, Problems};
 
 /// Where each key path (`upstream.url`, `clients.rp1.post_logout_redirect_uris[0]`) starts.
 #[derive(Debug, Default)]
-pub struct LineIndex {
+pub(super) struct LineIndex {
     lines: HashMap<String, usize>,
 }
 
 impl LineIndex {
     /// The line of `path`, or of its closest ancestor that has one.
-    pub fn line_of(&self, path: &str) -> Option<usize> {
+    pub(super) fn line_of(&self, path: &str) -> Option<usize> {
         let mut p = path;
         loop {
             if let Some(l) = self.lines.get(p) {
@@ -139,7 +139,7 @@ impl MarkedEventReceiver for IndexBuilder {
 /// Parse YAML text into the raw model. `env` answers `${NAME}` look-ups.
 /// Returns the raw config when the file's shape allowed one (after dropping offending keys), and
 /// every problem found so far; the caller validates the raw config and adds its problems.
-pub fn parse(
+pub(super) fn parse(
     text: &str,
     env: &dyn Fn(&str) -> Option<String>,
 ) -> Result<(Option<RawConfig>, Vec<Problem>, LineIndex), Problems> {
@@ -275,7 +275,7 @@ fn interpolate(
 }
 
 /// Replace `${NAME}` with the variable's value; `$${` stands for a literal `${`.
-pub fn expand(s: &str, env: &dyn Fn(&str) -> Option<String>) -> Result<String, String> {
+pub(super) fn expand(s: &str, env: &dyn Fn(&str) -> Option<String>) -> Result<String, String> {
     if !s.contains('$') {
         return Ok(s.to_string());
     }

@@ -19,52 +19,52 @@ use sha2::{Digest, Sha256};
 
 /// A key as kept in the store: private PEM and metadata.
 #[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct StoredKey {
-    pub kid: String,
-    pub alg: String,
-    pub pem: String,
+pub(crate) struct StoredKey {
+    pub(crate) kid: String,
+    pub(crate) alg: String,
+    pub(crate) pem: String,
     /// Unix seconds.
-    pub created: u64,
+    pub(crate) created: u64,
 }
 
 /// One usable signing key.
-pub struct SigningKey {
-    pub kid: String,
-    pub alg: Algorithm,
-    pub key: EncodingKey,
+pub(crate) struct SigningKey {
+    pub(crate) kid: String,
+    pub(crate) alg: Algorithm,
+    pub(crate) key: EncodingKey,
     /// The public JWK (with kid, alg, use=sig).
-    pub jwk: serde_json::Value,
-    pub created: u64,
+    pub(crate) jwk: serde_json::Value,
+    pub(crate) created: u64,
 }
 
 /// The keys in use: the newest signs, all are published.
 #[derive(Default)]
-pub struct KeyRing {
-    pub keys: Vec<Arc<SigningKey>>,
+pub(crate) struct KeyRing {
+    pub(crate) keys: Vec<Arc<SigningKey>>,
 }
 
 impl KeyRing {
-    pub fn active(&self) -> Option<&Arc<SigningKey>> {
+    pub(crate) fn active(&self) -> Option<&Arc<SigningKey>> {
         self.keys.iter().max_by_key(|k| k.created)
     }
 
-    pub fn public_jwks(&self) -> Vec<serde_json::Value> {
+    pub(crate) fn public_jwks(&self) -> Vec<serde_json::Value> {
         self.keys.iter().map(|k| k.jwk.clone()).collect()
     }
 }
 
 /// Shared, swappable key ring.
 #[derive(Default)]
-pub struct Keys {
+pub(crate) struct Keys {
     ring: ArcSwap<KeyRing>,
 }
 
 impl Keys {
-    pub fn load(&self) -> Arc<KeyRing> {
+    pub(crate) fn load(&self) -> Arc<KeyRing> {
         self.ring.load_full()
     }
 
-    pub fn store(&self, ring: KeyRing) {
+    pub(crate) fn store(&self, ring: KeyRing) {
         self.ring.store(Arc::new(ring));
     }
 }
@@ -91,7 +91,7 @@ fn thumbprint(jwk: &serde_json::Value) -> String {
 }
 
 /// Build a signing key from a PEM private key (PKCS#8, or PKCS#1 for RSA, or SEC1 for EC).
-pub fn from_pem(pem_text: &str, created: u64) -> Result<SigningKey, String> {
+pub(crate) fn from_pem(pem_text: &str, created: u64) -> Result<SigningKey, String> {
     let block = pem::parse(pem_text).map_err(|e| format!("not a PEM private key: {e}"))?;
     let der = block.contents();
     let (alg, jwk, key) =
@@ -131,7 +131,7 @@ pub fn from_pem(pem_text: &str, created: u64) -> Result<SigningKey, String> {
 
 /// Turn a private JWK (RSA with n, e, d, p, q, dp, dq, qi; or EC P-256 with x, y, d) into the
 /// PEM `from_pem` reads, so a configured key may come as a JWK file too.
-pub fn jwk_to_pem(jwk_text: &str) -> Result<String, String> {
+pub(crate) fn jwk_to_pem(jwk_text: &str) -> Result<String, String> {
     let jwk: serde_json::Value = serde_json::from_str(jwk_text).map_err(|e| format!("not a JSON JWK: {e}"))?;
     let field = |k: &str| -> Result<Vec<u8>, String> {
         let v = jwk
@@ -190,7 +190,7 @@ fn der_tlv(tag: u8, body: &[u8]) -> Vec<u8> {
 }
 
 /// Generate a fresh key for `alg` (RS256: RSA 2048; ES256: P-256) as a storable PEM.
-pub fn generate(alg: Algorithm, created: u64) -> Result<StoredKey, String> {
+pub(crate) fn generate(alg: Algorithm, created: u64) -> Result<StoredKey, String> {
     let der = match alg {
         Algorithm::RS256 => {
             let kp = aws_lc_rs::rsa::KeyPair::generate(aws_lc_rs::rsa::KeySize::Rsa2048)

@@ -4,10 +4,10 @@
 
 use base64::Engine;
 
-pub mod keys;
+pub(crate) mod keys;
 
 /// 128 random bits, URL-safe base64 without padding (nothing handlebars would escape).
-pub fn random_token() -> String {
+pub(crate) fn random_token() -> String {
     let mut b = [0u8; 16];
     // getrandom fails only when the OS has no entropy source at all; there is no safe way to
     // go on without one.

@@ -22,7 +22,7 @@ const CODE_BINDING_TTL: std::time::Duration = std::time::Duration::from_secs(600
 const FORM_POST_MAX: usize = 64 * 1024;
 
 /// A form_post page being copied, with what the request and response said of cookies.
-pub struct FormPost {
+pub(crate) struct FormPost {
     buf: Vec<u8>,
     encoding: Encoding,
     cookie: Option<String>,
@@ -32,7 +32,11 @@ pub struct FormPost {
 impl FormPost {
     /// Start copying an HTML page in `content_encoding`, or None (counted, warned once) when the
     /// gateway cannot decode that coding.
-    pub fn start(content_encoding: Option<&str>, cookie: Option<String>, set_cookies: Vec<String>) -> Option<Self> {
+    pub(crate) fn start(
+        content_encoding: Option<&str>,
+        cookie: Option<String>,
+        set_cookies: Vec<String>,
+    ) -> Option<Self> {
         let Some(encoding) = Encoding::parse(content_encoding) else {
             count_skipped("encoding");
             tracing::warn!("a possible form_post page in a content coding the gateway cannot decode; not read");
@@ -42,7 +46,7 @@ impl FormPost {
     }
 
     /// Copy a chunk; false when the page is too large to inspect (stop copying).
-    pub fn push(&mut self, chunk: &Bytes) -> bool {
+    pub(crate) fn push(&mut self, chunk: &Bytes) -> bool {
         if self.buf.len() + chunk.len() > FORM_POST_MAX {
             count_skipped("too_large");
             return false;
@@ -83,7 +87,7 @@ impl Learner {
     /// same code (a careless OP reflecting it) cannot rebind it to other cookies. Awaited (bounded by the store's timeouts) before the redirect goes
     /// out, so the RP cannot redeem the code before the binding exists; a store failure is only
     /// logged, never a failed response.
-    pub async fn bind_code(&self, code_hash: String, request_cookies: Option<&str>, set_cookies: &[&str]) {
+    pub(crate) async fn bind_code(&self, code_hash: String, request_cookies: Option<&str>, set_cookies: &[&str]) {
         let hashes = self.accepted_cookies(request_cookies, set_cookies);
         if hashes.is_empty() {
             return;
@@ -96,7 +100,7 @@ impl Learner {
     /// An authorization response (redirect parameters or a form_post page) seen on its way to
     /// the browser: bind its code to the browser's OP cookies (awaited), and record the session
     /// an ID token in it names (implicit and hybrid flows; in the background).
-    pub async fn on_authorization_response(
+    pub(crate) async fn on_authorization_response(
         self: &Arc<Self>,
         params: &[(String, String)],
         request_cookies: Option<&str>,
@@ -124,7 +128,7 @@ impl Learner {
     }
 
     /// A form_post page ended: read its hidden inputs and learn from them, in the background.
-    pub fn on_form_post_end(self: &Arc<Self>, page: FormPost) {
+    pub(crate) fn on_form_post_end(self: &Arc<Self>, page: FormPost) {
         let me = self.clone();
         tokio::spawn(async move {
             let Some(html) = decode(page.buf, page.encoding, FORM_POST_MAX * 8) else {
@@ -137,15 +141,6 @@ impl Learner {
                 me.on_authorization_response(&params, page.cookie.as_deref(), &set).await;
             }
         });
-    }
-
-    /// The code an authorization_code grant redeems, hashed.
-    pub fn redeemed_code(form: &[u8]) -> Option<String> {
-        let pairs: Vec<(String, String)> = url::form_urlencoded::parse(form).into_owned().collect();
-        let get = |k: &str| pairs.iter().find(|(n, _)| n == k).map(|(_, v)| v.as_str());
-        (get("grant_type") == Some("authorization_code"))
-            .then(|| get("code").map(|c| token_hash(c.as_bytes())))
-            .flatten()
     }
 }
 
@@ -169,7 +164,7 @@ fn set_cookie_value(set_cookie: &str) -> Option<(&str, &str, bool)> {
 }
 
 /// The parameters of an authorization redirect: its query and its fragment, decoded.
-pub fn redirect_params(location: &str) -> Vec<(String, String)> {
+pub(crate) fn redirect_params(location: &str) -> Vec<(String, String)> {
     let mut out = Vec::new();
     let (before_frag, frag) = location.split_once('#').unwrap_or((location, ""));
     let query = before_frag.split_once('?').map(|x| x.1).unwrap_or("");
@@ -181,7 +176,7 @@ pub fn redirect_params(location: &str) -> Vec<(String, String)> {
 
 /// The hidden inputs of a form_post page (`<input type="hidden" name=".." value="..">`), with
 /// the HTML character references OPs use in attribute values decoded.
-pub fn form_post_params(html: &str) -> Vec<(String, String)> {
+pub(crate) fn form_post_params(html: &str) -> Vec<(String, String)> {
     let mut out = Vec::new();
     for tag in html.split("<input").skip(1).take(32) {
         let tag = tag.split('>').next().unwrap_or("");

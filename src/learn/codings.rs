@@ -13,7 +13,7 @@ use crate::metrics::Metrics;
 
 /// The content codings the gateway decodes.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
-pub enum Encoding {
+pub(crate) enum Encoding {
     #[default]
     Identity,
     Gzip,
@@ -23,7 +23,7 @@ pub enum Encoding {
 impl Encoding {
     /// The coding a `Content-Encoding` header names, or None when the gateway cannot decode it
     /// (br, zstd, compress, a chain such as `gzip, br`).
-    pub fn parse(header: Option<&str>) -> Option<Encoding> {
+    pub(crate) fn parse(header: Option<&str>) -> Option<Encoding> {
         let Some(h) = header else { return Some(Encoding::Identity) };
         let h = h.trim();
         if h.is_empty() || h.eq_ignore_ascii_case("identity") {
@@ -40,7 +40,7 @@ impl Encoding {
 
 /// `body` as sent, decompressed to at most `limit` bytes (a bound against compression bombs),
 /// or None when it does not decode.
-pub fn decode(body: Vec<u8>, encoding: Encoding, limit: usize) -> Option<Vec<u8>> {
+pub(crate) fn decode(body: Vec<u8>, encoding: Encoding, limit: usize) -> Option<Vec<u8>> {
     let mut out = Vec::new();
     let limit = limit as u64;
     match encoding {
@@ -53,7 +53,7 @@ pub fn decode(body: Vec<u8>, encoding: Encoding, limit: usize) -> Option<Vec<u8>
 
 /// The `Accept-Encoding` to send the upstream for a response the gateway reads: the client's
 /// gzip, x-gzip and deflate entries (those it did not refuse with `q=0`), else `identity`.
-pub fn narrow_accept_encoding(client: Option<&str>) -> String {
+pub(crate) fn narrow_accept_encoding(client: Option<&str>) -> String {
     let kept: Vec<&str> = client
         .unwrap_or("")
         .split(',')
@@ -75,7 +75,7 @@ pub fn narrow_accept_encoding(client: Option<&str>) -> String {
 
 /// A response the gateway meant to learn from was not read, for `reason` (a fixed label:
 /// `encoding`, `corrupt`, `too_large`, `unverified`). Callers log once per response.
-pub fn count_skipped(reason: &'static str) {
+pub(crate) fn count_skipped(reason: &'static str) {
     Metrics::get().learn_skipped.with_label_values(&[reason]).inc();
 }
 

@@ -25,10 +25,11 @@ pub enum Source {
 }
 
 /// Parameters whose value is a credential a logout may have revoked.
-pub const CREDENTIAL_PARAMS: [&str; 5] = ["access_token", "token", "refresh_token", "subject_token", "actor_token"];
+pub(crate) const CREDENTIAL_PARAMS: [&str; 5] =
+    ["access_token", "token", "refresh_token", "subject_token", "actor_token"];
 
 /// Parameters refused when repeated (in the query, the body, or across both).
-pub const SINGLE_PARAMS: [&str; 8] =
+pub(crate) const SINGLE_PARAMS: [&str; 8] =
     ["grant_type", "refresh_token", "token", "code", "client_id", "access_token", "subject_token", "actor_token"];
 
 /// The token of one `Authorization` header value, when its scheme is Bearer or DPoP.
@@ -60,11 +61,11 @@ pub struct Params {
     /// (canonical name, value) of every credential parameter, in order.
     pub credentials: Vec<(&'static str, String)>,
     /// A parameter that appeared more than once (across query and form).
-    pub repeated: Option<&'static str>,
+    pub(crate) repeated: Option<&'static str>,
     /// `grant_type`, when given once.
-    pub grant_type: Option<String>,
+    pub(crate) grant_type: Option<String>,
     /// `code`, when given once.
-    pub code: Option<String>,
+    pub(crate) code: Option<String>,
 }
 
 /// Scan a query and a form body (either may be empty). Cheap for a query without any of the
@@ -82,7 +83,7 @@ pub fn scan(query: &[u8], form: &[u8]) -> Params {
 /// Like [`scan`] for a query and a JSON body (a careless OP may read credentials from one):
 /// the top-level string members, names in any case, a member given twice counting as repeated.
 /// Err when the body is not a JSON object (it cannot be checked, so it is refused).
-pub fn scan_json(query: &[u8], body: &[u8]) -> Result<Params, NotAnObject> {
+pub(crate) fn scan_json(query: &[u8], body: &[u8]) -> Result<Params, NotAnObject> {
     let mut s = Scanner::default();
     for (k, v) in url::form_urlencoded::parse(query) {
         s.add(&k, &v);
@@ -101,7 +102,7 @@ pub fn scan_json(query: &[u8], body: &[u8]) -> Result<Params, NotAnObject> {
 
 /// A JSON body that is not one JSON object.
 #[derive(Debug, PartialEq, Eq)]
-pub struct NotAnObject;
+pub(crate) struct NotAnObject;
 
 #[derive(Default)]
 struct Scanner {

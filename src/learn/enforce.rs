@@ -27,7 +27,7 @@ use crate::session::revoked::{key_of_digest, Verdict};
 
 /// Which endpoint a request is for, as far as learning and enforcement care.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Endpoint {
+pub(crate) enum Endpoint {
     Authorization,
     Token,
     Userinfo,
@@ -41,7 +41,7 @@ pub enum Endpoint {
 impl Endpoint {
     /// Endpoints whose request body is read (and checked) whatever its content type says: an
     /// OP may parse a form it was not told was one.
-    pub fn reads_body(self) -> bool {
+    pub(crate) fn reads_body(self) -> bool {
         matches!(self, Endpoint::Token | Endpoint::Userinfo | Endpoint::Introspection | Endpoint::Revocation)
     }
 
@@ -62,16 +62,16 @@ const UNAVAILABLE: &str =
     r#"{"error":"temporarily_unavailable","error_description":"revocations cannot be checked right now"}"#;
 
 /// The refusal of a repeated security parameter.
-pub const REPEATED: Answer =
+pub(crate) const REPEATED: Answer =
     Answer::json(400, r#"{"error":"invalid_request","error_description":"a parameter was repeated"}"#);
 
 /// What the edge does with a request's credentials.
 #[derive(Debug, Default, PartialEq, Eq)]
-pub struct Decision {
+pub(crate) struct Decision {
     /// Answer the request with this instead of passing it on.
-    pub refusal: Option<Answer>,
+    pub(crate) refusal: Option<Answer>,
     /// Names of OP cookies of ended sessions: removed before the upstream, expired in the response.
-    pub strip_cookies: Vec<String>,
+    pub(crate) strip_cookies: Vec<String>,
 }
 
 /// One credential of a request, hashed.
@@ -132,7 +132,7 @@ impl Learner {
     /// Classify a path, normalised as end_session paths are (decoding, dot segments,
     /// `;params`, case, trailing slash): configured paths first, then discovery's. A plain
     /// path (the usual case) is compared without allocating.
-    pub fn endpoint(&self, path: &str) -> Endpoint {
+    pub(crate) fn endpoint(&self, path: &str) -> Endpoint {
         let canon = crate::uri::canonical(path.as_bytes());
         let learned = self.jwks.endpoints();
         let is = |configured: &Option<String>, discovered: &Option<String>| {
@@ -162,7 +162,7 @@ impl Learner {
     }
 
     /// The registration endpoint's path: configured, else discovery's.
-    pub fn registration_path(&self) -> Option<String> {
+    pub(crate) fn registration_path(&self) -> Option<String> {
         self.endpoints.registration.clone().or_else(|| self.jwks.endpoints().registration.clone())
     }
 
@@ -171,7 +171,7 @@ impl Learner {
     /// `/auth/<uid>`), or one of `upstream.session_cookie_paths` (the OP's own login paths that
     /// answer the login form with the code redirect, Keycloak's `login-actions/`). Never any
     /// other path: a redirect elsewhere cannot bind a code to the browser's cookies.
-    pub fn answers_authorization(&self, endpoint: Endpoint, path: &str) -> bool {
+    pub(crate) fn answers_authorization(&self, endpoint: Endpoint, path: &str) -> bool {
         if endpoint == Endpoint::Authorization {
             return true;
         }
@@ -185,7 +185,7 @@ impl Learner {
 
     /// Check every credential of a request: `tokens` (from headers and parameters) and the OP
     /// cookies by (name, value). No store call unless the revocation set is stale.
-    pub async fn check_credentials<'a>(
+    pub(crate) async fn check_credentials<'a>(
         &self,
         endpoint: Endpoint,
         tokens: impl IntoIterator<Item = (Source, &'a [u8])>,
@@ -293,21 +293,21 @@ impl Learner {
     /// The `Set-Cookie` values that expire the named OP cookies in the browser: one per name
     /// and `upstream.session_cookie_expiry_paths` entry (a cookie is only replaced by one with
     /// the same Path; Keycloak sets its cookies on /realms/<realm>/).
-    pub fn expiring_cookies<'a>(&'a self, names: &'a [String]) -> impl Iterator<Item = String> + 'a {
+    pub(crate) fn expiring_cookies<'a>(&'a self, names: &'a [String]) -> impl Iterator<Item = String> + 'a {
         crate::cookies::expiring_cookies(names, &self.session_cookie_expiry_paths, self.secure_cookies)
     }
 }
 
 /// Most credentials (bearer headers and credential parameters) one request may carry; more
 /// are refused (400), so one request cannot make the edge hash and look up without bound.
-pub const MAX_CREDENTIALS: usize = 16;
+pub(crate) const MAX_CREDENTIALS: usize = 16;
 
 /// Store lookups the edge may make per second (burst: twice that) when the revocation set is
 /// stale; past it, the lookup counts as failed (fail closed where that applies).
-pub const LOOKUPS_PER_SECOND: u32 = 2000;
+pub(super) const LOOKUPS_PER_SECOND: u32 = 2000;
 
 /// The edge's store lookup budget (see [`LOOKUPS_PER_SECOND`]).
-pub fn lookup_budget() -> governor::DefaultDirectRateLimiter {
+pub(crate) fn lookup_budget() -> governor::DefaultDirectRateLimiter {
     let per_second = std::num::NonZeroU32::new(LOOKUPS_PER_SECOND).unwrap_or(std::num::NonZeroU32::MIN);
     governor::RateLimiter::direct(
         governor::Quota::per_second(per_second)

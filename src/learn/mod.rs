@@ -25,8 +25,8 @@
 //! `logout_gateway_learn_skipped_total{reason}`.
 
 mod authz;
-pub mod codings;
-pub mod credentials;
+pub(crate) mod codings;
+pub(crate) mod credentials;
 mod enforce;
 
 use std::collections::BTreeMap;
@@ -35,9 +35,9 @@ use std::time::Duration;
 
 use bytes::Bytes;
 
-pub use self::authz::{form_post_params, redirect_params, FormPost};
+pub(crate) use self::authz::{redirect_params, FormPost};
 use self::codings::{count_skipped, decode, Encoding};
-pub use self::enforce::{lookup_budget, Decision, Endpoint, MAX_CREDENTIALS, REPEATED};
+pub(crate) use self::enforce::{lookup_budget, Endpoint, MAX_CREDENTIALS, REPEATED};
 use crate::clients::Clients;
 use crate::config::EndpointPaths;
 use crate::crypto::token_hash;
@@ -52,8 +52,8 @@ const MAX_BODY: usize = 256 * 1024;
 
 /// Per-request state of an observed response (token or registration endpoint).
 #[derive(Debug)]
-pub struct Observation {
-    pub purpose: Purpose,
+pub(crate) struct Observation {
+    pub(crate) purpose: Purpose,
     /// The response qualifies (success, JSON) and is being copied.
     active: bool,
     encoding: Encoding,
@@ -62,7 +62,7 @@ pub struct Observation {
 
 /// What an observed response may teach.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Purpose {
+pub(crate) enum Purpose {
     /// A token request.
     Token {
         /// Hash of the authorization code being redeemed (authorization_code grants).
@@ -76,7 +76,7 @@ pub enum Purpose {
 }
 
 impl Observation {
-    pub fn new(purpose: Purpose) -> Self {
+    pub(crate) fn new(purpose: Purpose) -> Self {
         Observation { purpose, active: false, encoding: Encoding::Identity, buf: Vec::new() }
     }
 }
@@ -89,35 +89,35 @@ struct RawToken {
     ttl: Duration,
 }
 
-pub struct Learner {
-    pub jwks: Arc<Jwks>,
-    pub issuer: String,
-    pub clients: Arc<Clients>,
-    pub store: Arc<dyn SessionStore>,
+pub(crate) struct Learner {
+    pub(crate) jwks: Arc<Jwks>,
+    pub(crate) issuer: String,
+    pub(crate) clients: Arc<Clients>,
+    pub(crate) store: Arc<dyn SessionStore>,
     /// Seals tokens for RFC 7009 revocation; None: `revocation` is off.
-    pub revoker: Option<Arc<Revoker>>,
+    pub(crate) revoker: Option<Arc<Revoker>>,
     /// `session_store.access_token_ttl` and `refresh_token_ttl`.
-    pub access_token_ttl: Duration,
-    pub refresh_token_ttl: Duration,
+    pub(crate) access_token_ttl: Duration,
+    pub(crate) refresh_token_ttl: Duration,
     /// `session_store.tombstone_ttl`: how long OP cookies of an ended session stay refused.
-    pub tombstone_ttl: Duration,
+    pub(crate) tombstone_ttl: Duration,
     /// Configured endpoint paths (`upstream.endpoints`); unset ones come from discovery.
-    pub endpoints: EndpointPaths,
+    pub(crate) endpoints: EndpointPaths,
     /// Names of the OP's own session cookies (`upstream.session_cookies`).
-    pub session_cookies: Vec<String>,
+    pub(crate) session_cookies: Vec<String>,
     /// Canonical path prefixes of the OP's login and resume pages, whose code redirects are learned from (`upstream.session_cookie_paths`).
-    pub session_cookie_paths: Vec<String>,
+    pub(crate) session_cookie_paths: Vec<String>,
     /// `Path` attributes of expiring cookies (`upstream.session_cookie_expiry_paths`).
-    pub session_cookie_expiry_paths: Vec<String>,
+    pub(crate) session_cookie_expiry_paths: Vec<String>,
     /// Expiring cookies carry `Secure` (the issuer is https).
-    pub secure_cookies: bool,
+    pub(crate) secure_cookies: bool,
     /// Budget of store lookups by the edge while the revocation set is stale (`enforce`).
-    pub lookups: governor::DefaultDirectRateLimiter,
+    pub(crate) lookups: governor::DefaultDirectRateLimiter,
 }
 
 impl Learner {
     /// A learner for `config`'s upstream, issuer, cookies and token lifetimes.
-    pub fn new(
+    pub(crate) fn new(
         config: &crate::config::Config,
         jwks: Arc<Jwks>,
         clients: Arc<Clients>,
@@ -144,7 +144,7 @@ impl Learner {
     }
 
     /// A DELETE below the registration endpoint succeeded (RFC 7592): forget the client.
-    pub fn on_client_deleted(self: &Arc<Self>, path: &str, query: Option<&str>) {
+    pub(crate) fn on_client_deleted(self: &Arc<Self>, path: &str, query: Option<&str>) {
         let Some(reg) = self.registration_path() else { return };
         if let Ok(Some(id)) = crate::clients::managed_client_id(&reg, path, query) {
             let me = self.clone();
@@ -154,7 +154,7 @@ impl Learner {
 
     /// Decide from the response header whether to copy the body. A success in a coding the
     /// gateway cannot decode is counted and warned about once.
-    pub fn on_response_header(
+    pub(crate) fn on_response_header(
         &self,
         obs: &mut Observation,
         status: u16,
@@ -181,7 +181,7 @@ impl Learner {
     }
 
     /// Copy a body chunk; at the end, learn from the whole body in the background.
-    pub fn on_body(self: &Arc<Self>, obs: &mut Observation, chunk: Option<&Bytes>, end: bool) {
+    pub(crate) fn on_body(self: &Arc<Self>, obs: &mut Observation, chunk: Option<&Bytes>, end: bool) {
         if !obs.active {
             return;
         }

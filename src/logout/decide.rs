@@ -96,7 +96,7 @@ pub enum Plan {
 
 /// What the store answered to an end request.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum StoreAnswer {
+pub(crate) enum StoreAnswer {
     /// The session was active and is now ended.
     Ended,
     /// The session had already ended (RPI-25: not an error).
@@ -111,7 +111,7 @@ pub enum StoreAnswer {
 
 /// The final outcome after the store answered.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Outcome {
+pub(crate) enum Outcome {
     LoggedOut(Next),
     Confirm { next: Next, end: Option<EndRequest> },
 }
@@ -194,7 +194,7 @@ fn is_allowed(client: &Client, uri: &str, policy: &Policy) -> bool {
 }
 
 /// Stage two: the store's answer to [`Plan::End`].
-pub fn after_store(next: Next, end: EndRequest, answer: StoreAnswer) -> Outcome {
+pub(crate) fn after_store(next: Next, end: EndRequest, answer: StoreAnswer) -> Outcome {
     match answer {
         // T1, T2, T12 (RPI-04, RPI-25)
         StoreAnswer::Ended | StoreAnswer::AlreadyEnded | StoreAnswer::Recorded => Outcome::LoggedOut(next),

@@ -9,7 +9,7 @@ use crate::session::StoreError;
 
 /// What went wrong.
 #[derive(Debug, thiserror::Error)]
-pub enum LogoutError {
+pub(crate) enum LogoutError {
     /// The parameters break the rules (duplicates, caps, encoding).
     #[error("bad parameters: {0}")]
     Params(#[from] ParamError),
@@ -47,7 +47,7 @@ pub enum LogoutError {
 
 impl LogoutError {
     /// Status, page and `logouts_total{outcome}` label.
-    pub fn answer(&self) -> (u16, ErrorKind, &'static str) {
+    pub(crate) fn answer(&self) -> (u16, ErrorKind, &'static str) {
         match self {
             LogoutError::Params(_) | LogoutError::Refused(_) => (400, ErrorKind::Rejected, "rejected"),
             LogoutError::ConfirmationInvalid(_) => (400, ErrorKind::ConfirmationInvalid, "rejected"),
@@ -66,9 +66,9 @@ impl LogoutError {
 
 /// A [`LogoutError`] with the language of the page that reports it (None: the default).
 #[derive(Debug)]
-pub struct Failure {
-    pub error: LogoutError,
-    pub lang: Option<String>,
+pub(crate) struct Failure {
+    pub(crate) error: LogoutError,
+    pub(crate) lang: Option<String>,
 }
 
 impl<E: Into<LogoutError>> From<E> for Failure {
@@ -78,7 +78,7 @@ impl<E: Into<LogoutError>> From<E> for Failure {
 }
 
 /// `?` with the page's language: `store_call.await.in_lang(&lang)?`.
-pub trait InLang<T> {
+pub(crate) trait InLang<T> {
     fn in_lang(self, lang: &str) -> Result<T, Failure>;
 }
 

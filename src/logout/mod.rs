@@ -9,11 +9,11 @@
 //! store trouble is a 503 page without a redirect (GW-08). This module does not touch pingora
 //! types; `proxy` reads the request into an [`Input`] and writes the [`Reply`].
 
-pub mod decide;
-pub mod failure;
-pub mod notify;
-pub mod params;
-pub mod uri;
+pub(crate) mod decide;
+pub(crate) mod failure;
+pub(crate) mod notify;
+pub(crate) mod params;
+pub(crate) mod uri;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -35,30 +35,30 @@ use crate::revoke::Revoker;
 use crate::session::{EndResult, SessionStore, SessionView};
 
 /// Name of the cookie that binds a confirmation page to the browser that saw it (over http).
-pub const CONFIRM_COOKIE: &str = "lgw_confirm";
+pub(crate) const CONFIRM_COOKIE: &str = "lgw_confirm";
 
 /// Its name over https: the `__Host-` prefix makes browsers refuse it from a sibling domain or
 /// from http, so a same-site neighbour cannot plant a binder of its own.
-pub const CONFIRM_COOKIE_HOST: &str = "__Host-lgw_confirm";
+pub(crate) const CONFIRM_COOKIE_HOST: &str = "__Host-lgw_confirm";
 
 /// The request as the logout flow needs it (read by `proxy` from the pingora session).
 #[derive(Debug, Default)]
-pub struct Input<'a> {
-    pub method: &'a str,
-    pub query: &'a [u8],
-    pub content_type: Option<&'a str>,
+pub(crate) struct Input<'a> {
+    pub(crate) method: &'a str,
+    pub(crate) query: &'a [u8],
+    pub(crate) content_type: Option<&'a str>,
     /// The body of a POST (already size-capped).
-    pub body: &'a [u8],
-    pub cookie: Option<&'a str>,
+    pub(crate) body: &'a [u8],
+    pub(crate) cookie: Option<&'a str>,
     /// The path the confirmation form posts to.
-    pub confirm_action: String,
+    pub(crate) confirm_action: String,
 }
 
 /// What to send back, and how it counts in `logouts_total{outcome}`.
 #[derive(Debug)]
-pub struct Reply {
-    pub answer: Answer,
-    pub outcome: &'static str,
+pub(crate) struct Reply {
+    pub(crate) answer: Answer,
+    pub(crate) outcome: &'static str,
 }
 
 impl Reply {
@@ -95,24 +95,24 @@ struct EndJson {
 }
 
 /// Everything one logout needs; shared by all requests.
-pub struct Logout {
-    pub clients: Arc<Clients>,
-    pub issuer: String,
-    pub policy: Policy,
-    pub session_cookies: Vec<String>,
+pub(crate) struct Logout {
+    pub(crate) clients: Arc<Clients>,
+    pub(crate) issuer: String,
+    pub(crate) policy: Policy,
+    pub(crate) session_cookies: Vec<String>,
     /// `Path` attributes the OP cookies are expired on (`upstream.session_cookie_expiry_paths`).
-    pub session_cookie_expiry_paths: Vec<String>,
-    pub frontchannel_timeout: Duration,
-    pub confirmation_ttl: Duration,
+    pub(crate) session_cookie_expiry_paths: Vec<String>,
+    pub(crate) frontchannel_timeout: Duration,
+    pub(crate) confirmation_ttl: Duration,
     /// Janssen endSessionWithAccessToken: a learned access token may stand in for the hint.
-    pub accept_access_token_hint: bool,
+    pub(crate) accept_access_token_hint: bool,
     /// Cookies get `Secure` when the issuer is https.
-    pub secure_cookies: bool,
-    pub store: Arc<dyn SessionStore>,
-    pub jwks: Arc<Jwks>,
-    pub pages: Arc<Pages>,
+    pub(crate) secure_cookies: bool,
+    pub(crate) store: Arc<dyn SessionStore>,
+    pub(crate) jwks: Arc<Jwks>,
+    pub(crate) pages: Arc<Pages>,
     /// Tells the RPs of ended sessions (back-channel) and revokes their tokens at the upstream.
-    pub notifier: notify::Notifier,
+    pub(crate) notifier: notify::Notifier,
 }
 
 /// A participant RP and the sid it knows.
@@ -122,7 +122,7 @@ struct Participant<'a> {
 }
 
 impl Logout {
-    pub fn new(
+    pub(crate) fn new(
         config: &Config,
         clients: Arc<Clients>,
         revoker: Option<Arc<Revoker>>,
@@ -156,7 +156,7 @@ impl Logout {
     }
 
     /// end_session itself (GET query or POST form, RPI-01, GW-10).
-    pub async fn end_session(&self, input: &Input<'_>) -> Reply {
+    pub(crate) async fn end_session(&self, input: &Input<'_>) -> Reply {
         self.end_session_steps(input).await.unwrap_or_else(|f| self.fail(f))
     }
 
@@ -255,7 +255,7 @@ impl Logout {
     }
 
     /// The confirmation form's POST: a valid, unused token bound to this browser logs out.
-    pub async fn confirm(&self, input: &Input<'_>) -> Reply {
+    pub(crate) async fn confirm(&self, input: &Input<'_>) -> Reply {
         self.confirm_steps(input).await.unwrap_or_else(|f| self.fail(f))
     }
 
@@ -404,7 +404,7 @@ impl Logout {
     }
 
     /// An error page; counted under `outcome`.
-    pub fn error(&self, status: u16, kind: ErrorKind, lang: Option<&str>, outcome: &'static str) -> Reply {
+    pub(crate) fn error(&self, status: u16, kind: ErrorKind, lang: Option<&str>, outcome: &'static str) -> Reply {
         let mut answer = self.pages.error_answer(status, kind, lang.unwrap_or(crate::render::DEFAULT_LANG));
         if status == 503 {
             answer.push_header("retry-after", "5".to_string());
@@ -579,7 +579,7 @@ fn is_form(content_type: Option<&str>) -> bool {
 }
 
 /// The value of cookie `name` in a Cookie header.
-pub fn cookie_value<'a>(header: Option<&'a str>, name: &str) -> Option<&'a str> {
+pub(crate) fn cookie_value<'a>(header: Option<&'a str>, name: &str) -> Option<&'a str> {
     header?.split(';').filter_map(|kv| kv.trim().split_once('=')).find(|(k, _)| *k == name).map(|(_, v)| v)
 }
 

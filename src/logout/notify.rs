@@ -12,7 +12,7 @@ use crate::session::{SessionView, StoreError};
 /// Why the RPs of ended sessions could not be told. The sessions stay ended; the caller must
 /// not claim the logout finished (503).
 #[derive(Debug, thiserror::Error)]
-pub enum NotifyError {
+pub(crate) enum NotifyError {
     #[error("logout tokens not signed: {0}")]
     Sign(String),
     #[error("back-channel notices not accepted: {0}")]
@@ -20,10 +20,10 @@ pub enum NotifyError {
 }
 
 /// Tells the RPs of ended sessions, and revokes their tokens at the upstream.
-pub struct Notifier {
-    pub backchannel: Arc<Backchannel>,
+pub(crate) struct Notifier {
+    pub(crate) backchannel: Arc<Backchannel>,
     /// RFC 7009 revocation at the upstream; None: off.
-    pub revoker: Option<Arc<Revoker>>,
+    pub(crate) revoker: Option<Arc<Revoker>>,
 }
 
 impl Notifier {
@@ -31,7 +31,7 @@ impl Notifier {
     /// `sub` when the session has none); `initiator` clients that are in none of them get one
     /// with `sub`. The sealed tokens are handed to the revoker first; the notices are accepted
     /// (queued durably, or delivered when the back-channel waits) before this returns.
-    pub async fn sessions_ended(
+    pub(crate) async fn sessions_ended(
         &self,
         sessions: &[SessionView],
         initiator: &[(String, Option<String>)],

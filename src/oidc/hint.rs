@@ -74,7 +74,7 @@ enum Audience {
 /// Hint validation could not run: the keys are not available (fail closed, 503).
 #[derive(Debug, thiserror::Error)]
 #[error("upstream signing keys are not available")]
-pub struct KeysUnavailable;
+pub(crate) struct KeysUnavailable;
 
 fn now() -> u64 {
     SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
@@ -120,7 +120,12 @@ pub fn inspect_header(token: &str) -> Result<HeaderVerdict, &'static str> {
 }
 
 /// Validate `token` against the upstream keys. Invalid hints are a verdict, not an error.
-pub async fn check(token: &str, jwks: &Jwks, issuer: &str, clients: &Clients) -> Result<HintCheck, KeysUnavailable> {
+pub(crate) async fn check(
+    token: &str,
+    jwks: &Jwks,
+    issuer: &str,
+    clients: &Clients,
+) -> Result<HintCheck, KeysUnavailable> {
     let header = match inspect_header(token) {
         Ok(h) => h,
         Err(reason) => return Ok(HintCheck::Invalid(reason)),

@@ -28,23 +28,22 @@ use crate::config::{Config, EndpointPaths};
 const MAX_DOC: usize = 512 * 1024;
 
 /// One usable verification key.
-pub struct Key {
-    pub kid: Option<String>,
-    pub algorithms: Vec<Algorithm>,
-    pub key: DecodingKey,
+pub(crate) struct Key {
+    pub(crate) algorithms: Vec<Algorithm>,
+    pub(crate) key: DecodingKey,
 }
 
 /// The current key set.
 #[derive(Default)]
-pub struct KeySet {
-    pub keys: Vec<Key>,
+pub(crate) struct KeySet {
+    pub(crate) keys: Vec<Key>,
     /// Index into `keys` by kid.
     by_kid: HashMap<String, Vec<usize>>,
 }
 
 impl KeySet {
     /// Keys that could have signed a token with this header: by kid when given, else all.
-    pub fn candidates(&self, kid: Option<&str>, alg: Algorithm) -> Vec<&Key> {
+    pub(crate) fn candidates(&self, kid: Option<&str>, alg: Algorithm) -> Vec<&Key> {
         let pool: Vec<&Key> = match kid {
             Some(k) => self.by_kid.get(k).map(|ix| ix.iter().map(|i| &self.keys[*i]).collect()).unwrap_or_default(),
             None => self.keys.iter().collect(),
@@ -52,14 +51,14 @@ impl KeySet {
         pool.into_iter().filter(|k| k.algorithms.contains(&alg)).collect()
     }
 
-    pub fn has_kid(&self, kid: &str) -> bool {
+    pub(crate) fn has_kid(&self, kid: &str) -> bool {
         self.by_kid.contains_key(kid)
     }
 }
 
 /// Why keys could not be fetched. Never contains a token.
 #[derive(Debug, thiserror::Error)]
-pub enum JwksError {
+pub(crate) enum JwksError {
     #[error("fetching {0}: {1}")]
     Fetch(String, String),
     #[error("{0} is not a usable document: {1}")]
@@ -75,7 +74,7 @@ struct Attempt {
     error: Option<String>,
 }
 
-pub struct Jwks {
+pub(crate) struct Jwks {
     current: ArcSwap<KeySet>,
     /// The upstream's JWKS `keys` array as fetched, for publishing merged with the gateway's.
     raw_keys: ArcSwap<Vec<serde_json::Value>>,
@@ -95,7 +94,7 @@ pub struct Jwks {
 }
 
 impl Jwks {
-    pub fn new(config: &Config) -> Result<Arc<Jwks>, String> {
+    pub(crate) fn new(config: &Config) -> Result<Arc<Jwks>, String> {
         let mut b = reqwest::Client::builder()
             .redirect(reqwest::redirect::Policy::none())
             .connect_timeout(config.upstream.connect_timeout)
@@ -124,33 +123,33 @@ impl Jwks {
         }))
     }
 
-    pub fn keys(&self) -> Arc<KeySet> {
+    pub(crate) fn keys(&self) -> Arc<KeySet> {
         self.current.load_full()
     }
 
     /// The upstream's published keys (raw JWKs), empty until fetched.
-    pub fn raw_keys(&self) -> Arc<Vec<serde_json::Value>> {
+    pub(crate) fn raw_keys(&self) -> Arc<Vec<serde_json::Value>> {
         self.raw_keys.load_full()
     }
 
     /// The upstream's discovery document, once fetched.
-    pub fn discovery(&self) -> Option<serde_json::Value> {
+    pub(crate) fn discovery(&self) -> Option<serde_json::Value> {
         self.discovery.load().as_ref().clone()
     }
 
     /// Whether `path` is the JWKS path the gateway answers (the keys URL is on the issuer's
     /// origin). Allocation-free: it runs for every GET on the public listener.
-    pub fn is_jwks_path(&self, path: &str) -> bool {
+    pub(crate) fn is_jwks_path(&self, path: &str) -> bool {
         self.jwks_path.load().as_deref() == Some(path)
     }
 
     /// The endpoint paths discovery named on the issuer's origin (empty until fetched).
-    pub fn endpoints(&self) -> arc_swap::Guard<Arc<EndpointPaths>> {
+    pub(crate) fn endpoints(&self) -> arc_swap::Guard<Arc<EndpointPaths>> {
         self.endpoints.load()
     }
 
     /// Where discovery lives for this issuer (OIDC Discovery §4: below the issuer's path).
-    pub fn discovery_url(&self) -> Url {
+    pub(crate) fn discovery_url(&self) -> Url {
         let base = self.issuer.as_str().trim_end_matches('/');
         Url::parse(&format!("{base}/.well-known/openid-configuration")).unwrap_or_else(|_| self.issuer.clone())
     }
@@ -188,7 +187,7 @@ impl Jwks {
 
     /// POST a form to the upstream endpoint at `path` (on the issuer's origin); the status, or
     /// why nothing was answered. Used for RFC 7009 revocation.
-    pub async fn post_form(
+    pub(crate) async fn post_form(
         &self,
         path: &str,
         basic: Option<(&str, &str)>,
@@ -263,14 +262,14 @@ impl Jwks {
 
     /// Fetch now (single flight): when another task's attempt started while we waited, its
     /// outcome is ours (the background refresher's path).
-    pub async fn refresh(&self) -> Result<(), JwksError> {
+    pub(crate) async fn refresh(&self) -> Result<(), JwksError> {
         self.fetch_gated(Duration::ZERO).await.unwrap_or(Ok(()))
     }
 
     /// Refresh for an unknown kid, unless an attempt started within `min_refresh` (rate limit)
     /// or while this one waited (single flight). Failed attempts count as much as successful
     /// ones: an upstream that answers badly is not asked once per waiting hint.
-    pub async fn refresh_for_unknown_kid(&self) {
+    pub(crate) async fn refresh_for_unknown_kid(&self) {
         if let Some(Err(e)) = self.fetch_gated(self.min_refresh).await {
             tracing::warn!(error = %e, "refreshing upstream keys for an unknown kid failed");
         }
@@ -328,7 +327,7 @@ fn without_url(e: reqwest::Error) -> String {
 }
 
 /// The algorithms a JWK may verify: its `alg` if it names an allowed one, else its family's.
-pub fn algorithms_for(jwk: &Jwk) -> Vec<Algorithm> {
+pub(crate) fn algorithms_for(jwk: &Jwk) -> Vec<Algorithm> {
     if matches!(jwk.common.public_key_use, Some(PublicKeyUse::Encryption)) {
         return Vec::new();
     }
@@ -362,7 +361,7 @@ pub fn algorithms_for(jwk: &Jwk) -> Vec<Algorithm> {
     }
 }
 
-pub fn build_keyset(set: &JwkSet) -> KeySet {
+pub(crate) fn build_keyset(set: &JwkSet) -> KeySet {
     let mut ks = KeySet::default();
     for jwk in &set.keys {
         let algorithms = algorithms_for(jwk);
@@ -373,16 +372,16 @@ pub fn build_keyset(set: &JwkSet) -> KeySet {
         if let Some(kid) = &jwk.common.key_id {
             ks.by_kid.entry(kid.clone()).or_default().push(ks.keys.len());
         }
-        ks.keys.push(Key { kid: jwk.common.key_id.clone(), algorithms, key });
+        ks.keys.push(Key { algorithms, key });
     }
     ks
 }
 
 /// Background service: fetch at start (retrying with backoff from 1 s to a minute until the
 /// upstream answers), then every `interval`.
-pub struct JwksRefresher {
-    pub jwks: Arc<Jwks>,
-    pub interval: Duration,
+pub(crate) struct JwksRefresher {
+    pub(crate) jwks: Arc<Jwks>,
+    pub(crate) interval: Duration,
 }
 
 #[async_trait]

@@ -1,5 +1,5 @@
 //! OpenID Connect pieces that talk to no session store: the upstream's keys ([`jwks`]) and
 //! id_token_hint validation ([`hint`]). Never touches Redis.
 
-pub mod hint;
-pub mod jwks;
+pub(crate) mod hint;
+pub(crate) mod jwks;

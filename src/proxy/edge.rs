@@ -21,7 +21,7 @@ use crate::learn::{Endpoint, FormPost, Observation, Purpose, MAX_CREDENTIALS};
 use crate::render::Answer;
 
 /// Largest request body read for a credential check (pingora replays at most 64 KiB).
-pub const MAX_FORM: usize = 64 * 1024;
+pub(super) const MAX_FORM: usize = 64 * 1024;
 
 /// What to do with a request's body before it goes upstream.
 enum BodyPlan {

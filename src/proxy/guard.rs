@@ -36,14 +36,14 @@ const OVER_CAP: &[u8] = b"HTTP/1.1 503 Service Unavailable\r\ncontent-type: text
 retry-after: 1\r\nconnection: close\r\n\r\nToo many connections; try again.\n";
 
 /// The proxy app behind the connection cap and header deadline.
-pub struct Guarded<A> {
-    pub inner: Arc<A>,
+pub(crate) struct Guarded<A> {
+    pub(crate) inner: Arc<A>,
     permits: Arc<Semaphore>,
     header_timeout: Duration,
 }
 
 impl<A> Guarded<A> {
-    pub fn new(inner: A, max_connections: usize, header_timeout: Duration) -> Self {
+    pub(crate) fn new(inner: A, max_connections: usize, header_timeout: Duration) -> Self {
         Guarded { inner: Arc::new(inner), permits: Arc::new(Semaphore::new(max_connections)), header_timeout }
     }
 }
@@ -88,7 +88,7 @@ enum Phase {
 
 /// A client connection with its permit and the header deadline.
 #[derive(Debug)]
-pub struct GuardedStream {
+pub(crate) struct GuardedStream {
     inner: Stream,
     _permit: OwnedSemaphorePermit,
     timeout: Duration,

@@ -26,7 +26,7 @@ type Keyed = RateLimiter<IpAddr, DefaultKeyedStateStore<IpAddr>, DefaultClock>;
 /// How often (in checks) forgotten keys are dropped from the rate limiter.
 const PRUNE_EVERY: u64 = 4096;
 
-pub struct Limits {
+pub(crate) struct Limits {
     cfg: config::Limits,
     rate: Option<Keyed>,
     checks: AtomicU64,
@@ -35,25 +35,25 @@ pub struct Limits {
 
 /// A refusal: status, page, and the metric label.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Refusal {
-    pub status: u16,
-    pub kind: ErrorKind,
-    pub label: &'static str,
+pub(crate) struct Refusal {
+    pub(crate) status: u16,
+    pub(crate) kind: ErrorKind,
+    pub(crate) label: &'static str,
 }
 
 impl Limits {
-    pub fn new(cfg: &config::Limits, rate: Option<config::RateLimit>, trust_forwarded: bool) -> Limits {
+    pub(crate) fn new(cfg: &config::Limits, rate: Option<config::RateLimit>, trust_forwarded: bool) -> Limits {
         let rate =
             rate.map(|r| RateLimiter::keyed(Quota::per_second(r.per_second).allow_burst(r.burst.max(NonZeroU32::MIN))));
         Limits { cfg: cfg.clone(), rate, checks: AtomicU64::new(0), trust_forwarded }
     }
 
-    pub fn keepalive_secs(&self) -> u64 {
+    pub(crate) fn keepalive_secs(&self) -> u64 {
         self.cfg.keepalive_timeout.as_secs().max(1)
     }
 
     /// Size limits on the request header; `end_session`: the stricter set.
-    pub fn check_request(&self, req: &RequestHeader, end_session: bool) -> Option<Refusal> {
+    pub(crate) fn check_request(&self, req: &RequestHeader, end_session: bool) -> Option<Refusal> {
         let (max_uri, max_headers, max_bytes) = if end_session {
             (
                 self.cfg.end_session_max_uri_length,
@@ -74,7 +74,7 @@ impl Limits {
     }
 
     /// Count one end_session request of this client; Some(wait) when it is over the rate.
-    pub fn check_rate(&self, socket_ip: Option<IpAddr>, req: &RequestHeader) -> Option<Duration> {
+    pub(crate) fn check_rate(&self, socket_ip: Option<IpAddr>, req: &RequestHeader) -> Option<Duration> {
         let rate = self.rate.as_ref()?;
         let ip = self.client_ip(socket_ip, req)?;
         if self.checks.fetch_add(1, Ordering::Relaxed) % PRUNE_EVERY == PRUNE_EVERY - 1 {

@@ -19,11 +19,11 @@
 //! means "the response is already written".
 
 mod edge;
-pub mod guard;
-pub mod limits;
-pub mod respond;
-pub mod route;
-pub mod upstream;
+pub(crate) mod guard;
+pub(crate) mod limits;
+pub(crate) mod respond;
+pub(crate) mod route;
+pub(crate) mod upstream;
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -39,35 +39,35 @@ use crate::metrics::Metrics;
 use crate::render::{ErrorKind, Pages};
 
 /// Shared state of the public listener; one per process.
-pub struct Gateway {
-    pub upstream: Arc<UpstreamPeer>,
+pub(crate) struct Gateway {
+    pub(crate) upstream: Arc<UpstreamPeer>,
     /// Canonical end_session paths (see `route`).
-    pub end_session_paths: Vec<String>,
-    pub pages: Arc<Pages>,
+    pub(crate) end_session_paths: Vec<String>,
+    pub(crate) pages: Arc<Pages>,
     /// Keep the client's X-Forwarded-* (the gateway is behind a trusted proxy) or replace them.
-    pub trust_forwarded_headers: bool,
+    pub(crate) trust_forwarded_headers: bool,
     /// end_session and its confirmation; the only users of the session store.
-    pub logout: Arc<Logout>,
+    pub(crate) logout: Arc<Logout>,
     /// Published documents: the upstream's discovery and keys, as fetched (answered here).
-    pub published: Published,
+    pub(crate) published: Published,
     /// Learns sessions from token responses.
-    pub learner: Arc<crate::learn::Learner>,
+    pub(crate) learner: Arc<crate::learn::Learner>,
     /// Size limits and the end_session rate limit.
-    pub limits: limits::Limits,
+    pub(crate) limits: limits::Limits,
     /// Tests only: `fault::PANIC_PATH` panics (feature `fault-injection` and its env var).
     #[cfg(feature = "fault-injection")]
-    pub fault_armed: bool,
+    pub(crate) fault_armed: bool,
 }
 
 /// What the gateway publishes in the OP's name: discovery with its own logout endpoints and
 /// flags (GW-05, FCL-11, BCL-01/02, RPI-18), and the JWKS with its logout-token keys (GW-04).
-pub struct Published {
-    pub jwks: Arc<crate::oidc::jwks::Jwks>,
-    pub signing_keys: Arc<crate::crypto::keys::Keys>,
+pub(crate) struct Published {
+    pub(crate) jwks: Arc<crate::oidc::jwks::Jwks>,
+    pub(crate) signing_keys: Arc<crate::crypto::keys::Keys>,
     /// Path of the discovery document on the public listener.
-    pub discovery_path: String,
+    pub(crate) discovery_path: String,
     /// The advertised end_session_endpoint (issuer origin + first end_session path).
-    pub end_session_endpoint: String,
+    pub(crate) end_session_endpoint: String,
 }
 
 impl Published {
@@ -116,7 +116,7 @@ impl Published {
 const BODY_DEADLINE: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// Per-request state.
-pub struct Ctx {
+pub(crate) struct Ctx {
     start: Instant,
     /// The request was answered by the gateway itself (not counted as proxied).
     local: bool,
@@ -447,7 +447,7 @@ async fn read_body(session: &mut Session, cap: usize) -> std::result::Result<Vec
 }
 
 /// The status for a failed proxy attempt: 504 for timeouts, 502 for other upstream failures.
-pub fn error_status(e: &Error) -> u16 {
+pub(crate) fn error_status(e: &Error) -> u16 {
     match e.etype() {
         HTTPStatus(c) => *c,
         ConnectTimedout | ReadTimedout | WriteTimedout | TLSHandshakeTimedout

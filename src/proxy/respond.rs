@@ -11,7 +11,7 @@ use crate::render::{Answer, Page};
 
 /// The Content-Security-Policy of a generated page: only its own nonce'd style and script,
 /// frames only from the RP origins it embeds, forms only to itself, never framed.
-pub fn csp(nonce: &str, frame_origins: &[String]) -> String {
+pub(crate) fn csp(nonce: &str, frame_origins: &[String]) -> String {
     let frames = if frame_origins.is_empty() { "'none'".to_string() } else { frame_origins.join(" ") };
     format!(
         "default-src 'none'; script-src 'nonce-{nonce}'; style-src 'nonce-{nonce}'; img-src 'self' data:; \
@@ -20,7 +20,7 @@ pub fn csp(nonce: &str, frame_origins: &[String]) -> String {
 }
 
 /// Headers for a generated page of `len` bytes.
-pub fn page_header(status: u16, len: usize, csp: &str) -> Result<ResponseHeader> {
+pub(crate) fn page_header(status: u16, len: usize, csp: &str) -> Result<ResponseHeader> {
     let mut h = ResponseHeader::build(status, Some(9))?;
     h.insert_header("content-type", "text/html; charset=utf-8")?;
     h.insert_header("content-length", len.to_string())?;
@@ -68,7 +68,7 @@ async fn write_redirect(session: &mut Session, location: &str, extra: &[(&'stati
 }
 
 /// A JSON document the gateway publishes (discovery, JWKS): cacheable for five minutes.
-pub async fn write_json(session: &mut Session, body: Vec<u8>) -> Result<()> {
+pub(crate) async fn write_json(session: &mut Session, body: Vec<u8>) -> Result<()> {
     let mut h = ResponseHeader::build(200, Some(4))?;
     h.insert_header("content-type", "application/json")?;
     h.insert_header("content-length", body.len().to_string())?;
@@ -83,7 +83,7 @@ pub async fn write_json(session: &mut Session, body: Vec<u8>) -> Result<()> {
 }
 
 /// Write any answer the gateway gives itself. HEAD gets the headers only.
-pub async fn write(session: &mut Session, answer: Answer) -> Result<()> {
+pub(crate) async fn write(session: &mut Session, answer: Answer) -> Result<()> {
     match answer {
         Answer::Page { page, headers } => write_page(session, page, &headers).await,
         Answer::Redirect { location, headers } => write_redirect(session, &location, &headers).await,

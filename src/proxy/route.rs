@@ -9,7 +9,7 @@
 
 /// What to do with a request.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Route {
+pub(crate) enum Route {
     /// Proxy it to the upstream unchanged.
     Proxy,
     /// Answer it as end_session; the index is into `end_session.paths`.
@@ -19,10 +19,10 @@ pub enum Route {
 }
 
 /// What the confirmation form posts to, below each end_session path.
-pub const CONFIRM_SUFFIX: &str = "/confirm";
+pub(crate) const CONFIRM_SUFFIX: &str = "/confirm";
 
 /// `paths` are the canonical (lower-case, plain) end_session paths from the config.
-pub fn classify(raw_path: &[u8], paths: &[String]) -> Route {
+pub(crate) fn classify(raw_path: &[u8], paths: &[String]) -> Route {
     // A path with nothing to normalise is compared as is, without allocating.
     let canon = crate::uri::canonical(raw_path);
     lookup(&canon, paths, |c, p| c.eq_ignore_ascii_case(p))

@@ -18,9 +18,9 @@ use pingora::services::background::BackgroundService;
 use crate::config::Upstream as UpstreamConfig;
 
 /// How often a host name is looked up again.
-pub const DNS_REFRESH: Duration = Duration::from_secs(30);
+pub(crate) const DNS_REFRESH: Duration = Duration::from_secs(30);
 
-pub struct UpstreamPeer {
+pub(crate) struct UpstreamPeer {
     config: UpstreamConfig,
     /// The peer for the last good address; None until the host has resolved once.
     peer: ArcSwapOption<HttpPeer>,
@@ -28,7 +28,7 @@ pub struct UpstreamPeer {
 
 impl UpstreamPeer {
     /// Builds the peer, resolving the host now (blocking, at start only).
-    pub fn new(config: UpstreamConfig) -> Arc<Self> {
+    pub(crate) fn new(config: UpstreamConfig) -> Arc<Self> {
         let this = Arc::new(Self { config, peer: ArcSwapOption::empty() });
         match resolve(&this.config.host, this.config.port) {
             Ok(addr) => this.set_addr(addr),
@@ -40,12 +40,12 @@ impl UpstreamPeer {
     }
 
     /// A peer for one request, or None while the host has never resolved.
-    pub fn get(&self) -> Option<Box<HttpPeer>> {
+    pub(crate) fn get(&self) -> Option<Box<HttpPeer>> {
         self.peer.load().as_deref().map(|p| Box::new(p.clone()))
     }
 
     /// Whether the host is a name that needs periodic lookups.
-    pub fn needs_dns(&self) -> bool {
+    pub(crate) fn needs_dns(&self) -> bool {
         self.config.host.parse::<std::net::IpAddr>().is_err()
     }
 
@@ -79,7 +79,7 @@ fn resolve(host: &str, port: u16) -> std::io::Result<SocketAddr> {
 }
 
 /// Background service that keeps [`UpstreamPeer`] pointing at the host's current address.
-pub struct DnsRefresher(pub Arc<UpstreamPeer>);
+pub(crate) struct DnsRefresher(pub Arc<UpstreamPeer>);
 
 #[async_trait]
 impl BackgroundService for DnsRefresher {

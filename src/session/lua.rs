@@ -16,7 +16,7 @@ use redis::Script;
 /// (a retry after a lost reply) answers `ended` (or `recorded`) once more, with the same data,
 /// and only another call sees `already` (RPI-25). Without that, a retry would hand out no sealed
 /// tokens and the admin DELETE would send no back-channel notices.
-pub const END_LUA: &str = r#"
+pub(super) const END_LUA: &str = r#"
 local k = KEYS[1]
 local h = redis.call('HMGET', k, 'p', 'sub', 'st', 'cl', 'cs', 'tk', 'ck', 'ec')
 if h[1] then return {'alias', h[1]} end
@@ -48,7 +48,7 @@ return {'ended', h[2], h[4], h[5], h[6] or '[]', h[7] or '[]'}
 ///
 /// Idempotent: clients, client sids, tokens and cookies are merged as sets (a second run adds
 /// nothing), `ct` is set only once, the TTL is set again.
-pub const PUT_LUA: &str = r#"
+pub(super) const PUT_LUA: &str = r#"
 local k = KEYS[1]
 local h = redis.call('HMGET', k, 'p', 'sub', 'st', 'cl', 'cs', 'tk', 'ck')
 if h[1] then return {'alias', h[1]} end
@@ -96,7 +96,7 @@ return {'ok', cl_json, cs_json}
 /// cookie cannot take a victim's cookie into the attacker's session). The value is
 /// `<length of sid>:<sid><sub>`. Returns 1 when bound, 0 when left where it was.
 /// Idempotent: a second run finds its own subject and sets the same value again.
-pub const CLAIM_LUA: &str = r#"
+pub(super) const CLAIM_LUA: &str = r#"
 local v = redis.call('GET', KEYS[1])
 if v then
   local n, rest = string.match(v, '^(%d+):(.*)$')
@@ -110,7 +110,7 @@ return 1
 /// session's list (a set; the oldest dropped past the max). Returns 'ok', or 'ended' when the
 /// session ended meanwhile (the caller then revokes the cookies), or 'gone'.
 /// Idempotent: merged as a set.
-pub const ADD_COOKIES_LUA: &str = r#"
+pub(super) const ADD_COOKIES_LUA: &str = r#"
 local h = redis.call('HMGET', KEYS[1], 'st', 'ck')
 if not h[1] then return 'gone' end
 if h[1] == 'e' then return 'ended' end
@@ -129,7 +129,7 @@ return 'ok'
 /// (now minus the lifetime). Keeps the client unless `max` are kept and it is new: then entries
 /// learned at or before the cut-off are dropped first, and 0 is answered if it is still full.
 /// Idempotent: HSET of the same value.
-pub const LEARN_CLIENT_LUA: &str = r#"
+pub(super) const LEARN_CLIENT_LUA: &str = r#"
 local k = KEYS[1]
 if redis.call('HEXISTS', k, ARGV[1]) == 0 and redis.call('HLEN', k) >= tonumber(ARGV[3]) then
   local all = redis.call('HGETALL', k)
@@ -147,14 +147,14 @@ return 1
 /// KEYS[1] alias key. ARGV: primary sid, ttl. Creates the alias, or keeps an alias to the same
 /// primary alive as long as its session; never turns an existing session into an alias.
 /// Idempotent: a second run finds the alias it made and only sets the TTL again.
-pub const ALIAS_LUA: &str = "local p = redis.call('HGET', KEYS[1], 'p') \
+pub(super) const ALIAS_LUA: &str = "local p = redis.call('HGET', KEYS[1], 'p') \
 if p == ARGV[1] then redis.call('EXPIRE', KEYS[1], ARGV[2]) \
 elseif redis.call('EXISTS', KEYS[1]) == 0 then redis.call('HSET', KEYS[1], 'p', ARGV[1]); redis.call('EXPIRE', KEYS[1], ARGV[2]) end";
 
 /// KEYS[1] keys hash. ARGV: kid, created, candidate json, rotate_after seconds, now.
 /// Installs the candidate unless a key younger than rotate_after exists; keeps the newest two.
 /// Idempotent: a second run finds the key it installed young and changes nothing.
-pub const KEYS_LUA: &str = r#"
+pub(super) const KEYS_LUA: &str = r#"
 local all = redis.call('HGETALL', KEYS[1])
 local newest = 0
 local list = {}
@@ -175,7 +175,7 @@ return redis.call('HVALS', KEYS[1])
 /// KEYS[1] retry zset, KEYS[2] stream. ARGV: now ms. Moves due retries into the stream.
 /// Idempotent in effect: each moved entry leaves the zset in the same script, so a second run
 /// moves only what became due meanwhile (its count answer may differ; nobody relies on it).
-pub const PROMOTE_LUA: &str = r#"
+pub(super) const PROMOTE_LUA: &str = r#"
 local due = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1], 'LIMIT', 0, 200)
 for _, n in ipairs(due) do
   redis.call('XADD', KEYS[2], '*', 'n', n)
@@ -191,7 +191,7 @@ return #due
 /// with the call id and the value, so the same call run again gets the same value, and any other
 /// call gets nil. (A bare GETDEL retried after a lost reply would answer nil: a confirmation
 /// the user gave would be refused.)
-pub const TAKE_LUA: &str = r#"
+pub(super) const TAKE_LUA: &str = r#"
 local v = redis.call('GET', KEYS[1])
 if v then
   redis.call('DEL', KEYS[1])
@@ -204,12 +204,12 @@ if r and string.sub(r, 1, #p) == p then return string.sub(r, #p + 1) end
 return false
 "#;
 
-pub static ADD_COOKIES: LazyLock<Script> = LazyLock::new(|| Script::new(ADD_COOKIES_LUA));
-pub static END: LazyLock<Script> = LazyLock::new(|| Script::new(END_LUA));
-pub static KEYS: LazyLock<Script> = LazyLock::new(|| Script::new(KEYS_LUA));
-pub static PROMOTE: LazyLock<Script> = LazyLock::new(|| Script::new(PROMOTE_LUA));
-pub static PUT: LazyLock<Script> = LazyLock::new(|| Script::new(PUT_LUA));
-pub static TAKE: LazyLock<Script> = LazyLock::new(|| Script::new(TAKE_LUA));
+pub(super) static ADD_COOKIES: LazyLock<Script> = LazyLock::new(|| Script::new(ADD_COOKIES_LUA));
+pub(super) static END: LazyLock<Script> = LazyLock::new(|| Script::new(END_LUA));
+pub(super) static KEYS: LazyLock<Script> = LazyLock::new(|| Script::new(KEYS_LUA));
+pub(super) static PROMOTE: LazyLock<Script> = LazyLock::new(|| Script::new(PROMOTE_LUA));
+pub(super) static PUT: LazyLock<Script> = LazyLock::new(|| Script::new(PUT_LUA));
+pub(super) static TAKE: LazyLock<Script> = LazyLock::new(|| Script::new(TAKE_LUA));
 
 /// The scripts on a real redis-server (on a free loopback port): what a retry of the same call
 /// answers, and what another call answers.

@@ -51,7 +51,7 @@ struct State {
     registered: HashMap<String, String>,
 }
 
-pub struct MemoryStore {
+pub(crate) struct MemoryStore {
     ttls: Ttls,
     state: Mutex<State>,
     /// The edge's revocation set; this store is its only source, so it is always current.
@@ -59,7 +59,7 @@ pub struct MemoryStore {
 }
 
 impl MemoryStore {
-    pub fn new(ttls: Ttls) -> Self {
+    pub(crate) fn new(ttls: Ttls) -> Self {
         MemoryStore { ttls, state: Mutex::new(State::default()), set: Arc::new(RevokedSet::authoritative()) }
     }
 
@@ -289,6 +289,7 @@ impl Revocations for MemoryStore {
         self.set.clone()
     }
 
+    #[cfg(test)]
     async fn is_revoked(&self, token_hash: &str) -> Result<bool, StoreError> {
         let st = self.lock()?;
         Ok(st.revoked.get(token_hash).is_some_and(|exp| *exp > Instant::now()))

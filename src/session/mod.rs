@@ -17,7 +17,7 @@ mod contract;
 mod lua;
 mod memory;
 mod redis;
-pub mod revoked;
+pub(crate) mod revoked;
 #[cfg(test)]
 mod testing;
 
@@ -28,15 +28,15 @@ use std::time::{Duration, Instant};
 use async_trait::async_trait;
 use serde::Serialize;
 
-pub use self::memory::MemoryStore;
-pub use self::redis::{Follower, RedisStore};
-pub use self::revoked::RevokedSet;
+pub(crate) use self::memory::MemoryStore;
+pub(crate) use self::redis::{Follower, RedisStore};
+pub(crate) use self::revoked::RevokedSet;
 use crate::config::{Backend, SessionStore as StoreConfig};
 use crate::metrics::Metrics;
 
 /// Why the store could not do what was asked.
 #[derive(Debug, thiserror::Error)]
-pub enum StoreError {
+pub(crate) enum StoreError {
     /// The operation did not finish within its bound (connect + response timeout).
     #[error("session store unavailable: {op} took longer than {deadline:?}")]
     Timeout { op: &'static str, deadline: Duration },
@@ -59,42 +59,42 @@ pub enum StoreError {
 
 /// A session as the admin API shows it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct SessionView {
+pub(crate) struct SessionView {
     /// The primary sid.
-    pub sid: String,
-    pub sub: String,
-    pub clients: Vec<String>,
-    pub client_sids: BTreeMap<String, String>,
-    pub status: Status,
+    pub(crate) sid: String,
+    pub(crate) sub: String,
+    pub(crate) clients: Vec<String>,
+    pub(crate) client_sids: BTreeMap<String, String>,
+    pub(crate) status: Status,
     /// Tokens sealed for revocation at the upstream (RFC 7009), handed out once by the logout
     /// that ends the session; never shown.
     #[serde(skip)]
-    pub sealed: Vec<String>,
+    pub(crate) sealed: Vec<String>,
 }
 
 /// Whether a session is live or a tombstone (shown as `active` / `ended`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
-pub enum Status {
+pub(crate) enum Status {
     Active,
     Ended,
 }
 
 impl SessionView {
     /// Whether the session is live (not ended).
-    pub fn is_active(&self) -> bool {
+    pub(crate) fn is_active(&self) -> bool {
         self.status == Status::Active
     }
 
     /// The sid `client` received: its own if the OP gave it one, else the primary.
-    pub fn sid_for(&self, client: &str) -> &str {
+    pub(crate) fn sid_for(&self, client: &str) -> &str {
         self.client_sids.get(client).map_or(self.sid.as_str(), String::as_str)
     }
 }
 
 /// What one logout call did.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum EndResult {
+pub(crate) enum EndResult {
     /// Was active, is now a tombstone.
     Ended(SessionView),
     /// Was already a tombstone (idempotent, RPI-25).
@@ -109,7 +109,7 @@ pub enum EndResult {
 
 /// What recording a session did.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum PutResult {
+pub(crate) enum PutResult {
     Stored(SessionView),
     /// Nothing changed, for this reason.
     Conflict(Conflict),
@@ -117,7 +117,7 @@ pub enum PutResult {
 
 /// Why a session was not recorded.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
-pub enum Conflict {
+pub(crate) enum Conflict {
     /// The sid is known with another subject.
     #[error("another subject")]
     AnotherSubject,
@@ -128,47 +128,47 @@ pub enum Conflict {
 
 impl PutResult {
     /// Nothing was stored because the session has ended (a tombstone).
-    pub fn is_ended(&self) -> bool {
+    pub(crate) fn is_ended(&self) -> bool {
         matches!(self, PutResult::Conflict(Conflict::Ended))
     }
 }
 
 /// A session to record or merge (admin `PUT /sessions/{sid}`, and session learning).
 #[derive(Debug, Clone, Default)]
-pub struct NewSession {
-    pub sid: String,
-    pub sub: String,
-    pub clients: Vec<String>,
-    pub client_sids: BTreeMap<String, String>,
+pub(crate) struct NewSession {
+    pub(crate) sid: String,
+    pub(crate) sub: String,
+    pub(crate) clients: Vec<String>,
+    pub(crate) client_sids: BTreeMap<String, String>,
     /// Access and refresh tokens issued in this session (hashed); revoked at logout.
-    pub tokens: Vec<Token>,
+    pub(crate) tokens: Vec<Token>,
     /// SHA-256 (hex) of the OP session cookies bound to this session; found by, and revoked at logout.
-    pub cookie_hashes: Vec<String>,
+    pub(crate) cookie_hashes: Vec<String>,
 }
 
 /// How many OP cookie hashes a session remembers (the newest). Tokens are not capped: a
 /// session keeps every token it received until that token expires, so a logout revokes them
 /// all however many refreshes came before it.
-pub const MAX_COOKIES: usize = 64;
+pub(crate) const MAX_COOKIES: usize = 64;
 
 /// Most confirmation contexts created per window of `end_session.confirmation_ttl`, across all
 /// instances (so at most twice as many are alive): about 1 KiB each in the store.
-pub const MAX_PENDING: u64 = 100_000;
+pub(crate) const MAX_PENDING: u64 = 100_000;
 
 /// A token issued in a session, as the store keeps it: never the token itself.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Token {
+pub(crate) struct Token {
     /// SHA-256 (hex) of the token.
-    pub hash: String,
+    pub(crate) hash: String,
     /// Unix seconds when the token expires: refusing it after a logout matters until then.
-    pub expires_at: u64,
+    pub(crate) expires_at: u64,
     /// The token sealed for RFC 7009 revocation (see `revoke`), when its client is set up for it.
-    pub sealed: Option<String>,
+    pub(crate) sealed: Option<String>,
 }
 
 impl Token {
     /// `hash expires_at[ sealed]`: the form kept in the session (a list of strings).
-    pub fn encode(&self) -> String {
+    pub(crate) fn encode(&self) -> String {
         match &self.sealed {
             Some(s) => format!("{} {} {s}", self.hash, self.expires_at),
             None => format!("{} {}", self.hash, self.expires_at),
@@ -177,7 +177,7 @@ impl Token {
 
     /// The inverse of [`Token::encode`]; a bare hash (sessions stored by older versions) has
     /// no expiry (0) and is refused for `tombstone_ttl`.
-    pub fn decode(s: &str) -> Token {
+    pub(crate) fn decode(s: &str) -> Token {
         let mut it = s.split(' ');
         let hash = it.next().unwrap_or_default().to_string();
         let expires_at = it.next().and_then(|e| e.parse().ok()).unwrap_or(0);
@@ -222,7 +222,7 @@ pub(crate) fn prune_expired(tokens: &mut Vec<String>, now: u64) {
 }
 
 /// When a learned client's metadata (JSON) were learned, unix seconds (0: unknown).
-pub fn learned_at(json: &str) -> u64 {
+pub(crate) fn learned_at(json: &str) -> u64 {
     serde_json::from_str::<serde_json::Value>(json).ok().and_then(|v| v.get("learned_at")?.as_u64()).unwrap_or(0)
 }
 
@@ -234,7 +234,7 @@ pub(crate) fn unix_now() -> u64 {
 /// Everything the gateway keeps: every capability, in one backend (`memory` or `redis`).
 /// Callers hold `Arc<dyn SessionStore>`; the capability traits' methods are callable on it.
 #[async_trait]
-pub trait SessionStore:
+pub(crate) trait SessionStore:
     Sessions + Revocations + CodeBindings + LearnedClients + Confirmations + SigningKeys + NoticeQueue
 {
     /// `memory` or `redis`, for logs and /readyz.
@@ -246,7 +246,7 @@ pub trait SessionStore:
 
 /// Sessions: recording, reading, ending, and finding them by token or OP cookie.
 #[async_trait]
-pub trait Sessions: Send + Sync {
+pub(crate) trait Sessions: Send + Sync {
     /// Record a session or merge clients into it.
     async fn put_session(&self, s: &NewSession) -> Result<PutResult, StoreError>;
 
@@ -275,12 +275,13 @@ pub trait Sessions: Send + Sync {
 
 /// Revoked credentials (token and cookie hashes) and the edge's in-memory set of them.
 #[async_trait]
-pub trait Revocations: Send + Sync {
+pub(crate) trait Revocations: Send + Sync {
     /// The edge's in-memory copy of every revocation (see `revoked`), kept current by this
     /// store (memory) or by its follower (Redis).
     fn revoked_set(&self) -> Arc<RevokedSet>;
 
     /// Whether a token or cookie (by its SHA-256 hex) belongs to an ended session.
+    #[cfg(test)]
     async fn is_revoked(&self, token_hash: &str) -> Result<bool, StoreError>;
 
     /// Mark tokens or OP cookies (by hash) as belonging to an ended session, for `tombstone_ttl`.
@@ -296,7 +297,7 @@ pub trait Revocations: Send + Sync {
 
 /// Authorization codes bound to the OP cookies of the browser they were issued to.
 #[async_trait]
-pub trait CodeBindings: Send + Sync {
+pub(crate) trait CodeBindings: Send + Sync {
     /// Remember which OP cookies the browser had when the OP issued an authorization code.
     async fn bind_code(&self, code_hash: &str, cookie_hashes: &[String], ttl: Duration) -> Result<(), StoreError>;
 
@@ -306,7 +307,7 @@ pub trait CodeBindings: Send + Sync {
 
 /// Clients learned from dynamic registration.
 #[async_trait]
-pub trait LearnedClients: Send + Sync {
+pub(crate) trait LearnedClients: Send + Sync {
     /// A client learned from dynamic registration (JSON metadata), or None.
     async fn registered_client(&self, client_id: &str) -> Result<Option<String>, StoreError>;
 
@@ -325,7 +326,7 @@ pub trait LearnedClients: Send + Sync {
 
 /// Confirmation contexts of the logout page (single use, capped).
 #[async_trait]
-pub trait Confirmations: Send + Sync {
+pub(crate) trait Confirmations: Send + Sync {
     /// Keep a confirmation context under a single-use token for `ttl`.
     /// Returns false (nothing kept) when [`MAX_PENDING`] contexts were created in the current
     /// window of `ttl`: contexts come from unauthenticated requests, so their number is bounded.
@@ -337,7 +338,7 @@ pub trait Confirmations: Send + Sync {
 
 /// The gateway's logout-token signing keys, shared by every instance.
 #[async_trait]
-pub trait SigningKeys: Send + Sync {
+pub(crate) trait SigningKeys: Send + Sync {
     /// The gateway's stored signing keys (JSON of `backchannel::keys::StoredKey`).
     async fn signing_keys(&self) -> Result<Vec<String>, StoreError>;
 
@@ -354,7 +355,7 @@ pub trait SigningKeys: Send + Sync {
 
 /// The back-channel delivery queue: at least once, shared by every instance.
 #[async_trait]
-pub trait NoticeQueue: Send + Sync {
+pub(crate) trait NoticeQueue: Send + Sync {
     /// Accept notices durably (all or none).
     async fn enqueue_notices(&self, notices: &[Notice]) -> Result<(), StoreError>;
 
@@ -383,34 +384,34 @@ pub trait NoticeQueue: Send + Sync {
 /// One back-channel logout notice: a signed logout token for one RP (BCL-16). The same token
 /// is sent on every retry (BCL-24).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
-pub struct Notice {
-    pub client_id: String,
-    pub uri: String,
-    pub token: String,
+pub(crate) struct Notice {
+    pub(crate) client_id: String,
+    pub(crate) uri: String,
+    pub(crate) token: String,
     /// Attempts made so far.
-    pub attempt: u32,
+    pub(crate) attempt: u32,
     /// Unix milliseconds when the notice was accepted.
-    pub accepted_ms: u64,
+    pub(crate) accepted_ms: u64,
 }
 
 /// A notice taken from the queue, with the id that acknowledges it.
 #[derive(Debug, Clone)]
-pub struct Claimed {
-    pub id: String,
-    pub notice: Notice,
+pub(crate) struct Claimed {
+    pub(crate) id: String,
+    pub(crate) notice: Notice,
 }
 
 /// TTLs of the model, from the config.
 #[derive(Debug, Clone, Copy)]
-pub struct Ttls {
-    pub session: Duration,
-    pub tombstone: Duration,
+pub(crate) struct Ttls {
+    pub(crate) session: Duration,
+    pub(crate) tombstone: Duration,
 }
 
 /// Build the store `config` asks for, and for Redis the background service that keeps this
 /// instance's revocation set current (`revoked`). Connecting is lazy: this never blocks and
 /// never fails because the store is down (the gateway starts anyway and /readyz reports it).
-pub fn build(config: &StoreConfig) -> (Arc<dyn SessionStore>, Option<Follower>) {
+pub(crate) fn build(config: &StoreConfig) -> (Arc<dyn SessionStore>, Option<Follower>) {
     let ttls = Ttls { session: config.session_ttl, tombstone: config.tombstone_ttl };
     match &config.backend {
         Backend::Memory => (Arc::new(MemoryStore::new(ttls)), None),

@@ -28,10 +28,11 @@ use std::sync::RwLock;
 use std::time::Duration;
 
 /// The key of a credential in the set: the first 64 bits of its SHA-256.
-pub type Key = u64;
+pub(crate) type Key = u64;
 
 /// Bytes a hash-table slot takes (key, expiry, alignment) plus its control byte.
-pub const BYTES_PER_SLOT: usize = std::mem::size_of::<(Key, u32)>() + 1;
+#[cfg(test)]
+const BYTES_PER_SLOT: usize = std::mem::size_of::<(Key, u32)>() + 1;
 
 /// The key of a SHA-256 digest.
 pub fn key_of_digest(digest: &[u8; 32]) -> Key {
@@ -41,12 +42,12 @@ pub fn key_of_digest(digest: &[u8; 32]) -> Key {
 }
 
 /// The key of a SHA-256 in hex (as the store keeps hashes), or None when it is not hex.
-pub fn key_of_hex(hex: &str) -> Option<Key> {
+pub(crate) fn key_of_hex(hex: &str) -> Option<Key> {
     u64::from_str_radix(hex.get(..16)?, 16).ok()
 }
 
 /// The hex form of a key (what the Redis snapshot and feed carry).
-pub fn hex_of_key(key: Key) -> String {
+pub(crate) fn hex_of_key(key: Key) -> String {
     format!("{key:016x}")
 }
 
@@ -105,7 +106,7 @@ impl RevokedSet {
 
     /// A set followed from a shared store: stale until first synced, and when the last sync
     /// is older than `max_lag`.
-    pub fn followed(max_lag: Duration) -> Self {
+    pub(crate) fn followed(max_lag: Duration) -> Self {
         Self::new(false, max_lag)
     }
 
@@ -149,7 +150,7 @@ impl RevokedSet {
     }
 
     /// Whether the set holds every revocation (up to `max_lag`).
-    pub fn is_current(&self) -> bool {
+    pub(crate) fn is_current(&self) -> bool {
         if self.authoritative {
             return true;
         }
@@ -158,26 +159,29 @@ impl RevokedSet {
     }
 
     /// Whether the set was loaded at least once (for /readyz, with `is_current`).
-    pub fn loaded(&self) -> bool {
+    pub(crate) fn loaded(&self) -> bool {
         self.authoritative || self.synced_ms.load(Ordering::Acquire) != 0
     }
 
     /// The follower knows the set held everything written before `at_ms`.
-    pub fn mark_synced(&self, at_ms: u64) {
+    pub(crate) fn mark_synced(&self, at_ms: u64) {
         self.synced_ms.fetch_max(at_ms, Ordering::AcqRel);
     }
 
     /// Entries held (expired ones not yet swept included).
-    pub fn len(&self) -> usize {
+    #[cfg(test)]
+    pub(crate) fn len(&self) -> usize {
         self.entries.read().map(|m| m.len()).unwrap_or(0)
     }
 
-    pub fn is_empty(&self) -> bool {
+    #[cfg(test)]
+    pub(crate) fn is_empty(&self) -> bool {
         self.len() == 0
     }
 
     /// Bytes the table takes now (slots times slot size; allocator overhead aside).
-    pub fn table_bytes(&self) -> usize {
+    #[cfg(test)]
+    pub(crate) fn table_bytes(&self) -> usize {
         self.entries.read().map(|m| m.capacity() * BYTES_PER_SLOT).unwrap_or(0)
     }
 
@@ -190,7 +194,7 @@ impl RevokedSet {
     }
 
     /// Drop entries expired at `now` (unix seconds).
-    pub fn sweep(&self, now: u64) {
+    pub(crate) fn sweep(&self, now: u64) {
         if let Ok(mut map) = self.entries.write() {
             map.retain(|_, exp| u64::from(*exp) > now);
         }
@@ -198,7 +202,7 @@ impl RevokedSet {
 }
 
 /// Now in unix milliseconds (for the follower's sync marks).
-pub fn unix_ms() -> u64 {
+pub(crate) fn unix_ms() -> u64 {
     now_ms()
 }
 

@@ -4,7 +4,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 /// A throwaway redis-server on a free loopback port.
-pub struct Server(Child, pub u16);
+pub(super) struct Server(Child, pub u16);
 
 impl Drop for Server {
     fn drop(&mut self) {
@@ -13,7 +13,7 @@ impl Drop for Server {
     }
 }
 
-pub fn redis_server() -> Server {
+pub(super) fn redis_server() -> Server {
     let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
     let child = Command::new("redis-server")
         .args(["--port", &port.to_string(), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])

@@ -5,6 +5,7 @@ mod path;
 mod pattern;
 mod percent;
 
-pub use self::path::{canonical, normalize, same_path, under_path};
-pub use self::pattern::{is_loopback_host, RedirectPattern};
+pub(crate) use self::path::{canonical, normalize, same_path, under_path};
+pub(crate) use self::pattern::is_loopback_host;
+pub use self::pattern::RedirectPattern;
 pub use self::percent::{decode, percent_decode};

@@ -12,7 +12,7 @@ fn is_plain(raw_path: &[u8]) -> bool {
 
 /// A path in a form to compare with [`same_path`] and [`under_path`] (ASCII case-insensitively):
 /// borrowed without its trailing slash when plain, else [`normalize`]d.
-pub fn canonical(raw_path: &[u8]) -> std::borrow::Cow<'_, [u8]> {
+pub(crate) fn canonical(raw_path: &[u8]) -> std::borrow::Cow<'_, [u8]> {
     if is_plain(raw_path) {
         std::borrow::Cow::Borrowed(raw_path.strip_suffix(b"/").unwrap_or(raw_path))
     } else {
@@ -21,12 +21,12 @@ pub fn canonical(raw_path: &[u8]) -> std::borrow::Cow<'_, [u8]> {
 }
 
 /// Whether a [`canonical`] request path names the endpoint path `endpoint` (any spelling).
-pub fn same_path(canon: &[u8], endpoint: &str) -> bool {
+pub(crate) fn same_path(canon: &[u8], endpoint: &str) -> bool {
     canonical(endpoint.as_bytes()).eq_ignore_ascii_case(canon)
 }
 
 /// Whether a [`canonical`] request path is `base` or below it (any spelling).
-pub fn under_path(canon: &[u8], base: &str) -> bool {
+pub(crate) fn under_path(canon: &[u8], base: &str) -> bool {
     let base = canonical(base.as_bytes());
     canon.len() >= base.len()
         && canon[..base.len()].eq_ignore_ascii_case(&base)
@@ -34,7 +34,7 @@ pub fn under_path(canon: &[u8], base: &str) -> bool {
 }
 
 /// The canonical form described in the module comment, as bytes.
-pub fn normalize(raw_path: &[u8]) -> Vec<u8> {
+pub(crate) fn normalize(raw_path: &[u8]) -> Vec<u8> {
     // Decoding can reveal new escapes (`%252F`); decode until stable, a few rounds at most.
     let mut decoded = raw_path.to_vec();
     for _ in 0..3 {

@@ -6,7 +6,7 @@ use std::net::IpAddr;
 use url::Url;
 
 /// localhost, 127.0.0.0/8 and ::1: where plain http is tolerated.
-pub fn is_loopback_host(host: &str) -> bool {
+pub(crate) fn is_loopback_host(host: &str) -> bool {
     let h = host.trim_start_matches('[').trim_end_matches(']');
     h.eq_ignore_ascii_case("localhost")
         || h.to_ascii_lowercase().ends_with(".localhost")

@@ -315,7 +315,7 @@ fn post_chunked(gw: &Gateway, path: &str, len: usize) -> u16 {
 
 #[test]
 fn end_session_form_bodies_are_capped_at_32_kib_even_chunked_and_confirm_wants_a_form() {
-    use logout_gateway::logout::params::MAX_INPUT;
+    use logout_gateway::probe::params::MAX_INPUT;
     let (up, gw) = gateway(|_| {});
     assert_eq!(MAX_INPUT, 32 * 1024, "README, Security: 413 over 32 KiB");
     for path in ["/session/end", "/session/end/confirm"] {

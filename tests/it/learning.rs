@@ -413,7 +413,7 @@ fn a_form_post_page_from_the_login_form_itself_binds_its_code() {
     assert!(r.text().unwrap().contains("value=\"fpl_1\""));
     // The binding is made as the page's last byte passes (a body filter cannot wait for the
     // store), so the RP may redeem first: redeem until the cookie is bound to the session.
-    let key = format!("lgw:o:{{{}}}", logout_gateway::crypto::token_hash(b"S-fpl"));
+    let key = format!("lgw:o:{{{}}}", logout_gateway::probe::token_hash(b"S-fpl"));
     let port = e.redis_port().unwrap().to_string();
     eventually("code bound and redeemed", Duration::from_secs(10), || {
         assert_eq!(token(&e, "fpl_1", "").status(), 200);

@@ -26,5 +26,5 @@ mod steering;
 
 /// Percent-decoding for assertions (form rules: `+` is a space).
 pub fn tokens_decode(s: &str) -> Vec<u8> {
-    logout_gateway::uri::decode(s.as_bytes())
+    logout_gateway::probe::decode(s.as_bytes())
 }

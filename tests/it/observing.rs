@@ -17,7 +17,7 @@ fn redis_exists(e: &Env, key: &str) -> bool {
 }
 
 fn code_key(code: &str) -> String {
-    format!("lgw:k:{{{}}}", logout_gateway::crypto::token_hash(code.as_bytes()))
+    format!("lgw:k:{{{}}}", logout_gateway::probe::token_hash(code.as_bytes()))
 }
 
 /// The Accept-Encoding the fake OP got with the last request whose target starts with `prefix`.

@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use logout_gateway::crypto::token_hash;
+use logout_gateway::probe::token_hash;
 
 use crate::harness::{client, eventually, GatewayOpts, RawRevocation, Redis};
 use crate::logout::Env;

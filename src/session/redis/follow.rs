@@ -32,17 +32,17 @@ use crate::config::RedisConfig;
 use crate::session::revoked::{hex_of_key, key_of_hex, unix_ms, Key, RevokedSet};
 
 /// How long one stream read blocks waiting for new entries.
-pub const BLOCK: Duration = Duration::from_millis(1000);
+pub(super) const BLOCK: Duration = Duration::from_millis(1000);
 
 /// About how many feed entries the stream keeps; a follower away for longer reloads the snapshot.
-pub const FEED_LEN: u64 = 100_000;
+pub(super) const FEED_LEN: u64 = 100_000;
 
 /// Snapshot entries asked for per ZSCAN call.
 const SCAN_COUNT: u64 = 5_000;
 
 /// How old the last sync may be before the set counts as stale: one blocking read, its reply
 /// time, and a margin for a busy runtime.
-pub fn max_lag(config: &RedisConfig) -> Duration {
+pub(super) fn max_lag(config: &RedisConfig) -> Duration {
     BLOCK + config.response_timeout * 2 + Duration::from_millis(500)
 }
 
@@ -55,7 +55,7 @@ fn feed_key(prefix: &str) -> String {
 }
 
 /// Add the writes that publish `marks` (key, expiry) to every instance to a (MULTI) pipeline.
-pub fn publish(pipe: &mut redis::Pipeline, prefix: &str, marks: &[(Key, u64)], now: u64) {
+pub(super) fn publish(pipe: &mut redis::Pipeline, prefix: &str, marks: &[(Key, u64)], now: u64) {
     if marks.is_empty() {
         return;
     }
@@ -122,14 +122,14 @@ fn entries(v: &Value) -> Vec<(String, Vec<(Key, u64)>)> {
 }
 
 /// The background task that keeps one instance's set current.
-pub struct Follower {
+pub(crate) struct Follower {
     config: RedisConfig,
     prefix: String,
     set: Arc<RevokedSet>,
 }
 
 impl Follower {
-    pub fn new(config: RedisConfig, prefix: String, set: Arc<RevokedSet>) -> Self {
+    pub(crate) fn new(config: RedisConfig, prefix: String, set: Arc<RevokedSet>) -> Self {
         Follower { config, prefix, set }
     }
 

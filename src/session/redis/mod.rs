@@ -42,7 +42,7 @@ mod follow;
 mod reply;
 mod store;
 
-pub use follow::Follower;
+pub(crate) use follow::Follower;
 
 use reply::{stream_entries, view_from_reply, view_of};
 
@@ -60,7 +60,7 @@ const RECONNECT_MAX: Duration = Duration::from_millis(500);
 const RECONNECT_FACTOR: f32 = 2.0;
 const RECONNECT_TRIES: usize = 1;
 
-pub struct RedisStore {
+pub(crate) struct RedisStore {
     config: RedisConfig,
     prefix: String,
     ttls: Ttls,
@@ -155,13 +155,13 @@ impl Fault {
 type Attempt<T> = Result<T, Fault>;
 
 impl RedisStore {
-    pub fn new(config: RedisConfig, prefix: String, ttls: Ttls) -> Self {
+    pub(crate) fn new(config: RedisConfig, prefix: String, ttls: Ttls) -> Self {
         let set = std::sync::Arc::new(super::RevokedSet::followed(follow::max_lag(&config)));
         Self { config, prefix, ttls, conn: tokio::sync::OnceCell::new(), set }
     }
 
     /// The background service that keeps this instance's revocation set current.
-    pub fn follower(&self) -> Follower {
+    pub(crate) fn follower(&self) -> Follower {
         Follower::new(self.config.clone(), self.prefix.clone(), self.set.clone())
     }
 

@@ -120,6 +120,7 @@ impl Revocations for RedisStore {
         self.set.clone()
     }
 
+    #[cfg(test)]
     async fn is_revoked(&self, token_hash: &str) -> Result<bool, StoreError> {
         self.retried("revoked", self.deadline(), |mut c: ConnectionManager| async move {
             let c = &mut c;
