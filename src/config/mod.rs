@@ -1,7 +1,7 @@
 //! Configuration: the only place that reads files.
 //!
 //! Loading runs in three steps: read the file, parse it (`yaml.rs` into the serde structs of
-//! `raw.rs`, unknown keys rejected, `${ENV}` replaced), and validate it (`validate.rs`) into the
+//! `raw.rs`, unknown keys rejected, `${ENV}` replaced), and validate it (`validate/`) into the
 //! internal model below, which the rest of the crate uses. Every step reports every problem it
 //! finds with the key path and, where known, the line; nothing here panics on bad input.
 

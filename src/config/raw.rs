@@ -2,7 +2,7 @@
 //!
 //! Owns nothing but shape. Every struct denies unknown keys, every optional key has its default
 //! here, and nothing is checked beyond types: meaning (URLs, durations, addresses, files) is
-//! checked by `validate.rs`, which turns these structs into the internal model.
+//! checked by `validate/`, which turns these structs into the internal model.
 
 use std::collections::BTreeMap;
 
