@@ -9,10 +9,10 @@ use std::path::Path;
 const LAYERS: &[&[&str]] = &[
     // Primitives: no crate imports at all.
     &["address", "crypto", "fault", "metrics", "uri"],
-    // Configuration, and the OP-cookie helpers.
-    &["config", "cookies"],
-    // Storage, pages, logging.
-    &["render", "session", "telemetry"],
+    // Configuration.
+    &["config"],
+    // The OP's session cookies as configured; storage, pages, logging.
+    &["cookies", "render", "session", "telemetry"],
     // Who the clients are.
     &["clients"],
     // The upstream's keys and hint validation.

@@ -62,7 +62,7 @@ impl Learner {
     /// the response replaces or expires is not the OP's (it may have been planted), so it never
     /// joins a session; at most [`crate::cookies::MAX_OP_COOKIES`] of each are read.
     fn accepted_cookies(&self, request_cookies: Option<&str>, set_cookies: &[&str]) -> Vec<String> {
-        let names = &self.session_cookies;
+        let names = &self.cookies.names;
         let mut replaced: Vec<&str> = Vec::new();
         let mut hashes = Vec::new();
         for sc in set_cookies {
@@ -73,7 +73,9 @@ impl Learner {
                 hashes.push(token_hash(value.as_bytes()));
             }
         }
-        let kept = crate::cookies::op_cookie_pairs(request_cookies, names)
+        let kept = self
+            .cookies
+            .all_pairs(request_cookies)
             .filter(|(n, _)| !replaced.contains(n))
             .take(crate::cookies::MAX_OP_COOKIES)
             .map(|(_, v)| token_hash(v.as_bytes()));

@@ -9,7 +9,7 @@
 //!   compared in any letter case: `access_token`, `token` (introspection, revocation),
 //!   `refresh_token`, and RFC 8693's `subject_token` and `actor_token`; every value of a repeated
 //!   parameter is a credential;
-//! - OP session cookies (by name; see `enforce::op_cookie_pairs`).
+//! - OP session cookies (by name; see `cookies::OpCookies`).
 //!
 //! Also here: the parameters that must not be repeated (RFC 6749 §3.1, §3.2: "parameters MUST
 //! NOT be included more than once"), because an OP that takes the first and a gateway that

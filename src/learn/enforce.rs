@@ -180,7 +180,7 @@ impl Learner {
         if authz.is_some_and(|a| crate::uri::under_path(&canon, &a)) {
             return true;
         }
-        self.session_cookie_paths.iter().any(|p| crate::uri::under_path(&canon, p))
+        self.cookies.login_paths.iter().any(|p| crate::uri::under_path(&canon, p))
     }
 
     /// Check every credential of a request: `tokens` (from headers and parameters) and the OP
@@ -294,7 +294,7 @@ impl Learner {
     /// and `upstream.session_cookie_expiry_paths` entry (a cookie is only replaced by one with
     /// the same Path; Keycloak sets its cookies on /realms/<realm>/).
     pub(crate) fn expiring_cookies<'a>(&'a self, names: &'a [String]) -> impl Iterator<Item = String> + 'a {
-        crate::cookies::expiring_cookies(names, &self.session_cookie_expiry_paths, self.secure_cookies)
+        self.cookies.expiring(names)
     }
 }
 

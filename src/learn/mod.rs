@@ -103,14 +103,8 @@ pub(crate) struct Learner {
     pub(crate) tombstone_ttl: Duration,
     /// Configured endpoint paths (`upstream.endpoints`); unset ones come from discovery.
     pub(crate) endpoints: EndpointPaths,
-    /// Names of the OP's own session cookies (`upstream.session_cookies`).
-    pub(crate) session_cookies: Vec<String>,
-    /// Canonical path prefixes of the OP's login and resume pages, whose code redirects are learned from (`upstream.session_cookie_paths`).
-    pub(crate) session_cookie_paths: Vec<String>,
-    /// `Path` attributes of expiring cookies (`upstream.session_cookie_expiry_paths`).
-    pub(crate) session_cookie_expiry_paths: Vec<String>,
-    /// Expiring cookies carry `Secure` (the issuer is https).
-    pub(crate) secure_cookies: bool,
+    /// The OP's session cookies: bound to sessions at login, checked and expired at the edge.
+    pub(crate) cookies: crate::cookies::OpCookies,
     /// Budget of store lookups by the edge while the revocation set is stale (`enforce`).
     pub(crate) lookups: governor::DefaultDirectRateLimiter,
 }
@@ -135,10 +129,7 @@ impl Learner {
             refresh_token_ttl: st.refresh_token_ttl,
             tombstone_ttl: st.tombstone_ttl,
             endpoints: up.endpoints.clone(),
-            session_cookies: up.session_cookies.clone(),
-            session_cookie_paths: up.session_cookie_paths.clone(),
-            session_cookie_expiry_paths: up.session_cookie_expiry_paths.clone(),
-            secure_cookies: config.issuer.starts_with("https://"),
+            cookies: crate::cookies::OpCookies::new(config),
             lookups: lookup_budget(),
         }
     }
@@ -380,16 +371,9 @@ impl Learner {
     async fn not_of_others(&self, sub: &str, hashes: &[String]) -> Vec<String> {
         let mut out = Vec::new();
         for ck in hashes {
-            let owner = match self.store.session_by_cookie(ck).await {
-                Ok(None) => None,
-                Ok(Some(sid)) => match self.store.get_session(&sid).await {
-                    Ok(v) => v,
-                    Err(_) => continue,
-                },
-                Err(_) => continue,
-            };
-            if owner.is_none_or(|v| !v.is_active() || v.sub == sub) {
-                out.push(ck.clone());
+            match crate::session::live_owner(self.store.as_ref(), ck).await {
+                Ok(owner) if owner.as_ref().is_none_or(|v| v.sub == sub) => out.push(ck.clone()),
+                _ => {}
             }
         }
         out

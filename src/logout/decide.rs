@@ -116,6 +116,8 @@ pub(crate) enum Outcome {
     Confirm { next: Next, end: Option<EndRequest> },
 }
 
+/// The decision table (docs/requirements.md): what a request with this hint, client_id and
+/// redirect URI may do, before the store is asked.
 pub fn plan(
     hint: &HintCheck,
     client_id: Option<&str>,
@@ -130,60 +132,79 @@ pub fn plan(
         HintCheck::Absent => None,
         HintCheck::Valid(c) => Some(c),
     };
-    if let Some(id) = client_id {
-        if !clients.contains_key(id) {
-            return Plan::Reject(Reject::UnknownClient); // RPI-07a
-        }
-    }
-    if let (Some(c), Some(id)) = (claims, client_id) {
-        if c.client_id != id {
-            return Plan::Reject(Reject::ClientMismatch); // T7, RPI-06
-        }
-    }
-    if claims.is_some_and(|c| c.expired && policy.reject_expired) {
-        return Plan::Reject(Reject::HintExpired);
+    if let Some(r) = refused(claims, client_id, clients, policy) {
+        return Plan::Reject(r);
     }
     // The client the request identifies: the hint's (proved) or client_id's (claimed).
     let client = claims.map(|c| c.client_id.as_str()).or(client_id);
-    let next = match client.and_then(|id| clients.get(id).map(|c| (id, c))) {
-        None => Next::default(), // T5/T9/T10: no client, no redirect (RPI-20); the URI is ignored
-        Some((id, c)) => {
-            let target = match post_logout_redirect_uri {
-                Some(uri) if is_allowed(c, uri, policy) => Some(uri.to_string()),
-                Some(_) => return Plan::Reject(Reject::RedirectNotRegistered), // T8, RPI-21
-                None => c.default_post_logout_redirect_uri.clone(),
-            };
-            let unvetted = c.registered
-                && target.as_deref().is_some_and(|t| !policy.registered_redirect_patterns.iter().any(|p| p.matches(t)));
-            let next =
-                Next { client_id: Some(id.to_string()), redirect: target.map(|t| redirect_with_state(&t, state)) };
-            if unvetted {
-                // The user is asked first, the page naming where they will be sent; what the
-                // hint names is ended once they confirm.
-                let end = claims.filter(|c| c.sid.is_some()).map(|c| EndRequest {
-                    sid: c.sid.clone().unwrap_or_default(),
-                    sub: c.sub.clone(),
-                    accept_unknown: policy.accept_unknown_sid && !c.expired,
-                });
-                return Plan::Confirm { next, end };
-            }
-            next
-        }
+    let (next, unvetted) = match client.and_then(|id| clients.get(id).map(|c| (id, c))) {
+        None => (Next::default(), false), // T5/T9/T10: no client, no redirect (RPI-20); the URI is ignored
+        Some((id, c)) => match destination(id, c, post_logout_redirect_uri, state, policy) {
+            Ok(d) => d,
+            Err(r) => return Plan::Reject(r),
+        },
     };
+    if unvetted {
+        // The user is asked first, the page naming where they will be sent; what the hint
+        // names is ended once they confirm.
+        let end = claims.filter(|c| c.sid.is_some()).map(|c| end_request(c, policy));
+        return Plan::Confirm { next, end };
+    }
     match claims {
         None => Plan::Confirm { next, end: None }, // T5, T6, T9, T10 (RPI-14)
         // A valid hint without a sid names no session the store could end: nothing may claim
         // a logout happened without the user's say (the client is proved, so the redirect is
         // allowed after confirming).
         Some(HintClaims { sid: None, .. }) => Plan::Confirm { next, end: None },
-        Some(c) => Plan::End {
-            next,
-            end: EndRequest {
-                sid: c.sid.clone().unwrap_or_default(),
-                sub: c.sub.clone(),
-                accept_unknown: policy.accept_unknown_sid && !c.expired,
-            },
-        },
+        Some(c) => Plan::End { next, end: end_request(c, policy) },
+    }
+}
+
+/// What refuses the request whatever else it says: an unknown client_id (RPI-07a), a client_id
+/// other than the hint's (T7, RPI-06), an expired hint when those are refused.
+fn refused(
+    claims: Option<&HintClaims>,
+    client_id: Option<&str>,
+    clients: &BTreeMap<String, Client>,
+    policy: &Policy,
+) -> Option<Reject> {
+    if client_id.is_some_and(|id| !clients.contains_key(id)) {
+        return Some(Reject::UnknownClient);
+    }
+    if let (Some(c), Some(id)) = (claims, client_id) {
+        if c.client_id != id {
+            return Some(Reject::ClientMismatch);
+        }
+    }
+    claims.is_some_and(|c| c.expired && policy.reject_expired).then_some(Reject::HintExpired)
+}
+
+/// Where client `id` sends the browser afterwards, and whether that is unvetted (a registered
+/// client's URI no operator pattern allows, so the user is asked first).
+fn destination(
+    id: &str,
+    c: &Client,
+    post_logout_redirect_uri: Option<&str>,
+    state: Option<&str>,
+    policy: &Policy,
+) -> Result<(Next, bool), Reject> {
+    let target = match post_logout_redirect_uri {
+        Some(uri) if is_allowed(c, uri, policy) => Some(uri.to_string()),
+        Some(_) => return Err(Reject::RedirectNotRegistered), // T8, RPI-21
+        None => c.default_post_logout_redirect_uri.clone(),
+    };
+    let unvetted = c.registered
+        && target.as_deref().is_some_and(|t| !policy.registered_redirect_patterns.iter().any(|p| p.matches(t)));
+    let next = Next { client_id: Some(id.to_string()), redirect: target.map(|t| redirect_with_state(&t, state)) };
+    Ok((next, unvetted))
+}
+
+/// The store call for the session a valid hint names.
+fn end_request(c: &HintClaims, policy: &Policy) -> EndRequest {
+    EndRequest {
+        sid: c.sid.clone().unwrap_or_default(),
+        sub: c.sub.clone(),
+        accept_unknown: policy.accept_unknown_sid && !c.expired,
     }
 }
 

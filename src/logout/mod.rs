@@ -9,8 +9,10 @@
 //! store trouble is a 503 page without a redirect (GW-08). This module does not touch pingora
 //! types; `proxy` reads the request into an [`Input`] and writes the [`Reply`].
 
+mod confirm;
 pub(crate) mod decide;
 pub(crate) mod failure;
+mod finish;
 pub(crate) mod notify;
 pub(crate) mod params;
 pub(crate) mod uri;
@@ -19,18 +21,15 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use serde::{Deserialize, Serialize};
-use sha2::{Digest, Sha256};
-
 use self::decide::{EndRequest, HintCheck, Next, Outcome, Plan, Policy, StoreAnswer};
 use self::failure::{Failure, InLang, LogoutError};
 use self::params::LogoutParams;
 use crate::backchannel::Backchannel;
 use crate::clients::Clients;
 use crate::config::{Client, Config};
-use crate::metrics::Metrics;
+use crate::cookies::OpCookies;
 use crate::oidc::jwks::Jwks;
-use crate::render::{Answer, ErrorKind, Frame, Page, Pages};
+use crate::render::{Answer, ErrorKind, Page, Pages};
 use crate::revoke::Revoker;
 use crate::session::{EndResult, SessionStore, SessionView};
 
@@ -67,58 +66,22 @@ impl Reply {
     }
 }
 
-/// The confirmation context kept in the store under the page's token.
-#[derive(Debug, Serialize, Deserialize)]
-struct Pending {
-    next: NextJson,
-    end: Option<EndJson>,
-    lang: String,
-    /// SHA-256 (hex) of the binder cookie's value.
-    binder: String,
-    /// SHA-256 (hex) of the OP session cookies the browser presented on the GET: the POST must
-    /// present the same ones.
-    #[serde(default)]
-    op: String,
-}
-
-#[derive(Debug, Serialize, Deserialize)]
-struct NextJson {
-    client_id: Option<String>,
-    redirect: Option<String>,
-}
-
-#[derive(Debug, Serialize, Deserialize)]
-struct EndJson {
-    sid: String,
-    sub: String,
-    accept_unknown: bool,
-}
-
 /// Everything one logout needs; shared by all requests.
 pub(crate) struct Logout {
     pub(crate) clients: Arc<Clients>,
     pub(crate) issuer: String,
     pub(crate) policy: Policy,
-    pub(crate) session_cookies: Vec<String>,
-    /// `Path` attributes the OP cookies are expired on (`upstream.session_cookie_expiry_paths`).
-    pub(crate) session_cookie_expiry_paths: Vec<String>,
+    /// The OP's session cookies: read to find the browser's session, expired at logout.
+    pub(crate) cookies: OpCookies,
     pub(crate) frontchannel_timeout: Duration,
     pub(crate) confirmation_ttl: Duration,
     /// Janssen endSessionWithAccessToken: a learned access token may stand in for the hint.
     pub(crate) accept_access_token_hint: bool,
-    /// Cookies get `Secure` when the issuer is https.
-    pub(crate) secure_cookies: bool,
     pub(crate) store: Arc<dyn SessionStore>,
     pub(crate) jwks: Arc<Jwks>,
     pub(crate) pages: Arc<Pages>,
     /// Tells the RPs of ended sessions (back-channel) and revokes their tokens at the upstream.
     pub(crate) notifier: notify::Notifier,
-}
-
-/// A participant RP and the sid it knows.
-struct Participant<'a> {
-    client_id: &'a str,
-    sid: Option<String>,
 }
 
 impl Logout {
@@ -142,12 +105,10 @@ impl Logout {
                 unregistered_redirect_patterns: es.unregistered_redirect_uri_patterns.clone(),
                 registered_redirect_patterns: config.registration.redirect_patterns.clone(),
             },
-            session_cookies: config.upstream.session_cookies.clone(),
-            session_cookie_expiry_paths: config.upstream.session_cookie_expiry_paths.clone(),
+            cookies: OpCookies::new(config),
             frontchannel_timeout: es.frontchannel_timeout,
             accept_access_token_hint: es.accept_access_token_hint,
             confirmation_ttl: es.confirmation_ttl,
-            secure_cookies: config.issuer.starts_with("https://"),
             store,
             jwks,
             pages,
@@ -254,70 +215,6 @@ impl Logout {
         self.finish(next, &who, sessions, sub, input.cookie, lang).await
     }
 
-    /// The confirmation form's POST: a valid, unused token bound to this browser logs out.
-    pub(crate) async fn confirm(&self, input: &Input<'_>) -> Reply {
-        self.confirm_steps(input).await.unwrap_or_else(|f| self.fail(f))
-    }
-
-    async fn confirm_steps(&self, input: &Input<'_>) -> Result<Reply, Failure> {
-        if input.method != "POST" {
-            return Err(LogoutError::Method("POST").into());
-        }
-        if !is_form(input.content_type) {
-            return Err(LogoutError::NotForm.into());
-        }
-        let (mut token, mut action) = (None, None);
-        for pair in input.body.split(|b| *b == b'&') {
-            let (k, v) = match pair.iter().position(|b| *b == b'=') {
-                Some(i) => (&pair[..i], &pair[i + 1..]),
-                None => (pair, &b""[..]),
-            };
-            match crate::uri::decode(k).as_slice() {
-                b"token" => token = Some(String::from_utf8_lossy(&crate::uri::decode(v)).into_owned()),
-                b"action" => action = Some(crate::uri::decode(v)),
-                _ => {}
-            }
-        }
-        let Some(token) = token.filter(|t| t.len() <= 64 && !t.is_empty()) else {
-            return Err(LogoutError::ConfirmationInvalid("no token").into());
-        };
-        let pending = self.store.take_pending(&token).await?;
-        let Some(pending) = pending.and_then(|p| serde_json::from_str::<Pending>(&p).ok()) else {
-            return Err(LogoutError::ConfirmationInvalid("token unknown, expired or replayed").into());
-        };
-        let lang = pending.lang.clone();
-        let binder = cookie_value(input.cookie, self.confirm_cookie()).map(|v| hex_sha256(v.as_bytes()));
-        if binder.as_deref() != Some(pending.binder.as_str())
-            || action.as_deref() != Some(b"logout")
-            || self.op_binding(input.cookie) != pending.op
-        {
-            let why = "not bound to this browser or its OP session, or not a logout";
-            return Err(LogoutError::ConfirmationInvalid(why)).in_lang(&lang);
-        }
-        let next = Next { client_id: pending.next.client_id, redirect: pending.next.redirect };
-        let initiator = next.client_id.clone();
-        // End what the context names (a hint's session, or an unknown sid as a tombstone) and
-        // the browser's own session, found by its OP cookie (RPI-16).
-        let mut sessions: Vec<SessionView> = Vec::new();
-        let (mut sid, mut sub) = (None, None);
-        if let Some(e) = pending.end {
-            let r = self.store.end_session(&e.sid, Some(&e.sub), e.accept_unknown).await.in_lang(&lang)?;
-            sessions.extend(session_of(&r));
-            sid = Some(e.sid);
-            sub = Some(e.sub);
-        }
-        if let Some(bsid) = self.browser_session(input.cookie).await.in_lang(&lang)? {
-            if !sessions.iter().any(|v| v.sid == bsid) {
-                sessions.extend(session_of(&self.store.end_session(&bsid, None, false).await.in_lang(&lang)?));
-            }
-        }
-        let who = initiator.map(|c| vec![(c, sid)]).unwrap_or_default();
-        let mut reply = self.finish(next, &who, sessions, sub.as_deref(), input.cookie, &lang).await?;
-        let clear = self.binder_cookie("", &input.confirm_action, 0);
-        reply.answer.push_header("set-cookie", clear);
-        Ok(reply)
-    }
-
     /// endSessionWithAccessToken: an access token the gateway learned (by hash) names its
     /// session and client as a valid hint would; anything else stays invalid.
     async fn access_token_hint(&self, token: &str) -> Result<HintCheck, crate::session::StoreError> {
@@ -338,43 +235,6 @@ impl Logout {
             sid: Some(client_sid),
             expired: false,
         }))
-    }
-
-    /// The session the browser's OP cookie is bound to (learned from the code flow), if any.
-    async fn browser_session(&self, cookie: Option<&str>) -> Result<Option<String>, crate::session::StoreError> {
-        for hash in crate::cookies::op_cookie_hashes(cookie, &self.session_cookies)
-            .into_iter()
-            .take(crate::cookies::MAX_OP_COOKIES)
-        {
-            if let Some(sid) = self.store.session_by_cookie(&hash).await? {
-                return Ok(Some(sid));
-            }
-        }
-        Ok(None)
-    }
-
-    /// The presented OP cookies (at most `MAX_OP_COOKIES`) a logout that ended `sessions` may
-    /// revoke: those bound to no session or to one of them (or to a session no longer active).
-    async fn revocable_cookies(
-        &self,
-        cookie: Option<&str>,
-        sessions: &[SessionView],
-    ) -> Result<Vec<String>, crate::session::StoreError> {
-        let mut out = Vec::new();
-        for hash in crate::cookies::op_cookie_hashes(cookie, &self.session_cookies)
-            .into_iter()
-            .take(crate::cookies::MAX_OP_COOKIES)
-        {
-            let keep = match self.store.session_by_cookie(&hash).await? {
-                None => true,
-                Some(sid) if sessions.iter().any(|v| v.sid == sid || v.client_sids.values().any(|s| *s == sid)) => true,
-                Some(sid) => self.store.get_session(&sid).await?.is_none_or(|v| !v.is_active()),
-            };
-            if keep {
-                out.push(hash);
-            }
-        }
-        Ok(out)
     }
 
     fn raw_params<'a>(&self, input: &Input<'a>) -> Result<&'a [u8], LogoutError> {
@@ -411,158 +271,6 @@ impl Logout {
         }
         Reply { answer, outcome }
     }
-
-    /// Keep the context under a fresh token and show the confirmation page, with the cookie
-    /// that binds the token to this browser.
-    async fn ask(&self, next: Next, end: Option<EndRequest>, lang: &str, input: &Input<'_>) -> Result<Reply, Failure> {
-        // The page names where the browser goes afterwards: the host (or a native app's scheme).
-        let destination = next.redirect.as_deref().and_then(|r| url::Url::parse(r).ok()).map(|u| match u.host_str() {
-            Some(h) => h.to_string(),
-            None => format!("{}:", u.scheme()),
-        });
-        let token = crate::crypto::random_token();
-        let binder = crate::crypto::random_token();
-        let pending = Pending {
-            next: NextJson { client_id: next.client_id, redirect: next.redirect },
-            end: end.map(|e| EndJson { sid: e.sid, sub: e.sub, accept_unknown: e.accept_unknown }),
-            lang: lang.to_string(),
-            binder: hex_sha256(binder.as_bytes()),
-            op: self.op_binding(input.cookie),
-        };
-        let json = serde_json::to_string(&pending).map_err(|e| LogoutError::Render(e.to_string())).in_lang(lang)?;
-        if !self.store.put_pending(&token, &json, self.confirmation_ttl).await.in_lang(lang)? {
-            Metrics::get().limited.with_label_values(&["confirmations"]).inc();
-            return Err(LogoutError::ConfirmationsCapped).in_lang(lang);
-        }
-        let page = self
-            .pages
-            .confirm(lang, &input.confirm_action, &token, destination.as_deref())
-            .map_err(LogoutError::Render)
-            .in_lang(lang)?;
-        let cookie = self.binder_cookie(&binder, &input.confirm_action, self.confirmation_ttl.as_secs().max(1));
-        Ok(Reply::page(page, vec![("set-cookie", cookie)], "confirm"))
-    }
-
-    /// The binder cookie's name: `__Host-` prefixed over https.
-    fn confirm_cookie(&self) -> &'static str {
-        if self.secure_cookies {
-            CONFIRM_COOKIE_HOST
-        } else {
-            CONFIRM_COOKIE
-        }
-    }
-
-    /// The binder cookie (`max_age` 0 clears it). Over https it is `__Host-` (Secure, Path=/);
-    /// over http it is scoped to the confirmation path.
-    fn binder_cookie(&self, value: &str, confirm_action: &str, max_age: u64) -> String {
-        let name = self.confirm_cookie();
-        let path = if self.secure_cookies { "/" } else { confirm_action };
-        let secure = if self.secure_cookies { "; Secure" } else { "" };
-        format!("{name}={value}; Path={path}; Max-Age={max_age}; HttpOnly; SameSite=Strict{secure}")
-    }
-
-    /// What binds a confirmation to the browser's OP session: a hash of the OP session cookies
-    /// it presented (by name, in order; at most `MAX_OP_COOKIES`).
-    fn op_binding(&self, cookie: Option<&str>) -> String {
-        let mut pairs: Vec<(&str, &str)> = crate::cookies::op_cookie_pairs(cookie, &self.session_cookies)
-            .take(crate::cookies::MAX_OP_COOKIES)
-            .collect();
-        pairs.sort_unstable();
-        let joined: Vec<String> = pairs.iter().map(|(k, v)| format!("{k}={v}")).collect();
-        hex_sha256(joined.join("; ").as_bytes())
-    }
-
-    /// One front-channel iframe per participant with a `frontchannel_logout_uri` (FCL-05..07):
-    /// every client of the ended sessions with the sid it knows, then the initiator's.
-    async fn frames(&self, sessions: &[SessionView], initiator: &[(String, Option<String>)]) -> Vec<Frame> {
-        let mut who: Vec<Participant<'_>> = Vec::new();
-        for s in sessions {
-            for c in &s.clients {
-                if !who.iter().any(|p| p.client_id == c) {
-                    who.push(Participant { client_id: c, sid: Some(s.sid_for(c).to_string()) });
-                }
-            }
-        }
-        for (c, sid) in initiator {
-            if !who.iter().any(|p| p.client_id == c) {
-                who.push(Participant { client_id: c, sid: sid.clone() });
-            }
-        }
-        let mut frames: Vec<Frame> = Vec::new();
-        for p in &who {
-            let Some(client) = self.clients.get(p.client_id).await else { continue };
-            let Some(fc) = client.frontchannel_logout_uri.as_deref() else { continue };
-            let src =
-                uri::frontchannel_url(fc, client.frontchannel_logout_session_required, &self.issuer, p.sid.as_deref());
-            if let Some(origin) = uri::origin(&src) {
-                frames.push(Frame { src, origin });
-            }
-        }
-        frames
-    }
-
-    /// The user is logged out (the store said so): accept the back-channel notices, clear the
-    /// OP's cookies, load every participant's front-channel URI, then go where `next` says
-    /// (RPI-17/22, FCL-05..10, BCL).
-    async fn finish(
-        &self,
-        next: Next,
-        initiator: &[(String, Option<String>)],
-        sessions: Vec<SessionView>,
-        sub: Option<&str>,
-        cookie: Option<&str>,
-        lang: &str,
-    ) -> Result<Reply, Failure> {
-        let frames = self.frames(&sessions, initiator).await;
-        // The browser's OP cookies are refused from now on (GW-02), whether a learned session
-        // has them or the gateway never saw them bound; a cookie bound to a session this logout
-        // did not end (another user's, planted) is left alone.
-        let presented = self.revocable_cookies(cookie, &sessions).await.in_lang(lang)?;
-        self.store.revoke_hashes(&presented).await.in_lang(lang)?;
-        // Back-channel notices are accepted (durably) before anything says "signed out".
-        self.notifier.sessions_ended(&sessions, initiator, sub).await.in_lang(lang)?;
-        let headers = self.clear_op_cookies();
-        let m = Metrics::get();
-        m.frontchannel_iframes.inc_by(frames.len() as u64);
-        let outcome = if next.redirect.is_some() { "redirect" } else { "logged_out" };
-        tracing::info!(
-            outcome,
-            client = next.client_id.as_deref().unwrap_or("-"),
-            iframes = frames.len(),
-            "logged out"
-        );
-        if frames.is_empty() {
-            if let Some(location) = next.redirect {
-                return Ok(Reply { answer: Answer::Redirect { location, headers }, outcome: "redirect" });
-            }
-        }
-        let page = if frames.is_empty() {
-            self.pages.logged_out(lang)
-        } else {
-            let ms = self.frontchannel_timeout.as_millis().min(60_000) as u64;
-            self.pages.frontchannel(lang, &frames, next.redirect.as_deref(), ms)
-        };
-        Ok(match page {
-            Ok(page) => Reply::page(page, headers, outcome),
-            Err(e) => {
-                // The session is ended: count it as such, and still clear the OP cookies.
-                tracing::error!(error = %e, "logged-out page failed to render");
-                let mut r = self.error(500, ErrorKind::Internal, Some(lang), outcome);
-                for (k, v) in headers {
-                    r.answer.push_header(k, v);
-                }
-                r
-            }
-        })
-    }
-
-    /// Expire the upstream OP's own session cookies in the browser: one `Set-Cookie` per name
-    /// and configured cookie path.
-    fn clear_op_cookies(&self) -> Vec<(&'static str, String)> {
-        crate::cookies::expiring_cookies(&self.session_cookies, &self.session_cookie_expiry_paths, self.secure_cookies)
-            .map(|c| ("set-cookie", c))
-            .collect()
-    }
 }
 
 fn session_of(r: &EndResult) -> Option<SessionView> {
@@ -583,10 +291,6 @@ pub(crate) fn cookie_value<'a>(header: Option<&'a str>, name: &str) -> Option<&'
     header?.split(';').filter_map(|kv| kv.trim().split_once('=')).find(|(k, _)| *k == name).map(|(_, v)| v)
 }
 
-fn hex_sha256(data: &[u8]) -> String {
-    Sha256::digest(data).iter().map(|b| format!("{b:02x}")).collect()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -599,6 +303,5 @@ mod tests {
         assert!(is_form(Some("application/x-www-form-urlencoded; charset=UTF-8")));
         assert!(!is_form(Some("application/json")));
         assert!(!is_form(None));
-        assert_eq!(hex_sha256(b"").len(), 64);
     }
 }

@@ -14,7 +14,7 @@ use pingora::prelude::*;
 use pingora::proxy::Session;
 
 use super::{read_body, BodyError, Ctx, Gateway};
-use crate::cookies::{op_cookie_pairs, MAX_OP_COOKIES};
+use crate::cookies::MAX_OP_COOKIES;
 use crate::crypto::token_hash;
 use crate::learn::credentials::{self, Source};
 use crate::learn::{Endpoint, FormPost, Observation, Purpose, MAX_CREDENTIALS};
@@ -183,7 +183,7 @@ impl Gateway {
             return self.refuse_credential(session, ctx, unreadable(400, TOO_MANY_CREDENTIALS), "repeated_param").await;
         }
         let cookie = cookie_header(req);
-        let cookies: Vec<(&str, &str)> = op_cookie_pairs(cookie.as_deref(), &self.learner.session_cookies).collect();
+        let cookies: Vec<(&str, &str)> = self.learner.cookies.all_pairs(cookie.as_deref()).collect();
         if cookies.len() > MAX_OP_COOKIES {
             let r = unreadable(400, TOO_MANY_COOKIES);
             return self.refuse_credential(session, ctx, r, "unreadable_body").await;

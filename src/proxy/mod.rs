@@ -320,7 +320,7 @@ impl ProxyHttp for Gateway {
 impl Gateway {
     /// Whether the response sets one of the OP's session cookies (cheap when it sets none).
     fn sets_op_cookie(&self, resp: &ResponseHeader) -> bool {
-        let names = &self.learner.session_cookies;
+        let names = &self.learner.cookies.names;
         resp.headers.get_all(http::header::SET_COOKIE).iter().filter_map(|v| v.to_str().ok()).any(|v| {
             v.split_once('=').is_some_and(|(name, value)| {
                 names.iter().any(|n| n == name.trim()) && !value.starts_with(';') && !value.is_empty()

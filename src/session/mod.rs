@@ -226,6 +226,14 @@ pub(crate) fn learned_at(json: &str) -> u64 {
     serde_json::from_str::<serde_json::Value>(json).ok().and_then(|v| v.get("learned_at")?.as_u64()).unwrap_or(0)
 }
 
+/// The live session an OP cookie (by hash) is bound to: None when it is bound to none, or to a
+/// session that has ended or expired. Learning and logout ask this before revoking a cookie on
+/// a session's account, so a cookie of another user's live session is never touched.
+pub(crate) async fn live_owner(store: &dyn SessionStore, cookie_hash: &str) -> Result<Option<SessionView>, StoreError> {
+    let Some(sid) = store.session_by_cookie(cookie_hash).await? else { return Ok(None) };
+    Ok(store.get_session(&sid).await?.filter(SessionView::is_active))
+}
+
 /// Unix seconds.
 pub(crate) fn unix_now() -> u64 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
