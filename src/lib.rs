@@ -157,19 +157,59 @@ pub fn prepare(config: Config) -> std::result::Result<Server, BuildError> {
     Ok(server)
 }
 
-/// Build the server: public proxy, admin listener, background services. Nothing async runs
-/// yet (pingora starts runtimes in `run`); nothing here panics on configuration input.
-fn build(config: Config) -> std::result::Result<Server, BuildError> {
-    let pages = Arc::new(render::Pages::load(&config.templates_dir).map_err(BuildError::Templates)?);
-    // Register every metric now, so /metrics lists them (at zero) before the first request.
-    metrics::Metrics::get();
+/// The pingora server with the process settings of `config` (threads, shutdown timings, the
+/// upstream's CA bundle), bootstrapped.
+fn pingora_server(config: &Config) -> Server {
     let mut conf = ServerConf { threads: config.server.threads, ..ServerConf::default() };
     conf.grace_period_seconds = Some(whole_secs(config.server.grace_period));
     conf.graceful_shutdown_timeout_seconds = Some(whole_secs(config.server.shutdown_timeout));
     conf.ca_file = config.upstream.ca_file.as_ref().map(|p| p.display().to_string());
     let mut server = Server::new_with_opt_and_conf(None, conf);
     server.bootstrap();
+    server
+}
 
+/// What the public listener's hooks share.
+fn gateway(
+    config: &Config,
+    upstream: Arc<proxy::upstream::UpstreamPeer>,
+    pages: Arc<render::Pages>,
+    logout: Arc<logout::Logout>,
+    learner: Arc<learn::Learner>,
+    signing_keys: Arc<crypto::keys::Keys>,
+) -> proxy::Gateway {
+    let jwks = learner.jwks.clone();
+    let issuer_origin = url::Url::parse(&config.issuer).map(|u| u.origin().ascii_serialization()).unwrap_or_default();
+    let published = proxy::Published {
+        discovery_path: jwks.discovery_url().path().to_string(),
+        end_session_endpoint: format!(
+            "{issuer_origin}{}",
+            config.end_session.paths.first().cloned().unwrap_or_default()
+        ),
+        jwks,
+        signing_keys,
+    };
+    proxy::Gateway {
+        upstream,
+        end_session_paths: config.end_session.paths.clone(),
+        pages,
+        trust_forwarded_headers: config.upstream.trust_forwarded_headers,
+        logout,
+        published,
+        learner,
+        limits: proxy::limits::Limits::new(&config.limits, config.rate_limit, config.upstream.trust_forwarded_headers),
+        #[cfg(feature = "fault-injection")]
+        fault_armed: fault::armed_by_env(),
+    }
+}
+
+/// Build the server: public proxy, admin listener, background services. Nothing async runs
+/// yet (pingora starts runtimes in `run`); nothing here panics on configuration input.
+fn build(config: Config) -> std::result::Result<Server, BuildError> {
+    let pages = Arc::new(render::Pages::load(&config.templates_dir).map_err(BuildError::Templates)?);
+    // Register every metric now, so /metrics lists them (at zero) before the first request.
+    metrics::Metrics::get();
+    let mut server = pingora_server(&config);
     let (store, follower) = session::build(&config.session_store);
     if let Some(f) = follower {
         server.add_service(background_service("revocation feed", f));
@@ -178,12 +218,9 @@ fn build(config: Config) -> std::result::Result<Server, BuildError> {
     if upstream.needs_dns() {
         server.add_service(background_service("upstream dns", proxy::upstream::DnsRefresher(upstream.clone())));
     }
-
     let jwks = oidc::jwks::Jwks::new(&config).map_err(BuildError::Jwks)?;
-    server.add_service(background_service(
-        "upstream keys",
-        oidc::jwks::JwksRefresher { jwks: jwks.clone(), interval: config.jwks.refresh_interval },
-    ));
+    let interval = config.jwks.refresh_interval;
+    server.add_service(background_service("upstream keys", oidc::jwks::JwksRefresher { jwks: jwks.clone(), interval }));
     let clients = Arc::new(clients::Clients::new(&config.clients, config.registration.clone(), store.clone()));
     let revoker = match &config.revocation {
         Some(r) => Some(
@@ -195,40 +232,18 @@ fn build(config: Config) -> std::result::Result<Server, BuildError> {
     let backchannel =
         backchannel::Backchannel::new(&config, clients.clone(), store.clone()).map_err(BuildError::Backchannel)?;
     server.add_service(background_service("back-channel", backchannel::BackchannelService(backchannel.clone())));
+    let notifier = logout::notify::Notifier { backchannel: backchannel.clone(), revoker: revoker.clone() };
     let logout = Arc::new(logout::Logout::new(
         &config,
         clients.clone(),
-        revoker.clone(),
         store.clone(),
         jwks.clone(),
         pages.clone(),
-        backchannel.clone(),
+        notifier.clone(),
     ));
-    let learner = Arc::new(learn::Learner::new(&config, jwks.clone(), clients, store.clone(), revoker.clone()));
-    let issuer_origin = url::Url::parse(&config.issuer).map(|u| u.origin().ascii_serialization()).unwrap_or_default();
-    let published = proxy::Published {
-        discovery_path: jwks.discovery_url().path().to_string(),
-        end_session_endpoint: format!(
-            "{issuer_origin}{}",
-            config.end_session.paths.first().cloned().unwrap_or_default()
-        ),
-        jwks,
-        signing_keys: backchannel.keys.clone(),
-    };
-    let gateway = proxy::Gateway {
-        upstream,
-        end_session_paths: config.end_session.paths.clone(),
-        pages,
-        trust_forwarded_headers: config.upstream.trust_forwarded_headers,
-        logout,
-        published,
-        learner,
-        limits: proxy::limits::Limits::new(&config.limits, config.rate_limit, config.upstream.trust_forwarded_headers),
-        #[cfg(feature = "fault-injection")]
-        fault_armed: fault::armed_by_env(),
-    };
+    let learner = Arc::new(learn::Learner::new(&config, jwks, clients, store.clone(), revoker));
+    let gateway = gateway(&config, upstream, pages, logout, learner, backchannel.keys.clone());
     server.add_service(public_service(&config, &server, gateway));
-
-    server.add_service(admin_service(&config, store, logout::notify::Notifier { backchannel, revoker }));
+    server.add_service(admin_service(&config, store, notifier));
     Ok(server)
 }

@@ -221,24 +221,7 @@ impl Learner {
                 return refused;
             }
         }
-        let mut decision = Decision::default();
-        for (f, _) in found.iter().zip(&revoked).filter(|(_, r)| **r) {
-            match (&f.cookie, f.source) {
-                (Some(name), _) => {
-                    if !decision.strip_cookies.contains(name) {
-                        decision.strip_cookies.push(name.clone());
-                    }
-                }
-                (None, Some(source)) => {
-                    if let Some(r) = refusal_for(endpoint, source) {
-                        if decision.refusal.as_ref().is_none_or(|d| rank(&r) < rank(d)) {
-                            decision.refusal = Some(r);
-                        }
-                    }
-                }
-                (None, None) => {}
-            }
-        }
+        let decision = decide(endpoint, &found, &revoked);
         let m = Metrics::get();
         match &decision.refusal {
             Some(r) => m.edge.with_label_values(&[edge_label(r)]).inc(),
@@ -313,4 +296,28 @@ pub(crate) fn lookup_budget() -> governor::DefaultDirectRateLimiter {
         governor::Quota::per_second(per_second)
             .allow_burst(per_second.saturating_mul(std::num::NonZeroU32::new(2).unwrap_or(std::num::NonZeroU32::MIN))),
     )
+}
+
+/// What the revoked ones among `found` mean at `endpoint`: revoked cookies are stripped, and the
+/// strongest refusal any revoked token earns is the answer.
+fn decide(endpoint: Endpoint, found: &[Found], revoked: &[bool]) -> Decision {
+    let mut decision = Decision::default();
+    for (f, _) in found.iter().zip(revoked).filter(|(_, r)| **r) {
+        match (&f.cookie, f.source) {
+            (Some(name), _) => {
+                if !decision.strip_cookies.contains(name) {
+                    decision.strip_cookies.push(name.clone());
+                }
+            }
+            (None, Some(source)) => {
+                if let Some(r) = refusal_for(endpoint, source) {
+                    if decision.refusal.as_ref().is_none_or(|d| rank(&r) < rank(d)) {
+                        decision.refusal = Some(r);
+                    }
+                }
+            }
+            (None, None) => {}
+        }
+    }
+    decision
 }

@@ -24,13 +24,11 @@ use std::time::Duration;
 use self::decide::{EndRequest, HintCheck, Next, Outcome, Plan, Policy, StoreAnswer};
 use self::failure::{Failure, InLang, LogoutError};
 use self::params::LogoutParams;
-use crate::backchannel::Backchannel;
 use crate::clients::Clients;
 use crate::config::{Client, Config};
 use crate::cookies::OpCookies;
 use crate::oidc::jwks::Jwks;
 use crate::render::{Answer, ErrorKind, Page, Pages};
-use crate::revoke::Revoker;
 use crate::session::{EndResult, SessionStore, SessionView};
 
 /// Name of the cookie that binds a confirmation page to the browser that saw it (over http).
@@ -88,11 +86,10 @@ impl Logout {
     pub(crate) fn new(
         config: &Config,
         clients: Arc<Clients>,
-        revoker: Option<Arc<Revoker>>,
         store: Arc<dyn SessionStore>,
         jwks: Arc<Jwks>,
         pages: Arc<Pages>,
-        backchannel: Arc<Backchannel>,
+        notifier: notify::Notifier,
     ) -> Logout {
         let es = &config.end_session;
         Logout {
@@ -112,7 +109,7 @@ impl Logout {
             store,
             jwks,
             pages,
-            notifier: notify::Notifier { backchannel, revoker },
+            notifier,
         }
     }
 

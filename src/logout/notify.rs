@@ -20,6 +20,7 @@ pub(crate) enum NotifyError {
 }
 
 /// Tells the RPs of ended sessions, and revokes their tokens at the upstream.
+#[derive(Clone)]
 pub(crate) struct Notifier {
     pub(crate) backchannel: Arc<Backchannel>,
     /// RFC 7009 revocation at the upstream; None: off.

@@ -157,19 +157,7 @@ impl Gateway {
         if params.repeated.is_some() {
             return self.refuse_credential(session, ctx, crate::learn::REPEATED, "repeated_param").await;
         }
-        if let Some(Purpose::Token { code_hash, refresh_hash }) = ctx.observe.as_mut().map(|o| &mut o.purpose) {
-            let grant = params.grant_type.as_deref();
-            if grant == Some("authorization_code") {
-                *code_hash = params.code.as_deref().map(|c| token_hash(c.as_bytes()));
-            }
-            if grant == Some("refresh_token") {
-                *refresh_hash = params
-                    .credentials
-                    .iter()
-                    .find(|(n, _)| *n == "refresh_token")
-                    .map(|(_, v)| token_hash(v.as_bytes()));
-            }
-        }
+        note_grant(ctx, &params);
         let headers = req
             .headers
             .get_all(http::header::AUTHORIZATION)
@@ -271,4 +259,20 @@ pub(super) fn strip_cookies(req: &mut RequestHeader, names: &[String]) -> Result
         req.insert_header("cookie", kept.join("; "))?;
     }
     Ok(())
+}
+
+/// A token request: remember which code or refresh token it redeems, so the response's tokens
+/// are joined to the right session.
+fn note_grant(ctx: &mut Ctx, params: &credentials::Params) {
+    let Some(Purpose::Token { code_hash, refresh_hash }) = ctx.observe.as_mut().map(|o| &mut o.purpose) else {
+        return;
+    };
+    match params.grant_type.as_deref() {
+        Some("authorization_code") => *code_hash = params.code.as_deref().map(|c| token_hash(c.as_bytes())),
+        Some("refresh_token") => {
+            *refresh_hash =
+                params.credentials.iter().find(|(n, _)| *n == "refresh_token").map(|(_, v)| token_hash(v.as_bytes()))
+        }
+        _ => {}
+    }
 }

@@ -18,12 +18,21 @@
 //! ("Invariants") and `edge`. Hooks classify and delegate; `Ok(true)` from `request_filter`
 //! means "the response is already written".
 
+mod body;
 mod edge;
+mod failure;
+mod forwarded;
 pub(crate) mod guard;
 pub(crate) mod limits;
+mod published;
 pub(crate) mod respond;
 pub(crate) mod route;
 pub(crate) mod upstream;
+
+use self::body::{read_body, BodyError};
+use self::failure::{error_reason, error_status};
+use self::forwarded::forwarded_headers;
+pub(crate) use self::published::Published;
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -58,62 +67,6 @@ pub(crate) struct Gateway {
     #[cfg(feature = "fault-injection")]
     pub(crate) fault_armed: bool,
 }
-
-/// What the gateway publishes in the OP's name: discovery with its own logout endpoints and
-/// flags (GW-05, FCL-11, BCL-01/02, RPI-18), and the JWKS with its logout-token keys (GW-04).
-pub(crate) struct Published {
-    pub(crate) jwks: Arc<crate::oidc::jwks::Jwks>,
-    pub(crate) signing_keys: Arc<crate::crypto::keys::Keys>,
-    /// Path of the discovery document on the public listener.
-    pub(crate) discovery_path: String,
-    /// The advertised end_session_endpoint (issuer origin + first end_session path).
-    pub(crate) end_session_endpoint: String,
-}
-
-impl Published {
-    /// The upstream's discovery document with the gateway's logout metadata, or None (then the
-    /// request is proxied unchanged) until it was fetched.
-    fn discovery(&self) -> Option<Vec<u8>> {
-        let mut doc = self.jwks.discovery()?;
-        let map = doc.as_object_mut()?;
-        map.insert("end_session_endpoint".into(), self.end_session_endpoint.clone().into());
-        for flag in [
-            "frontchannel_logout_supported",
-            "frontchannel_logout_session_supported",
-            "backchannel_logout_supported",
-            "backchannel_logout_session_supported",
-        ] {
-            map.insert(flag.into(), true.into());
-        }
-        serde_json::to_vec(&doc).ok()
-    }
-
-    /// The upstream's keys plus the gateway's public logout-token keys, or None (proxied) until
-    /// the upstream's were fetched.
-    fn jwks(&self) -> Option<Vec<u8>> {
-        let upstream = self.jwks.raw_keys();
-        if upstream.is_empty() {
-            return None;
-        }
-        let mut keys: Vec<serde_json::Value> = upstream.as_ref().clone();
-        keys.extend(self.signing_keys.load().public_jwks());
-        serde_json::to_vec(&serde_json::json!({ "keys": keys })).ok()
-    }
-
-    /// The body for a GET/HEAD of `path`, when the gateway answers it.
-    fn answer(&self, path: &str) -> Option<Vec<u8>> {
-        if path == self.discovery_path {
-            return self.discovery();
-        }
-        if self.jwks.is_jwks_path(path) {
-            return self.jwks();
-        }
-        None
-    }
-}
-
-/// How long reading an end_session form body may take in total.
-const BODY_DEADLINE: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// Per-request state.
 pub(crate) struct Ctx {
@@ -401,142 +354,4 @@ impl Gateway {
 
 fn header_str(req: &RequestHeader, name: http::HeaderName) -> Option<String> {
     req.headers.get(name).and_then(|v| v.to_str().ok()).map(String::from)
-}
-
-/// Why a request body could not be read.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum BodyError {
-    /// Larger than the cap (413).
-    TooLarge,
-    /// Broken framing, or the client too slow (400).
-    Unreadable,
-}
-
-impl BodyError {
-    fn status(self) -> u16 {
-        match self {
-            BodyError::TooLarge => 413,
-            BodyError::Unreadable => 400,
-        }
-    }
-}
-
-/// Read a request body of at most `cap` bytes within [`BODY_DEADLINE`].
-async fn read_body(session: &mut Session, cap: usize) -> std::result::Result<Vec<u8>, BodyError> {
-    if session
-        .req_header()
-        .headers
-        .get(http::header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<usize>().ok())
-        .is_some_and(|n| n > cap)
-    {
-        return Err(BodyError::TooLarge);
-    }
-    let read = async {
-        let mut buf = Vec::new();
-        while let Some(chunk) = session.read_request_body().await.map_err(|_| BodyError::Unreadable)? {
-            if buf.len() + chunk.len() > cap {
-                return Err(BodyError::TooLarge);
-            }
-            buf.extend_from_slice(&chunk);
-        }
-        Ok(buf)
-    };
-    tokio::time::timeout(BODY_DEADLINE, read).await.unwrap_or(Err(BodyError::Unreadable))
-}
-
-/// The status for a failed proxy attempt: 504 for timeouts, 502 for other upstream failures.
-pub(crate) fn error_status(e: &Error) -> u16 {
-    match e.etype() {
-        HTTPStatus(c) => *c,
-        ConnectTimedout | ReadTimedout | WriteTimedout | TLSHandshakeTimedout
-            if e.esource() == &ErrorSource::Upstream =>
-        {
-            504
-        }
-        _ => match e.esource() {
-            ErrorSource::Upstream => 502,
-            ErrorSource::Downstream => match e.etype() {
-                // The client is gone: nobody to answer.
-                WriteError | ReadError | ConnectionClosed => 0,
-                _ => 400,
-            },
-            ErrorSource::Internal | ErrorSource::Unset => 500,
-        },
-    }
-}
-
-fn error_reason(e: &Error) -> &'static str {
-    match e.etype() {
-        ConnectTimedout | ReadTimedout | WriteTimedout | TLSHandshakeTimedout => "timeout",
-        ConnectRefused | ConnectNoRoute | ConnectError => "connect",
-        TLSHandshakeFailure | InvalidCert | HandshakeError => "tls",
-        _ => "other",
-    }
-}
-
-/// Headers that tell an upstream who the client is, where it came from, or which path or method
-/// it "really" asked for. From an untrusted client (`trust_forwarded_headers: false`) none of
-/// them may reach the OP: the gateway sets X-Forwarded-For/Proto/Host itself and drops the rest.
-const SPOOFABLE: [&str; 22] = [
-    "forwarded",
-    "x-real-ip",
-    "x-forwarded-port",
-    "x-forwarded-prefix",
-    "x-forwarded-server",
-    "x-forwarded-ssl",
-    "x-forwarded-scheme",
-    "x-forwarded-uri",
-    "x-forwarded-path",
-    "x-url-scheme",
-    "front-end-https",
-    "true-client-ip",
-    "x-client-ip",
-    "x-cluster-client-ip",
-    "cf-connecting-ip",
-    "fastly-client-ip",
-    "x-original-forwarded-for",
-    "x-original-url",
-    "x-rewrite-url",
-    "x-original-host",
-    "x-host",
-    "x-http-method-override",
-];
-
-/// X-Forwarded-For/Proto/Host for the upstream (OPs build absolute URLs from them).
-fn forwarded_headers(session: &Session, req: &mut RequestHeader, trust: bool) -> Result<()> {
-    if !trust {
-        for h in SPOOFABLE {
-            if req.headers.contains_key(h) {
-                req.remove_header(h);
-            }
-        }
-    }
-    let client_ip = session.client_addr().and_then(|a| a.as_inet()).map(|a| a.ip().to_string());
-    if let Some(ip) = client_ip {
-        let prior = req.headers.get("x-forwarded-for").and_then(|v| v.to_str().ok()).filter(|_| trust);
-        let value = match prior {
-            Some(p) if !p.trim().is_empty() => format!("{p}, {ip}"),
-            _ => ip,
-        };
-        req.insert_header("x-forwarded-for", value)?;
-    }
-    if !(trust && req.headers.contains_key("x-forwarded-proto")) {
-        req.insert_header("x-forwarded-proto", "http")?;
-    }
-    if !(trust && req.headers.contains_key("x-forwarded-host")) {
-        let host = req
-            .headers
-            .get(http::header::HOST)
-            .cloned()
-            .or_else(|| req.uri.authority().and_then(|a| http::HeaderValue::from_str(a.as_str()).ok()));
-        match host {
-            Some(h) => req.insert_header("x-forwarded-host", h)?,
-            None => {
-                req.remove_header("x-forwarded-host");
-            }
-        }
-    }
-    Ok(())
 }

@@ -8,6 +8,11 @@ use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 
+mod queue;
+mod sessions;
+#[cfg(test)]
+mod tests;
+
 use super::revoked::RevokedSet;
 use super::{
     set_marks, union, Claimed, CodeBindings, Confirmations, Conflict, EndResult, LearnedClients, NewSession, Notice,
@@ -147,143 +152,6 @@ impl SessionStore for MemoryStore {
 }
 
 #[async_trait]
-impl Sessions for MemoryStore {
-    async fn put_session(&self, s: &NewSession) -> Result<PutResult, StoreError> {
-        let mut st = self.lock()?;
-        st.sweep();
-        let (sid, mut clients, mut client_sids, mut tokens, mut cookies) = match st.resolve(&s.sid) {
-            Some((_, Entry::Session { sub, .. })) if sub != s.sub => {
-                return Ok(PutResult::Conflict(Conflict::AnotherSubject))
-            }
-            Some((_, Entry::Session { ended: true, .. })) => return Ok(PutResult::Conflict(Conflict::Ended)),
-            Some((p, Entry::Session { clients, client_sids, tokens, cookies, .. })) => {
-                (p, clients, client_sids, tokens, cookies)
-            }
-            _ => (s.sid.clone(), Vec::new(), BTreeMap::new(), Vec::new(), Vec::new()),
-        };
-        let claimed = st.claim_cookies(&s.cookie_hashes, &s.sub);
-        union(&mut cookies, &claimed);
-        for ck in claimed {
-            st.by_cookie.insert(ck, sid.clone());
-        }
-        let client = s.clients.first().cloned().unwrap_or_default();
-        let now = super::unix_now();
-        for t in &s.tokens {
-            let exp = Instant::now() + Duration::from_secs(t.expires_at.saturating_sub(now));
-            st.by_token.insert(t.hash.clone(), (sid.clone(), client.clone(), exp));
-        }
-        // A set, as in Redis (where it keeps a retried PUT idempotent).
-        union(&mut tokens, &s.tokens.iter().map(super::Token::encode).collect::<Vec<_>>());
-        super::prune_expired(&mut tokens, now);
-        union(&mut clients, &s.clients);
-        union(&mut clients, &s.client_sids.keys().cloned().collect::<Vec<_>>());
-        client_sids.extend(s.client_sids.clone());
-        let exp = Instant::now() + self.ttls.session;
-        let entry = Entry::Session {
-            sub: s.sub.clone(),
-            ended: false,
-            clients,
-            client_sids: client_sids.clone(),
-            tokens,
-            cookies,
-        };
-        let v = view(&sid, &entry);
-        st.sessions.insert(sid.clone(), (entry, exp));
-        for csid in client_sids.values().filter(|c| **c != sid) {
-            let keep = match st.live(csid) {
-                None => true,
-                Some(Entry::Alias(p)) => p == sid,
-                Some(_) => false,
-            };
-            if keep {
-                st.sessions.insert(csid.clone(), (Entry::Alias(sid.clone()), exp));
-            }
-        }
-        let list = st.by_sub.entry(s.sub.clone()).or_default();
-        if !list.contains(&sid) {
-            list.push(sid);
-        }
-        Ok(v.map_or(PutResult::Conflict(Conflict::AnotherSubject), PutResult::Stored))
-    }
-
-    async fn get_session(&self, sid: &str) -> Result<Option<SessionView>, StoreError> {
-        let mut st = self.lock()?;
-        Ok(st.resolve(sid).and_then(|(p, e)| view(&p, &e)))
-    }
-
-    async fn sessions_of(&self, sub: &str) -> Result<Vec<SessionView>, StoreError> {
-        let mut st = self.lock()?;
-        let sids = st.by_sub.get(sub).cloned().unwrap_or_default();
-        let found: Vec<_> = sids.iter().filter_map(|sid| st.resolve(sid).and_then(|(p, e)| view(&p, &e))).collect();
-        let keep: Vec<String> = found.iter().map(|v| v.sid.clone()).collect();
-        if keep.is_empty() {
-            st.by_sub.remove(sub);
-        } else {
-            st.by_sub.insert(sub.to_string(), keep);
-        }
-        Ok(found)
-    }
-
-    async fn end_session(
-        &self,
-        sid: &str,
-        expect_sub: Option<&str>,
-        record_unknown: bool,
-    ) -> Result<EndResult, StoreError> {
-        let mut st = self.lock()?;
-        st.sweep();
-        let tomb = Instant::now() + self.ttls.tombstone;
-        match st.resolve(sid) {
-            None if record_unknown => {
-                let sub = expect_sub.unwrap_or_default().to_string();
-                let entry = Entry::Session {
-                    sub,
-                    ended: true,
-                    clients: Vec::new(),
-                    client_sids: BTreeMap::new(),
-                    tokens: Vec::new(),
-                    cookies: Vec::new(),
-                };
-                st.sessions.insert(sid.to_string(), (entry, tomb));
-                Ok(EndResult::Recorded)
-            }
-            None | Some((_, Entry::Alias(_))) => Ok(EndResult::Unknown),
-            Some((_, Entry::Session { sub, .. })) if expect_sub.is_some_and(|e| e != sub) => {
-                Ok(EndResult::SubjectMismatch)
-            }
-            Some((p, e @ Entry::Session { ended: true, .. })) => {
-                // Idempotent: the tombstone keeps its original expiry.
-                Ok(view(&p, &e).map_or(EndResult::Unknown, EndResult::AlreadyEnded))
-            }
-            Some((p, Entry::Session { sub, clients, client_sids, tokens, cookies, .. })) => {
-                let (marks, sealed) = super::revocations(&tokens, &cookies, self.ttls.tombstone, super::unix_now());
-                self.set.insert(set_marks(&marks));
-                for (h, ttl) in marks {
-                    st.revoked.insert(h, Instant::now() + ttl);
-                }
-                let entry = Entry::Session { sub, ended: true, clients, client_sids, tokens, cookies };
-                let v = view(&p, &entry).map(|v| SessionView { sealed, ..v });
-                st.sessions.insert(p, (entry, tomb));
-                Ok(v.map_or(EndResult::Unknown, EndResult::Ended))
-            }
-        }
-    }
-
-    async fn session_by_cookie(&self, cookie_hash: &str) -> Result<Option<String>, StoreError> {
-        Ok(self.lock()?.by_cookie.get(cookie_hash).cloned())
-    }
-
-    async fn session_by_token(&self, token_hash: &str) -> Result<Option<(String, String)>, StoreError> {
-        let st = self.lock()?;
-        Ok(st
-            .by_token
-            .get(token_hash)
-            .filter(|(_, _, exp)| *exp > Instant::now())
-            .map(|(s, c, _)| (s.clone(), c.clone())))
-    }
-}
-
-#[async_trait]
 impl Revocations for MemoryStore {
     fn revoked_set(&self) -> Arc<RevokedSet> {
         self.set.clone()
@@ -360,8 +228,8 @@ impl LearnedClients for MemoryStore {
             return Ok(true);
         };
         if !st.registered.contains_key(client_id) && st.registered.len() as u64 >= max {
-            let oldest = super::unix_now().saturating_sub(lifetime.as_secs());
-            st.registered.retain(|_, json| super::learned_at(json) > oldest);
+            let oldest = crate::session::unix_now().saturating_sub(lifetime.as_secs());
+            st.registered.retain(|_, json| crate::session::learned_at(json) > oldest);
             if st.registered.len() as u64 >= max {
                 return Ok(false);
             }
@@ -377,9 +245,9 @@ impl Confirmations for MemoryStore {
         let mut st = self.lock()?;
         st.sweep();
         let now = Instant::now();
-        if st.pending.len() as u64 >= super::MAX_PENDING {
+        if st.pending.len() as u64 >= crate::session::MAX_PENDING {
             st.pending.retain(|_, (_, exp)| *exp > now);
-            if st.pending.len() as u64 >= super::MAX_PENDING {
+            if st.pending.len() as u64 >= crate::session::MAX_PENDING {
                 return Ok(false);
             }
         }
@@ -415,100 +283,5 @@ impl SigningKeys for MemoryStore {
             st.keys.truncate(2);
         }
         Ok(st.keys.iter().map(|(_, k)| k.clone()).collect())
-    }
-}
-
-#[async_trait]
-impl NoticeQueue for MemoryStore {
-    async fn enqueue_notices(&self, notices: &[Notice]) -> Result<(), StoreError> {
-        let mut st = self.lock()?;
-        for n in notices {
-            st.next_id += 1;
-            let id = st.next_id;
-            st.queue.insert(id, (n.clone(), false));
-        }
-        Ok(())
-    }
-
-    async fn claim_notices(
-        &self,
-        _consumer: &str,
-        count: usize,
-        _claim_after: Duration,
-    ) -> Result<Vec<Claimed>, StoreError> {
-        // One process: nothing is ever abandoned by another consumer.
-        let mut st = self.lock()?;
-        let mut out = Vec::new();
-        for (id, (n, taken)) in st.queue.iter_mut().filter(|(_, (_, t))| !*t).take(count) {
-            *taken = true;
-            out.push(Claimed { id: id.to_string(), notice: n.clone() });
-        }
-        Ok(out)
-    }
-
-    async fn finish_notice(&self, id: &str) -> Result<(), StoreError> {
-        let mut st = self.lock()?;
-        if let Ok(id) = id.parse::<u64>() {
-            st.queue.remove(&id);
-        }
-        Ok(())
-    }
-
-    async fn retry_notice(&self, id: &str, notice: &Notice, due_ms: u64) -> Result<(), StoreError> {
-        let mut st = self.lock()?;
-        if let Ok(id) = id.parse::<u64>() {
-            st.queue.remove(&id);
-        }
-        st.retries.push((due_ms, notice.clone()));
-        Ok(())
-    }
-
-    async fn promote_due_notices(&self, now_ms: u64) -> Result<u64, StoreError> {
-        let mut st = self.lock()?;
-        let (due, later): (Vec<_>, Vec<_>) =
-            std::mem::take(&mut st.retries).into_iter().partition(|(d, _)| *d <= now_ms);
-        st.retries = later;
-        let moved = due.len() as u64;
-        for (_, n) in due {
-            st.next_id += 1;
-            let id = st.next_id;
-            st.queue.insert(id, (n, false));
-        }
-        Ok(moved)
-    }
-
-    async fn notice_depth(&self) -> Result<u64, StoreError> {
-        let st = self.lock()?;
-        Ok((st.queue.len() + st.retries.len()) as u64)
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn store() -> MemoryStore {
-        MemoryStore::new(Ttls { session: Duration::from_secs(60), tombstone: Duration::from_secs(60) })
-    }
-
-    #[tokio::test]
-    async fn confirmation_contexts_are_capped() {
-        let s = store();
-        for i in 0..super::super::MAX_PENDING {
-            assert!(s.put_pending(&i.to_string(), "{}", Duration::from_secs(60)).await.unwrap());
-        }
-        assert!(!s.put_pending("one-more", "{}", Duration::from_secs(60)).await.unwrap());
-        assert_eq!(s.take_pending("one-more").await.unwrap(), None);
-        // Taking one frees a place.
-        assert!(s.take_pending("7").await.unwrap().is_some());
-        assert!(s.put_pending("one-more", "{}", Duration::from_secs(60)).await.unwrap());
-    }
-
-    #[tokio::test]
-    async fn a_code_binding_is_never_replaced() {
-        let s = store();
-        s.bind_code("c", &["victim".into()], Duration::from_secs(60)).await.unwrap();
-        s.bind_code("c", &["attacker".into()], Duration::from_secs(60)).await.unwrap();
-        assert_eq!(s.take_code("c").await.unwrap(), vec!["victim".to_string()]);
     }
 }

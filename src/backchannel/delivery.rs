@@ -1,0 +1,151 @@
+//! Delivering notices: one POST per notice (no redirects, guarded addresses for untrusted
+//! URIs), the answer classified, and the worker pass that claims a batch from the queue and
+//! settles each (done, or due again after backoff with jitter).
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use super::{now_ms, Backchannel};
+use crate::metrics::Metrics;
+use crate::session::{Claimed, Notice, StoreError};
+
+/// The HTTP client deliveries use: no redirects, no proxy, `timeout` for connect and whole
+/// request. With a resolver (for learned clients): https only, connecting where it says.
+pub(super) fn delivery_client(
+    timeout: Duration,
+    guard: Option<crate::address::GuardedResolver>,
+) -> Result<reqwest::Client, String> {
+    let mut b = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .connect_timeout(timeout)
+        .timeout(timeout)
+        .no_proxy()
+        .user_agent(concat!("logout-gateway/", env!("CARGO_PKG_VERSION")));
+    if let Some(g) = guard {
+        b = b.https_only(true).dns_resolver(Arc::new(g));
+    }
+    b.build().map_err(|e| format!("back-channel http client: {e}"))
+}
+
+/// A delivery the address rules refuse: never attempted, never retried; counted as `refused`.
+fn refused(n: &Notice, why: &'static str) -> Attempt {
+    tracing::warn!(client = %n.client_id, reason = why, "back-channel logout not delivered: the URI may not be reached");
+    Metrics::get().backchannel_deliveries.with_label_values(&["refused"]).inc();
+    Attempt::Final(0)
+}
+
+/// What one delivery attempt came to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Attempt {
+    Delivered,
+    /// Not worth retrying (400, other 4xx, 3xx).
+    Final(u16),
+    /// May work later (network error, timeout, 408, 429, 5xx).
+    Retry,
+}
+
+impl Backchannel {
+    /// One POST (BCL-16), classified (BCL-17..19).
+    pub(super) async fn deliver(&self, n: &Notice) -> Attempt {
+        // Only a proxy.yaml client's own URI is trusted; any other (a learned client's) is
+        // checked before and while connecting (`address`).
+        let trusted = self
+            .clients
+            .configured_client(&n.client_id)
+            .is_some_and(|c| c.backchannel_logout_uri.as_deref() == Some(n.uri.as_str()));
+        if !trusted {
+            if let Err(why) = crate::address::check_uri(&n.uri, self.clients.allowed_networks()) {
+                return refused(n, why);
+            }
+        }
+        let http = if trusted { &self.http } else { &self.guarded };
+        let start = Instant::now();
+        let res = http
+            .post(&n.uri)
+            .header("content-type", "application/x-www-form-urlencoded")
+            .header("cache-control", "no-store")
+            .body(format!("logout_token={}", n.token))
+            .send()
+            .await;
+        Metrics::get().backchannel_latency.observe(start.elapsed().as_secs_f64());
+        let outcome = match res {
+            Ok(r) => match r.status().as_u16() {
+                200 | 204 => Attempt::Delivered,
+                408 | 429 | 500..=599 => Attempt::Retry,
+                code => Attempt::Final(code),
+            },
+            Err(e) if crate::address::refused_by_resolver(&e) => {
+                return refused(n, "the name resolves to an address that is not public")
+            }
+            Err(_) => Attempt::Retry,
+        };
+        let label = match outcome {
+            Attempt::Delivered => "success",
+            Attempt::Final(_) => "failed",
+            Attempt::Retry => "retry",
+        };
+        Metrics::get().backchannel_deliveries.with_label_values(&[label]).inc();
+        outcome
+    }
+
+    /// Exponential backoff with full jitter: between half and all of initial * 2^(attempt-1).
+    fn backoff(&self, attempt: u32) -> Duration {
+        let exp = self.config.retry_initial.saturating_mul(1u32 << attempt.saturating_sub(1).min(20));
+        let cap = exp.min(self.config.retry_max);
+        let mut b = [0u8; 2];
+        let _ = getrandom::fill(&mut b);
+        let frac = 0.5 + f64::from(u16::from_le_bytes(b)) / f64::from(u16::MAX) / 2.0;
+        cap.mul_f64(frac)
+    }
+
+    /// One pass of the worker: promote due retries, claim a batch, deliver it in parallel.
+    pub(super) async fn work_once(self: &Arc<Self>) -> Result<usize, StoreError> {
+        self.store.promote_due_notices(now_ms()).await?;
+        let batch = self.store.claim_notices(&self.consumer, self.config.concurrency, self.config.claim_after).await?;
+        let n = batch.len();
+        let mut tasks = tokio::task::JoinSet::new();
+        for c in batch {
+            let me = self.clone();
+            tasks.spawn(async move {
+                if c.notice.uri.is_empty() {
+                    return me.store.finish_notice(&c.id).await;
+                }
+                let attempt = me.deliver(&c.notice).await;
+                me.settle(c, attempt).await
+            });
+        }
+        while let Some(r) = tasks.join_next().await {
+            if let Ok(Err(e)) = r {
+                tracing::warn!(error = %e, "back-channel queue update failed; the notice will be claimed again");
+            }
+        }
+        if let Ok(d) = self.store.notice_depth().await {
+            Metrics::get().backchannel_queue_depth.set(d as i64);
+        }
+        Ok(n)
+    }
+
+    /// Record what an attempt came to: done (delivered, refused for good, or out of attempts),
+    /// or due again after the backoff.
+    async fn settle(&self, c: Claimed, attempt: Attempt) -> Result<(), StoreError> {
+        let mut notice = c.notice;
+        match attempt {
+            Attempt::Delivered => self.store.finish_notice(&c.id).await,
+            Attempt::Final(code) => {
+                tracing::warn!(client = %notice.client_id, status = code, "back-channel logout refused by the RP; not retried");
+                self.store.finish_notice(&c.id).await
+            }
+            Attempt::Retry => {
+                notice.attempt += 1;
+                if notice.attempt >= self.config.max_attempts {
+                    tracing::warn!(client = %notice.client_id, attempts = notice.attempt, "back-channel logout gave up");
+                    Metrics::get().backchannel_deliveries.with_label_values(&["gave_up"]).inc();
+                    self.store.finish_notice(&c.id).await
+                } else {
+                    let due = now_ms() + self.backoff(notice.attempt).as_millis() as u64;
+                    self.store.retry_notice(&c.id, &notice, due).await
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,56 @@
+//! The documents the gateway answers in the OP's name: its discovery document and JWKS.
+
+use std::sync::Arc;
+
+/// What the gateway publishes in the OP's name: discovery with its own logout endpoints and
+/// flags (GW-05, FCL-11, BCL-01/02, RPI-18), and the JWKS with its logout-token keys (GW-04).
+pub(crate) struct Published {
+    pub(crate) jwks: Arc<crate::oidc::jwks::Jwks>,
+    pub(crate) signing_keys: Arc<crate::crypto::keys::Keys>,
+    /// Path of the discovery document on the public listener.
+    pub(crate) discovery_path: String,
+    /// The advertised end_session_endpoint (issuer origin + first end_session path).
+    pub(crate) end_session_endpoint: String,
+}
+
+impl Published {
+    /// The upstream's discovery document with the gateway's logout metadata, or None (then the
+    /// request is proxied unchanged) until it was fetched.
+    fn discovery(&self) -> Option<Vec<u8>> {
+        let mut doc = self.jwks.discovery()?;
+        let map = doc.as_object_mut()?;
+        map.insert("end_session_endpoint".into(), self.end_session_endpoint.clone().into());
+        for flag in [
+            "frontchannel_logout_supported",
+            "frontchannel_logout_session_supported",
+            "backchannel_logout_supported",
+            "backchannel_logout_session_supported",
+        ] {
+            map.insert(flag.into(), true.into());
+        }
+        serde_json::to_vec(&doc).ok()
+    }
+
+    /// The upstream's keys plus the gateway's public logout-token keys, or None (proxied) until
+    /// the upstream's were fetched.
+    fn jwks(&self) -> Option<Vec<u8>> {
+        let upstream = self.jwks.raw_keys();
+        if upstream.is_empty() {
+            return None;
+        }
+        let mut keys: Vec<serde_json::Value> = upstream.as_ref().clone();
+        keys.extend(self.signing_keys.load().public_jwks());
+        serde_json::to_vec(&serde_json::json!({ "keys": keys })).ok()
+    }
+
+    /// The body for a GET/HEAD of `path`, when the gateway answers it.
+    pub(super) fn answer(&self, path: &str) -> Option<Vec<u8>> {
+        if path == self.discovery_path {
+            return self.discovery();
+        }
+        if self.jwks.is_jwks_path(path) {
+            return self.jwks();
+        }
+        None
+    }
+}

@@ -1,0 +1,181 @@
+//! What the store can do, split by capability: sessions, revocation marks, code bindings,
+//! learned clients, confirmations, signing keys and the back-channel notice queue. Both
+//! backends implement every trait; `contract.rs` holds them to the same behaviour.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use serde::Serialize;
+
+use super::{EndResult, NewSession, PutResult, RevokedSet, SessionView, StoreError};
+
+/// Everything the gateway keeps: every capability, in one backend (`memory` or `redis`).
+/// Callers hold `Arc<dyn SessionStore>`; the capability traits' methods are callable on it.
+#[async_trait]
+pub(crate) trait SessionStore:
+    Sessions + Revocations + CodeBindings + LearnedClients + Confirmations + SigningKeys + NoticeQueue
+{
+    /// `memory` or `redis`, for logs and /readyz.
+    fn backend(&self) -> &'static str;
+
+    /// Answers when the store can serve requests; used by /readyz.
+    async fn ping(&self) -> Result<(), StoreError>;
+}
+
+/// Sessions: recording, reading, ending, and finding them by token or OP cookie.
+#[async_trait]
+pub(crate) trait Sessions: Send + Sync {
+    /// Record a session or merge clients into it.
+    async fn put_session(&self, s: &NewSession) -> Result<PutResult, StoreError>;
+
+    /// The session any of its sids names, active or ended.
+    async fn get_session(&self, sid: &str) -> Result<Option<SessionView>, StoreError>;
+
+    /// Every remembered session of a subject.
+    async fn sessions_of(&self, sub: &str) -> Result<Vec<SessionView>, StoreError>;
+
+    /// The logout: end the session `sid` names, in one round trip for a primary sid.
+    /// `expect_sub`: end only if the session is that subject's. `record_unknown`: an unknown sid
+    /// becomes a tombstone (for `expect_sub`).
+    async fn end_session(
+        &self,
+        sid: &str,
+        expect_sub: Option<&str>,
+        record_unknown: bool,
+    ) -> Result<EndResult, StoreError>;
+
+    /// The (primary sid, client) an access or refresh token (by hash) was issued in.
+    async fn session_by_token(&self, token_hash: &str) -> Result<Option<(String, String)>, StoreError>;
+
+    /// The primary sid of the session an OP cookie (by hash) is bound to.
+    async fn session_by_cookie(&self, cookie_hash: &str) -> Result<Option<String>, StoreError>;
+}
+
+/// Revoked credentials (token and cookie hashes) and the edge's in-memory set of them.
+#[async_trait]
+pub(crate) trait Revocations: Send + Sync {
+    /// The edge's in-memory copy of every revocation (see `revoked`), kept current by this
+    /// store (memory) or by its follower (Redis).
+    fn revoked_set(&self) -> Arc<RevokedSet>;
+
+    /// Whether a token or cookie (by its SHA-256 hex) belongs to an ended session.
+    #[cfg(test)]
+    async fn is_revoked(&self, token_hash: &str) -> Result<bool, StoreError>;
+
+    /// Mark tokens or OP cookies (by hash) as belonging to an ended session, for `tombstone_ttl`.
+    async fn revoke_hashes(&self, hashes: &[String]) -> Result<(), StoreError>;
+
+    /// Mark tokens or OP cookies (by hash) as belonging to an ended session, each for its own
+    /// duration (one round trip).
+    async fn revoke_marks(&self, marks: &[(String, Duration)]) -> Result<(), StoreError>;
+
+    /// Which of these hashes are revoked (one round trip).
+    async fn revoked_among(&self, hashes: &[String]) -> Result<Vec<bool>, StoreError>;
+}
+
+/// Authorization codes bound to the OP cookies of the browser they were issued to.
+#[async_trait]
+pub(crate) trait CodeBindings: Send + Sync {
+    /// Remember which OP cookies the browser had when the OP issued an authorization code.
+    async fn bind_code(&self, code_hash: &str, cookie_hashes: &[String], ttl: Duration) -> Result<(), StoreError>;
+
+    /// Take (once) the cookies bound to a code.
+    async fn take_code(&self, code_hash: &str) -> Result<Vec<String>, StoreError>;
+}
+
+/// Clients learned from dynamic registration.
+#[async_trait]
+pub(crate) trait LearnedClients: Send + Sync {
+    /// A client learned from dynamic registration (JSON metadata), or None.
+    async fn registered_client(&self, client_id: &str) -> Result<Option<String>, StoreError>;
+
+    /// Remember (Some) or forget (None) a client learned from dynamic registration.
+    /// With metadata: keep a learned client (JSON with `learned_at`, unix seconds), unless
+    /// `max` clients are kept already and it is a new one (then false; entries older than
+    /// `lifetime` are dropped first). None: forget it.
+    async fn set_registered_client(
+        &self,
+        client_id: &str,
+        metadata: Option<&str>,
+        max: u64,
+        lifetime: Duration,
+    ) -> Result<bool, StoreError>;
+}
+
+/// Confirmation contexts of the logout page (single use, capped).
+#[async_trait]
+pub(crate) trait Confirmations: Send + Sync {
+    /// Keep a confirmation context under a single-use token for `ttl`.
+    /// Returns false (nothing kept) when [`MAX_PENDING`] contexts were created in the current
+    /// window of `ttl`: contexts come from unauthenticated requests, so their number is bounded.
+    async fn put_pending(&self, token: &str, value: &str, ttl: Duration) -> Result<bool, StoreError>;
+
+    /// Take (and delete) a confirmation context: a token works once.
+    async fn take_pending(&self, token: &str) -> Result<Option<String>, StoreError>;
+}
+
+/// The gateway's logout-token signing keys, shared by every instance.
+#[async_trait]
+pub(crate) trait SigningKeys: Send + Sync {
+    /// The gateway's stored signing keys (JSON of `backchannel::keys::StoredKey`).
+    async fn signing_keys(&self) -> Result<Vec<String>, StoreError>;
+
+    /// Install `candidate` unless a key younger than `rotate_after` exists; keep the newest two.
+    /// Returns the keys after the call. Atomic across instances.
+    async fn install_signing_key(
+        &self,
+        kid: &str,
+        created: u64,
+        candidate: &str,
+        rotate_after: Duration,
+    ) -> Result<Vec<String>, StoreError>;
+}
+
+/// The back-channel delivery queue: at least once, shared by every instance.
+#[async_trait]
+pub(crate) trait NoticeQueue: Send + Sync {
+    /// Accept notices durably (all or none).
+    async fn enqueue_notices(&self, notices: &[Notice]) -> Result<(), StoreError>;
+
+    /// Up to `count` notices for `consumer`: new ones, and ones another consumer took more
+    /// than `claim_after` ago without finishing (it died).
+    async fn claim_notices(
+        &self,
+        consumer: &str,
+        count: usize,
+        claim_after: Duration,
+    ) -> Result<Vec<Claimed>, StoreError>;
+
+    /// The notice is done (delivered, or failed for good).
+    async fn finish_notice(&self, id: &str) -> Result<(), StoreError>;
+
+    /// Try the notice again at `due_ms` (unix milliseconds).
+    async fn retry_notice(&self, id: &str, notice: &Notice, due_ms: u64) -> Result<(), StoreError>;
+
+    /// Move retries that are due back into the queue; returns how many moved.
+    async fn promote_due_notices(&self, now_ms: u64) -> Result<u64, StoreError>;
+
+    /// Notices waiting (queued, in flight or scheduled for retry).
+    async fn notice_depth(&self) -> Result<u64, StoreError>;
+}
+
+/// One back-channel logout notice: a signed logout token for one RP (BCL-16). The same token
+/// is sent on every retry (BCL-24).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
+pub(crate) struct Notice {
+    pub(crate) client_id: String,
+    pub(crate) uri: String,
+    pub(crate) token: String,
+    /// Attempts made so far.
+    pub(crate) attempt: u32,
+    /// Unix milliseconds when the notice was accepted.
+    pub(crate) accepted_ms: u64,
+}
+
+/// A notice taken from the queue, with the id that acknowledges it.
+#[derive(Debug, Clone)]
+pub(crate) struct Claimed {
+    pub(crate) id: String,
+    pub(crate) notice: Notice,
+}
