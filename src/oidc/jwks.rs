@@ -277,9 +277,27 @@ impl Jwks {
         tracing::info!(keys = ks.keys.len(), %url, "upstream signing keys loaded");
         self.current.store(Arc::new(ks));
         self.raw_keys.store(Arc::new(raw));
-        let path = (url.origin() == self.issuer.origin()).then(|| url.path().to_string());
-        self.jwks_path.store(Arc::new(path));
+        self.jwks_path.store(Arc::new(published_jwks_path(self.discovery().as_ref(), &url, &self.issuer)));
         Ok(())
+    }
+
+    /// The `jwks_uri` the gateway publishes: its own origin and the path it answers with the
+    /// merged keys (None until the keys were fetched).
+    pub(crate) fn published_jwks_uri(&self) -> Option<String> {
+        let path = self.jwks_path.load();
+        path.as_deref().map(|p| format!("{}{p}", self.issuer.origin().ascii_serialization()))
+    }
+}
+
+/// The path on the gateway's public origin where RPs find the keys (GW-04): the path of the
+/// discovery document's `jwks_uri`, wherever the keys were fetched from (`jwks.uri` may name
+/// the upstream's internal address, and an OP behind a proxy may name its own); without
+/// discovery, the path of the keys URL when it is on the issuer's origin.
+fn published_jwks_path(discovery: Option<&serde_json::Value>, fetched: &Url, issuer: &Url) -> Option<String> {
+    let advertised = discovery.and_then(|d| d.get("jwks_uri")?.as_str()).and_then(|u| Url::parse(u).ok());
+    match advertised {
+        Some(u) => Some(u.path().to_string()),
+        None => (fetched.origin() == issuer.origin()).then(|| fetched.path().to_string()),
     }
 }
 
@@ -329,5 +347,25 @@ impl BackgroundService for JwksRefresher {
                 }
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_published_keys_path_is_discoverys_wherever_the_keys_come_from() {
+        let issuer = Url::parse("https://login.example.com").unwrap();
+        let internal = Url::parse("http://10.0.0.5:8080/oauth2/jwks").unwrap();
+        let disc = serde_json::json!({"jwks_uri": "https://login.example.com/oauth2/certs"});
+        assert_eq!(published_jwks_path(Some(&disc), &internal, &issuer).as_deref(), Some("/oauth2/certs"));
+        // An OP that names its own internal address in discovery: the path, on the gateway.
+        let own = serde_json::json!({"jwks_uri": "http://10.0.0.5:8080/keys"});
+        assert_eq!(published_jwks_path(Some(&own), &internal, &issuer).as_deref(), Some("/keys"));
+        // No discovery: only a keys URL on the issuer's origin names a path there.
+        assert_eq!(published_jwks_path(None, &internal, &issuer), None);
+        let on_issuer = Url::parse("https://login.example.com/jwks").unwrap();
+        assert_eq!(published_jwks_path(None, &on_issuer, &issuer).as_deref(), Some("/jwks"));
     }
 }

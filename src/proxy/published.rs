@@ -20,6 +20,10 @@ impl Published {
         let mut doc = self.jwks.discovery()?;
         let map = doc.as_object_mut()?;
         map.insert("end_session_endpoint".into(), self.end_session_endpoint.clone().into());
+        // The keys RPs fetch are the gateway's merged set, on its own origin (GW-04).
+        if let Some(uri) = self.jwks.published_jwks_uri() {
+            map.insert("jwks_uri".into(), uri.into());
+        }
         for flag in [
             "frontchannel_logout_supported",
             "frontchannel_logout_session_supported",

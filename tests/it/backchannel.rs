@@ -81,6 +81,42 @@ fn verify(e: &Env, post: &Seen) -> (jsonwebtoken::Header, Value) {
 }
 
 #[test]
+fn gw04_the_signing_key_is_published_at_discoverys_jwks_uri_when_jwks_uri_names_the_upstream() {
+    // CONTRACT's own shape: keys fetched from the upstream's internal address. RPs still find
+    // the keys (the OP's and the gateway's) where discovery says, on the gateway's origin.
+    let rp = Upstream::start();
+    let e = crate::logout::env_opts(Some(Redis::start()), |o| {
+        o.config.jwks.uri = Some(format!("{}/jwks", o.config.upstream.url));
+        o.config.clients = [bc_client(&rp, "rp-bc", "/status/204?rp=bc", true)].into();
+        fast(&mut o.config.backchannel);
+    });
+    eventually("readyz and discovery", Duration::from_secs(20), || {
+        (client().get(e.gw.admin("/readyz")).send().ok()?.status() == 200).then_some(())?;
+        let r = client().get(e.gw.url("/.well-known/openid-configuration")).send().ok()?;
+        let d: Value = serde_json::from_slice(&r.bytes().ok()?).ok()?;
+        d.get("frontchannel_logout_supported").is_some().then_some(())
+    });
+    let d: Value = serde_json::from_slice(
+        &client().get(e.gw.url("/.well-known/openid-configuration")).send().unwrap().bytes().unwrap(),
+    )
+    .unwrap();
+    assert_eq!(d["jwks_uri"], format!("{}/jwks", e.iss));
+    e.put("SJ", "U1", &["rp-bc"], &[]);
+    assert_eq!(logout(&e, "rp-bc", "SJ").status(), 303);
+    eventually("the delivery", Duration::from_secs(10), || (posts(&rp, "/status/").len() == 1).then_some(()));
+    // verify() takes the key from the gateway's /jwks: the logout token's kid is there.
+    let (_, claims) = verify(&e, &posts(&rp, "/status/")[0]);
+    assert_eq!(claims["sid"], "SJ");
+    let jwks: Value =
+        serde_json::from_slice(&client().get(e.gw.url("/jwks")).send().unwrap().bytes().unwrap()).unwrap();
+    let kids: Vec<&str> = jwks["keys"].as_array().unwrap().iter().filter_map(|k| k["kid"].as_str()).collect();
+    assert!(
+        kids.contains(&"rsa1") && kids.contains(&"ec1") && kids.len() == 3,
+        "the OP's keys and the gateway's: {kids:?}"
+    );
+}
+
+#[test]
 fn bcl_logout_tokens_verify_against_the_published_jwks_and_carry_the_right_claims() {
     let rp = Upstream::start();
     let e = bc_env(&rp, &[("rp-bc", "/status/204?rp=bc", true), ("rp-sub", "/status/200?rp=sub", false)], |_| {}, None);
