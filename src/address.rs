@@ -190,6 +190,29 @@ impl reqwest::dns::Resolve for GuardedResolver {
     }
 }
 
+/// A resolver that answers one name with another host's addresses (`upstream.tls_server_name`:
+/// the gateway asks for the certificate's name and connects to the upstream's address); every
+/// other name resolves as usual.
+pub(crate) struct PinnedResolver {
+    /// The name asked for (lower case).
+    pub(crate) name: String,
+    /// Where it really is: a host name or an IP literal.
+    pub(crate) target: String,
+}
+
+impl reqwest::dns::Resolve for PinnedResolver {
+    fn resolve(&self, name: reqwest::dns::Name) -> reqwest::dns::Resolving {
+        let asked = name.as_str().to_ascii_lowercase();
+        let host = if asked == self.name { self.target.clone() } else { asked };
+        Box::pin(async move {
+            type BoxError = Box<dyn std::error::Error + Send + Sync>;
+            let addrs: Vec<SocketAddr> =
+                tokio::net::lookup_host((host.as_str(), 0)).await.map_err(|e| Box::new(e) as BoxError)?.collect();
+            Ok(Box::new(addrs.into_iter()) as reqwest::dns::Addrs)
+        })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

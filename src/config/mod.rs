@@ -83,8 +83,11 @@ pub(crate) struct Upstream {
     pub(crate) host: String,
     pub(crate) port: u16,
     pub(crate) tls: bool,
-    /// SNI and name to verify; the host for names, empty never (empty disables verification).
+    /// SNI and name to verify: `tls_server_name` when set, else the host.
     pub(crate) sni: String,
+    /// `upstream.tls_server_name`: every connection to the upstream (proxied requests, the
+    /// gateway's own fetches) presents and verifies this name instead of the host.
+    pub(crate) tls_server_name: Option<String>,
     pub(crate) connect_timeout: Duration,
     pub(crate) read_timeout: Duration,
     pub(crate) idle_timeout: Duration,

@@ -115,6 +115,9 @@ pub struct RawUpstream {
     /// PEM bundle that verifies an https upstream instead of the system roots.
     #[serde(default)]
     pub ca_file: Option<String>,
+    /// SNI and certificate name for an https upstream reached by IP (or by another name).
+    #[serde(default)]
+    pub tls_server_name: Option<String>,
     /// Keep the client's X-Forwarded-* values (the gateway sits behind a trusted proxy).
     #[serde(default)]
     pub trust_forwarded_headers: bool,
@@ -164,6 +167,7 @@ impl RawUpstream {
             read_timeout: default_read_timeout(),
             idle_timeout: default_idle_timeout(),
             ca_file: None,
+            tls_server_name: None,
             trust_forwarded_headers: false,
             session_cookies: Vec::new(),
             session_cookie_paths: Vec::new(),

@@ -58,6 +58,8 @@ pub(crate) struct Jwks {
     upstream: Url,
     issuer: Url,
     configured: Option<Url>,
+    /// `upstream.tls_server_name`: requests to the upstream name it (resolved to its address).
+    tls_server_name: Option<String>,
     min_refresh: Duration,
 }
 
@@ -68,6 +70,10 @@ impl Jwks {
             .connect_timeout(config.upstream.connect_timeout)
             .timeout(config.upstream.read_timeout.min(Duration::from_secs(10)))
             .no_proxy();
+        if let Some(name) = &config.upstream.tls_server_name {
+            let target = config.upstream.host.clone();
+            b = b.dns_resolver(Arc::new(crate::address::PinnedResolver { name: name.clone(), target }));
+        }
         if let Some(ca) = &config.upstream.ca_file {
             let pem = std::fs::read(ca).map_err(|e| format!("upstream.ca_file: {e}"))?;
             for cert in reqwest::Certificate::from_pem_bundle(&pem).map_err(|e| format!("upstream.ca_file: {e}"))? {
@@ -87,6 +93,7 @@ impl Jwks {
             upstream: parse(&config.upstream.url, "upstream.url")?,
             issuer: parse(&config.issuer, "issuer")?,
             configured: config.jwks.uri.as_deref().map(|u| parse(u, "jwks.uri")).transpose()?,
+            tls_server_name: config.upstream.tls_server_name.clone(),
             min_refresh: config.jwks.min_refresh_interval,
         }))
     }
@@ -123,23 +130,29 @@ impl Jwks {
     }
 
     /// Same origin as the issuer (the gateway's public face): fetch from the upstream instead.
+    /// A URL on the upstream names `upstream.tls_server_name` when set (see `PinnedResolver`).
     fn route(&self, url: &Url) -> Url {
-        if url.origin() == self.issuer.origin() {
+        let mut u = if url.origin() == self.issuer.origin() {
             let mut u = self.upstream.clone();
             u.set_path(url.path());
             u.set_query(url.query());
             u
         } else {
             url.clone()
+        };
+        if let Some(name) = self.tls_server_name.as_deref().filter(|_| u.origin() == self.upstream.origin()) {
+            // Only an https upstream has a tls_server_name; setting a valid DNS name cannot fail.
+            let _ = u.set_host(Some(name));
         }
+        u
     }
 
     /// A request for `url`, sent to the upstream (with the issuer's Host) when `url` is on the
     /// issuer's origin.
     fn request(&self, method: reqwest::Method, url: &Url) -> reqwest::RequestBuilder {
         let target = self.route(url);
-        let mut req = self.http.request(method, target.clone());
-        if target != *url {
+        let mut req = self.http.request(method, target);
+        if url.origin() == self.issuer.origin() {
             // Ask the upstream as a browser would ask the gateway.
             if let Some(h) = self.issuer.host_str() {
                 let host = match self.issuer.port() {

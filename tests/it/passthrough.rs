@@ -2,7 +2,7 @@
 
 use std::time::{Duration, Instant};
 
-use crate::harness::{client, Gateway, GatewayOpts};
+use crate::harness::{client, eventually, Gateway, GatewayOpts};
 use crate::upstream::{fnv, pattern, Upstream};
 
 fn json(r: reqwest::blocking::Response) -> serde_json::Value {
@@ -180,6 +180,28 @@ fn https_upstream_is_verified_against_the_configured_ca() {
     let gw2 = Gateway::start(&GatewayOpts::new(url));
     assert_eq!(client().get(gw2.url("/x")).send().unwrap().status(), 502);
     assert_eq!(up.count_app(), before);
+}
+
+#[test]
+fn an_https_upstream_reached_by_ip_is_verified_against_tls_server_name() {
+    let up = Upstream::start_tls(&["login.internal.example"]);
+    let mut opts = GatewayOpts::new(format!("https://127.0.0.1:{}", up.addr.port()));
+    opts.config.upstream.ca_file = up.ca_pem.as_ref().map(|p| p.display().to_string());
+    // By its address alone the certificate does not match: 502, nothing reaches the upstream.
+    let by_ip = Gateway::start(&opts);
+    assert_eq!(client().get(by_ip.url("/x")).send().unwrap().status(), 502);
+    assert_eq!(up.count_app(), 0);
+    // Named: proxied requests and the gateway's own fetches (discovery, keys) verify.
+    opts.config.upstream.tls_server_name = Some("login.internal.example".into());
+    let gw = Gateway::start(&opts);
+    let body = json(client().get(gw.url("/over-tls?x=1")).send().unwrap());
+    assert_eq!(body["target"], "/over-tls?x=1");
+    let published = eventually("discovery and keys fetched over TLS", Duration::from_secs(15), || {
+        let r = client().get(gw.url("/.well-known/openid-configuration")).send().ok()?;
+        let d: serde_json::Value = serde_json::from_slice(&r.bytes().ok()?).ok()?;
+        d.get("frontchannel_logout_supported").is_some().then_some(d)
+    });
+    assert_eq!(published["end_session_endpoint"], gw.url("/session/end"));
 }
 
 #[test]

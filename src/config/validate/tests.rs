@@ -3,7 +3,7 @@
 use super::clients::{check_url, UrlRule};
 use super::upstream::end_session;
 use super::*;
-use crate::config::raw::RawEndSession;
+use crate::config::raw::{RawEndSession, RawUpstream};
 
 fn problems_for(rule: UrlRule, s: &str) -> Vec<Problem> {
     let mut v = V { problems: Vec::new() };
@@ -182,4 +182,32 @@ fn end_session_paths_are_canonical_and_plain() {
     let mut v = V { problems: Vec::new() };
     end_session(&mut v, &paths(&["/a", "/A"], "sideways"));
     assert_eq!(v.problems.len(), 2);
+}
+
+#[test]
+fn tls_server_name_needs_https_and_a_dns_name() {
+    let base = Path::new(".");
+    let problems = |url: &str, name: &str| {
+        let mut v = V { problems: Vec::new() };
+        let raw = RawUpstream { tls_server_name: Some(name.into()), ..RawUpstream::new(url) };
+        let up = super::upstream::upstream(&mut v, raw, base);
+        (up, v.problems.into_iter().map(|p| format!("{}: {}", p.path, p.message)).collect::<Vec<_>>())
+    };
+    let (up, errs) = problems("https://10.0.0.5:8443", "Login.Internal.example");
+    assert!(errs.is_empty(), "{errs:?}");
+    assert_eq!(
+        (up.sni.as_str(), up.tls_server_name.as_deref()),
+        ("login.internal.example", Some("login.internal.example"))
+    );
+    for (url, name) in [
+        ("http://10.0.0.5", "login.example"),
+        ("https://10.0.0.5", "10.0.0.5"),
+        ("https://h", "a..b"),
+        ("https://h", "-a.b"),
+        ("https://h", "a b"),
+    ] {
+        let (_, errs) = problems(url, name);
+        assert_eq!(errs.len(), 1, "{url} {name}: {errs:?}");
+        assert!(errs[0].starts_with("upstream.tls_server_name: "), "{errs:?}");
+    }
 }

@@ -19,6 +19,7 @@ pub(super) fn upstream(v: &mut V, raw: RawUpstream, base: &Path) -> Upstream {
         port: 0,
         tls: false,
         sni: String::new(),
+        tls_server_name: None,
         connect_timeout,
         read_timeout,
         idle_timeout,
@@ -36,6 +37,18 @@ pub(super) fn upstream(v: &mut V, raw: RawUpstream, base: &Path) -> Upstream {
     };
     up.endpoints = endpoints(v, raw.endpoints);
     origin(v, &mut up);
+    if let Some(name) = raw.tls_server_name {
+        if !up.tls {
+            v.err("upstream.tls_server_name", "only applies to an https upstream.url");
+        } else if !is_dns_name(&name) {
+            v.err(
+                "upstream.tls_server_name",
+                format!("must be a DNS name such as login.internal.example (got {name:?})"),
+            );
+        }
+        up.sni = name.to_ascii_lowercase();
+        up.tls_server_name = Some(up.sni.clone());
+    }
     if let Some(ca) = raw.ca_file {
         let p = base.join(&ca);
         if !up.tls {
@@ -113,6 +126,19 @@ fn cookie_paths(v: &mut V, key: &str, raw: Vec<String>, canonical: bool) -> Vec<
         });
     }
     out
+}
+
+/// A host name as a certificate names it: dot-separated labels of letters, digits and inner
+/// hyphens, not all digits (an IP address is not a server name here).
+fn is_dns_name(s: &str) -> bool {
+    let label = |l: &str| {
+        !l.is_empty()
+            && l.len() <= 63
+            && l.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+            && !l.starts_with('-')
+            && !l.ends_with('-')
+    };
+    s.len() <= 253 && s.split('.').all(label) && !s.split('.').all(|l| l.bytes().all(|b| b.is_ascii_digit()))
 }
 
 /// RFC 7230 token characters: what a cookie name may hold.
