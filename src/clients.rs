@@ -169,10 +169,12 @@ impl Clients {
     }
 }
 
-/// The logout metadata of a registration, the only part kept (no secrets, no other metadata).
+/// The logout metadata of a registration (and the name the confirmation page shows), the only
+/// part kept (no secrets, no other metadata).
 fn kept_metadata(metadata: &serde_json::Value) -> serde_json::Value {
     let mut out = serde_json::Map::new();
     for k in [
+        "client_name",
         "post_logout_redirect_uris",
         "frontchannel_logout_uri",
         "frontchannel_logout_session_required",
@@ -286,9 +288,10 @@ mod tests {
     #[test]
     fn only_logout_metadata_is_kept() {
         let m = serde_json::json!({"client_secret": "s3cret", "frontchannel_logout_uri": "https://rp/fc",
-            "post_logout_redirect_uris": ["https://rp/bye"], "redirect_uris": ["https://rp/cb"]});
+            "post_logout_redirect_uris": ["https://rp/bye"], "redirect_uris": ["https://rp/cb"], "client_name": "RP"});
         let kept = kept_metadata(&m);
         assert!(kept.get("client_secret").is_none() && kept.get("redirect_uris").is_none());
         assert_eq!(kept["frontchannel_logout_uri"], "https://rp/fc");
+        assert_eq!(kept["client_name"], "RP");
     }
 }

@@ -113,6 +113,20 @@ impl ErrorKind {
     }
 }
 
+/// What the confirmation page says besides its fixed wording.
+pub(crate) struct Confirmation<'a> {
+    /// Where the form posts.
+    pub(crate) action: &'a str,
+    /// The single-use token it carries.
+    pub(crate) token: &'a str,
+    /// Where the browser goes afterwards: a host, or a native app's scheme.
+    pub(crate) destination: Option<&'a str>,
+    /// The application the request proved (its name, or its client_id).
+    pub(crate) application: Option<&'a str>,
+    /// Where "stay signed in" leads: the post-logout URI the request named, else the OP's root.
+    pub(crate) stay: &'a str,
+}
+
 /// One front-channel logout iframe.
 #[derive(Debug, Clone, Serialize)]
 pub(crate) struct Frame {
@@ -157,7 +171,14 @@ impl Pages {
         // not pass, or a message a translation lacks, fails at start (and in `check`).
         for lang in pages.locales.keys() {
             pages.error(500, ErrorKind::Internal, lang)?;
-            pages.confirm(lang, "/x/confirm", "t", Some("rp.example.com"))?;
+            let c = Confirmation {
+                action: "/x/confirm",
+                token: "t",
+                destination: Some("rp.example.com"),
+                application: Some("App"),
+                stay: "https://rp.example.com/bye",
+            };
+            pages.confirm(lang, &c)?;
             pages.logged_out(lang)?;
             let f = Frame { src: "https://rp.example/fc".into(), origin: "https://rp.example".into() };
             pages.frontchannel(lang, std::slice::from_ref(&f), Some("https://rp.example/bye"), 5000)?;
@@ -166,19 +187,24 @@ impl Pages {
         Ok(pages)
     }
 
-    /// The best language for a `ui_locales` value (space-separated BCP47 tags, preferred
-    /// first): an exact match, else the primary subtag, else English.
-    pub(crate) fn pick_lang<'a>(&'a self, ui_locales: Option<&str>) -> &'a str {
-        for tag in ui_locales.unwrap_or("").split(' ').filter(|t| !t.is_empty()).take(16) {
-            let tag = tag.to_ascii_lowercase();
-            let primary = tag.split(['-', '_']).next().unwrap_or("");
-            for cand in [tag.as_str(), primary] {
-                if let Some((k, _)) = self.locales.get_key_value(cand) {
-                    return k;
-                }
+    /// The page language: the first of `ui_locales` (space-separated BCP47 tags, preferred
+    /// first) with a translation, else the browser's `Accept-Language` by weight, else English.
+    /// A tag matches exactly or by its primary subtag.
+    pub(crate) fn pick_lang<'a>(&'a self, ui_locales: Option<&str>, accept_language: Option<&str>) -> &'a str {
+        let asked = ui_locales.unwrap_or("").split(' ').filter(|t| !t.is_empty()).take(16);
+        asked.chain(accepted(accept_language.unwrap_or(""))).find_map(|t| self.translation(t)).unwrap_or(DEFAULT_LANG)
+    }
+
+    /// The translation a language tag asks for, exactly or by its primary subtag.
+    fn translation<'a>(&'a self, tag: &str) -> Option<&'a str> {
+        let tag = tag.to_ascii_lowercase();
+        let primary = tag.split(['-', '_']).next().unwrap_or("");
+        for cand in [tag.as_str(), primary] {
+            if let Some((k, _)) = self.locales.get_key_value(cand) {
+                return Some(k.as_str());
             }
         }
-        DEFAULT_LANG
+        None
     }
 
     fn t(&self, lang: &str) -> &BTreeMap<String, String> {
@@ -204,21 +230,18 @@ impl Pages {
         Ok(Page { status, html: self.render("error", &data)?, nonce, frame_origins: Vec::new() })
     }
 
-    /// The confirmation page: one form posting `token` to `action`.
-    /// The confirmation page; `destination` (a host) is where the browser goes afterwards.
-    pub(crate) fn confirm(
-        &self,
-        lang: &str,
-        action: &str,
-        token: &str,
-        destination: Option<&str>,
-    ) -> Result<Page, String> {
+    /// The confirmation page: one form posting `token` to `action`, and a way to stay signed in.
+    pub(crate) fn confirm(&self, lang: &str, c: &Confirmation<'_>) -> Result<Page, String> {
         let nonce = new_nonce();
         let mut data = self.common(lang, &nonce);
-        data["action"] = action.into();
-        data["token"] = token.into();
-        if let Some(d) = destination {
+        data["action"] = c.action.into();
+        data["token"] = c.token.into();
+        data["stay"] = c.stay.into();
+        if let Some(d) = c.destination {
             data["destination"] = d.into();
+        }
+        if let Some(a) = c.application {
+            data["application"] = a.into();
         }
         Ok(Page { status: 200, html: self.render("confirm", &data)?, nonce, frame_origins: Vec::new() })
     }
@@ -257,8 +280,8 @@ impl Pages {
         data["timeout_ms"] = timeout_ms.into();
         // Browsers without script follow the meta refresh once the iframes had their time.
         data["refresh_secs"] = (timeout_ms.div_ceil(1000) + 1).into();
-        let title = if next.is_some() { "signing_out_title" } else { "logged_out_title" };
-        data["title"] = data["t"][title].clone();
+        // "Signed out" only once the iframes finished or timed out (the page's script).
+        data["title"] = data["t"]["signing_out_title"].clone();
         let mut origins: Vec<String> = frames.iter().map(|f| f.origin.clone()).collect();
         origins.sort();
         origins.dedup();
@@ -267,6 +290,25 @@ impl Pages {
 }
 
 static EMPTY: BTreeMap<String, String> = BTreeMap::new();
+
+/// The language ranges of an `Accept-Language` header, highest weight first (equal weights in
+/// header order); `*` and weight 0 left out, at most 16 read.
+fn accepted(header: &str) -> impl Iterator<Item = &str> {
+    let mut ranges: Vec<(u16, usize, &str)> = Vec::new();
+    for (i, part) in header.split(',').take(16).enumerate() {
+        let mut fields = part.split(';');
+        let tag = fields.next().unwrap_or("").trim();
+        let q = fields
+            .filter_map(|f| f.trim().strip_prefix("q=").or_else(|| f.trim().strip_prefix("Q=")))
+            .find_map(|v| v.trim().parse::<f32>().ok())
+            .unwrap_or(1.0);
+        if !tag.is_empty() && tag != "*" && q > 0.0 && q <= 1.0 {
+            ranges.push(((q * 1000.0) as u16, i, tag));
+        }
+    }
+    ranges.sort_by(|a, b| b.0.cmp(&a.0).then(a.1.cmp(&b.1)));
+    ranges.into_iter().map(|(_, _, t)| t)
+}
 
 fn load_locales(dir: &Path) -> Result<BTreeMap<String, BTreeMap<String, String>>, String> {
     let mut out = BTreeMap::new();
@@ -316,11 +358,18 @@ mod tests {
     #[test]
     fn ui_locales_picks_a_translation_or_english() {
         let pages = Pages::load(&templates()).unwrap();
-        assert_eq!(pages.pick_lang(Some("fr-CA fr en")), "fr");
-        assert_eq!(pages.pick_lang(Some("xx-YY tlh")), "en");
-        assert_eq!(pages.pick_lang(Some("tlh FR")), "fr");
-        assert_eq!(pages.pick_lang(None), "en");
-        assert_eq!(pages.pick_lang(Some("   ")), "en");
+        assert_eq!(pages.pick_lang(Some("fr-CA fr en"), None), "fr");
+        assert_eq!(pages.pick_lang(Some("xx-YY tlh"), None), "en");
+        assert_eq!(pages.pick_lang(Some("tlh FR"), None), "fr");
+        // ui_locales first; then Accept-Language by weight; then English.
+        assert_eq!(pages.pick_lang(Some("en"), Some("fr")), "en");
+        assert_eq!(pages.pick_lang(Some("tlh"), Some("fr-CH, fr;q=0.9, en;q=0.8")), "fr");
+        assert_eq!(pages.pick_lang(None, Some("en;q=0.5, fr-FR;q=0.7, *;q=0.9")), "fr");
+        assert_eq!(pages.pick_lang(None, Some("fr;q=0, de")), "en");
+        assert_eq!(pages.pick_lang(None, Some("fr;q=abc")), "fr");
+        assert_eq!(pages.pick_lang(None, Some(",;,q=,;;")), "en");
+        assert_eq!(pages.pick_lang(None, None), "en");
+        assert_eq!(pages.pick_lang(Some("   "), None), "en");
     }
 
     #[test]

@@ -154,6 +154,8 @@ pub(crate) struct SessionStore {
 /// One relying party. URIs are kept byte for byte as configured (RPI-21 matches exactly).
 #[derive(Debug, Clone, Default)]
 pub struct Client {
+    /// Shown on the confirmation page (escaped) when the request proved this client.
+    pub(crate) client_name: Option<String>,
     pub(crate) post_logout_redirect_uris: Vec<String>,
     pub(crate) default_post_logout_redirect_uri: Option<String>,
     pub(crate) frontchannel_logout_uri: Option<String>,

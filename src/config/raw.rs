@@ -378,6 +378,9 @@ fn default_redis_response_timeout() -> String {
 #[derive(Debug, Clone, Default, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawClient {
+    /// The application's name, shown on the confirmation page when the request proved it.
+    #[serde(default)]
+    pub client_name: Option<String>,
     #[serde(default)]
     pub post_logout_redirect_uris: Vec<String>,
     #[serde(default)]

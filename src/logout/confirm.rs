@@ -5,11 +5,12 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::decide::{EndRequest, Next};
+use super::decide::{EndRequest, HintCheck, Next};
 use super::failure::{Failure, InLang, LogoutError};
 use super::{cookie_value, is_form, session_of, Input, Logout, Reply, CONFIRM_COOKIE, CONFIRM_COOKIE_HOST};
 use crate::crypto::token_hash;
 use crate::metrics::Metrics;
+use crate::render::Confirmation;
 use crate::session::SessionView;
 
 /// The confirmation context kept in the store under the page's token.
@@ -99,6 +100,7 @@ impl Logout {
         &self,
         next: Next,
         end: Option<EndRequest>,
+        hint: &HintCheck,
         lang: &str,
         input: &Input<'_>,
     ) -> Result<Reply, Failure> {
@@ -107,6 +109,10 @@ impl Logout {
             Some(h) => h.to_string(),
             None => format!("{}:", u.scheme()),
         });
+        // "Stay signed in" goes where the RP asked to be returned (it may then show its own
+        // signed-out state), else to the OP's root; nothing is ended either way.
+        let stay = next.redirect.clone().unwrap_or_else(|| "/".to_string());
+        let application = self.application(hint).await;
         let token = crate::crypto::random_token();
         let binder = crate::crypto::random_token();
         let pending = Pending {
@@ -123,11 +129,27 @@ impl Logout {
         }
         let page = self
             .pages
-            .confirm(lang, &input.confirm_action, &token, destination.as_deref())
+            .confirm(
+                lang,
+                &Confirmation {
+                    action: &input.confirm_action,
+                    token: &token,
+                    destination: destination.as_deref(),
+                    application: application.as_deref(),
+                    stay: &stay,
+                },
+            )
             .map_err(LogoutError::Render)
             .in_lang(lang)?;
         let cookie = self.binder_cookie(&binder, &input.confirm_action, self.confirmation_ttl.as_secs().max(1));
         Ok(Reply::page(page, vec![("set-cookie", cookie)], "confirm"))
+    }
+
+    /// The application a valid hint proved, by its name (or client_id); None without one.
+    async fn application(&self, hint: &HintCheck) -> Option<String> {
+        let HintCheck::Valid(c) = hint else { return None };
+        let client = self.clients.get(&c.client_id).await?;
+        Some(client.client_name.clone().unwrap_or_else(|| c.client_id.clone()))
     }
 
     /// The binder cookie's name: `__Host-` prefixed over https.

@@ -47,6 +47,8 @@ pub(crate) struct Input<'a> {
     /// The body of a POST (already size-capped).
     pub(crate) body: &'a [u8],
     pub(crate) cookie: Option<&'a str>,
+    /// The browser's `Accept-Language`: the page language when `ui_locales` names none we have.
+    pub(crate) accept_language: Option<&'a str>,
     /// The path the confirmation form posts to.
     pub(crate) confirm_action: String,
 }
@@ -119,13 +121,14 @@ impl Logout {
     }
 
     async fn end_session_steps(&self, input: &Input<'_>) -> Result<Reply, Failure> {
-        let p = LogoutParams::parse(self.raw_params(input)?)?;
-        let lang = self.pages.pick_lang(p.ui_locales.as_deref()).to_string();
+        let fallback = self.pages.pick_lang(None, input.accept_language);
+        let p = LogoutParams::parse(self.raw_params(input).in_lang(fallback)?).in_lang(fallback)?;
+        let lang = self.pages.pick_lang(p.ui_locales.as_deref(), input.accept_language).to_string();
         let hint = self.check_hint(&p).await.in_lang(&lang)?;
         let plan = self.plan(&p, &hint).await;
         match plan {
             Plan::Reject(r) => Err(LogoutError::Refused(r.code())).in_lang(&lang),
-            Plan::Confirm { next, end } => self.ask(next, end, &lang, input).await,
+            Plan::Confirm { next, end } => self.ask(next, end, &hint, &lang, input).await,
             Plan::End { next, end } => self.end_hinted(next, end, &hint, &lang, input).await,
         }
     }
@@ -183,7 +186,7 @@ impl Logout {
         if let Some(bsid) = &browser {
             if self.store.get_session(&end.sid).await.in_lang(lang)?.is_some_and(|v| &v.sid != bsid) {
                 tracing::info!("hint names another session than the browser's: asking");
-                return self.ask(next, None, lang, input).await;
+                return self.ask(next, None, hint, lang, input).await;
             }
         }
         let res = self.store.end_session(&end.sid, Some(&end.sub), end.accept_unknown).await.in_lang(lang)?;
@@ -196,7 +199,7 @@ impl Logout {
         };
         let hint_sid = Some(end.sid.clone());
         let next = match decide::after_store(next, end, answer) {
-            Outcome::Confirm { next, end } => return self.ask(next, end, lang, input).await,
+            Outcome::Confirm { next, end } => return self.ask(next, end, hint, lang, input).await,
             Outcome::LoggedOut(next) => next,
         };
         let (client, sub) = match hint {

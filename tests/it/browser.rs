@@ -124,3 +124,38 @@ fn fcl14_a_hanging_rp_does_not_keep_the_browser_from_the_post_logout_page() {
     // The RP hangs for a minute; the browser moved on long before (timeout 1 s + 2 s notice).
     assert!(started.elapsed() < Duration::from_secs(45), "took {:?}", started.elapsed());
 }
+
+/// The opening tag of the element with this id.
+fn tag_of<'a>(html: &'a str, id: &str) -> &'a str {
+    let at = html.find(&format!("id=\"{id}\"")).unwrap_or_else(|| panic!("no #{id} in {html}"));
+    let start = html[..at].rfind('<').unwrap();
+    &html[start..at + html[at..].find('>').unwrap()]
+}
+
+#[test]
+fn fcl_the_signed_out_wording_appears_only_once_the_iframes_finished_or_timed_out() {
+    let rp = Upstream::start();
+    let p = rp.addr.port();
+    let e = browser_env(
+        &[
+            ("rp-x", fc_client(None, &format!("http://127.0.0.1:{p}/fc-x"), false)),
+            ("rp-hang", fc_client(None, &format!("http://localhost:{p}/slow?ms=5000"), false)),
+        ],
+        "1s",
+    );
+    e.put("SN", "U1", &["rp-x", "rp-hang"], &[]);
+    // A valid hint and no post_logout_redirect_uri: the page has nowhere to go next.
+    let url = e.gw.url(&format!("/session/end?id_token_hint={}", hint(&e.iss, "rp-x", "U1", "SN")));
+    let served = crate::harness::client().get(&url).send().unwrap().text().unwrap();
+    assert!(tag_of(&served, "done").contains(" hidden"), "signed out is not claimed yet: {served}");
+    assert!(!tag_of(&served, "progress").contains(" hidden"), "{served}");
+    assert!(served.contains("<title>Signing you out…</title>"), "{served}");
+    // In the browser (the session already ended: the same page again), once rp-hang's iframe
+    // timed out, the page says so, and only then that the user is signed out.
+    let dom = chromium_dump_dom(&url);
+    assert!(dom.contains("data-logout=\"timeout\""), "{dom}");
+    assert!(!tag_of(&dom, "done").contains("hidden"), "{dom}");
+    assert!(tag_of(&dom, "progress").contains("hidden"), "{dom}");
+    assert!(!tag_of(&dom, "notice").contains("hidden"), "the timeout notice: {dom}");
+    assert!(dom.contains("<title>You are signed out</title>"), "{dom}");
+}

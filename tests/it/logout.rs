@@ -603,6 +603,56 @@ fn rpi12_ui_locales_picks_french_and_never_fails() {
 }
 
 #[test]
+fn page_language_falls_back_to_accept_language() {
+    let e = env();
+    let page = |ui: Option<&str>, accept: &str| {
+        let pairs: Vec<(&str, &str)> = ui.map(|u| ("ui_locales", u)).into_iter().collect();
+        let r = client()
+            .get(e.gw.url(&format!("/session/end?{}", form(&pairs))))
+            .header("accept-language", accept)
+            .send()
+            .unwrap();
+        assert_eq!(r.status(), 200);
+        let html = r.text().unwrap();
+        html.split("lang=\"").nth(1).unwrap().split('"').next().unwrap().to_string()
+    };
+    assert_eq!(page(None, "fr-CH, fr;q=0.9, en;q=0.8"), "fr");
+    assert_eq!(page(None, "de, en;q=0.1, fr;q=0.5"), "fr", "by weight");
+    assert_eq!(page(None, "fr;q=0, tlh"), "en");
+    assert_eq!(page(Some("en"), "fr"), "en", "ui_locales first");
+    assert_eq!(page(Some("tlh"), "fr"), "fr", "ui_locales with no translation falls back");
+    // Error pages too: a refused request answers in the browser's language.
+    let r = client().get(e.gw.url("/session/end?state=a&state=b")).header("accept-language", "fr").send().unwrap();
+    assert_eq!(r.status(), 400);
+    assert!(r.text().unwrap().contains("lang=\"fr\""));
+}
+
+#[test]
+fn the_confirmation_page_names_a_proved_application_and_offers_to_stay_signed_in() {
+    let e = env_opts(Some(Redis::start()), |o| {
+        o.config.clients.get_mut("rp-c").unwrap().client_name = Some("Café <Compta>".into());
+    });
+    // A valid hint for an unknown sid: the client is proved, the user is asked.
+    let h = hint(&e.iss, "rp-c", "U1", "never-seen");
+    let r = e.get(&[("id_token_hint", &h), ("post_logout_redirect_uri", "https://c.example.com/out"), ("state", "s1")]);
+    let html = is_confirm_page(r).text().unwrap();
+    assert!(html.contains("<strong>Café &lt;Compta&gt;</strong>"), "the name, escaped: {html}");
+    assert_eq!(attr(&html, "id=\"stay\"", "href").as_deref(), Some("https://c.example.com/out?state=s1"));
+    // Staying is a plain link: following it ends nothing.
+    assert_eq!(e.status("never-seen"), None);
+    // Unproved (client_id only, or nothing): no application named; staying leads to the OP's root.
+    let html = is_confirm_page(e.get(&[("client_id", "rp-a")])).text().unwrap();
+    assert!(!html.contains("id=\"application\""), "{html}");
+    let html = is_confirm_page(e.get(&[])).text().unwrap();
+    assert!(!html.contains("id=\"application\""), "{html}");
+    assert_eq!(attr(&html, "id=\"stay\"", "href").as_deref(), Some("/"));
+    // A proved client without a name is named by its client_id.
+    let h = hint(&e.iss, "rp-a", "U1", "never-seen-2");
+    let html = is_confirm_page(e.get(&[("id_token_hint", &h)])).text().unwrap();
+    assert!(html.contains("<strong>rp-a</strong>"), "{html}");
+}
+
+#[test]
 fn unknown_kid_refreshes_the_keys_at_a_limited_rate() {
     let mut e = env_opts(Some(Redis::start()), |o| o.config.jwks.min_refresh_interval = "1s".into());
     let iss = std::mem::take(&mut e.iss);

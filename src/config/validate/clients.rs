@@ -42,6 +42,9 @@ pub(super) fn registration(v: &mut V, raw: &RawRegistration) -> Registration {
 /// Most `post_logout_redirect_uris` a registered client may have.
 pub(crate) const MAX_REGISTERED_REDIRECT_URIS: usize = 20;
 
+/// Longest client name shown (a registered client's longer name is not shown).
+pub(crate) const MAX_CLIENT_NAME: usize = 100;
+
 /// Longest URI a registered client may name.
 pub(crate) const MAX_REGISTERED_URI: usize = 2048;
 
@@ -92,6 +95,10 @@ fn registered_client_rules(id: &str, metadata: &serde_json::Value) -> Result<Cli
     let s = |k: &str| metadata.get(k).and_then(|v| v.as_str()).map(String::from);
     let b = |k: &str| metadata.get(k).and_then(|v| v.as_bool()).unwrap_or(false);
     let raw = RawClient {
+        // A name that breaks the rules is dropped, not the client.
+        client_name: s("client_name").filter(|n| {
+            !n.trim().is_empty() && n.chars().count() <= MAX_CLIENT_NAME && !n.chars().any(char::is_control)
+        }),
         post_logout_redirect_uris: metadata
             .get("post_logout_redirect_uris")
             .and_then(|v| v.as_array())
@@ -145,7 +152,16 @@ pub(super) fn client(v: &mut V, base: &str, id: &str, raw: RawClient) -> Client 
         v.err(format!("{base}.backchannel_logout_session_required"), "needs backchannel_logout_uri");
     }
     let secret = raw.client_secret.filter(|s| !s.is_empty()).map(Secret::new);
+    if let Some(n) = &raw.client_name {
+        if n.trim().is_empty() || n.chars().count() > MAX_CLIENT_NAME || n.chars().any(char::is_control) {
+            v.err(
+                format!("{base}.client_name"),
+                format!("must be 1 to {MAX_CLIENT_NAME} characters without control characters"),
+            );
+        }
+    }
     Client {
+        client_name: raw.client_name,
         revocation: revocation_auth(v, base, raw.revocation_auth.as_deref(), secret),
         post_logout_redirect_uris: raw.post_logout_redirect_uris,
         default_post_logout_redirect_uri: raw.default_post_logout_redirect_uri,
