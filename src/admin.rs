@@ -145,7 +145,7 @@ impl AdminApp {
             .get(http::header::AUTHORIZATION)
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.strip_prefix("Bearer "));
-        if got.is_some_and(|g| constant_time_eq(g.as_bytes(), want.expose().as_bytes())) {
+        if got.is_some_and(|g| crate::crypto::secrets_match(g.as_bytes(), want.expose().as_bytes())) {
             return None;
         }
         let mut r = text(StatusCode::UNAUTHORIZED, "unauthorized");
@@ -237,9 +237,4 @@ impl AdminApp {
             Err(e) => text(StatusCode::SERVICE_UNAVAILABLE, &e.to_string()),
         }
     }
-}
-
-/// Compare secrets without an early exit.
-fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
-    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }

@@ -28,6 +28,8 @@ fn field<'a>(p: &'a LogoutParams, name: &str) -> Option<&'a str> {
         "post_logout_redirect_uri" => p.post_logout_redirect_uri.as_deref(),
         "state" => p.state.as_deref(),
         "ui_locales" => p.ui_locales.as_deref(),
+        "refresh_token" => p.refresh_token.as_deref(),
+        "client_secret" => p.client_secret.as_deref(),
         other => panic!("params::KNOWN has {other:?}: teach this target its field"),
     }
 }

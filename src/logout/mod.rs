@@ -9,6 +9,7 @@
 //! store trouble is a 503 page without a redirect (GW-08). This module does not touch pingora
 //! types; `proxy` reads the request into an [`Input`] and writes the [`Reply`].
 
+mod backend;
 mod confirm;
 pub(crate) mod decide;
 pub(crate) mod failure;
@@ -47,6 +48,8 @@ pub(crate) struct Input<'a> {
     /// The body of a POST (already size-capped).
     pub(crate) body: &'a [u8],
     pub(crate) cookie: Option<&'a str>,
+    /// The `Authorization` header (HTTP Basic client authentication of a back-end logout).
+    pub(crate) authorization: Option<&'a str>,
     /// The browser's `Accept-Language`: the page language when `ui_locales` names none we have.
     pub(crate) accept_language: Option<&'a str>,
     /// The path the confirmation form posts to.
@@ -123,6 +126,9 @@ impl Logout {
     async fn end_session_steps(&self, input: &Input<'_>) -> Result<Reply, Failure> {
         let fallback = self.pages.pick_lang(None, input.accept_language);
         let p = LogoutParams::parse(self.raw_params(input).in_lang(fallback)?).in_lang(fallback)?;
+        if p.refresh_token.is_some() {
+            return Ok(self.backend_logout(&p, input).await);
+        }
         let lang = self.pages.pick_lang(p.ui_locales.as_deref(), input.accept_language).to_string();
         let hint = self.check_hint(&p).await.in_lang(&lang)?;
         let plan = self.plan(&p, &hint).await;

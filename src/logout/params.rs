@@ -15,6 +15,10 @@ pub struct LogoutParams {
     pub post_logout_redirect_uri: Option<String>,
     pub state: Option<String>,
     pub ui_locales: Option<String>,
+    /// RP back-end logout (Keycloak's form): the refresh token of the session to end.
+    pub refresh_token: Option<String>,
+    /// The client's secret, for back-end logout with `client_secret_post` authentication.
+    pub client_secret: Option<String>,
 }
 
 /// Why the parameters were refused. Messages name the parameter, never echo its value.
@@ -38,13 +42,15 @@ pub const MAX_INPUT: usize = 32 * 1024;
 pub const MAX_PAIRS: usize = 64;
 
 /// (name, cap in bytes after decoding); public for the fuzz targets' checks.
-pub const KNOWN: [(&str, usize); 6] = [
+pub const KNOWN: [(&str, usize); 8] = [
     ("id_token_hint", 16 * 1024),
     ("logout_hint", 512),
     ("client_id", 256),
     ("post_logout_redirect_uri", 2048),
     ("state", 2048),
     ("ui_locales", 256),
+    ("refresh_token", 16 * 1024),
+    ("client_secret", 1024),
 ];
 
 impl LogoutParams {
@@ -86,7 +92,9 @@ impl LogoutParams {
                 2 => &mut p.client_id,
                 3 => &mut p.post_logout_redirect_uri,
                 4 => &mut p.state,
-                _ => &mut p.ui_locales,
+                5 => &mut p.ui_locales,
+                6 => &mut p.refresh_token,
+                _ => &mut p.client_secret,
             };
             *slot = Some(value);
         }

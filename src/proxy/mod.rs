@@ -294,6 +294,7 @@ impl Gateway {
         let content_type = header_str(req, http::header::CONTENT_TYPE);
         let cookie = header_str(req, http::header::COOKIE);
         let accept_language = header_str(req, http::header::ACCEPT_LANGUAGE);
+        let authorization = header_str(req, http::header::AUTHORIZATION);
         let base = self.end_session_paths.get(idx).cloned().unwrap_or_default();
         let body = if method == "POST" {
             match read_body(session, crate::logout::params::MAX_INPUT).await {
@@ -314,6 +315,7 @@ impl Gateway {
             body: &body,
             cookie: cookie.as_deref(),
             accept_language: accept_language.as_deref(),
+            authorization: authorization.as_deref(),
             confirm_action: format!("{base}{}", route::CONFIRM_SUFFIX),
         };
         let reply = if confirm { self.logout.confirm(&input).await } else { self.logout.end_session(&input).await };

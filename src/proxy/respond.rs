@@ -88,6 +88,12 @@ pub(crate) async fn write(session: &mut Session, answer: Answer) -> Result<()> {
         Answer::Page { page, headers } => write_page(session, page, &headers).await,
         Answer::Redirect { location, headers } => write_redirect(session, &location, &headers).await,
         Answer::Plain { status, text } => write_plain(session, status, text).await,
+        Answer::NoContent => {
+            let mut h = ResponseHeader::build(204, Some(2))?;
+            h.insert_header("cache-control", "no-store")?;
+            h.insert_header("pragma", "no-cache")?;
+            session.write_response_header(Box::new(h), true).await
+        }
         Answer::Json { status, body, header } => {
             // `no-store`, as token endpoint answers are.
             let mut h = ResponseHeader::build(status, Some(5))?;

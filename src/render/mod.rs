@@ -46,6 +46,8 @@ pub(crate) enum Answer {
     Json { status: u16, body: &'static str, header: Option<(&'static str, &'static str)> },
     /// Plain text: what is left when even the error template failed.
     Plain { status: u16, text: &'static str },
+    /// 204 No Content, never cached: a back-end call that succeeded.
+    NoContent,
 }
 
 impl Answer {
@@ -59,6 +61,7 @@ impl Answer {
             Answer::Page { page, .. } => page.status,
             Answer::Redirect { .. } => 303,
             Answer::Json { status, .. } | Answer::Plain { status, .. } => *status,
+            Answer::NoContent => 204,
         }
     }
 

@@ -49,7 +49,7 @@ fn bc_env(
     e
 }
 
-fn posts(rp: &Upstream, path_prefix: &str) -> Vec<Seen> {
+pub fn posts(rp: &Upstream, path_prefix: &str) -> Vec<Seen> {
     rp.seen().into_iter().filter(|s| s.method == "POST" && s.target.starts_with(path_prefix)).collect()
 }
 

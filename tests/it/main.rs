@@ -8,6 +8,7 @@ mod upstream;
 mod admin;
 mod attacks;
 mod backchannel;
+mod backend_logout;
 mod browser;
 mod cli;
 mod edge;

@@ -76,11 +76,6 @@ pub(super) fn validate(raw: RawConfig, base: &Path) -> Result<Config, Vec<Proble
     let clients = clients::clients(&mut v, raw.clients);
     let registration = clients::registration(&mut v, &raw.registration);
     let revocation = raw.revocation.map(|r| store::revocation(&mut v, r));
-    if revocation.is_none() {
-        if let Some(id) = clients.iter().find(|(_, c)| c.revocation.is_some()).map(|(id, _)| id) {
-            v.err(format!("clients.{id}.client_secret"), "revocation credentials need the revocation section");
-        }
-    }
     let templates_dir = base.join(&raw.templates_dir);
     if !templates_dir.is_dir() {
         v.err("templates_dir", format!("{} is not a directory", templates_dir.display()));
