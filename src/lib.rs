@@ -232,6 +232,8 @@ fn build(config: Config) -> std::result::Result<Server, BuildError> {
     let backchannel =
         backchannel::Backchannel::new(&config, clients.clone(), store.clone()).map_err(BuildError::Backchannel)?;
     server.add_service(background_service("back-channel", backchannel::BackchannelService(backchannel.clone())));
+    // One value for the OP's cookies: what the edge learns of where they live, logout uses.
+    let cookies = cookies::OpCookies::new(&config);
     let notifier = logout::notify::Notifier { backchannel: backchannel.clone(), revoker: revoker.clone() };
     let logout = Arc::new(logout::Logout::new(
         &config,
@@ -240,8 +242,9 @@ fn build(config: Config) -> std::result::Result<Server, BuildError> {
         jwks.clone(),
         pages.clone(),
         notifier.clone(),
+        cookies.clone(),
     ));
-    let learner = Arc::new(learn::Learner::new(&config, jwks, clients, store.clone(), revoker));
+    let learner = Arc::new(learn::Learner::new(&config, jwks, clients, store.clone(), revoker, cookies));
     let gateway = gateway(&config, upstream, pages, logout, learner, backchannel.keys.clone());
     server.add_service(public_service(&config, &server, gateway));
     server.add_service(admin_service(&config, store, notifier));

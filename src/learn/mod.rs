@@ -115,6 +115,7 @@ impl Learner {
         clients: Arc<Clients>,
         store: Arc<dyn SessionStore>,
         revoker: Option<Arc<Revoker>>,
+        cookies: crate::cookies::OpCookies,
     ) -> Learner {
         let (up, st) = (&config.upstream, &config.session_store);
         Learner {
@@ -127,7 +128,7 @@ impl Learner {
             refresh_token_ttl: st.refresh_token_ttl,
             tombstone_ttl: st.tombstone_ttl,
             endpoints: up.endpoints.clone(),
-            cookies: crate::cookies::OpCookies::new(config),
+            cookies,
             lookups: lookup_budget(),
         }
     }

@@ -95,6 +95,7 @@ impl Logout {
         jwks: Arc<Jwks>,
         pages: Arc<Pages>,
         notifier: notify::Notifier,
+        cookies: OpCookies,
     ) -> Logout {
         let es = &config.end_session;
         Logout {
@@ -107,7 +108,7 @@ impl Logout {
                 unregistered_redirect_patterns: es.unregistered_redirect_uri_patterns.clone(),
                 registered_redirect_patterns: config.registration.redirect_patterns.clone(),
             },
-            cookies: OpCookies::new(config),
+            cookies,
             frontchannel_timeout: es.frontchannel_timeout,
             accept_access_token_hint: es.accept_access_token_hint,
             confirmation_ttl: es.confirmation_ttl,

@@ -178,6 +178,10 @@ impl ProxyHttp for Gateway {
     }
 
     async fn response_filter(&self, session: &mut Session, resp: &mut ResponseHeader, ctx: &mut Ctx) -> Result<()> {
+        // Where the OP puts its session cookies (Domain, Path, …), so logout expires them there.
+        for v in resp.headers.get_all(http::header::SET_COOKIE).iter().filter_map(|v| v.to_str().ok()) {
+            self.learner.cookies.observe(session.req_header().uri.path(), v);
+        }
         if resp.status.is_redirection()
             && self.learner.answers_authorization(ctx.endpoint, session.req_header().uri.path())
         {

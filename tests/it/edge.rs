@@ -105,6 +105,44 @@ fn op_cookies_are_expired_on_every_configured_cookie_path() {
 }
 
 #[test]
+fn op_cookies_are_expired_with_the_domain_and_attributes_the_op_set_them_with() {
+    let e = env_expiring_on(&["/"]);
+    wait_for_discovery(&e);
+    // The OP sets its cookie for its parent domain, on its own path (a host-only expiry line
+    // would leave that cookie in the browser).
+    let attrs = "Domain=.Login.Example.test; Path=/auth; Secure; SameSite=None; HttpOnly";
+    let login = client()
+        .post(e.gw.url(&format!(
+            "/login?attrs={}",
+            url::form_urlencoded::byte_serialize(attrs.as_bytes()).collect::<String>()
+        )))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body("user=dom&code=dom_1")
+        .send()
+        .unwrap();
+    assert_eq!(login.status(), 302);
+    let cookie = "op_session=S-dom".to_string();
+    let expected = "op_session=; Domain=login.example.test; Path=/auth; Max-Age=0; \
+                    Expires=Thu, 01 Jan 1970 00:00:00 GMT; HttpOnly; Secure; SameSite=None";
+    let both = |cookies: &[String]| {
+        cookies.iter().any(|c| c == expected)
+            && cookies.iter().any(|c| c.starts_with("op_session=; Path=/; Max-Age=0;"))
+    };
+    // At logout: where the OP put it, and (configured) host-only on /.
+    let page = client().get(e.gw.url("/session/end")).header("cookie", &cookie).send().unwrap();
+    let done = confirm_with(&e, page, &cookie);
+    assert_eq!(done.status(), 200);
+    assert!(both(&set_cookies(&done)), "{:?}", set_cookies(&done));
+    // At the edge, when the old cookie comes back.
+    let r = client()
+        .get(e.gw.url("/oauth/authorize?client_id=rp-c&prompt=none&code_to_issue=dom_2"))
+        .header("cookie", &cookie)
+        .send()
+        .unwrap();
+    assert!(both(&set_cookies(&r)), "{:?}", set_cookies(&r));
+}
+
+#[test]
 fn tokens_an_op_issues_in_a_session_the_gateway_ended_are_refused() {
     let e = env();
     wait_for_discovery(&e);

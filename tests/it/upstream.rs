@@ -244,9 +244,15 @@ async fn handle(
                 .body(full(html))
                 .unwrap());
         }
+        // `?attrs=` gives the cookie other attributes (a Domain, a Path, SameSite…).
+        let attrs = target
+            .split_once('?')
+            .and_then(|(_, q)| url::form_urlencoded::parse(q.as_bytes()).find(|(k, _)| k == "attrs"))
+            .map(|(_, v)| v.into_owned())
+            .unwrap_or_else(|| "Path=/; HttpOnly".into());
         Response::builder()
             .status(302)
-            .header("set-cookie", format!("op_session=S-{}; Path=/; HttpOnly", get("user")))
+            .header("set-cookie", format!("op_session=S-{}; {attrs}", get("user")))
             .header("location", format!("https://c.example.com/cb?code={}&state=s", get("code")))
             .body(full(Bytes::new()))
     } else if ep == "/oauth/authorize" {

@@ -2,6 +2,9 @@
 //! them, their hashes (how the store knows them), the cap on how many one request may carry,
 //! and the `Set-Cookie` lines that expire them in the browser.
 
+mod scope;
+
+use self::scope::{Learned, Scope};
 use crate::config::Config;
 use crate::crypto::token_hash;
 
@@ -18,6 +21,9 @@ pub(crate) struct OpCookies {
     pub(crate) expiry_paths: Vec<String>,
     /// Expiring lines (and the gateway's own cookies) carry `Secure`: the issuer is https.
     pub(crate) secure: bool,
+    /// Where the OP puts its cookies (Domain, Path, Secure, SameSite), learned from its
+    /// `Set-Cookie` lines; shared by every clone.
+    learned: Learned,
 }
 
 impl OpCookies {
@@ -28,7 +34,14 @@ impl OpCookies {
             login_paths: up.session_cookie_paths.clone(),
             expiry_paths: up.session_cookie_expiry_paths.clone(),
             secure: config.issuer.starts_with("https://"),
+            learned: Learned::default(),
         }
+    }
+
+    /// A `Set-Cookie` line of an upstream response to a request for `request_path`: when it
+    /// sets one of the OP's session cookies, remember where.
+    pub(crate) fn observe(&self, request_path: &str, set_cookie: &str) {
+        self.learned.observe(&self.names, request_path, set_cookie);
     }
 
     /// Every (name, value) pair of an OP cookie in a Cookie header, uncapped (the edge counts them).
@@ -46,9 +59,20 @@ impl OpCookies {
         self.pairs(header).map(|(_, v)| token_hash(v.as_bytes())).collect()
     }
 
-    /// `Set-Cookie` values expiring each of `names` on every expiry path.
+    /// `Set-Cookie` values expiring each of `names` wherever it lives: in every scope the OP
+    /// was seen to set it (its Domain, Path, Secure, SameSite, Partitioned), and host-only on
+    /// every configured expiry path not already among them.
     pub(crate) fn expiring<'a>(&'a self, names: &'a [String]) -> impl Iterator<Item = String> + 'a {
-        expiring_cookies(names, &self.expiry_paths, self.secure)
+        names.iter().flat_map(move |n| {
+            let learned = self.learned.scopes(n);
+            let configured = self
+                .expiry_paths
+                .iter()
+                .filter(|p| !learned.iter().any(|s| s.domain.is_none() && &s.path == *p))
+                .map(|p| Scope { domain: None, path: p.clone(), secure: false, same_site: None, partitioned: false })
+                .collect::<Vec<_>>();
+            learned.into_iter().chain(configured).map(move |s| s.expiring(n, self.secure))
+        })
     }
 
     /// `Set-Cookie` values expiring every OP cookie on every expiry path.
@@ -60,17 +84,6 @@ impl OpCookies {
 /// Most OP session cookie values one request may carry (a browser sends one or two per name);
 /// the edge refuses more, and learning reads no more from one exchange.
 pub(crate) const MAX_OP_COOKIES: usize = 8;
-
-/// `Set-Cookie` values expiring each of `names` on each of `paths` (HttpOnly; Secure when the
-/// issuer is https). Used at logout (`logout`) and at the edge.
-fn expiring_cookies<'a>(names: &'a [String], paths: &'a [String], secure: bool) -> impl Iterator<Item = String> + 'a {
-    let secure = if secure { "; Secure" } else { "" };
-    names.iter().flat_map(move |n| {
-        paths
-            .iter()
-            .map(move |p| format!("{n}=; Path={p}; Max-Age=0; Expires=Thu, 01 Jan 1970 00:00:00 GMT; HttpOnly{secure}"))
-    })
-}
 
 /// The (name, value) pairs of the OP session cookies (by `names`, non-empty values) in a Cookie
 /// header: the one parser behind every OP-cookie check.
@@ -91,13 +104,28 @@ mod tests {
 
     #[test]
     fn one_expiring_cookie_per_name_and_path() {
-        let names = ["KEYCLOAK_IDENTITY".to_string(), "KEYCLOAK_SESSION".to_string()];
-        let paths = ["/".to_string(), "/realms/r/".to_string()];
-        let all: Vec<String> = expiring_cookies(&names, &paths, true).collect();
+        let names = vec!["KEYCLOAK_IDENTITY".to_string(), "KEYCLOAK_SESSION".to_string()];
+        let paths = vec!["/".to_string(), "/realms/r/".to_string()];
+        let c = OpCookies { names: names.clone(), expiry_paths: paths, secure: true, ..OpCookies::default() };
+        let all: Vec<String> = c.expiring_all().collect();
         assert_eq!(all.len(), 4);
         assert!(all[1].starts_with("KEYCLOAK_IDENTITY=; Path=/realms/r/; Max-Age=0;"), "{all:?}");
         assert!(all.iter().all(|c| c.ends_with("; HttpOnly; Secure")), "{all:?}");
-        assert!(expiring_cookies(&names, &paths, false).all(|c| !c.contains("Secure")));
+        let plain = OpCookies { secure: false, ..c.clone() };
+        assert!(plain.expiring_all().all(|c| !c.contains("Secure")));
+        // Once the OP was seen setting a cookie with a Domain, it is expired there too; a
+        // learned host-only scope on a configured path replaces that path's line.
+        c.observe("/login", "KEYCLOAK_IDENTITY=v; Domain=.login.example.com; Path=/realms/r/; SameSite=None; Secure");
+        c.observe("/login", "KEYCLOAK_SESSION=v; Path=/; SameSite=Lax");
+        let all: Vec<String> = c.expiring_all().collect();
+        assert_eq!(all.len(), 5, "{all:?}");
+        assert!(
+            all.iter().any(|l| l.starts_with("KEYCLOAK_IDENTITY=; Domain=login.example.com; Path=/realms/r/;")
+                && l.ends_with("; Secure; SameSite=None")),
+            "{all:?}"
+        );
+        assert_eq!(all.iter().filter(|l| l.starts_with("KEYCLOAK_SESSION=; Path=/;")).count(), 1, "{all:?}");
+        assert!(all.iter().any(|l| l.starts_with("KEYCLOAK_SESSION=; Path=/;") && l.ends_with("; SameSite=Lax")));
     }
 
     #[test]
