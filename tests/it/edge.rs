@@ -143,6 +143,45 @@ fn op_cookies_are_expired_with_the_domain_and_attributes_the_op_set_them_with() 
 }
 
 #[test]
+fn no_login_loop_when_the_ops_login_api_would_reuse_an_ended_session_id() {
+    // No session_cookie_paths at all: enforcement on every path makes them unnecessary.
+    let e = env_opts(Some(Redis::start()), |o| o.config.upstream.session_cookie_paths.clear());
+    wait_for_discovery(&e);
+    let api_login = |cookie: Option<&str>, code: &str| {
+        let mut rq = client()
+            .post(e.gw.url("/api/login"))
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(format!("user=loop&code={code}"));
+        if let Some(c) = cookie {
+            rq = rq.header("cookie", c);
+        }
+        let r = rq.send().unwrap();
+        assert_eq!(r.status(), 302);
+        r.headers()["set-cookie"].to_str().unwrap().split(';').next().unwrap().to_string()
+    };
+    let first = api_login(None, "loop_1");
+    // Signed out at the gateway; the browser keeps the cookie (say its expiry did not apply).
+    let page = client().get(e.gw.url("/session/end")).header("cookie", &first).send().unwrap();
+    assert_eq!(confirm_with(&e, page, &first).status(), 200);
+    // Signing in again with it: the OP never sees the ended id, so it cannot reuse it.
+    let from = e.up.seen().len();
+    let second = api_login(Some(&first), "loop_2");
+    assert_eq!(cookie_seen(&e, from, "/api/login"), None, "the revoked cookie was stripped");
+    assert_ne!(second, first, "a fresh session id");
+    // The new session works; the old cookie still does not.
+    let authorize = |cookie: &str| {
+        let r = client()
+            .get(e.gw.url("/oauth/authorize?client_id=rp-c&prompt=none&code_to_issue=loop_3"))
+            .header("cookie", cookie)
+            .send()
+            .unwrap();
+        r.headers()["location"].to_str().unwrap().to_string()
+    };
+    assert!(authorize(&second).contains("code=loop_3"), "signed in again, no loop");
+    assert!(authorize(&first).contains("error=login_required"));
+}
+
+#[test]
 fn tokens_an_op_issues_in_a_session_the_gateway_ended_are_refused() {
     let e = env();
     wait_for_discovery(&e);

@@ -227,6 +227,22 @@ async fn handle(
             }
             Response::builder().status(200).header("content-type", "application/json").body(full(m.to_string()))
         }
+    } else if ep == "/api/login" && s.method == "POST" {
+        // A careless login API: it reuses the session id of the cookie it is sent (an ended one
+        // included), else starts a fresh one.
+        let form: Vec<(String, String)> = url::form_urlencoded::parse(s.body.as_bytes()).into_owned().collect();
+        let get = |k: &str| form.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone()).unwrap_or_default();
+        let reused = s
+            .header("cookie")
+            .and_then(|c| c.split("op_session=").nth(1))
+            .map(|v| v.split(';').next().unwrap_or("").to_string());
+        let n = seen.lock().unwrap().iter().filter(|x| x.target.starts_with("/api/login")).count();
+        let sid = reused.filter(|v| !v.is_empty()).unwrap_or_else(|| format!("S-{}-{n}", get("user")));
+        Response::builder()
+            .status(302)
+            .header("set-cookie", format!("op_session={sid}; Path=/; HttpOnly"))
+            .header("location", format!("https://c.example.com/cb?code={}&state=s", get("code")))
+            .body(full(Bytes::new()))
     } else if ep == "/login" && s.method == "POST" {
         // The OP's login form: sets its session cookie and redirects to the RP with a code (or,
         // with ?form_post=1, answers the form_post page itself, as some OPs do).
