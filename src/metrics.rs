@@ -42,6 +42,8 @@ pub(crate) struct Metrics {
     pub(crate) learned: IntCounterVec,
     /// Responses the gateway meant to learn from but could not read, by reason.
     pub(crate) learn_skipped: IntCounterVec,
+    /// Valid ID tokens without a `sid` (OPs such as Glewlwyd's default), by where they were seen.
+    pub(crate) without_sid: IntCounterVec,
     /// Client connections refused over `limits.max_connections`.
     pub(crate) connections_refused: IntCounter,
     /// Connections closed because a request header did not arrive within `limits.header_timeout`.
@@ -154,10 +156,18 @@ impl Metrics {
             learn_skipped: register_int_counter_vec!(
                 "logout_gateway_learn_skipped_total",
                 "Responses not learned from: encoding (a content coding the gateway cannot decode), corrupt, \
-                 too_large, unverified (an ID token that does not verify).",
+                 too_large, unverified (an ID token that does not verify), no_cookie (an ID token without sid \
+                 whose code was bound to no OP cookie).",
                 &["reason"]
             )
             .expect("register learn_skipped"),
+            without_sid: register_int_counter_vec!(
+                "logout_gateway_id_tokens_without_sid_total",
+                "Valid ID tokens that carry no sid: learned (the session is keyed by the browser's OP cookie \
+                 and subject) or as a logout hint (the browser's own session of that subject ends).",
+                &["seen"]
+            )
+            .expect("register without_sid"),
             connections_refused: register_int_counter!(
                 "logout_gateway_connections_refused_total",
                 "Client connections refused because limits.max_connections were open."
@@ -213,7 +223,10 @@ impl Metrics {
         for k in ["session", "refresh", "client", "client_refused", "ended_session"] {
             m.learned.with_label_values(&[k]);
         }
-        for r in ["encoding", "corrupt", "too_large", "unverified"] {
+        for s in ["learned", "hint"] {
+            m.without_sid.with_label_values(&[s]);
+        }
+        for r in ["encoding", "corrupt", "too_large", "unverified", "no_cookie"] {
             m.learn_skipped.with_label_values(&[r]);
         }
         for a in EDGE_ACTIONS {

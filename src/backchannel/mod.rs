@@ -107,11 +107,16 @@ impl Backchannel {
         let mut out = Vec::new();
         for (client_id, sid, client) in takers {
             let Some(uri) = &client.backchannel_logout_uri else { continue };
-            // BCL-05: a client that requires sid gets it; BCL-08: never neither sub nor sid.
+            // BCL-05: a client that requires sid gets it when the OP gave one; when the OP's ID
+            // tokens carry none, the token names the subject alone (the RP was never given a
+            // sid to match). BCL-08: never neither sub nor sid.
             let sid = sid.as_deref().filter(|s| !s.is_empty());
-            if (client.backchannel_logout_session_required && sid.is_none()) || (sid.is_none() && sub.is_none()) {
-                tracing::warn!(client = %client_id, "no sid/sub for a logout token; notice skipped");
+            if sid.is_none() && sub.is_none() {
+                tracing::warn!(client = %client_id, "no sid and no sub for a logout token; notice skipped");
                 continue;
+            }
+            if sid.is_none() && client.backchannel_logout_session_required {
+                tracing::debug!(client = %client_id, "the client requires sid; the OP gave none: sub only");
             }
             let token = self.sign(&ring, client_id, sub, sid)?;
             out.push(Notice {

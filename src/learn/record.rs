@@ -38,9 +38,20 @@ impl Learner {
 
     /// Store the session verified `claims` name, with its tokens and OP cookie hashes.
     pub(super) async fn store_session(&self, claims: HintClaims, tokens: Vec<RawToken>, cookie_hashes: Vec<String>) {
-        let Some(sid) = claims.sid else { return tracing::debug!("ID token without sid; session not learned") };
+        let (sid, client_sid) = match claims.sid {
+            Some(sid) => (sid.clone(), sid),
+            None => {
+                Metrics::get().without_sid.with_label_values(&["learned"]).inc();
+                let Some(sid) = cookie_keyed_sid(&cookie_hashes, &claims.sub) else {
+                    count_skipped("no_cookie");
+                    return tracing::info!("an ID token without sid whose code was bound to no OP cookie; not learned");
+                };
+                // The client was given no sid: recorded as an empty one (never sent to it).
+                (sid, String::new())
+            }
+        };
         let mut client_sids = BTreeMap::new();
-        client_sids.insert(claims.client_id.clone(), sid.clone());
+        client_sids.insert(claims.client_id.clone(), client_sid);
         let primary = self.primary_sid(sid, &claims.sub, &cookie_hashes).await;
         let new = NewSession {
             sid: primary,
@@ -113,4 +124,12 @@ impl Learner {
             tracing::warn!(error = %e, "tokens of an ended session not refused (store unavailable)");
         }
     }
+}
+
+/// The session key of an OP whose ID tokens carry no sid: the browser's OP session (its
+/// cookie, the least hash when it sent several) and the subject, hashed. Every RP the browser
+/// signs in to in that OP session lands in the same session; None without a bound cookie.
+fn cookie_keyed_sid(cookie_hashes: &[String], sub: &str) -> Option<String> {
+    let cookie = cookie_hashes.iter().min()?;
+    Some(format!("op-{}", &crate::crypto::token_hash(format!("{cookie}\n{sub}").as_bytes())[..32]))
 }

@@ -23,7 +23,7 @@ impl Logout {
         for s in sessions {
             for c in &s.clients {
                 if !who.iter().any(|p| p.client_id == c) {
-                    who.push(Participant { client_id: c, sid: Some(s.sid_for(c).to_string()) });
+                    who.push(Participant { client_id: c, sid: s.client_sid(c).map(String::from) });
                 }
             }
         }
@@ -121,6 +121,17 @@ impl Logout {
             }
         }
         Ok(out)
+    }
+
+    /// The browser's live session (by its OP cookie) when it belongs to `sub`.
+    pub(super) async fn browser_session_of(
+        &self,
+        sub: &str,
+        cookie: Option<&str>,
+    ) -> Result<Option<String>, crate::session::StoreError> {
+        let Some(sid) = self.browser_session(cookie).await? else { return Ok(None) };
+        let view = self.store.get_session(&sid).await?;
+        Ok(view.filter(|v| v.is_active() && v.sub == sub).map(|v| v.sid))
     }
 
     /// The session the browser's OP cookie is bound to (learned from the code flow), if any.

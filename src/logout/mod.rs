@@ -28,6 +28,7 @@ use self::params::LogoutParams;
 use crate::clients::Clients;
 use crate::config::{Client, Config};
 use crate::cookies::OpCookies;
+use crate::metrics::Metrics;
 use crate::oidc::jwks::Jwks;
 use crate::render::{Answer, ErrorKind, Page, Pages};
 use crate::session::{EndResult, SessionStore, SessionView};
@@ -137,6 +138,16 @@ impl Logout {
             Plan::Reject(r) => Err(LogoutError::Refused(r.code())).in_lang(&lang),
             Plan::Confirm { next, end } => self.ask(next, end, &hint, &lang, input).await,
             Plan::End { next, end } => self.end_hinted(next, end, &hint, &lang, input).await,
+            Plan::EndBrowserSession { next, sub } => {
+                Metrics::get().without_sid.with_label_values(&["hint"]).inc();
+                match self.browser_session_of(&sub, input.cookie).await.in_lang(&lang)? {
+                    Some(sid) => {
+                        let end = EndRequest { sid, sub, accept_unknown: false };
+                        self.end_hinted(next, end, &hint, &lang, input).await
+                    }
+                    None => self.ask(next, None, &hint, &lang, input).await,
+                }
+            }
         }
     }
 
@@ -204,7 +215,11 @@ impl Logout {
             EndResult::Unknown => StoreAnswer::Unknown,
             EndResult::SubjectMismatch => StoreAnswer::SubjectMismatch,
         };
-        let hint_sid = Some(end.sid.clone());
+        // The initiator's front-channel frame carries the sid it was given, if any.
+        let hint_sid = match hint {
+            HintCheck::Valid(c) if c.sid.is_none() => None,
+            _ => Some(end.sid.clone()),
+        };
         let next = match decide::after_store(next, end, answer) {
             Outcome::Confirm { next, end } => return self.ask(next, end, hint, lang, input).await,
             Outcome::LoggedOut(next) => next,
@@ -235,7 +250,8 @@ impl Logout {
         if !self.clients.knows(&client).await {
             return Ok(HintCheck::Invalid("the access token's client is not configured"));
         }
-        let client_sid = v.sid_for(&client).to_string();
+        // The client's sid names the session; a client that knows none is named by the primary.
+        let client_sid = v.client_sid(&client).unwrap_or(&v.sid).to_string();
         Ok(HintCheck::Valid(decide::HintClaims {
             client_id: client,
             sub: v.sub,

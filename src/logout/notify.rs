@@ -46,7 +46,7 @@ impl Notifier {
         let mut notices = Vec::new();
         for s in sessions {
             let pairs: Vec<(String, Option<String>)> =
-                s.clients.iter().map(|c| (c.clone(), Some(s.sid_for(c).to_string()))).collect();
+                s.clients.iter().map(|c| (c.clone(), s.client_sid(c).map(String::from))).collect();
             let sub = Some(s.sub.as_str()).filter(|x| !x.is_empty()).or(sub);
             notices.extend(self.backchannel.notices_for(&pairs, sub).await.map_err(NotifyError::Sign)?);
         }

@@ -220,6 +220,9 @@ impl Jwks {
                     revocation: path("revocation_endpoint"),
                     registration: path("registration_endpoint"),
                 }));
+                if self.discovery.load().is_none() {
+                    say_whether_ops_give_sid(&doc);
+                }
                 self.discovery.store(Arc::new(Some(doc.clone())));
                 Some(doc)
             }
@@ -311,6 +314,23 @@ fn published_jwks_path(discovery: Option<&serde_json::Value>, fetched: &Url, iss
     match advertised {
         Some(u) => Some(u.path().to_string()),
         None => (fetched.origin() == issuer.origin()).then(|| fetched.path().to_string()),
+    }
+}
+
+/// Said once, when discovery is first fetched: an OP that does not list `sid` among its claims
+/// (or says it has no session-aware logout) likely issues ID tokens without sid; the gateway
+/// then keys their sessions by the browser's OP cookie (see `learn`), and counts each such token
+/// in `logout_gateway_id_tokens_without_sid_total`.
+fn say_whether_ops_give_sid(doc: &serde_json::Value) {
+    let listed = doc.get("claims_supported").and_then(|c| c.as_array()).map(|a| a.iter().any(|c| c == "sid"));
+    let sessions = ["frontchannel_logout_session_supported", "backchannel_logout_session_supported"]
+        .iter()
+        .any(|k| doc.get(*k) == Some(&serde_json::Value::Bool(true)));
+    if listed == Some(false) && !sessions {
+        tracing::warn!(
+            "the upstream's discovery lists no `sid` claim: its ID tokens probably carry none; sessions are then \
+             keyed by the browser's OP cookie and subject, and logout tokens name the subject only"
+        );
     }
 }
 

@@ -102,6 +102,21 @@ async fn a_cookie_never_moves_to_another_subjects_session() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn client_sids_alias_a_session_and_an_empty_one_means_the_client_has_none() {
+    each(|s| async move {
+        let mut new = session("SP", "U1", "rp-a", Some(H1), None);
+        new.clients.push("rp-b".into());
+        new.client_sids = BTreeMap::from([("rp-a".into(), "SA".into()), ("rp-b".into(), String::new())]);
+        s.put_session(&new).await.unwrap();
+        let v = s.get_session("SA").await.unwrap().expect("the client sid finds its session");
+        assert_eq!(v.sid, "SP");
+        assert_eq!((v.client_sid("rp-a"), v.client_sid("rp-b"), v.client_sid("rp-c")), (Some("SA"), None, Some("SP")));
+        assert!(s.get_session("").await.unwrap().is_none(), "no alias for an empty sid");
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn revocations_are_kept_and_answered() {
     each(|s| async move {
         s.revoke_hashes(&[H1.into()]).await.unwrap();

@@ -91,9 +91,15 @@ impl SessionView {
         self.status == Status::Active
     }
 
-    /// The sid `client` received: its own if the OP gave it one, else the primary.
-    pub(crate) fn sid_for(&self, client: &str) -> &str {
-        self.client_sids.get(client).map_or(self.sid.as_str(), String::as_str)
+    /// The sid `client` received: its own if the OP gave it one, else the primary; None when
+    /// the OP gave it none (its ID tokens carry no sid: the session is keyed by the browser's
+    /// OP cookie, recorded as an empty client sid).
+    pub(crate) fn client_sid(&self, client: &str) -> Option<&str> {
+        match self.client_sids.get(client) {
+            Some(s) if s.is_empty() => None,
+            Some(s) => Some(s),
+            None => Some(&self.sid),
+        }
     }
 }
 

@@ -15,6 +15,7 @@ mod edge;
 mod hardening;
 mod learning;
 mod logout;
+mod no_sid;
 mod observing;
 mod outage;
 mod passthrough;

@@ -402,7 +402,9 @@ fn token(s: &Seen) -> Response<Body> {
     // Codes "user_n" belong to "U-user"; other codes are their own user.
     let user = code.split('_').next().unwrap_or(&code).to_string();
     let sid = query("sid").unwrap_or_else(|| format!("sid-{code}"));
-    let claims = crate::tokens::claims(&iss, &client, &format!("U-{user}"), Some(&sid), 3600);
+    // `?nosid=1`: an OP whose ID tokens carry no sid (Glewlwyd's default).
+    let sid = (!target.contains("nosid=1")).then_some(sid);
+    let claims = crate::tokens::claims(&iss, &client, &format!("U-{user}"), sid.as_deref(), 3600);
     let id_token = if target.contains("forged=1") {
         let foreign = jsonwebtoken::EncodingKey::from_rsa_pem(&crate::tokens::fixture("rsa-foreign.pem")).unwrap();
         crate::tokens::sign(jsonwebtoken::Algorithm::RS256, Some("rsa1"), &foreign, &claims)

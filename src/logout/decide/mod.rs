@@ -92,6 +92,12 @@ pub enum Plan {
         next: Next,
         end: EndRequest,
     },
+    /// A valid hint without a sid (an OP whose ID tokens carry none): end the browser's own
+    /// session (found by its OP cookie) when it belongs to the hint's subject; else ask.
+    EndBrowserSession {
+        next: Next,
+        sub: String,
+    },
 }
 
 /// What the store answered to an end request.
@@ -152,10 +158,10 @@ pub fn plan(
     }
     match claims {
         None => Plan::Confirm { next, end: None }, // T5, T6, T9, T10 (RPI-14)
-        // A valid hint without a sid names no session the store could end: nothing may claim
-        // a logout happened without the user's say (the client is proved, so the redirect is
-        // allowed after confirming).
-        Some(HintClaims { sid: None, .. }) => Plan::Confirm { next, end: None },
+        // A valid hint without a sid names no session by itself: the browser's OP cookie must
+        // name one of the hint's subject, or the user is asked (the client is proved, so the
+        // redirect is allowed either way).
+        Some(HintClaims { sid: None, sub, .. }) => Plan::EndBrowserSession { next, sub: sub.clone() },
         Some(c) => Plan::End { next, end: end_request(c, policy) },
     }
 }

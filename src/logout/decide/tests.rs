@@ -145,11 +145,14 @@ fn t11_valid_hint_without_uri_uses_the_default_or_no_redirect() {
 }
 
 #[test]
-fn a_hint_without_sid_asks() {
+fn a_hint_without_sid_ends_the_browsers_session_of_its_subject() {
     let h = HintCheck::Valid(HintClaims { client_id: "rp-a".into(), sub: "U1".into(), sid: None, expired: false });
     assert_eq!(
         p(&h, None, Some(A_BYE), None),
-        Plan::Confirm { next: Next { client_id: Some("rp-a".into()), redirect: Some(A_BYE.into()) }, end: None }
+        Plan::EndBrowserSession {
+            next: Next { client_id: Some("rp-a".into()), redirect: Some(A_BYE.into()) },
+            sub: "U1".into()
+        }
     );
 }
 

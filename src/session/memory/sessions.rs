@@ -46,7 +46,7 @@ impl Sessions for MemoryStore {
         };
         let v = view(&sid, &entry);
         st.sessions.insert(sid.clone(), (entry, exp));
-        for csid in client_sids.values().filter(|c| **c != sid) {
+        for csid in client_sids.values().filter(|c| **c != sid && !c.is_empty()) {
             let keep = match st.live(csid) {
                 None => true,
                 Some(Entry::Alias(p)) => p == sid,

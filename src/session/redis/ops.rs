@@ -113,7 +113,7 @@ impl RedisStore {
     pub(super) async fn put_indexes(&self, c: &mut ConnectionManager, s: &NewSession, sid: &str) -> Attempt<()> {
         let ttl = self.ttls.session.as_secs().max(1);
         let mut pipe = redis::pipe();
-        for csid in s.client_sids.values().filter(|c| c.as_str() != sid) {
+        for csid in s.client_sids.values().filter(|c| c.as_str() != sid && !c.is_empty()) {
             let k = self.session_key(csid);
             pipe.cmd("EVAL").arg(ALIAS_LUA).arg(1).arg(&k).arg(sid).arg(ttl).ignore();
         }
