@@ -127,17 +127,21 @@ fn version_and_help() {
 fn shipped_configs_pass_check() {
     let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
     let mut configs = vec![root.join("proxy.yaml")];
-    for entry in std::fs::read_dir(root.join("deploy")).unwrap().flatten() {
-        if entry.path().extension().is_some_and(|e| e == "yaml") {
-            configs.push(entry.path());
+    for dir in ["deploy", "examples"] {
+        for entry in std::fs::read_dir(root.join(dir)).unwrap().flatten() {
+            if entry.path().extension().is_some_and(|e| e == "yaml") {
+                configs.push(entry.path());
+            }
         }
     }
-    assert!(configs.len() >= 2, "deploy/ must hold a config");
+    // deploy/ holds one, examples/ one per OP section of the README.
+    assert!(configs.len() >= 7, "{configs:?}");
     for cfg in configs {
         let out = Command::new(binary())
             .args(["check", "--config"])
             .arg(&cfg)
             .env("LGW_ADMIN_TOKEN", "a-long-enough-admin-token")
+            .env("BILLING_CLIENT_SECRET", "a-client-secret")
             .output()
             .unwrap();
         assert!(out.status.success(), "{}: {}", cfg.display(), String::from_utf8_lossy(&out.stderr));
