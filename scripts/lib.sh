@@ -11,6 +11,18 @@ need_pkg() { # need_pkg COMMAND PACKAGE
   DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "$2" >/dev/null
 }
 
+need_file() { # need_file PATH PACKAGE: a package that ships no command (an Apache module)
+  [ -e "$1" ] && return 0
+  echo "installing $2 (for $1)..." >&2
+  local sudo=""
+  [ "$(id -u)" -eq 0 ] || sudo="sudo"
+  if [ -z "${LGW_APT_UPDATED:-}" ]; then
+    $sudo apt-get update -qq
+    export LGW_APT_UPDATED=1
+  fi
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "$2" >/dev/null
+}
+
 # The major version of the `node` on PATH, or nothing.
 node_major() {
   command -v node >/dev/null 2>&1 && node -p 'process.versions.node.split(".")[0]' 2>/dev/null

@@ -15,6 +15,14 @@ export const gatewayBinary = () => process.env.LGW_BIN || join(repoRoot, 'target
 
 /** The proxy.yaml `clients:` entry of one relying party (see rp.js for the paths). */
 function clientYaml(rp) {
+  if (rp.gatewayClient) {
+    const c = rp.gatewayClient;
+    const line = (k) => (c[k] === undefined ? [] : [`    ${k}: ${JSON.stringify(c[k])}`]);
+    return [
+      `  ${rp.clientId}:`,
+      ...['post_logout_redirect_uris', 'frontchannel_logout_uri', 'frontchannel_logout_session_required', 'backchannel_logout_uri', 'backchannel_logout_session_required'].flatMap(line),
+    ].join('\n');
+  }
   const o = rp.origin;
   return [
     `  ${rp.clientId}:`,

@@ -30,8 +30,9 @@ async function findAccount(ctx, id) {
   return { accountId: id, claims: () => ({ sub: id, name: a.name, email: a.email, email_verified: true }) };
 }
 
-/** The OP's registration of one RP (see rp.js for the paths). */
+/** The OP's registration of one RP (see rp.js for the paths; an Apache RP brings its own). */
 function clientMetadata(rp) {
+  if (rp.opMetadata) return rp.opMetadata;
   return {
     client_id: rp.clientId,
     client_secret: rp.clientSecret,

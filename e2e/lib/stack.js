@@ -1,6 +1,7 @@
 // The whole set-up, shared by the tests and the demo: three relying parties, node-oidc-provider as
 // the upstream OP, optionally a redis-server, and the gateway in front of the OP. Tests use free
 // ports (`ports` omitted); the demo passes its fixed, documented ones.
+import { startApacheRps } from './apache-rp.js';
 import { startGateway } from './gateway.js';
 import { startOp } from './op.js';
 import { freePort } from './proc.js';
@@ -19,7 +20,8 @@ export const RP_SPECS = [
  * opts: redis (true: spawn one; a URL: use it; false: memory store), fcTimeout (gateway's
  * end_session.frontchannel_timeout), frontchannel ({ rp3: 'hang' } etc., see rp.js),
  * ports ({ gateway, admin, op, rps: [..] }; omitted: free ports), logPath (gateway log),
- * templatesDir (the demo's copy with visible iframes).
+ * templatesDir (the demo's copy with visible iframes), apache ([{ clientId, name, logout }]:
+ * Apache + mod_auth_openidc RPs besides the three, see apache-rp.js).
  */
 export async function startStack(opts = {}) {
   // Everything started so far, stopped in reverse order on failure or by the returned stop().
@@ -73,6 +75,14 @@ async function startOnce(opts, redisUrl, parts) {
     rps.push(rp);
   }
   for (const rp of rps) rp.peers = rps.filter((o) => o !== rp);
+  // Apache with mod_auth_openidc as further RPs (opts.apache: [{ clientId, name, logout }]).
+  let apache;
+  if (opts.apache?.length) {
+    const specs = opts.apache.map((s) => ({ ...s, clientSecret: `${s.clientId}-secret-not-for-production` }));
+    apache = await startApacheRps({ issuer, specs, logPath: opts.apacheLogPath });
+    parts.push(apache);
+    rps.push(...apache.rps);
+  }
   const op = await startOp({ issuer, rps, port: p.op ?? 0 });
   parts.push(op);
   const gateway = await startGateway(
@@ -80,5 +90,5 @@ async function startOnce(opts, redisUrl, parts) {
     { logPath: opts.logPath },
   );
   parts.push(gateway);
-  return { gateway, op, rps, issuer, redisUrl };
+  return { gateway, op, rps, issuer, redisUrl, apache };
 }
