@@ -3,6 +3,7 @@
 // ports (`ports` omitted); the demo passes its fixed, documented ones.
 import { startApacheRps } from './apache-rp.js';
 import { startGateway } from './gateway.js';
+import { GLEWLWYD_OP, startGlewlwyd } from './glewlwyd.js';
 import { startOp } from './op.js';
 import { freePort } from './proc.js';
 import { startRedis } from './redis.js';
@@ -62,6 +63,7 @@ async function startOnce(opts, redisUrl, parts) {
   const port = p.gateway ?? (await freePort());
   const adminPort = p.admin ?? (await freePort());
   const issuer = `http://127.0.0.1:${port}`;
+  if (opts.op === 'glewlwyd') return startGlewlwydStack(opts, { port, adminPort, origin: issuer, redisUrl }, parts);
   const rps = [];
   for (const [i, spec] of RP_SPECS.entries()) {
     const rp = await startRp({
@@ -92,3 +94,23 @@ async function startOnce(opts, redisUrl, parts) {
   parts.push(gateway);
   return { gateway, op, rps, issuer, redisUrl, apache };
 }
+
+/**
+ * Glewlwyd as the upstream OP instead, with only Apache RPs (opts.apache): resolves the same
+ * shape; `issuer` is Glewlwyd's (`<origin>/api/oidc`), `origin` the gateway's.
+ */
+async function startGlewlwydStack(opts, { port, adminPort, origin, redisUrl }, parts) {
+  const issuer = `${origin}${GLEWLWYD_OP.issuerPath}`;
+  const specs = (opts.apache ?? []).map((s) => ({ ...s, clientSecret: `${s.clientId}-secret-not-for-production` }));
+  const apache = await startApacheRps({ issuer, specs, logPath: opts.apacheLogPath });
+  parts.push(apache);
+  const op = await startGlewlwyd({ origin, rps: apache.rps, logPath: opts.opLogPath });
+  parts.push(op);
+  const gateway = await startGateway(
+    { port, adminPort, upstreamUrl: op.url, rps: apache.rps, redisUrl, fcTimeout: opts.fcTimeout, op: GLEWLWYD_OP },
+    { logPath: opts.logPath },
+  );
+  parts.push(gateway);
+  return { gateway, op, rps: apache.rps, issuer, origin, redisUrl, apache };
+}
+
