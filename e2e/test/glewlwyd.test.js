@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import { test } from 'node:test';
 import { GLEWLWYD_USER } from '../lib/glewlwyd.js';
 import { artifactsDir } from '../lib/paths.js';
-import { assertScreenshot, useStack, waitForPage } from './helpers.js';
+import { assertScreenshot, promptNoneAt, useStack, userinfoStatusAt, waitForPage } from './helpers.js';
 
 const ctx = useStack('glewlwyd', {
   op: 'glewlwyd',
@@ -24,31 +24,6 @@ const ctx = useStack('glewlwyd', {
 
 let glwCookie; // Glewlwyd's session cookie before the logout
 let accessToken; // an RP's access token (mod_auth_openidc's info hook), before the logout
-
-/** A prompt=none authorization request for `rp` through the gateway: the error Glewlwyd answers. */
-async function promptNone(rp) {
-  const { page, stack } = ctx;
-  const q = new URLSearchParams({
-    client_id: rp.clientId,
-    response_type: 'code',
-    scope: 'openid',
-    prompt: 'none',
-    redirect_uri: rp.redirectUri,
-    state: 'st',
-    nonce: 'n',
-  });
-  const from = ctx.visited.length;
-  await page.goto(`${stack.issuer}/auth?${q}`, { waitUntil: 'load' });
-  const back = ctx.visited.slice(from).find((u) => u.startsWith(rp.redirectUri));
-  assert.ok(back, `back at ${rp.clientId}'s redirect URI: ${ctx.visited.slice(from).join(' ')}`);
-  const u = new URL(back);
-  return u.searchParams.get('error') ?? (u.searchParams.get('code') ? 'code' : 'nothing');
-}
-
-async function userinfoStatus(token) {
-  const doc = await (await fetch(`${ctx.stack.issuer}/.well-known/openid-configuration`)).json();
-  return (await fetch(doc.userinfo_endpoint, { headers: { authorization: `Bearer ${token}` } })).status;
-}
 
 /**
  * Open `rp`'s protected page. Glewlwyd sends every authorization request to its sign-in page
@@ -102,7 +77,7 @@ test('the browser signs in at Glewlwyd once and to every RP with that session', 
   assert.ok(glwCookie, 'the browser holds Glewlwyd\'s session cookie');
   await page.goto(`${rps()[1].redirectUri}?info=json`, { waitUntil: 'load' });
   accessToken = JSON.parse(await page.$eval('body', (b) => b.innerText)).access_token;
-  assert.equal(await userinfoStatus(accessToken), 200, 'the access token is good before the logout');
+  assert.equal(await userinfoStatusAt(ctx.stack, accessToken), 200, 'the access token is good before the logout');
   const m = await (await fetch(`${stack.gateway.admin}/metrics`)).text();
   assert.match(m, /logout_gateway_id_tokens_without_sid_total\{seen="learned"\} [3-9]/, 'ID tokens without sid, learned');
 });
@@ -121,10 +96,10 @@ test('logging out from one RP ends every RP\'s session: logout tokens name the s
 
 test('the old Glewlwyd cookie is refused, and signing in again gives a new session (no loop)', async () => {
   const { page, stack } = ctx;
-  assert.equal(await userinfoStatus(accessToken), 401, 'the old access token is refused');
+  assert.equal(await userinfoStatusAt(ctx.stack, accessToken), 401, 'the old access token is refused');
   await page.setCookie({ ...glwCookie });
   // Glewlwyd answers prompt=none without a session so: the old cookie never reached it.
-  assert.match(await promptNone(rps()[1]), /^(interaction_required|login_required)$/);
+  assert.match(await promptNoneAt(ctx, rps()[1]), /^(interaction_required|login_required)$/);
   assert.equal(await visit(rps()[1]), 'sign-in');
   // Glewlwyd's own check of the session, through the gateway: the old cookie is stripped.
   const check = await page.evaluate(async () => (await fetch('/api/auth/scheme/?scope=openid')).json());

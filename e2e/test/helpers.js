@@ -135,3 +135,37 @@ export async function assertBackchannel(rps, issuer) {
     );
   }
 }
+
+/**
+ * A prompt=none authorization request for an Apache RP (`rp.redirectUri`) through the gateway, at
+ * the OP's authorization endpoint from discovery: the error it answers at the RP's redirect URI
+ * ('code' when it signed the browser in).
+ */
+export async function promptNoneAt(ctx, rp) {
+  const { page, stack } = ctx;
+  const doc = await (await fetch(`${stack.issuer}/.well-known/openid-configuration`)).json();
+  const q = new URLSearchParams({
+    client_id: rp.clientId,
+    response_type: 'code',
+    scope: 'openid',
+    prompt: 'none',
+    redirect_uri: rp.redirectUri,
+    state: 'st',
+    nonce: 'n',
+    code_challenge: 'E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM',
+    code_challenge_method: 'S256',
+  });
+  const from = ctx.visited.length;
+  await page.goto(`${doc.authorization_endpoint}?${q}`, { waitUntil: 'load' });
+  const back = ctx.visited.slice(from).find((u) => u.startsWith(rp.redirectUri));
+  assert.ok(back, `back at ${rp.clientId}'s redirect URI: ${ctx.visited.slice(from).join(' ')}`);
+  const u = new URL(back);
+  return u.searchParams.get('error') ?? (u.searchParams.get('code') ? 'code' : 'nothing');
+}
+
+/** The status of the OP's userinfo endpoint (from discovery, through the gateway) for `token`. */
+export async function userinfoStatusAt(stack, token) {
+  const doc = await (await fetch(`${stack.issuer}/.well-known/openid-configuration`)).json();
+  return (await fetch(doc.userinfo_endpoint, { headers: { authorization: `Bearer ${token}` } })).status;
+}
+

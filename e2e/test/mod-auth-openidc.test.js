@@ -11,7 +11,7 @@ import assert from 'node:assert/strict';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { artifactsDir } from '../lib/paths.js';
-import { assertScreenshot, clickAndWait, useStack, waitForPage } from './helpers.js';
+import { assertScreenshot, clickAndWait, promptNoneAt, useStack, userinfoStatusAt, waitForPage } from './helpers.js';
 
 const ctx = useStack('mod-auth-openidc', {
   apache: [
@@ -26,32 +26,6 @@ const ctx = useStack('mod-auth-openidc', {
 const apache = () => ctx.stack.rps.filter((r) => r.kind === 'apache');
 let opCookie; // the OP's session cookie before the logout
 let accessToken; // the front-channel RP's access token, from mod_auth_openidc's info hook
-
-/** A prompt=none authorization request for `rp` through the gateway: the error it answers. */
-async function promptNone(rp) {
-  const { page, stack } = ctx;
-  const q = new URLSearchParams({
-    client_id: rp.clientId,
-    response_type: 'code',
-    scope: 'openid',
-    prompt: 'none',
-    redirect_uri: rp.redirectUri,
-    state: 'st',
-    code_challenge: 'E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM',
-    code_challenge_method: 'S256',
-  });
-  const from = ctx.visited.length;
-  await page.goto(`${stack.issuer}/auth?${q}`, { waitUntil: 'load' });
-  const back = ctx.visited.slice(from).find((u) => u.startsWith(rp.redirectUri));
-  assert.ok(back, `back at ${rp.clientId}'s redirect URI: ${ctx.visited.slice(from).join(' ')}`);
-  const u = new URL(back);
-  return u.searchParams.get('error') ?? (u.searchParams.get('code') ? 'code' : 'nothing');
-}
-
-async function userinfoStatus(token) {
-  const doc = await (await fetch(`${ctx.stack.issuer}/.well-known/openid-configuration`)).json();
-  return (await fetch(doc.userinfo_endpoint, { headers: { authorization: `Bearer ${token}` } })).status;
-}
 
 /** Open `rp`'s protected page; resolves 'in' (served) or 'op-login' (sent to the OP's form). */
 async function visit(rp) {
@@ -80,7 +54,7 @@ test('the browser signs in to the first Apache RP at the OP and to the others by
   await page.goto(`${front.redirectUri}?info=json`, { waitUntil: 'load' });
   accessToken = JSON.parse(await page.$eval('body', (b) => b.innerText)).access_token;
   assert.ok(accessToken, 'mod_auth_openidc holds an access token');
-  assert.equal(await userinfoStatus(accessToken), 200, 'good before the logout');
+  assert.equal(await userinfoStatusAt(ctx.stack, accessToken), 200, 'good before the logout');
   // The gateway learned the session from the token responses it proxied.
   const m = await (await fetch(`${stack.gateway.admin}/metrics`)).text();
   assert.match(m, /logout_gateway_learned_total\{kind="session"\} [4-9]/, 'four sign-ins learned');
@@ -106,9 +80,9 @@ test('mod_auth_openidc\'s own logout ends every RP: front-channel iframes find s
 test('afterwards the edge refuses what is left: prompt=none, the old OP cookie, the old access token (GW-02)', async () => {
   const { page } = ctx;
   const front = apache().find((r) => r.logout === 'front');
-  assert.equal(await promptNone(front), 'login_required');
+  assert.equal(await promptNoneAt(ctx, front), 'login_required');
   await page.setCookie({ name: opCookie.name, value: opCookie.value, domain: opCookie.domain, path: opCookie.path, httpOnly: true });
-  assert.equal(await promptNone(front), 'login_required', 'the old OP cookie, put back, is refused');
-  assert.equal(await userinfoStatus(accessToken), 401);
+  assert.equal(await promptNoneAt(ctx, front), 'login_required', 'the old OP cookie, put back, is refused');
+  assert.equal(await userinfoStatusAt(ctx.stack, accessToken), 401);
 });
 
