@@ -5,6 +5,7 @@
 //! internal model below, which the rest of the crate uses. Every step reports every problem it
 //! finds with the key path and, where known, the line; nothing here panics on bad input.
 
+mod interpolate;
 pub mod raw;
 mod validate;
 mod yaml;

@@ -152,7 +152,7 @@ pub(super) fn parse(
         value = Value::Mapping(Mapping::new());
     }
     let mut problems = Vec::new();
-    interpolate(&mut value, &mut String::new(), env, &mut problems);
+    super::interpolate::interpolate(&mut value, &mut String::new(), env, &mut problems);
     for p in &mut problems {
         p.line = index.line_of(&p.path);
     }
@@ -236,78 +236,6 @@ fn split_path(path: &str) -> Vec<Seg> {
     out
 }
 
-fn interpolate(
-    value: &mut Value,
-    path: &mut String,
-    env: &dyn Fn(&str) -> Option<String>,
-    problems: &mut Vec<Problem>,
-) {
-    match value {
-        Value::String(s) => match expand(s, env) {
-            Ok(new) => *s = new,
-            Err(message) => problems.push(Problem { path: path.clone(), line: None, message }),
-        },
-        Value::Mapping(m) => {
-            for (k, v) in m.iter_mut() {
-                let key = match k {
-                    Value::String(s) => s.clone(),
-                    other => serde_yaml_ng::to_string(other).unwrap_or_default().trim().to_string(),
-                };
-                let len = path.len();
-                if !path.is_empty() {
-                    path.push('.');
-                }
-                path.push_str(&key);
-                interpolate(v, path, env, problems);
-                path.truncate(len);
-            }
-        }
-        Value::Sequence(s) => {
-            for (i, v) in s.iter_mut().enumerate() {
-                let len = path.len();
-                path.push_str(&format!("[{i}]"));
-                interpolate(v, path, env, problems);
-                path.truncate(len);
-            }
-        }
-        _ => {}
-    }
-}
-
-/// Replace `${NAME}` with the variable's value; `$${` stands for a literal `${`.
-pub(super) fn expand(s: &str, env: &dyn Fn(&str) -> Option<String>) -> Result<String, String> {
-    if !s.contains('$') {
-        return Ok(s.to_string());
-    }
-    let mut out = String::with_capacity(s.len());
-    let mut rest = s;
-    while let Some(i) = rest.find('$') {
-        out.push_str(&rest[..i]);
-        let tail = &rest[i..];
-        if let Some(t) = tail.strip_prefix("$${") {
-            out.push_str("${");
-            rest = t;
-        } else if let Some(t) = tail.strip_prefix("${") {
-            let end = t.find('}').ok_or_else(|| "unterminated ${ in value".to_string())?;
-            let name = &t[..end];
-            let valid = !name.is_empty()
-                && !name.starts_with(|c: char| c.is_ascii_digit())
-                && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
-            if !valid {
-                return Err(format!("invalid variable name in ${{{name}}}"));
-            }
-            let v = env(name).ok_or_else(|| format!("environment variable {name} is not set"))?;
-            out.push_str(&v);
-            rest = &t[end + 1..];
-        } else {
-            out.push('$');
-            rest = &tail[1..];
-        }
-    }
-    out.push_str(rest);
-    Ok(out)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -318,16 +246,6 @@ mod tests {
             "EMPTY" => Some(String::new()),
             _ => None,
         }
-    }
-
-    #[test]
-    fn expand_replaces_known_and_rejects_unknown() {
-        assert_eq!(expand("a-${TOKEN}-b", &env).unwrap(), "a-s3cret-b");
-        assert_eq!(expand("${EMPTY}", &env).unwrap(), "");
-        assert_eq!(expand("cost $5 and $${TOKEN}", &env).unwrap(), "cost $5 and ${TOKEN}");
-        assert!(expand("${NOPE}", &env).unwrap_err().contains("NOPE is not set"));
-        assert!(expand("${TOKEN", &env).unwrap_err().contains("unterminated"));
-        assert!(expand("${1X}", &env).unwrap_err().contains("invalid variable name"));
     }
 
     #[test]

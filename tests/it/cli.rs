@@ -83,6 +83,25 @@ fn env_interpolation_and_unset_variables() {
 }
 
 #[test]
+fn secrets_from_files() {
+    let dir = tempfile::tempdir().unwrap();
+    let secret = dir.path().join("admin-token");
+    std::fs::write(&secret, "0123456789abcdef0123\n").unwrap();
+    let yaml = good_with(|c| c.admin.token = Some(format!("${{file:{}}}", secret.display())));
+    let (code, out, err) = check(&yaml, &[]);
+    assert_eq!((code, out.as_str()), (0, "ok\n"), "{err}");
+    // The final newline is not part of the secret: 15 characters and a newline are too short.
+    std::fs::write(&secret, "0123456789abcde\n").unwrap();
+    let (code, _, err) = check(&yaml, &[]);
+    assert_eq!(code, 64);
+    assert!(err.contains("admin.token: must be at least 16 characters"), "{err}");
+    std::fs::remove_file(&secret).unwrap();
+    let (code, _, err) = check(&yaml, &[]);
+    assert_eq!(code, 64);
+    assert!(err.contains("admin.token: ${file:") && err.contains("cannot read"), "{err}");
+}
+
+#[test]
 fn missing_templates_dir_and_broken_templates_are_config_errors() {
     let yaml = good_with(|c| c.templates_dir = "/nonexistent/templates".into());
     let (code, _, err) = check(&yaml, &[]);
