@@ -152,6 +152,9 @@ pub fn prepare(config: Config) -> std::result::Result<Server, BuildError> {
     telemetry::install_panic_hook();
     pingora::tls::install_default_crypto_provider();
     let (listen, admin) = (config.listen, config.admin.listen);
+    if config.admin.exposed_without_token {
+        tracing::warn!(%admin, "the admin listener is reachable beyond loopback without admin.token (admin.allow_without_token): anyone who reaches it can end every session");
+    }
     let server = build(config)?;
     tracing::info!(%listen, %admin, version = env!("CARGO_PKG_VERSION"), "logout-gateway starting");
     Ok(server)

@@ -74,6 +74,8 @@ pub(crate) struct Admin {
     pub(crate) listen: SocketAddr,
     /// When set, the sessions API needs `Authorization: Bearer <token>`.
     pub(crate) token: Option<Secret>,
+    /// `admin.allow_without_token` on a listener others can reach: warned about at start.
+    pub(crate) exposed_without_token: bool,
 }
 
 #[derive(Debug, Clone)]

@@ -89,11 +89,14 @@ pub struct RawAdmin {
     pub listen: String,
     #[serde(default)]
     pub token: Option<String>,
+    /// Accept a non-loopback admin listener without `token` (a private network); warned at start.
+    #[serde(default)]
+    pub allow_without_token: bool,
 }
 
 impl Default for RawAdmin {
     fn default() -> Self {
-        Self { listen: default_admin_listen(), token: None }
+        Self { listen: default_admin_listen(), token: None, allow_without_token: false }
     }
 }
 fn default_admin_listen() -> String {

@@ -117,7 +117,16 @@ fn admin(v: &mut V, raw: RawAdmin, listen: SocketAddr) -> Admin {
     if token.as_ref().is_some_and(|t| t.expose().len() < 16) {
         v.err("admin.token", "must be at least 16 characters (or empty to disable)");
     }
-    Admin { listen: admin_listen, token }
+    // Anyone who reaches the sessions API can end every session.
+    let exposed = raw.listen.parse::<SocketAddr>().is_ok() && !admin_listen.ip().is_loopback() && token.is_none();
+    if exposed && !raw.allow_without_token {
+        v.err(
+            "admin.token",
+            "needed when admin.listen is not a loopback address (the sessions API ends sessions); \
+             set admin.allow_without_token: true to accept that on a private network",
+        );
+    }
+    Admin { listen: admin_listen, token, exposed_without_token: exposed }
 }
 
 fn jwks(v: &mut V, raw: &RawJwks) -> Jwks {

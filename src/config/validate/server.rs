@@ -62,8 +62,35 @@ pub(super) fn log(v: &mut V, raw: RawLog) -> Log {
     };
     if let Err(e) = tracing_subscriber::EnvFilter::try_new(&log.level) {
         v.err("log.level", format!("not a valid filter: {e}"));
+    } else if let Some(bad) = log.level.split(',').map(str::trim).find(|d| !matches_something(d)) {
+        v.err(
+            "log.level",
+            format!(
+                "{bad:?} matches nothing the gateway logs (a level: trace, debug, info, warn, error, off; \
+                 or target=level with a target such as logout_gateway or pingora_core)"
+            ),
+        );
     }
     log
+}
+
+/// Crates whose log lines the gateway emits (targets start with their names).
+const LOG_TARGETS: &[&str] =
+    &["logout_gateway", "pingora", "tokio", "hyper", "h2", "reqwest", "rustls", "redis", "handlebars", "tower"];
+
+/// Whether a filter directive can match anything: a level alone, or a target of a crate the
+/// gateway runs (`inf0` is a syntactically valid filter for a target nobody logs under).
+fn matches_something(directive: &str) -> bool {
+    const LEVELS: [&str; 6] = ["trace", "debug", "info", "warn", "error", "off"];
+    if directive.is_empty() {
+        return true;
+    }
+    let (target, level) = directive.split_once('=').map_or((directive, None), |(t, l)| (t, Some(l)));
+    let target = target.split('[').next().unwrap_or("").trim();
+    if level.is_none() && LEVELS.iter().any(|l| l.eq_ignore_ascii_case(target)) {
+        return true;
+    }
+    target.is_empty() || LOG_TARGETS.iter().any(|t| target.starts_with(t))
 }
 
 pub(super) fn server(v: &mut V, raw: &RawServer) -> Server {

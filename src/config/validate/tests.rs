@@ -212,3 +212,27 @@ fn tls_server_name_needs_https_and_a_dns_name() {
         assert!(errs[0].starts_with("upstream.tls_server_name: "), "{errs:?}");
     }
 }
+
+#[test]
+fn log_filters_that_match_nothing_are_refused() {
+    for ok in ["info", "INFO", "warn,logout_gateway=debug", "info,pingora_proxy=error", "logout_gateway", "off"] {
+        assert!(load(&format!("log:\n  level: \"{ok}\"\n")).is_ok(), "{ok}");
+    }
+    for bad in ["inf0", "debug,nothing=trace", "foo"] {
+        let errs = load(&format!("log:\n  level: \"{bad}\"\n")).unwrap_err();
+        assert!(errs.iter().any(|e| e.starts_with("log.level: ") && e.contains("matches nothing")), "{bad}: {errs:?}");
+    }
+}
+
+#[test]
+fn an_admin_listener_beyond_loopback_needs_a_token_or_an_explicit_allowance() {
+    let errs = load("admin:\n  listen: \"0.0.0.0:9090\"\n").unwrap_err();
+    assert!(errs.iter().any(|e| e.starts_with("admin.token: needed when admin.listen is not a loopback")), "{errs:?}");
+    let with_token = load("admin:\n  listen: \"0.0.0.0:9090\"\n  token: \"0123456789abcdef\"\n").unwrap();
+    assert!(!with_token.admin.exposed_without_token);
+    let allowed = load("admin:\n  listen: \"10.1.2.3:9090\"\n  allow_without_token: true\n").unwrap();
+    assert!(allowed.admin.exposed_without_token, "warned about at start");
+    for lo in ["127.0.0.1:9090", "[::1]:9090"] {
+        assert!(load(&format!("admin:\n  listen: \"{lo}\"\n")).is_ok(), "{lo}");
+    }
+}
