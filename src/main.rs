@@ -8,9 +8,12 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 use logout_gateway::config;
 
+/// `--version`: the release and the commit it was built from.
+const VERSION: &str = concat!(env!("CARGO_PKG_VERSION"), " (commit ", env!("LGW_COMMIT"), ")");
+
 /// A reverse proxy that takes over OpenID Connect logout in front of an existing provider.
 #[derive(Parser)]
-#[command(name = "logout-gateway", version, about)]
+#[command(name = "logout-gateway", version = VERSION, about)]
 struct Cli {
     #[command(subcommand)]
     command: Command,

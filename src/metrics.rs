@@ -8,7 +8,7 @@ use std::sync::LazyLock;
 
 use prometheus::{
     register_histogram, register_histogram_vec, register_int_counter, register_int_counter_vec, register_int_gauge,
-    Histogram, HistogramVec, IntCounter, IntCounterVec, IntGauge,
+    register_int_gauge_vec, Histogram, HistogramVec, IntCounter, IntCounterVec, IntGauge,
 };
 
 /// Latency buckets from 100 µs to 30 s: proxying is sub-millisecond on loopback, slow upstreams take seconds.
@@ -91,6 +91,15 @@ impl Metrics {
         )
         .expect("register proxied_requests");
         let proxied_by_class = STATUS_CLASSES.map(|c| proxied_requests.with_label_values(&[c]));
+        // Which build is running: 1, labelled with the release and the commit.
+        register_int_gauge_vec!(
+            "logout_gateway_build_info",
+            "The running build: always 1, labelled with the release and the commit.",
+            &["version", "commit"]
+        )
+        .expect("register build_info")
+        .with_label_values(&[env!("CARGO_PKG_VERSION"), env!("LGW_COMMIT")])
+        .set(1);
         let m = Metrics {
             proxied_by_class,
             request_duration: register_histogram!(

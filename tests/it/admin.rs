@@ -96,6 +96,17 @@ fn metrics_parse_and_count_proxied_requests_by_status_class() {
 }
 
 #[test]
+fn build_info_names_the_release_and_the_commit_of_version() {
+    let up = Upstream::start();
+    let gw = Gateway::start(&GatewayOpts::new(up.url()));
+    let out = std::process::Command::new(crate::harness::binary()).arg("--version").output().unwrap();
+    let version = String::from_utf8_lossy(&out.stdout);
+    let commit = version.split("(commit ").nth(1).unwrap().trim_end().trim_end_matches(')').to_string();
+    let series = format!("logout_gateway_build_info{{commit=\"{commit}\",version=\"{}\"}}", env!("CARGO_PKG_VERSION"));
+    assert_eq!(gw.metric(&series), 1.0, "{series}");
+}
+
+#[test]
 fn admin_answers_404_and_405_for_what_it_does_not_serve() {
     let up = Upstream::start();
     let gw = Gateway::start(&GatewayOpts::new(up.url()));

@@ -135,7 +135,14 @@ fn run_with_a_bad_config_exits_64_without_panicking() {
 fn version_and_help() {
     let out = Command::new(binary()).arg("--version").output().unwrap();
     assert!(out.status.success());
-    assert_eq!(String::from_utf8_lossy(&out.stdout), format!("logout-gateway {}\n", env!("CARGO_PKG_VERSION")));
+    // The release and the commit the binary was built from.
+    let head =
+        Command::new("git").args(["rev-parse", "--short=12", "HEAD"]).output().ok().filter(|o| o.status.success());
+    let commit = head.map_or("unknown".to_string(), |o| String::from_utf8_lossy(&o.stdout).trim().to_string());
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        format!("logout-gateway {} (commit {commit})\n", env!("CARGO_PKG_VERSION"))
+    );
     let out = Command::new(binary()).arg("--help").output().unwrap();
     assert!(out.status.success());
     let help = String::from_utf8_lossy(&out.stdout);
