@@ -95,10 +95,11 @@ fn secret_file(path: &str) -> Result<String, String> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use super::*;
 
-    fn env(name: &str) -> Option<String> {
+    /// The environment the config tests see (also used by `yaml.rs`'s).
+    pub(in crate::config) fn env(name: &str) -> Option<String> {
         match name {
             "TOKEN" => Some("s3cret".into()),
             "EMPTY" => Some(String::new()),

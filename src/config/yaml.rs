@@ -239,14 +239,7 @@ fn split_path(path: &str) -> Vec<Seg> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn env(name: &str) -> Option<String> {
-        match name {
-            "TOKEN" => Some("s3cret".into()),
-            "EMPTY" => Some(String::new()),
-            _ => None,
-        }
-    }
+    use crate::config::interpolate::tests::env;
 
     #[test]
     fn line_index_maps_nested_paths() {

@@ -272,13 +272,6 @@ impl Learner {
         }
         Ok(())
     }
-
-    /// The `Set-Cookie` values that expire the named OP cookies in the browser: one per name
-    /// and `upstream.session_cookie_expiry_paths` entry (a cookie is only replaced by one with
-    /// the same Path; Keycloak sets its cookies on /realms/<realm>/).
-    pub(crate) fn expiring_cookies<'a>(&'a self, names: &'a [String]) -> impl Iterator<Item = String> + 'a {
-        self.cookies.expiring(names)
-    }
 }
 
 /// Most credentials (bearer headers and credential parameters) one request may carry; more

@@ -203,7 +203,8 @@ impl ProxyHttp for Gateway {
         {
             ctx.form_post = edge::start_form_post(session.req_header(), resp);
         }
-        for c in self.learner.expiring_cookies(&ctx.strip_cookies) {
+        // Wherever the OP put them (learned scopes) and on the configured expiry paths.
+        for c in self.learner.cookies.expiring(&ctx.strip_cookies) {
             resp.append_header("set-cookie", c)?;
         }
         if ctx.delete_client && resp.status.is_success() {

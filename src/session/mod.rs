@@ -1,7 +1,7 @@
 //! The session store: where sessions, tombstones and confirmation contexts live.
 //!
 //! [`SessionStore`] is the one interface the rest of the gateway sees; `redis.rs` implements it
-//! on a real Redis (shared by every gateway instance) and `memory.rs` in process (one instance
+//! on a real Redis (shared by every gateway instance) and `memory/` in process (one instance
 //! only, for development and the embedded default), with the same semantics. Passthrough
 //! traffic never calls into this module. Every operation is bounded in time: a store that does
 //! not answer is [`StoreError::Unavailable`], never a hang, and callers fail closed.
