@@ -23,6 +23,8 @@ pub(crate) struct AdminApp {
     pub(crate) store: Arc<dyn SessionStore>,
     /// When set, the sessions API needs `Authorization: Bearer <token>`.
     pub(crate) token: Option<Secret>,
+    /// Which listeners serve, and whether a shutdown began (health and readiness).
+    pub(crate) serving: Arc<crate::serving::Serving>,
     /// DELETE tells the session's RPs (back-channel) and revokes its tokens at the upstream,
     /// as a logout does.
     pub(crate) notifier: crate::logout::notify::Notifier,
@@ -86,7 +88,10 @@ impl ServeHttp for AdminApp {
                 Ok(body) => reply(StatusCode::OK, "text/plain; version=0.0.4; charset=utf-8", body),
                 Err(e) => text(StatusCode::INTERNAL_SERVER_ERROR, &format!("encoding metrics failed: {e}")),
             },
-            "/healthz" => text(StatusCode::OK, "ok"),
+            "/healthz" => match self.serving.not_serving() {
+                Some(why) => text(StatusCode::SERVICE_UNAVAILABLE, &format!("not serving: {why}")),
+                None => text(StatusCode::OK, "ok"),
+            },
             "/readyz" => self.readyz().await,
             "/sessions" | "/sessions/" => match self.authorize(session) {
                 Some(denied) => denied,
@@ -117,6 +122,9 @@ impl ServeHttp for AdminApp {
 impl AdminApp {
     /// 200 when the session store answers; 503 with the reason otherwise.
     async fn readyz(&self) -> Response<Vec<u8>> {
+        if let Some(why) = self.serving.not_ready() {
+            return text(StatusCode::SERVICE_UNAVAILABLE, &format!("not ready: {why}"));
+        }
         let set = self.store.revoked_set();
         match self.store.ping().await {
             Ok(()) if !set.loaded() => {

@@ -29,8 +29,13 @@ pub(crate) const MAX_METADATA: usize = 64 * 1024;
 /// A learned client (or the knowledge that there is none) and until when the cache may answer.
 type Cached = (Option<Arc<Client>>, Instant);
 
+fn shared(configured: &BTreeMap<String, Client>) -> BTreeMap<String, Arc<Client>> {
+    configured.iter().map(|(k, v)| (k.clone(), Arc::new(v.clone()))).collect()
+}
+
 pub(crate) struct Clients {
-    configured: BTreeMap<String, Arc<Client>>,
+    /// proxy.yaml's clients; replaced whole on a reload (SIGHUP).
+    configured: arc_swap::ArcSwap<BTreeMap<String, Arc<Client>>>,
     /// A learned client with a back-channel URI was seen (then logout tokens must be signable).
     learned_backchannel: std::sync::atomic::AtomicBool,
     /// client_id → (learned client or None, when looked up).
@@ -47,12 +52,18 @@ impl Clients {
         store: Arc<dyn SessionStore>,
     ) -> Self {
         Clients {
-            configured: configured.iter().map(|(k, v)| (k.clone(), Arc::new(v.clone()))).collect(),
+            configured: arc_swap::ArcSwap::from_pointee(shared(configured)),
             cache: Mutex::new(HashMap::new()),
             learned_backchannel: std::sync::atomic::AtomicBool::new(false),
             store,
             limits,
         }
+    }
+
+    /// proxy.yaml's clients from now on (a reload): lookups that start after this see them;
+    /// learned clients are untouched.
+    pub(crate) fn replace_configured(&self, configured: &BTreeMap<String, Client>) {
+        self.configured.store(Arc::new(shared(configured)));
     }
 
     /// `registration.allowed_networks`: where registered clients' back-channel URIs may reach
@@ -63,19 +74,19 @@ impl Clients {
 
     /// Whether any known client takes back-channel logout notices.
     pub(crate) fn any_backchannel(&self) -> bool {
-        self.configured.values().any(|c| c.backchannel_logout_uri.is_some())
+        self.configured.load().values().any(|c| c.backchannel_logout_uri.is_some())
             || self.learned_backchannel.load(std::sync::atomic::Ordering::Relaxed)
     }
 
     /// A configured client, without any lookup.
     pub(crate) fn configured_client(&self, id: &str) -> Option<Arc<Client>> {
-        self.configured.get(id).cloned()
+        self.configured.load().get(id).cloned()
     }
 
     /// The client `id` names: proxy.yaml's, else a learned one (cache, then one store lookup).
     /// A store failure answers None (the caller treats the client as unknown) and is logged.
     pub(crate) async fn get(&self, id: &str) -> Option<Arc<Client>> {
-        if let Some(c) = self.configured.get(id) {
+        if let Some(c) = self.configured.load().get(id) {
             return Some(c.clone());
         }
         if let Some(hit) = self.cached(id) {
@@ -102,7 +113,7 @@ impl Clients {
     /// learn the client's logout metadata, unless proxy.yaml configures it or they break the
     /// rules for clients (then it is logged and not learned).
     pub(crate) async fn learn(&self, id: &str, metadata: &serde_json::Value) {
-        if self.configured.contains_key(id) {
+        if self.configured.load().contains_key(id) {
             return tracing::debug!(client = %id, "registration for a proxy.yaml client; proxy.yaml wins");
         }
         let client = match crate::config::registered_client(id, metadata, &self.limits.allowed_networks) {
@@ -135,7 +146,7 @@ impl Clients {
 
     /// The upstream deleted the registration of `id` (RFC 7592): forget the learned client.
     pub(crate) async fn forget(&self, id: &str) {
-        if self.configured.contains_key(id) {
+        if self.configured.load().contains_key(id) {
             return;
         }
         match self.store.set_registered_client(id, None, 0, Duration::ZERO).await {

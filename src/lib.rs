@@ -31,12 +31,14 @@ pub(crate) mod crypto;
 #[cfg(feature = "fault-injection")]
 pub mod fault;
 pub(crate) mod learn;
+pub(crate) mod lifecycle;
 pub(crate) mod logout;
 pub(crate) mod metrics;
 pub(crate) mod oidc;
 pub(crate) mod proxy;
 pub(crate) mod render;
 pub(crate) mod revoke;
+pub(crate) mod serving;
 pub(crate) mod session;
 pub(crate) mod telemetry;
 pub(crate) mod uri;
@@ -74,14 +76,20 @@ pub mod probe {
     }
 }
 
+use std::path::Path;
 use std::sync::Arc;
 
+use arc_swap::ArcSwap;
 use pingora::apps::http_app::HttpServer;
 use pingora::prelude::*;
 use pingora::server::configuration::ServerConf;
 use pingora::services::listening::Service;
 
 use crate::config::Config;
+use crate::lifecycle::listen::Bound;
+use crate::lifecycle::parts::Parts;
+pub use crate::lifecycle::Process;
+use crate::serving::Serving;
 
 /// Read buffer of a public-listener connection (see `build`).
 const PUBLIC_READ_BUFFER: usize = 8 * 1024;
@@ -104,15 +112,16 @@ pub enum BuildError {
     Backchannel(String),
 }
 
-/// The public listener: the proxy behind the connection cap and the request-header deadline
-/// (see `proxy::guard`).
+/// The public listener: the proxy (its current gateway, replaced on reload) behind the
+/// connection cap and the request-header deadline (see `proxy::guard`), bound by `lifecycle`.
 fn public_service(
     config: &Config,
     server: &Server,
-    gateway: proxy::Gateway,
-) -> Service<proxy::guard::Guarded<pingora::proxy::HttpProxy<proxy::Gateway>>> {
+    live: proxy::live::Live,
+    serving: &Arc<Serving>,
+) -> Bound<Service<proxy::guard::Guarded<pingora::proxy::HttpProxy<proxy::live::Live>>>> {
     let app = proxy::guard::Guarded::new(
-        pingora::proxy::http_proxy(&server.configuration, gateway),
+        pingora::proxy::http_proxy(&server.configuration, live),
         config.limits.max_connections,
         config.limits.header_timeout,
     );
@@ -120,24 +129,31 @@ fn public_service(
     // pingora reads through a 64 KiB buffer per connection by default (sized for TLS records);
     // on this plain listener requests are small, and the buffer is zeroed when allocated, so
     // 1,000 clients would hold up to ~64 MiB (issue 8's memory figures).
+    let addr = config.listen.to_string();
     public.add_listener(
-        pingora::listeners::ListenerConfig::tcp(config.listen.to_string())
+        pingora::listeners::ListenerConfig::tcp(addr.clone())
             .l4_buffer(pingora::listeners::L4BufferSettings::default().read(PUBLIC_READ_BUFFER)),
     );
-    public
+    Bound::new(public, "public", vec![addr], serving.clone())
 }
 
 /// The admin listener: metrics, health, the sessions API (one thread).
 fn admin_service(
     config: &Config,
-    store: Arc<dyn session::SessionStore>,
-    notifier: logout::notify::Notifier,
-) -> Service<HttpServer<admin::AdminApp>> {
-    let app = admin::AdminApp { store, token: config.admin.token.clone(), notifier };
+    parts: &Parts,
+    serving: &Arc<Serving>,
+) -> Bound<Service<HttpServer<admin::AdminApp>>> {
+    let app = admin::AdminApp {
+        store: parts.store.clone(),
+        token: config.admin.token.clone(),
+        notifier: parts.notifier.clone(),
+        serving: serving.clone(),
+    };
     let mut admin = Service::new("admin".to_string(), HttpServer::new_app(app));
     admin.threads = Some(1);
-    admin.add_tcp(&config.admin.listen.to_string());
-    admin
+    let addr = config.admin.listen.to_string();
+    admin.add_tcp(&addr);
+    Bound::new(admin, "admin", vec![addr], serving.clone())
 }
 
 /// Compile the pages of `templates_dir` (what `check` does besides validating the file).
@@ -146,8 +162,11 @@ pub fn check_templates(config: &Config) -> std::result::Result<(), String> {
 }
 
 /// What `run` does before serving: logging and the panic hook as configured, one rustls crypto
-/// provider for every TLS user (pingora, Redis), then the server built from `config`.
-pub fn prepare(config: Config) -> std::result::Result<Server, BuildError> {
+/// provider for every TLS user (pingora, Redis), then the process built from `config` (read
+/// from `path`, which SIGHUP re-reads). With `upgrade`, the listening sockets come from the
+/// running process over `server.upgrade_sock` (it hands them over on SIGQUIT).
+pub fn prepare(config: Config, path: &Path, upgrade: bool) -> std::result::Result<Process, BuildError> {
+    lifecycle::ignore_until_handled();
     telemetry::init(&config.log);
     telemetry::install_panic_hook();
     pingora::tls::install_default_crypto_provider();
@@ -155,64 +174,29 @@ pub fn prepare(config: Config) -> std::result::Result<Server, BuildError> {
     if config.admin.exposed_without_token {
         tracing::warn!(%admin, "the admin listener is reachable beyond loopback without admin.token (admin.allow_without_token): anyone who reaches it can end every session");
     }
-    let server = build(config)?;
-    tracing::info!(%listen, %admin, version = env!("CARGO_PKG_VERSION"), "logout-gateway starting");
-    Ok(server)
+    lifecycle::upgrade::warn_if_shared(&config.server.upgrade_sock);
+    let process = build(config, path, upgrade)?;
+    tracing::info!(%listen, %admin, version = env!("CARGO_PKG_VERSION"), commit = env!("LGW_COMMIT"), upgrade, "logout-gateway starting");
+    Ok(process)
 }
 
 /// The pingora server with the process settings of `config` (threads, shutdown timings, the
-/// upstream's CA bundle), bootstrapped.
-fn pingora_server(config: &Config) -> Server {
+/// upstream's CA bundle, the upgrade socket), bootstrapped: with `upgrade`, that is where the
+/// running process's listening sockets are received.
+fn pingora_server(config: &Config, upgrade: bool) -> Server {
     let mut conf = ServerConf { threads: config.server.threads, ..ServerConf::default() };
     conf.grace_period_seconds = Some(whole_secs(config.server.grace_period));
     conf.graceful_shutdown_timeout_seconds = Some(whole_secs(config.server.shutdown_timeout));
     conf.ca_file = config.upstream.ca_file.as_ref().map(|p| p.display().to_string());
-    let mut server = Server::new_with_opt_and_conf(None, conf);
+    conf.upgrade_sock = config.server.upgrade_sock.display().to_string();
+    let opt = Opt { upgrade, ..Opt::default() };
+    let mut server = Server::new_with_opt_and_conf(Some(opt), conf);
     server.bootstrap();
     server
 }
 
-/// What the public listener's hooks share.
-fn gateway(
-    config: &Config,
-    upstream: Arc<proxy::upstream::UpstreamPeer>,
-    pages: Arc<render::Pages>,
-    logout: Arc<logout::Logout>,
-    learner: Arc<learn::Learner>,
-    signing_keys: Arc<crypto::keys::Keys>,
-) -> proxy::Gateway {
-    let jwks = learner.jwks.clone();
-    let issuer_origin = url::Url::parse(&config.issuer).map(|u| u.origin().ascii_serialization()).unwrap_or_default();
-    let published = proxy::Published {
-        discovery_path: jwks.discovery_url().path().to_string(),
-        end_session_endpoint: format!(
-            "{issuer_origin}{}",
-            config.end_session.paths.first().cloned().unwrap_or_default()
-        ),
-        jwks,
-        signing_keys,
-    };
-    proxy::Gateway {
-        upstream,
-        end_session_paths: config.end_session.paths.clone(),
-        pages,
-        trust_forwarded_headers: config.upstream.trust_forwarded_headers,
-        logout,
-        published,
-        learner,
-        limits: proxy::limits::Limits::new(&config.limits, config.rate_limit, config.upstream.trust_forwarded_headers),
-        #[cfg(feature = "fault-injection")]
-        fault_armed: fault::armed_by_env(),
-    }
-}
-
-/// Build the server: public proxy, admin listener, background services. Nothing async runs
-/// yet (pingora starts runtimes in `run`); nothing here panics on configuration input.
-fn build(config: Config) -> std::result::Result<Server, BuildError> {
-    let pages = Arc::new(render::Pages::load(&config.templates_dir).map_err(BuildError::Templates)?);
-    // Register every metric now, so /metrics lists them (at zero) before the first request.
-    metrics::Metrics::get();
-    let mut server = pingora_server(&config);
+/// The long-lived parts, with the background services that keep them current.
+fn parts(config: &Config, server: &mut Server) -> std::result::Result<Parts, BuildError> {
     let (store, follower) = session::build(&config.session_store);
     if let Some(f) = follower {
         server.add_service(background_service("revocation feed", f));
@@ -221,7 +205,7 @@ fn build(config: Config) -> std::result::Result<Server, BuildError> {
     if upstream.needs_dns() {
         server.add_service(background_service("upstream dns", proxy::upstream::DnsRefresher(upstream.clone())));
     }
-    let jwks = oidc::jwks::Jwks::new(&config).map_err(BuildError::Jwks)?;
+    let jwks = oidc::jwks::Jwks::new(config).map_err(BuildError::Jwks)?;
     let interval = config.jwks.refresh_interval;
     server.add_service(background_service("upstream keys", oidc::jwks::JwksRefresher { jwks: jwks.clone(), interval }));
     let clients = Arc::new(clients::Clients::new(&config.clients, config.registration.clone(), store.clone()));
@@ -233,23 +217,27 @@ fn build(config: Config) -> std::result::Result<Server, BuildError> {
         None => None,
     };
     let backchannel =
-        backchannel::Backchannel::new(&config, clients.clone(), store.clone()).map_err(BuildError::Backchannel)?;
+        backchannel::Backchannel::new(config, clients.clone(), store.clone()).map_err(BuildError::Backchannel)?;
     server.add_service(background_service("back-channel", backchannel::BackchannelService(backchannel.clone())));
-    // One value for the OP's cookies: what the edge learns of where they live, logout uses.
-    let cookies = cookies::OpCookies::new(&config);
     let notifier = logout::notify::Notifier { backchannel: backchannel.clone(), revoker: revoker.clone() };
-    let logout = Arc::new(logout::Logout::new(
-        &config,
-        clients.clone(),
-        store.clone(),
-        jwks.clone(),
-        pages.clone(),
-        notifier.clone(),
-        cookies.clone(),
-    ));
-    let learner = Arc::new(learn::Learner::new(&config, jwks, clients, store.clone(), revoker, cookies));
-    let gateway = gateway(&config, upstream, pages, logout, learner, backchannel.keys.clone());
-    server.add_service(public_service(&config, &server, gateway));
-    server.add_service(admin_service(&config, store, notifier));
-    Ok(server)
+    let cookies = cookies::OpCookies::new(config);
+    Ok(Parts { upstream, store, jwks, clients, revoker, backchannel, notifier, cookies })
+}
+
+/// Build the process: public proxy, admin listener, background services, signals. Nothing
+/// async runs yet (pingora starts runtimes in `run`); nothing here panics on configuration input.
+fn build(config: Config, path: &Path, upgrade: bool) -> std::result::Result<Process, BuildError> {
+    let pages = Arc::new(render::Pages::load(&config.templates_dir).map_err(BuildError::Templates)?);
+    // Register every metric now, so /metrics lists them (at zero) before the first request.
+    metrics::Metrics::get();
+    let mut server = pingora_server(&config, upgrade);
+    let parts = Arc::new(parts(&config, &mut server)?);
+    let serving = Arc::new(Serving::default());
+    let live = Arc::new(ArcSwap::from_pointee(parts.gateway(&config, pages)));
+    server.add_service(public_service(&config, &server, proxy::live::Live(live.clone()), &serving));
+    server.add_service(admin_service(&config, &parts, &serving));
+    let successor =
+        lifecycle::upgrade::Successor { config: path.to_path_buf(), upgrade_sock: config.server.upgrade_sock.clone() };
+    let reloader = Arc::new(lifecycle::reload::Reloader::new(path.to_path_buf(), config, parts, live));
+    Ok(Process { server, signals: lifecycle::signals::Signals { reloader, serving, successor } })
 }

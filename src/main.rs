@@ -26,6 +26,10 @@ enum Command {
         /// Path of proxy.yaml.
         #[arg(long, short = 'c', value_name = "FILE")]
         config: PathBuf,
+        /// Take the listening sockets of the running instance over `server.upgrade_sock` (send
+        /// it SIGQUIT once this one started) instead of binding them.
+        #[arg(long)]
+        upgrade: bool,
     },
     /// Validate a config file: prints `ok`, or every problem with its key path and line.
     Check {
@@ -66,13 +70,13 @@ fn main() -> ExitCode {
             println!("ok");
             ExitCode::SUCCESS
         }
-        Command::Run { config } => {
+        Command::Run { config, upgrade } => {
             let cfg = match load(&config) {
                 Ok(c) => c,
                 Err(code) => return code,
             };
-            match logout_gateway::prepare(cfg) {
-                Ok(server) => server.run_forever(),
+            match logout_gateway::prepare(cfg, &config, upgrade) {
+                Ok(process) => process.run_forever(),
                 Err(e) => {
                     eprintln!("{}: {e}", config.display());
                     ExitCode::from(EXIT_CONFIG)

@@ -57,6 +57,8 @@ pub(crate) struct Metrics {
     /// Credentials the edge let through unchecked because the set was stale and the store did
     /// not answer (only where it does not fail closed), by kind.
     pub(crate) edge_unchecked: IntCounterVec,
+    /// SIGHUP reloads by result (`ok`, `invalid`).
+    pub(crate) config_reloads: IntCounterVec,
 }
 
 /// `logout_gateway_edge_total{action}` values.
@@ -215,7 +217,15 @@ impl Metrics {
                 &["kind"]
             )
             .expect("register edge_unchecked"),
+            config_reloads: register_int_counter_vec!(
+                "logout_gateway_config_reloads_total",
+                "Configuration reloads (SIGHUP): ok (applied), invalid (refused; the running config stays).",
+                &["result"]
+            )
+            .expect("register config_reloads"),
         };
+        // process_cpu_seconds_total, process_resident_memory_bytes, process_open_fds, ...: the
+        // prometheus crate's `process` feature registers its collector in the default registry.
         // Pre-create every bounded label value so dashboards see zeros, not gaps.
         for o in LOGOUT_OUTCOMES {
             m.logouts.with_label_values(&[o]);
@@ -243,6 +253,9 @@ impl Metrics {
         }
         for k in ["token", "cookie"] {
             m.edge_unchecked.with_label_values(&[k]);
+        }
+        for r in ["ok", "invalid"] {
+            m.config_reloads.with_label_values(&[r]);
         }
         m
     }

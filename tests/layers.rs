@@ -9,7 +9,7 @@ use std::path::Path;
 /// Bottom to top. A module may use only modules of a lower layer.
 const LAYERS: &[&[&str]] = &[
     // Primitives: no crate imports at all.
-    &["address", "crypto", "fault", "metrics", "uri"],
+    &["address", "crypto", "fault", "metrics", "serving", "uri"],
     // Configuration.
     &["config"],
     // The OP's session cookies as configured; storage, pages, logging.
@@ -24,6 +24,8 @@ const LAYERS: &[&[&str]] = &[
     &["learn", "logout"],
     // The listeners.
     &["admin", "proxy"],
+    // The process around them: binding, reload, upgrade, signals.
+    &["lifecycle"],
 ];
 
 fn layer_of(module: &str) -> Option<usize> {

@@ -51,6 +51,9 @@ pub(crate) struct Backchannel {
     guarded: reqwest::Client,
     /// Wakes the local worker when this instance accepted notices.
     wake: Notify,
+    /// Load the signing keys at the worker's next turn (a reload may have added the first
+    /// client with a back-channel URI).
+    keys_wanted: std::sync::atomic::AtomicBool,
     /// This process's consumer name in the group.
     consumer: String,
 }
@@ -74,6 +77,7 @@ impl Backchannel {
             store,
             http,
             wake: Notify::new(),
+            keys_wanted: std::sync::atomic::AtomicBool::new(false),
             consumer: format!("{}-{}", std::process::id(), crate::crypto::random_token()),
         }))
     }
@@ -235,6 +239,14 @@ impl Backchannel {
         Ok(())
     }
 
+    /// The clients changed (a reload): if tokens cannot be signed yet, load the keys now.
+    pub(crate) fn clients_changed(&self) {
+        if !self.ready() {
+            self.keys_wanted.store(true, std::sync::atomic::Ordering::Relaxed);
+            self.wake.notify_one();
+        }
+    }
+
     /// Whether tokens can be signed (for /readyz).
     pub(crate) fn ready(&self) -> bool {
         !self.enabled() || self.keys.load().active().is_some()
@@ -254,7 +266,7 @@ impl BackgroundService for BackchannelService {
         // A closed shutdown channel is not a shutdown request; stop watching it.
         let mut watching = true;
         loop {
-            if Instant::now() >= next_keys {
+            if Instant::now() >= next_keys || bc.keys_wanted.swap(false, std::sync::atomic::Ordering::Relaxed) {
                 match bc.refresh_keys().await {
                     Ok(()) => {
                         key_wait = Duration::from_millis(200);

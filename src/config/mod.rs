@@ -259,6 +259,8 @@ pub(crate) enum LogFormat {
 pub(crate) struct Log {
     pub(crate) level: String,
     pub(crate) format: LogFormat,
+    /// The access log (one line per request) is on.
+    pub(crate) access: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -266,6 +268,8 @@ pub(crate) struct Server {
     pub(crate) threads: usize,
     pub(crate) grace_period: Duration,
     pub(crate) shutdown_timeout: Duration,
+    /// `server.upgrade_sock`: where `run --upgrade` receives the listening sockets.
+    pub(crate) upgrade_sock: PathBuf,
 }
 
 /// A string that never shows in logs or Debug output.

@@ -429,6 +429,9 @@ pub struct RawLog {
     /// `text` (default) or `json`.
     #[serde(default)]
     pub format: Option<String>,
+    /// One structured line per request (target `logout_gateway::access`); default on.
+    #[serde(default)]
+    pub access: Option<bool>,
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize)]
@@ -443,12 +446,23 @@ pub struct RawServer {
     /// Then: how long runtimes get to finish before the process exits.
     #[serde(default = "default_shutdown_timeout")]
     pub shutdown_timeout: String,
+    /// Unix socket over which `run --upgrade` takes the listening sockets of the running process.
+    #[serde(default = "default_upgrade_sock")]
+    pub upgrade_sock: String,
 }
 
 impl Default for RawServer {
     fn default() -> Self {
-        Self { threads: default_threads(), grace_period: default_grace(), shutdown_timeout: default_shutdown_timeout() }
+        Self {
+            threads: default_threads(),
+            grace_period: default_grace(),
+            shutdown_timeout: default_shutdown_timeout(),
+            upgrade_sock: default_upgrade_sock(),
+        }
     }
+}
+fn default_upgrade_sock() -> String {
+    "/tmp/logout-gateway-upgrade.sock".into()
 }
 fn default_threads() -> usize {
     std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1)

@@ -18,12 +18,14 @@
 //! ("Invariants") and `edge`. Hooks classify and delegate; `Ok(true)` from `request_filter`
 //! means "the response is already written".
 
+mod access;
 mod body;
 mod edge;
 mod failure;
 mod forwarded;
 pub(crate) mod guard;
 pub(crate) mod limits;
+pub(crate) mod live;
 mod published;
 pub(crate) mod respond;
 pub(crate) mod route;
@@ -63,6 +65,8 @@ pub(crate) struct Gateway {
     pub(crate) learner: Arc<crate::learn::Learner>,
     /// Size limits and the end_session rate limit.
     pub(crate) limits: limits::Limits,
+    /// `log.access`: one line per request (target `logout_gateway::access`).
+    pub(crate) access_log: bool,
     /// Tests only: `fault::PANIC_PATH` panics (feature `fault-injection` and its env var).
     #[cfg(feature = "fault-injection")]
     pub(crate) fault_armed: bool,
@@ -85,6 +89,8 @@ pub(crate) struct Ctx {
     endpoint: crate::learn::Endpoint,
     /// A form_post authorization response being copied.
     form_post: Option<crate::learn::FormPost>,
+    /// The upstream's status (0: the gateway answered, or no answer came).
+    upstream_status: u16,
 }
 
 fn set_cookies(resp: &ResponseHeader) -> Vec<String> {
@@ -105,6 +111,7 @@ impl ProxyHttp for Gateway {
             authorize: false,
             endpoint: crate::learn::Endpoint::Other,
             form_post: None,
+            upstream_status: 0,
         }
     }
 
@@ -178,6 +185,7 @@ impl ProxyHttp for Gateway {
     }
 
     async fn response_filter(&self, session: &mut Session, resp: &mut ResponseHeader, ctx: &mut Ctx) -> Result<()> {
+        ctx.upstream_status = resp.status.as_u16();
         // Where the OP puts its session cookies (Domain, Path, …), so logout expires them there.
         for v in resp.headers.get_all(http::header::SET_COOKIE).iter().filter_map(|v| v.to_str().ok()) {
             self.learner.cookies.observe(session.req_header().uri.path(), v);
@@ -263,11 +271,14 @@ impl ProxyHttp for Gateway {
     }
 
     async fn logging(&self, session: &mut Session, _e: Option<&Error>, ctx: &mut Ctx) {
+        let status = session.response_written().map_or(0, |r| r.status.as_u16());
+        if self.access_log {
+            access::line(session, ctx, status);
+        }
         if ctx.local {
             return;
         }
         let m = Metrics::get();
-        let status = session.response_written().map_or(0, |r| r.status.as_u16());
         if status > 0 {
             m.count_proxied(status);
         }

@@ -29,13 +29,20 @@ pub fn eventually<T>(what: &str, timeout: Duration, mut f: impl FnMut() -> Optio
     }
 }
 
-pub fn client() -> reqwest::blocking::Client {
+/// One HTTP client for the whole suite (building one loads the system's trust store, ~15 ms);
+/// every request on its own connection, so tests do not share connections.
+static CLIENT: std::sync::LazyLock<reqwest::blocking::Client> = std::sync::LazyLock::new(|| {
     reqwest::blocking::Client::builder()
         .no_proxy()
         .redirect(reqwest::redirect::Policy::none())
         .timeout(Duration::from_secs(30))
+        .pool_max_idle_per_host(0)
         .build()
         .unwrap()
+});
+
+pub fn client() -> reqwest::blocking::Client {
+    CLIENT.clone()
 }
 
 /// A real redis-server on a free port, without persistence.
@@ -212,6 +219,8 @@ pub struct Gateway {
     pub admin_port: u16,
     child: Option<Child>,
     dir: tempfile::TempDir,
+    /// The config file it runs (SIGHUP re-reads it; `upgrade` starts a successor on it).
+    pub config: PathBuf,
 }
 
 impl Gateway {
@@ -229,13 +238,45 @@ impl Gateway {
                 cmd.env("LGW_FAULT_INJECTION", "1");
             }
             let child = cmd.stdout(log.try_clone().unwrap()).stderr(log).spawn().unwrap();
-            let mut gw = Gateway { port, admin_port, child: Some(child), dir };
+            let mut gw = Gateway { port, admin_port, child: Some(child), dir, config: cfg };
             if gw.wait_healthy() {
                 return gw;
             }
             eprintln!("gateway start attempt {attempt} failed:\n{}", gw.log());
         }
         panic!("the gateway did not start");
+    }
+
+    /// A second process on the same config, started with `run --upgrade`: it waits for this
+    /// one's listening sockets (send this one SIGQUIT). Returned at once, not waited for.
+    pub fn successor(&self) -> Gateway {
+        let dir = tempfile::tempdir().unwrap();
+        let log = std::fs::File::create(dir.path().join("gateway.log")).unwrap();
+        let child = Command::new(binary())
+            .args(["run", "--upgrade", "--config"])
+            .arg(&self.config)
+            .env_remove("RUST_LOG")
+            .env_remove("LGW_FAULT_INJECTION")
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .spawn()
+            .unwrap();
+        Gateway { port: self.port, admin_port: self.admin_port, child: Some(child), dir, config: self.config.clone() }
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().expect("running").id()
+    }
+
+    /// Send a signal; the process keeps running unless the signal ends it.
+    pub fn signal(&self, sig: i32) {
+        unsafe { libc::kill(self.pid() as i32, sig) };
+    }
+
+    /// Wait for the process to exit on its own.
+    pub fn wait_exit(&mut self, timeout: Duration) -> ExitStatus {
+        let mut child = self.child.take().expect("running");
+        eventually("the gateway to exit", timeout, || child.try_wait().unwrap())
     }
 
     fn wait_healthy(&mut self) -> bool {

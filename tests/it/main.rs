@@ -17,6 +17,7 @@ mod learning;
 mod logout;
 mod no_sid;
 mod observing;
+mod ops;
 mod outage;
 mod passthrough;
 mod registration;
@@ -25,6 +26,7 @@ mod revocation_set;
 mod routing;
 mod sessions_api;
 mod steering;
+mod upgrade;
 
 /// Percent-decoding for assertions (form rules: `+` is a space).
 pub fn tokens_decode(s: &str) -> Vec<u8> {

@@ -59,6 +59,7 @@ pub(super) fn log(v: &mut V, raw: RawLog) -> Log {
                 LogFormat::Text
             }
         },
+        access: raw.access.unwrap_or(true),
     };
     if let Err(e) = tracing_subscriber::EnvFilter::try_new(&log.level) {
         v.err("log.level", format!("not a valid filter: {e}"));
@@ -97,7 +98,20 @@ pub(super) fn server(v: &mut V, raw: &RawServer) -> Server {
     if raw.threads == 0 || raw.threads > 1024 {
         v.err("server.threads", "must be between 1 and 1024");
     }
+    let upgrade_sock = std::path::PathBuf::from(&raw.upgrade_sock);
+    if !upgrade_sock.is_absolute() {
+        v.err("server.upgrade_sock", "must be an absolute path");
+    } else if raw.upgrade_sock.len() > 100 {
+        // sockaddr_un holds 108 bytes; leave room for the terminating NUL and be plain about it.
+        v.err("server.upgrade_sock", "must be at most 100 bytes long (a Unix socket path)");
+    } else if !upgrade_sock.parent().is_some_and(|d| d.is_dir()) {
+        v.err(
+            "server.upgrade_sock",
+            format!("its directory {:?} does not exist", upgrade_sock.parent().unwrap_or(&upgrade_sock)),
+        );
+    }
     Server {
+        upgrade_sock,
         threads: raw.threads,
         grace_period: v.duration("server.grace_period", &raw.grace_period, Duration::from_secs(5)),
         shutdown_timeout: v.duration("server.shutdown_timeout", &raw.shutdown_timeout, Duration::from_secs(5)),
