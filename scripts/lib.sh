@@ -59,3 +59,16 @@ need_node() { # need_node MAJOR
   fi
   echo "using Node.js $(node --version) ($(command -v node))" >&2
 }
+
+free_port() { # a TCP port nothing listens on now
+  python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
+}
+
+wait_for() { # wait_for WHAT SECONDS COMMAND...: poll COMMAND until it succeeds or time runs out
+  local what=$1 secs=$2; shift 2
+  local deadline=$(( $(date +%s) + secs ))
+  until "$@" >/dev/null 2>&1; do
+    if [ "$(date +%s)" -ge "$deadline" ]; then echo "timed out after ${secs}s waiting for $what" >&2; return 1; fi
+    sleep 0.1
+  done
+}

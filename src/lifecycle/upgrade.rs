@@ -44,7 +44,9 @@ impl Successor {
 pub(crate) fn warn_if_shared(sock: &std::path::Path) {
     use std::os::unix::fs::MetadataExt;
     let Some(dir) = sock.parent() else { return };
-    if std::fs::metadata(dir).is_ok_and(|m| m.mode() & 0o002 != 0) {
+    if !dir.is_dir() {
+        tracing::warn!(upgrade_sock = %sock.display(), "the directory of server.upgrade_sock does not exist: an upgrade (run --upgrade) will fail until it does");
+    } else if std::fs::metadata(dir).is_ok_and(|m| m.mode() & 0o002 != 0) {
         tracing::warn!(upgrade_sock = %sock.display(), "server.upgrade_sock is in a directory every user can write to; during an upgrade another local user could take the listening sockets: use a private directory such as /run/logout-gateway");
     }
 }

@@ -128,6 +128,8 @@ pub struct GatewayOpts {
     /// Start with `LGW_FAULT_INJECTION=1`: the panic path is armed (the tests' build has the
     /// `fault-injection` feature; see src/fault.rs).
     pub fault_injection: bool,
+    /// Extra environment variables for the process.
+    pub env: Vec<(String, String)>,
 }
 
 /// A relying party with these post_logout_redirect_uris and nothing else.
@@ -174,7 +176,7 @@ impl GatewayOpts {
         // Off, so scenario tests may send many logouts.
         c.rate_limit.per_second = 0;
         c.clients = clients();
-        GatewayOpts { config: c, issuer: None, fault_injection: false }
+        GatewayOpts { config: c, issuer: None, fault_injection: false, env: Vec::new() }
     }
 
     /// The store: the Redis at `url` (short timeouts, so outage tests are quick), or memory.
@@ -237,6 +239,7 @@ impl Gateway {
             if opts.fault_injection {
                 cmd.env("LGW_FAULT_INJECTION", "1");
             }
+            cmd.envs(opts.env.iter().map(|(k, v)| (k, v)));
             let child = cmd.stdout(log.try_clone().unwrap()).stderr(log).spawn().unwrap();
             let mut gw = Gateway { port, admin_port, child: Some(child), dir, config: cfg };
             if gw.wait_healthy() {

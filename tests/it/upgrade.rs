@@ -204,3 +204,60 @@ fn client_put(c: &reqwest::blocking::Client, gw: &Gateway, sid: &str, body: &str
     let r = c.put(gw.admin(&format!("/sessions/{sid}"))).body(body.to_string()).send().unwrap();
     assert_eq!(r.status(), 204);
 }
+
+/// A process this test did not start (the successor a gateway started itself): killed at the end.
+struct Orphan(u32);
+
+impl Drop for Orphan {
+    fn drop(&mut self) {
+        unsafe { libc::kill(self.0 as i32, libc::SIGKILL) };
+    }
+}
+
+/// The next sd_notify datagram; its `MAINPID=`, when it has one.
+fn notice(sock: &std::os::unix::net::UnixDatagram) -> (String, Option<u32>) {
+    let mut buf = [0u8; 512];
+    let n = sock.recv(&mut buf).expect("a notification within the timeout");
+    let text = String::from_utf8_lossy(&buf[..n]).into_owned();
+    let pid = text.lines().find_map(|l| l.strip_prefix("MAINPID=")).map(|p| p.parse().unwrap());
+    (text, pid)
+}
+
+#[test]
+fn sigusr2_starts_the_successor_itself_and_hands_over_as_a_supervisor_sees_it() {
+    let up = Upstream::start();
+    let dir = tempfile::tempdir().unwrap();
+    let notify_path = dir.path().join("notify");
+    let notify = std::os::unix::net::UnixDatagram::bind(&notify_path).unwrap();
+    notify.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+    let mut opts = GatewayOpts::new(up.url());
+    opts.config.server.upgrade_sock = dir.path().join("upgrade.sock").display().to_string();
+    opts.env.push(("NOTIFY_SOCKET".into(), notify_path.display().to_string()));
+    let mut old = Gateway::start(&opts);
+    let (text, pid) = notice(&notify);
+    assert_eq!((text.lines().next(), pid), (Some("READY=1"), Some(old.pid())), "{text}");
+
+    // A config the new binary refuses: no upgrade, the old process keeps serving.
+    let good = std::fs::read_to_string(&old.config).unwrap();
+    std::fs::write(&old.config, good.replace("listen:", "lisen:")).unwrap();
+    old.signal(libc::SIGUSR2);
+    eventually("the refusal is logged", Duration::from_secs(20), || {
+        old.log().contains("upgrade not started").then_some(())
+    });
+    assert!(old.is_running());
+    assert_eq!(client().get(old.url("/app/still")).send().unwrap().status(), 200);
+
+    std::fs::write(&old.config, good).unwrap();
+    let old_pid = old.pid();
+    old.signal(libc::SIGUSR2);
+    // The successor announces itself as the service's main process (systemd NotifyAccess=all).
+    let (text, new_pid) = notice(&notify);
+    let new_pid = new_pid.unwrap_or_else(|| panic!("MAINPID in {text:?}"));
+    let _orphan = Orphan(new_pid);
+    assert_ne!(new_pid, old_pid, "{text}");
+    assert!(text.contains("READY=1"), "{text}");
+    assert!(old.wait_exit(Duration::from_secs(40)).success(), "the old process drains and exits 0");
+    let r = client().get(old.url("/app/after")).send().unwrap();
+    assert_eq!(r.status(), 200, "the successor serves the same port");
+    assert_eq!(unsafe { libc::kill(new_pid as i32, 0) }, 0, "the successor runs");
+}

@@ -104,11 +104,6 @@ pub(super) fn server(v: &mut V, raw: &RawServer) -> Server {
     } else if raw.upgrade_sock.len() > 100 {
         // sockaddr_un holds 108 bytes; leave room for the terminating NUL and be plain about it.
         v.err("server.upgrade_sock", "must be at most 100 bytes long (a Unix socket path)");
-    } else if !upgrade_sock.parent().is_some_and(|d| d.is_dir()) {
-        v.err(
-            "server.upgrade_sock",
-            format!("its directory {:?} does not exist", upgrade_sock.parent().unwrap_or(&upgrade_sock)),
-        );
     }
     Server {
         upgrade_sock,
