@@ -13,6 +13,10 @@ const ACCESS_PATH_MAX: usize = 200;
 /// duration and body bytes sent, and the client address; never a query, a header value, a
 /// token or a cookie (GW-07).
 pub(super) fn line(session: &Session, ctx: &Ctx, status: u16) {
+    // Filtered out (a `log.level` of warn, or `logout_gateway::access=off`): no work at all.
+    if !tracing::enabled!(target: "logout_gateway::access", tracing::Level::INFO) {
+        return;
+    }
     let req = session.req_header();
     let canon = crate::uri::canonical(req.uri.path().as_bytes());
     let mut path = String::from_utf8_lossy(&canon).into_owned();
