@@ -41,6 +41,7 @@ pub(crate) mod revoke;
 pub(crate) mod serving;
 pub(crate) mod session;
 pub(crate) mod telemetry;
+pub(crate) mod tls;
 pub(crate) mod uri;
 
 /// The pure functions over untrusted input that the fuzz targets, the examples and the
@@ -110,31 +111,91 @@ pub enum BuildError {
     Revocation(String),
     #[error("back-channel: {0}")]
     Backchannel(String),
+    #[error("tls: {0}")]
+    Tls(String),
 }
 
-/// The public listener: the proxy (its current gateway, replaced on reload) behind the
+/// A public-facing service: the proxy (its current gateway, replaced on reload) behind the
 /// connection cap and the request-header deadline (see `proxy::guard`), bound by `lifecycle`.
-fn public_service(
+type PublicService = Bound<Service<proxy::guard::Guarded<pingora::proxy::HttpProxy<proxy::live::Live>>>>;
+
+fn guarded(
     config: &Config,
     server: &Server,
     live: proxy::live::Live,
-    serving: &Arc<Serving>,
-) -> Bound<Service<proxy::guard::Guarded<pingora::proxy::HttpProxy<proxy::live::Live>>>> {
+    name: &str,
+) -> Service<proxy::guard::Guarded<pingora::proxy::HttpProxy<proxy::live::Live>>> {
     let app = proxy::guard::Guarded::new(
         pingora::proxy::http_proxy(&server.configuration, live),
         config.limits.max_connections,
         config.limits.header_timeout,
     );
-    let mut public = Service::new("public proxy".to_string(), app);
-    // pingora reads through a 64 KiB buffer per connection by default (sized for TLS records);
-    // on this plain listener requests are small, and the buffer is zeroed when allocated, so
-    // 1,000 clients would hold up to ~64 MiB (issue 8's memory figures).
-    let addr = config.listen.to_string();
-    public.add_listener(
-        pingora::listeners::ListenerConfig::tcp(addr.clone())
-            .l4_buffer(pingora::listeners::L4BufferSettings::default().read(PUBLIC_READ_BUFFER)),
+    Service::new(name.to_string(), app)
+}
+
+/// TLS 1.2/1.3 with the pair `certs` presents (rotated while serving), HTTP/2 and HTTP/1.1 by
+/// ALPN; with `client_cas`, a client certificate chaining to one of them is required.
+fn tls_settings(
+    certs: Arc<tls::Certs>,
+    client_cas: Option<Arc<pingora::tls::RootCertStore>>,
+) -> std::result::Result<pingora::listeners::tls::TlsSettings, BuildError> {
+    let mut s =
+        pingora::listeners::tls::TlsSettings::intermediate("", "").map_err(|e| BuildError::Tls(e.to_string()))?;
+    s.set_cert_resolver(certs);
+    if let Some(roots) = client_cas {
+        let verifier =
+            pingora::tls::WebPkiClientVerifier::builder(roots).build().map_err(|e| BuildError::Tls(e.to_string()))?;
+        s.set_client_cert_verifier(verifier);
+    }
+    s.enable_h2();
+    Ok(s)
+}
+
+/// The public listeners: plain http (`listen`) and https (`tls`), one service.
+fn public_service(
+    config: &Config,
+    server: &Server,
+    live: proxy::live::Live,
+    serving: &Arc<Serving>,
+    certs: Option<Arc<tls::Certs>>,
+) -> std::result::Result<PublicService, BuildError> {
+    let mut public = guarded(config, server, live, "public proxy");
+    let mut addrs = Vec::new();
+    if let Some(listen) = config.listen {
+        // pingora reads through a 64 KiB buffer per connection by default (sized for TLS
+        // records); on this plain listener requests are small, and the buffer is zeroed when
+        // allocated, so 1,000 clients would hold up to ~64 MiB (issue 8's memory figures).
+        public.add_listener(
+            pingora::listeners::ListenerConfig::tcp(listen.to_string())
+                .l4_buffer(pingora::listeners::L4BufferSettings::default().read(PUBLIC_READ_BUFFER)),
+        );
+        addrs.push(listen.to_string());
+    }
+    if let (Some(t), Some(certs)) = (&config.tls, certs) {
+        public.add_listener(
+            pingora::listeners::ListenerConfig::tcp(t.listen.to_string()).tls(tls_settings(certs, None)?),
+        );
+        addrs.push(t.listen.to_string());
+    }
+    Ok(Bound::new(public, "public", addrs, serving.clone()))
+}
+
+/// The mutual-TLS alias: end_session and its confirmation only, client certificate required.
+fn mtls_service(
+    config: &Config,
+    server: &Server,
+    current: Arc<ArcSwap<proxy::Gateway>>,
+    serving: &Arc<Serving>,
+    certs: Arc<tls::Certs>,
+) -> std::result::Result<Option<PublicService>, BuildError> {
+    let Some(m) = &config.mtls else { return Ok(None) };
+    let roots = tls::load_roots(&m.client_ca_file).map_err(BuildError::Tls)?;
+    let live = proxy::live::Live { current, only_logout: true };
+    let mut svc = guarded(config, server, live, "mtls alias");
+    svc.add_listener(
+        pingora::listeners::ListenerConfig::tcp(m.tls.listen.to_string()).tls(tls_settings(certs, Some(roots))?),
     );
-    Bound::new(public, "public", vec![addr], serving.clone())
+    Ok(Some(Bound::new(svc, "mtls", vec![m.tls.listen.to_string()], serving.clone())))
 }
 
 /// The admin listener: metrics, health, the sessions API (one thread).
@@ -170,13 +231,16 @@ pub fn prepare(config: Config, path: &Path, upgrade: bool) -> std::result::Resul
     telemetry::init(&config.log);
     telemetry::install_panic_hook();
     pingora::tls::install_default_crypto_provider();
-    let (listen, admin) = (config.listen, config.admin.listen);
+    let listen = config.listen.map(|l| l.to_string()).unwrap_or_else(|| "-".into());
+    let tls = config.tls.as_ref().map(|t| t.listen.to_string()).unwrap_or_else(|| "-".into());
+    let mtls = config.mtls.as_ref().map(|m| m.tls.listen.to_string()).unwrap_or_else(|| "-".into());
+    let admin = config.admin.listen;
     if config.admin.exposed_without_token {
         tracing::warn!(%admin, "the admin listener is reachable beyond loopback without admin.token (admin.allow_without_token): anyone who reaches it can end every session");
     }
     lifecycle::upgrade::warn_if_shared(&config.server.upgrade_sock);
     let process = build(config, path, upgrade)?;
-    tracing::info!(%listen, %admin, version = env!("CARGO_PKG_VERSION"), commit = env!("LGW_COMMIT"), upgrade, "logout-gateway starting");
+    tracing::info!(%listen, %tls, %mtls, %admin, version = env!("CARGO_PKG_VERSION"), commit = env!("LGW_COMMIT"), upgrade, "logout-gateway starting");
     Ok(process)
 }
 
@@ -224,6 +288,27 @@ fn parts(config: &Config, server: &mut Server) -> std::result::Result<Parts, Bui
     Ok(Parts { upstream, store, jwks, clients, revoker, backchannel, notifier, cookies })
 }
 
+/// The pairs of the https and mutual-TLS listeners, with the service that follows their files.
+fn certificates(
+    config: &Config,
+    server: &mut Server,
+) -> std::result::Result<Arc<lifecycle::certs::CertSet>, BuildError> {
+    let mut set = lifecycle::certs::CertSet::default();
+    let pairs = [("tls", config.tls.as_ref()), ("mtls", config.mtls.as_ref().map(|m| &m.tls))];
+    for (section, t) in pairs {
+        if let Some(t) = t {
+            let certs = tls::Certs::new(&t.cert_file, &t.key_file)
+                .map_err(|e| BuildError::Tls(format!("{section}.{}: {}", e.part.key(), e.message)))?;
+            set.0.push((section, certs));
+        }
+    }
+    let set = Arc::new(set);
+    if !set.0.is_empty() {
+        server.add_service(background_service("certificates", lifecycle::certs::CertWatcher(set.clone())));
+    }
+    Ok(set)
+}
+
 /// Build the process: public proxy, admin listener, background services, signals. Nothing
 /// async runs yet (pingora starts runtimes in `run`); nothing here panics on configuration input.
 fn build(config: Config, path: &Path, upgrade: bool) -> std::result::Result<Process, BuildError> {
@@ -234,10 +319,18 @@ fn build(config: Config, path: &Path, upgrade: bool) -> std::result::Result<Proc
     let parts = Arc::new(parts(&config, &mut server)?);
     let serving = Arc::new(Serving::default());
     let live = Arc::new(ArcSwap::from_pointee(parts.gateway(&config, pages)));
-    server.add_service(public_service(&config, &server, proxy::live::Live(live.clone()), &serving));
+    let certs = certificates(&config, &mut server)?;
+    let public_live = proxy::live::Live { current: live.clone(), only_logout: false };
+    let tls_certs = certs.0.iter().find(|c| c.0 == "tls").map(|c| c.1.clone());
+    server.add_service(public_service(&config, &server, public_live, &serving, tls_certs)?);
+    if let Some(mtls_certs) = certs.0.iter().find(|c| c.0 == "mtls").map(|c| c.1.clone()) {
+        if let Some(svc) = mtls_service(&config, &server, live.clone(), &serving, mtls_certs)? {
+            server.add_service(svc);
+        }
+    }
     server.add_service(admin_service(&config, &parts, &serving));
     let successor =
         lifecycle::upgrade::Successor { config: path.to_path_buf(), upgrade_sock: config.server.upgrade_sock.clone() };
-    let reloader = Arc::new(lifecycle::reload::Reloader::new(path.to_path_buf(), config, parts, live));
+    let reloader = Arc::new(lifecycle::reload::Reloader::new(path.to_path_buf(), config, parts, live, certs));
     Ok(Process { server, signals: lifecycle::signals::Signals { reloader, serving, successor } })
 }

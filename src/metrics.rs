@@ -59,6 +59,8 @@ pub(crate) struct Metrics {
     pub(crate) edge_unchecked: IntCounterVec,
     /// SIGHUP reloads by result (`ok`, `invalid`).
     pub(crate) config_reloads: IntCounterVec,
+    /// Certificate pairs of the gateway's own listeners loaded after start, by result.
+    pub(crate) tls_reloads: IntCounterVec,
 }
 
 /// `logout_gateway_edge_total{action}` values.
@@ -223,6 +225,13 @@ impl Metrics {
                 &["result"]
             )
             .expect("register config_reloads"),
+            tls_reloads: register_int_counter_vec!(
+                "logout_gateway_tls_reloads_total",
+                "Certificate pairs of the https and mutual-TLS listeners read after start (file change or SIGHUP): \
+                 ok (in use for new handshakes), invalid (refused; the previous pair stays).",
+                &["result"]
+            )
+            .expect("register tls_reloads"),
         };
         // process_cpu_seconds_total, process_resident_memory_bytes, process_open_fds, ...: the
         // prometheus crate's `process` feature registers its collector in the default registry.
@@ -256,6 +265,7 @@ impl Metrics {
         }
         for r in ["ok", "invalid"] {
             m.config_reloads.with_label_values(&[r]);
+            m.tls_reloads.with_label_values(&[r]);
         }
         m
     }

@@ -9,7 +9,7 @@ use std::path::Path;
 /// Bottom to top. A module may use only modules of a lower layer.
 const LAYERS: &[&[&str]] = &[
     // Primitives: no crate imports at all.
-    &["address", "crypto", "fault", "metrics", "serving", "uri"],
+    &["address", "crypto", "fault", "metrics", "serving", "tls", "uri"],
     // Configuration.
     &["config"],
     // The OP's session cookies as configured; storage, pages, logging.

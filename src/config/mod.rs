@@ -22,8 +22,12 @@ pub(crate) use validate::registered_client;
 /// The validated configuration. Built only by [`load`] / [`load_str`].
 #[derive(Debug, Clone)]
 pub struct Config {
-    /// The public listener (proxy + end_session).
-    pub(crate) listen: SocketAddr,
+    /// The plain-http public listener (proxy + end_session); None: https only.
+    pub(crate) listen: Option<SocketAddr>,
+    /// The https public listener.
+    pub(crate) tls: Option<TlsListener>,
+    /// The mutual-TLS alias of end_session.
+    pub(crate) mtls: Option<MtlsListener>,
     pub(crate) admin: Admin,
     pub(crate) upstream: Upstream,
     /// Exact `iss` of the upstream's tokens; also the `iss` the gateway sends to RPs.
@@ -67,6 +71,23 @@ impl Default for Registration {
             client_lifetime: Duration::from_secs(90 * 86_400),
         }
     }
+}
+
+/// A listener with a certificate/key pair (paths absolute).
+#[derive(Debug, Clone)]
+pub(crate) struct TlsListener {
+    pub(crate) listen: SocketAddr,
+    pub(crate) cert_file: PathBuf,
+    pub(crate) key_file: PathBuf,
+}
+
+/// `mtls`: the pair, the client CAs and the origin the alias is published under.
+#[derive(Debug, Clone)]
+pub(crate) struct MtlsListener {
+    pub(crate) tls: TlsListener,
+    pub(crate) client_ca_file: PathBuf,
+    /// `https://host[:port]`, no trailing slash.
+    pub(crate) public_origin: String,
 }
 
 #[derive(Debug, Clone)]

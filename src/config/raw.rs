@@ -12,8 +12,15 @@ use serde::{Deserialize, Serialize};
 #[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawConfig {
-    #[serde(default = "default_listen")]
-    pub listen: String,
+    /// The plain-http public listener; when omitted: `0.0.0.0:8080`, or none when `tls` is set.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub listen: Option<String>,
+    /// An https public listener (HTTP/1.1 and HTTP/2 by ALPN).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tls: Option<RawTls>,
+    /// The mutual-TLS alias of end_session (RFC 8705 section 5).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mtls: Option<RawMtls>,
     #[serde(default)]
     pub admin: RawAdmin,
     pub upstream: RawUpstream,
@@ -49,7 +56,9 @@ impl RawConfig {
     /// and `issuer` parses to. The typed start for generated configs (tests, tools).
     pub fn new(upstream_url: impl Into<String>, issuer: impl Into<String>) -> Self {
         RawConfig {
-            listen: default_listen(),
+            listen: None,
+            tls: None,
+            mtls: None,
             admin: RawAdmin::default(),
             upstream: RawUpstream::new(upstream_url),
             issuer: issuer.into(),
@@ -75,9 +84,30 @@ impl RawConfig {
     }
 }
 
-fn default_listen() -> String {
-    "0.0.0.0:8080".into()
+/// `tls`: an https listener with a certificate/key pair (re-read when the files change).
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawTls {
+    pub listen: String,
+    /// PEM chain, leaf first.
+    pub cert_file: String,
+    /// PEM private key (PKCS#8, PKCS#1 or SEC1).
+    pub key_file: String,
 }
+
+/// `mtls`: a listener that wants a client certificate and answers end_session only.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawMtls {
+    pub listen: String,
+    pub cert_file: String,
+    pub key_file: String,
+    /// PEM certificates client certificates must chain to.
+    pub client_ca_file: String,
+    /// The https origin the alias is published under (discovery's `mtls_endpoint_aliases`).
+    pub public_origin: String,
+}
+
 fn default_templates_dir() -> String {
     "templates".into()
 }

@@ -2,6 +2,7 @@
 //! gateway built over them (`parts`), signals (`signals`): reload (`reload`), upgrade
 //! (`upgrade`), shutdown. `lib.rs` wires a [`Process`]; `main.rs` runs it.
 
+pub(crate) mod certs;
 pub(crate) mod listen;
 pub(crate) mod parts;
 pub(crate) mod reload;

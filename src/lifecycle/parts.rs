@@ -62,6 +62,9 @@ impl Parts {
             ),
             jwks: self.jwks.clone(),
             signing_keys: self.backchannel.keys.clone(),
+            mtls_end_session_endpoint: config.mtls.as_ref().map(|m| {
+                format!("{}{}", m.public_origin, config.end_session.paths.first().cloned().unwrap_or_default())
+            }),
         };
         let trust = config.upstream.trust_forwarded_headers;
         Gateway {

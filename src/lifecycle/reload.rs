@@ -15,6 +15,7 @@ use std::sync::{Arc, Mutex};
 
 use arc_swap::ArcSwap;
 
+use super::certs::CertSet;
 use super::parts::Parts;
 use crate::config::{self, Config};
 use crate::metrics::Metrics;
@@ -27,16 +28,28 @@ pub(crate) struct Reloader {
     running: Mutex<Config>,
     parts: Arc<Parts>,
     live: Arc<ArcSwap<Gateway>>,
+    /// The listeners' certificate pairs: re-read on every SIGHUP, valid config or not.
+    certs: Arc<CertSet>,
 }
 
 impl Reloader {
-    pub(crate) fn new(path: PathBuf, running: Config, parts: Arc<Parts>, live: Arc<ArcSwap<Gateway>>) -> Self {
-        Reloader { path, running: Mutex::new(running), parts, live }
+    pub(crate) fn new(
+        path: PathBuf,
+        running: Config,
+        parts: Arc<Parts>,
+        live: Arc<ArcSwap<Gateway>>,
+        certs: Arc<CertSet>,
+    ) -> Self {
+        Reloader { path, running: Mutex::new(running), parts, live, certs }
     }
 
     /// Re-read the file; true when it was applied.
     pub(crate) fn reload(&self) -> bool {
         let applied = self.try_reload();
+        if !applied {
+            // The certificate files may have changed even when the config did not load.
+            self.certs.refresh(true, None);
+        }
         let result = if applied { "ok" } else { "invalid" };
         Metrics::get().config_reloads.with_label_values(&[result]).inc();
         applied
@@ -61,6 +74,7 @@ impl Reloader {
         self.parts.backchannel.clients_changed();
         self.live.store(Arc::new(self.parts.gateway(&merged, pages)));
         crate::telemetry::reload(&merged.log);
+        self.certs.refresh(true, Some(&new));
         *running = merged;
         tracing::info!(file = %file, "configuration reloaded");
         true
@@ -101,10 +115,12 @@ fn merge(running: &Config, new: &Config) -> (Config, Vec<&'static str>) {
 }
 
 /// The sections a reload does not apply, each as comparable text. Secrets compare by value.
-fn fixed_sections(c: &Config) -> [(&'static str, String); 13] {
+fn fixed_sections(c: &Config) -> [(&'static str, String); 15] {
     let admin_token = c.admin.token.as_ref().map(|t| t.expose().to_string());
     [
         ("listen", format!("{:?}", c.listen)),
+        ("tls.listen", format!("{:?}", c.tls.as_ref().map(|t| t.listen))),
+        ("mtls", format!("{:?}", c.mtls.as_ref().map(|m| (m.tls.listen, &m.client_ca_file, &m.public_origin)))),
         ("admin", format!("{:?} {admin_token:?}", c.admin)),
         ("upstream", format!("{:?}", c.upstream)),
         ("issuer", c.issuer.clone()),
@@ -153,7 +169,7 @@ mod tests {
         raw.log.level = Some("debug".into());
         raw.limits.max_uri_length = 4000;
         raw.limits.max_connections = 7;
-        raw.listen = "127.0.0.1:18081".into();
+        raw.listen = Some("127.0.0.1:18081".into());
         raw.issuer = "https://other.example".into();
         let (merged, fixed) = merge(&running, &load(&raw));
         assert_eq!(fixed, vec!["listen", "issuer", "limits.max_connections"]);

@@ -51,7 +51,9 @@ pub(super) fn forwarded_headers(session: &Session, req: &mut RequestHeader, trus
         req.insert_header("x-forwarded-for", value)?;
     }
     if !(trust && req.headers.contains_key("x-forwarded-proto")) {
-        req.insert_header("x-forwarded-proto", "http")?;
+        // The scheme of the listener the request came in on.
+        let tls = session.digest().is_some_and(|d| d.ssl_digest.is_some());
+        req.insert_header("x-forwarded-proto", if tls { "https" } else { "http" })?;
     }
     if !(trust && req.headers.contains_key("x-forwarded-host")) {
         let host = req

@@ -13,8 +13,12 @@ use pingora::proxy::{FailToProxy, ProxyHttp, Session};
 
 use super::{Ctx, Gateway};
 
-/// What pingora owns: the current gateway.
-pub(crate) struct Live(pub(crate) Arc<ArcSwap<Gateway>>);
+/// What pingora owns: the current gateway, and whether this listener answers only end_session
+/// (the mutual-TLS alias: every other path is 404 there, never proxied).
+pub(crate) struct Live {
+    pub(crate) current: Arc<ArcSwap<Gateway>>,
+    pub(crate) only_logout: bool,
+}
 
 /// Per-request state: the gateway the request started with, and its own state.
 pub(crate) struct LiveCtx {
@@ -27,12 +31,19 @@ impl ProxyHttp for Live {
     type CTX = LiveCtx;
 
     fn new_ctx(&self) -> LiveCtx {
-        let gw = self.0.load_full();
+        let gw = self.current.load_full();
         let ctx = gw.new_ctx();
         LiveCtx { gw, ctx }
     }
 
     async fn request_filter(&self, session: &mut Session, c: &mut LiveCtx) -> Result<bool> {
+        if self.only_logout {
+            let path = session.req_header().uri.path().as_bytes();
+            if matches!(super::route::classify(path, &c.gw.end_session_paths), super::route::Route::Proxy) {
+                c.gw.not_found(session, &mut c.ctx).await;
+                return Ok(true);
+            }
+        }
         c.gw.request_filter(session, &mut c.ctx).await
     }
 

@@ -358,6 +358,15 @@ impl Gateway {
     }
 
     /// Write our error page for `code`; fall back to plain text if the template fails.
+    /// 404: a path this listener does not serve (the mutual-TLS alias's non-logout paths).
+    async fn not_found(&self, session: &mut Session, ctx: &mut Ctx) {
+        ctx.local = true;
+        let answer = self.pages.error_answer(404, ErrorKind::NotFound, crate::render::DEFAULT_LANG);
+        if let Err(e) = respond::write(session, answer).await {
+            tracing::debug!(error = %e, "could not send 404 page");
+        }
+    }
+
     async fn write_error(&self, session: &mut Session, code: u16) {
         let kind = match code {
             502 => ErrorKind::BadGateway,

@@ -11,6 +11,8 @@ pub(crate) struct Published {
     pub(crate) discovery_path: String,
     /// The advertised end_session_endpoint (issuer origin + first end_session path).
     pub(crate) end_session_endpoint: String,
+    /// Its mutual-TLS alias (`mtls.public_origin` + the same path), when `mtls` is set.
+    pub(crate) mtls_end_session_endpoint: Option<String>,
 }
 
 impl Published {
@@ -20,6 +22,16 @@ impl Published {
         let mut doc = self.jwks.discovery()?;
         let map = doc.as_object_mut()?;
         map.insert("end_session_endpoint".into(), self.end_session_endpoint.clone().into());
+        if let Some(alias) = &self.mtls_end_session_endpoint {
+            // RFC 8705 section 5: the OP's own aliases stay, the end_session one is the gateway's.
+            let aliases = map.entry("mtls_endpoint_aliases").or_insert_with(|| serde_json::json!({}));
+            if !aliases.is_object() {
+                *aliases = serde_json::json!({});
+            }
+            if let Some(a) = aliases.as_object_mut() {
+                a.insert("end_session_endpoint".into(), alias.clone().into());
+            }
+        }
         // The keys RPs fetch are the gateway's merged set, on its own origin (GW-04).
         if let Some(uri) = self.jwks.published_jwks_uri() {
             map.insert("jwks_uri".into(), uri.into());

@@ -98,6 +98,7 @@ pub(crate) enum ErrorKind {
     UnsupportedMediaType,
     BadGateway,
     GatewayTimeout,
+    NotFound,
     Internal,
 }
 
@@ -115,6 +116,7 @@ impl ErrorKind {
             ErrorKind::UnsupportedMediaType => "unsupported_media_type",
             ErrorKind::BadGateway => "bad_gateway",
             ErrorKind::GatewayTimeout => "gateway_timeout",
+            ErrorKind::NotFound => "not_found",
             ErrorKind::Internal => "internal",
         }
     }

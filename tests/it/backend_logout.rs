@@ -12,14 +12,17 @@ use crate::upstream::Upstream;
 /// A gateway on Redis: rp-c is confidential (secret `rp-c-secret`) with a back-channel URI on
 /// `rp`; rp-a is public (`revocation_auth: none`).
 fn env(rp: &Upstream) -> Env {
-    env_opts(Some(Redis::start()), |o| {
+    let e = env_opts(Some(Redis::start()), |o| {
         let c = o.config.clients.get_mut("rp-c").unwrap();
         c.client_secret = Some("rp-c-secret".into());
         c.backchannel_logout_uri = Some(format!("http://127.0.0.1:{}/status/204", rp.addr.port()));
         o.config.clients.get_mut("rp-a").unwrap().revocation_auth = Some("none".into());
         o.config.backchannel.retry_initial = "200ms".into();
         o.config.backchannel.poll_interval = "50ms".into();
-    })
+    });
+    // The token endpoint is known from discovery: learning starts once it was fetched.
+    crate::learning::wait_for_discovery(&e);
+    e
 }
 
 /// Redeem `code` for `client` at the token endpoint through the gateway; wait until learned.

@@ -9,7 +9,7 @@ use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
 pub use logout_gateway::config::raw::{
-    RawBackchannel, RawClient, RawConfig, RawEndSession, RawLimits, RawRedis, RawRevocation,
+    RawBackchannel, RawClient, RawConfig, RawEndSession, RawLimits, RawMtls, RawRedis, RawRevocation, RawTls,
 };
 
 /// A port nobody listens on right now (small race: pingora cannot report a port-0 bind).
@@ -162,6 +162,8 @@ fn strings(v: &[&str]) -> Vec<String> {
 impl GatewayOpts {
     pub fn new(upstream_url: impl Into<String>) -> Self {
         let mut c = RawConfig::new(upstream_url, "");
+        // A plain listener (its port is chosen at start); tests of https-only set None.
+        c.listen = Some(String::new());
         c.upstream.connect_timeout = "1s".into();
         c.upstream.read_timeout = "5s".into();
         c.upstream.session_cookies = strings(&["op_session"]);
@@ -200,7 +202,10 @@ impl GatewayOpts {
 
     pub fn yaml(&self, listen: u16, admin: u16) -> String {
         let mut c = self.config.clone();
-        c.listen = format!("127.0.0.1:{listen}");
+        // A config without a plain listener (https only) stays without one.
+        if c.listen.is_some() {
+            c.listen = Some(format!("127.0.0.1:{listen}"));
+        }
         c.admin.listen = format!("127.0.0.1:{admin}");
         c.issuer = self.issuer.clone().unwrap_or_else(|| format!("http://127.0.0.1:{listen}"));
         c.to_yaml()
@@ -289,8 +294,8 @@ impl Gateway {
             if let Some(Ok(Some(_))) = self.child.as_mut().map(Child::try_wait) {
                 return false;
             }
-            let ok = c.get(self.admin("/healthz")).send().is_ok_and(|r| r.status() == 200)
-                && TcpStream::connect(("127.0.0.1", self.port)).is_ok();
+            // /healthz is 200 only once every listener is bound (src/serving.rs).
+            let ok = c.get(self.admin("/healthz")).send().is_ok_and(|r| r.status() == 200);
             if ok {
                 return true;
             }

@@ -26,6 +26,7 @@ mod revocation_set;
 mod routing;
 mod sessions_api;
 mod steering;
+mod tls;
 mod upgrade;
 
 /// Percent-decoding for assertions (form rules: `+` is a space).

@@ -11,6 +11,7 @@
 //! revocation, back-channel), `server.rs` (limits, rate limit, log, server).
 
 mod clients;
+mod listeners;
 mod server;
 mod store;
 #[cfg(test)]
@@ -66,8 +67,18 @@ pub(crate) fn parse_duration(s: &str) -> Result<Duration, String> {
 
 pub(super) fn validate(raw: RawConfig, base: &Path) -> Result<Config, Vec<Problem>> {
     let mut v = V { problems: Vec::new() };
-    let listen = v.addr("listen", &raw.listen);
-    let admin = admin(&mut v, raw.admin, listen);
+    let (listen, tls, mtls) =
+        listeners::listeners(&mut v, raw.listen.as_deref(), raw.tls.as_ref(), raw.mtls.as_ref(), base);
+    let admin = admin(&mut v, raw.admin);
+    let tls_listen = tls.as_ref().map(|t| t.listen);
+    let mtls_listen = mtls.as_ref().map(|m| m.tls.listen);
+    let addrs = [
+        ("listen", listen),
+        ("tls.listen", tls_listen),
+        ("mtls.listen", mtls_listen),
+        ("admin.listen", Some(admin.listen)),
+    ];
+    listeners::distinct(&mut v, &addrs);
     let upstream = upstream::upstream(&mut v, raw.upstream, base);
     check_url(&mut v, "issuer", &raw.issuer, UrlRule::Issuer);
     let jwks = jwks(&mut v, &raw.jwks);
@@ -90,6 +101,8 @@ pub(super) fn validate(raw: RawConfig, base: &Path) -> Result<Config, Vec<Proble
     }
     Ok(Config {
         listen,
+        tls,
+        mtls,
         admin,
         upstream,
         issuer: raw.issuer,
@@ -108,11 +121,8 @@ pub(super) fn validate(raw: RawConfig, base: &Path) -> Result<Config, Vec<Proble
     })
 }
 
-fn admin(v: &mut V, raw: RawAdmin, listen: SocketAddr) -> Admin {
+fn admin(v: &mut V, raw: RawAdmin) -> Admin {
     let admin_listen = v.addr("admin.listen", &raw.listen);
-    if listen == admin_listen && listen.port() != 0 {
-        v.err("admin.listen", "must differ from listen");
-    }
     let token = raw.token.filter(|t| !t.is_empty()).map(Secret::new);
     if token.as_ref().is_some_and(|t| t.expose().len() < 16) {
         v.err("admin.token", "must be at least 16 characters (or empty to disable)");
