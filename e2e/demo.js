@@ -33,6 +33,8 @@ try {
     frontchannel: Object.fromEntries(RP_SPECS.map((r) => [r.clientId, delay || 'answer'])),
     templatesDir: visibleIframeTemplates(),
     logPath,
+    // Plain http: a person's browser would not trust the test suite's CA.
+    tls: false,
   });
 } catch (e) {
   console.error(`demo: could not start: ${e.message}`);

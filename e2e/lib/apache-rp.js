@@ -83,8 +83,11 @@ function vhost(rp, issuer, dir) {
 `;
 }
 
-/** Start one Apache serving `specs` (each { clientId, clientSecret, name, logout }) for `issuer`. */
-export async function startApacheRps({ issuer, specs, logPath }) {
+/**
+ * Start one Apache serving `specs` (each { clientId, clientSecret, name, logout }) for `issuer`;
+ * `caFile`: the CA mod_auth_openidc trusts for an https issuer (copied where www-data reads it).
+ */
+export async function startApacheRps({ issuer, specs, logPath, caFile }) {
   const dir = mkdtempSync(join(tmpdir(), 'lgw-apache-'));
   chmodSync(dir, 0o755);
   mkdirSync(join(dir, 'www', 'protected'), { recursive: true });
@@ -92,6 +95,7 @@ export async function startApacheRps({ issuer, specs, logPath }) {
   // to the OP" (a redirect to its authorization endpoint).
   writeFileSync(join(dir, 'www', 'protected', 'index.html'), '<!doctype html><title>signed in</title><h1 id="in">signed in</h1>\n');
   writeFileSync(join(dir, 'www', 'logged-out.html'), '<!doctype html><title>logged out</title><h1 id="out">logged out</h1>\n');
+  if (caFile) writeFileSync(join(dir, 'ca.pem'), readFileSync(caFile), { mode: 0o644 });
   const rps = [];
   for (const [i, spec] of specs.entries()) {
     rps.push(rpOf(spec, `127.0.0.${i + 2}`, await freePort()));
@@ -114,6 +118,7 @@ User www-data
 Group www-data
 ServerName localhost
 Mutex file:${dir}
+${caFile ? `OIDCCABundlePath "${dir}/ca.pem"` : ''}
 ${rps.map((r) => `Listen ${r.host}:${r.port}`).join('\n')}
 ${rps.map((r) => vhost(r, issuer, dir)).join('\n')}
 `;

@@ -6,10 +6,17 @@ import { existsSync, readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import puppeteer from 'puppeteer-core';
 import { artifactsDir } from './paths.js';
+import { suiteTls } from './tls.js';
 
 export const chromiumPath = () => process.env.LGW_CHROMIUM || '/usr/bin/chromium';
 
-export async function launchBrowser() {
+/**
+ * `tls`: the suite's TLS files (tls.js); Chromium then trusts the gateway's certificate, pinned
+ * by its key's hash (what --ignore-certificate-errors-spki-list is for: a test CA without
+ * touching the system's trust store).
+ */
+export async function launchBrowser(tls = suiteTls()) {
+  const trust = tls ? [`--ignore-certificate-errors-spki-list=${tls.spki}`] : [];
   return puppeteer.launch({
     executablePath: chromiumPath(),
     headless: true,
@@ -23,6 +30,7 @@ export async function launchBrowser() {
       '--disable-component-update',
       '--disable-sync',
       '--window-size=1100,800',
+      ...trust,
     ],
     defaultViewport: { width: 1100, height: 800 },
     // The caller's `after` hook closes the browser; never let puppeteer install its own handlers

@@ -8,6 +8,7 @@ import { startOp } from './op.js';
 import { freePort } from './proc.js';
 import { startRedis } from './redis.js';
 import { startRp } from './rp.js';
+import { suiteTls } from './tls.js';
 
 /** The example relying parties: client_id, display name, page colour. */
 export const RP_SPECS = [
@@ -22,7 +23,9 @@ export const RP_SPECS = [
  * end_session.frontchannel_timeout), frontchannel ({ rp3: 'hang' } etc., see rp.js),
  * ports ({ gateway, admin, op, rps: [..] }; omitted: free ports), logPath (gateway log),
  * templatesDir (the demo's copy with visible iframes), apache ([{ clientId, name, logout }]:
- * Apache + mod_auth_openidc RPs besides the three, see apache-rp.js).
+ * Apache + mod_auth_openidc RPs besides the three, see apache-rp.js), tls (default: the suite's
+ * test CA when NODE_EXTRA_CA_CERTS names it, see tls.js; false: plain http, as the demo runs):
+ * the gateway's only public listener is then https, and the issuer an https origin.
  */
 export async function startStack(opts = {}) {
   // Everything started so far, stopped in reverse order on failure or by the returned stop().
@@ -62,8 +65,9 @@ async function startOnce(opts, redisUrl, parts) {
   const p = opts.ports ?? {};
   const port = p.gateway ?? (await freePort());
   const adminPort = p.admin ?? (await freePort());
-  const issuer = `http://127.0.0.1:${port}`;
-  if (opts.op === 'glewlwyd') return startGlewlwydStack(opts, { port, adminPort, origin: issuer, redisUrl }, parts);
+  const tls = opts.tls === false ? null : (opts.tls ?? suiteTls());
+  const issuer = `${tls ? 'https' : 'http'}://127.0.0.1:${port}`;
+  if (opts.op === 'glewlwyd') return startGlewlwydStack(opts, { port, adminPort, origin: issuer, redisUrl, tls }, parts);
   const rps = [];
   for (const [i, spec] of RP_SPECS.entries()) {
     const rp = await startRp({
@@ -81,36 +85,36 @@ async function startOnce(opts, redisUrl, parts) {
   let apache;
   if (opts.apache?.length) {
     const specs = opts.apache.map((s) => ({ ...s, clientSecret: `${s.clientId}-secret-not-for-production` }));
-    apache = await startApacheRps({ issuer, specs, logPath: opts.apacheLogPath });
+    apache = await startApacheRps({ issuer, specs, logPath: opts.apacheLogPath, caFile: tls?.ca });
     parts.push(apache);
     rps.push(...apache.rps);
   }
   const op = await startOp({ issuer, rps, port: p.op ?? 0 });
   parts.push(op);
   const gateway = await startGateway(
-    { port, adminPort, upstreamUrl: op.url, rps, redisUrl, fcTimeout: opts.fcTimeout, templatesDir: opts.templatesDir },
+    { port, adminPort, upstreamUrl: op.url, rps, redisUrl, fcTimeout: opts.fcTimeout, templatesDir: opts.templatesDir, tls },
     { logPath: opts.logPath },
   );
   parts.push(gateway);
-  return { gateway, op, rps, issuer, redisUrl, apache };
+  return { gateway, op, rps, issuer, redisUrl, apache, tls };
 }
 
 /**
  * Glewlwyd as the upstream OP instead, with only Apache RPs (opts.apache): resolves the same
  * shape; `issuer` is Glewlwyd's (`<origin>/api/oidc`), `origin` the gateway's.
  */
-async function startGlewlwydStack(opts, { port, adminPort, origin, redisUrl }, parts) {
+async function startGlewlwydStack(opts, { port, adminPort, origin, redisUrl, tls }, parts) {
   const issuer = `${origin}${GLEWLWYD_OP.issuerPath}`;
   const specs = (opts.apache ?? []).map((s) => ({ ...s, clientSecret: `${s.clientId}-secret-not-for-production` }));
-  const apache = await startApacheRps({ issuer, specs, logPath: opts.apacheLogPath });
+  const apache = await startApacheRps({ issuer, specs, logPath: opts.apacheLogPath, caFile: tls?.ca });
   parts.push(apache);
   const op = await startGlewlwyd({ origin, rps: apache.rps, logPath: opts.opLogPath });
   parts.push(op);
   const gateway = await startGateway(
-    { port, adminPort, upstreamUrl: op.url, rps: apache.rps, redisUrl, fcTimeout: opts.fcTimeout, op: GLEWLWYD_OP },
+    { port, adminPort, upstreamUrl: op.url, rps: apache.rps, redisUrl, fcTimeout: opts.fcTimeout, op: GLEWLWYD_OP, tls },
     { logPath: opts.logPath },
   );
   parts.push(gateway);
-  return { gateway, op, rps: apache.rps, issuer, origin, redisUrl, apache };
+  return { gateway, op, rps: apache.rps, issuer, origin, redisUrl, apache, tls };
 }
 

@@ -4,7 +4,10 @@
 // back-channel from the gateway), and the OP session is really gone (prompt=none answers
 // login_required, even when the browser presents the old OP cookie again).
 import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { test } from 'node:test';
+import { artifactsDir } from '../lib/paths.js';
 import { waitFor } from '../lib/proc.js';
 import {
   assertBackchannel,
@@ -36,6 +39,19 @@ async function userinfoStatus() {
   const token = ctx.stack.rps[0].records.logins[0].accessToken;
   return (await fetch(doc.userinfo_endpoint, { headers: { authorization: `Bearer ${token}` } })).status;
 }
+
+test('over https: discovery names https URLs only, and the browser spoke HTTP/2 to the gateway', async () => {
+  assert.ok(ctx.stack.tls, 'scripts/e2e runs the suite with its test CA (lib/tls.js)');
+  assert.ok(ctx.stack.issuer.startsWith('https://'), ctx.stack.issuer);
+  const doc = await (await fetch(`${ctx.stack.issuer}/.well-known/openid-configuration`)).json();
+  const urls = Object.entries(doc).filter(([k, v]) => typeof v === 'string' && /^(issuer|.*_(endpoint|uri))$/.test(k));
+  assert.ok(urls.length >= 6, `discovery's URLs: ${urls.map(([k]) => k)}`);
+  for (const [k, v] of urls) assert.ok(v.startsWith(`${ctx.stack.issuer}/`) || v === ctx.stack.issuer, `${k}: ${v}`);
+  // The gateway's access log names the version of each request: the sign-in went over h2 (ALPN).
+  const log = readFileSync(join(artifactsDir(), 'single-logout-gateway.log'), 'utf8');
+  const h2 = log.split('\n').filter((l) => l.includes('logout_gateway::access') && l.includes('http="2"'));
+  assert.ok(h2.some((l) => l.includes('path=/auth')), `authorization requests over HTTP/2:\n${h2.slice(0, 5).join('\n')}`);
+});
 
 test('the access token is good at userinfo through the gateway before the logout', async () => {
   assert.equal(await userinfoStatus(), 200);

@@ -10,7 +10,7 @@ const ACCESS_PATH_MAX: usize = 200;
 
 /// The access log: one structured line per request (`log.access`). Method, the normalised path
 /// without its query, the status sent, the upstream's status (0 when the gateway answered),
-/// duration and body bytes sent, and the client address; never a query, a header value, a
+/// duration and body bytes sent, the HTTP version and the client address; never a query, a header value, a
 /// token or a cookie (GW-07).
 pub(super) fn line(session: &Session, ctx: &Ctx, status: u16) {
     // Filtered out (a `log.level` of warn, or `logout_gateway::access=off`): no work at all.
@@ -29,6 +29,7 @@ pub(super) fn line(session: &Session, ctx: &Ctx, status: u16) {
     tracing::info!(
         target: "logout_gateway::access",
         method = %req.method,
+        http = version(req.version),
         path = %path,
         status,
         upstream_status = ctx.upstream_status,
@@ -38,4 +39,15 @@ pub(super) fn line(session: &Session, ctx: &Ctx, status: u16) {
         local = ctx.local,
         "request"
     );
+}
+
+/// `1.1`, `2`, ...: the HTTP version the client spoke.
+fn version(v: http::Version) -> &'static str {
+    match v {
+        http::Version::HTTP_2 => "2",
+        http::Version::HTTP_10 => "1.0",
+        http::Version::HTTP_09 => "0.9",
+        http::Version::HTTP_3 => "3",
+        _ => "1.1",
+    }
 }

@@ -308,7 +308,8 @@ impl Gateway {
         let method = req.method.as_str().to_string();
         let query = req.uri.query().unwrap_or("").as_bytes().to_vec();
         let content_type = header_str(req, http::header::CONTENT_TYPE);
-        let cookie = header_str(req, http::header::COOKIE);
+        // Every Cookie header: HTTP/2 browsers send one per cookie (RFC 9113 section 8.2.3).
+        let cookie = edge::cookie_header(req).map(|c| c.into_owned());
         let accept_language = header_str(req, http::header::ACCEPT_LANGUAGE);
         let authorization = header_str(req, http::header::AUTHORIZATION);
         let base = self.end_session_paths.get(idx).cloned().unwrap_or_default();

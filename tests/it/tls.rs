@@ -194,6 +194,10 @@ fn https_serves_passthrough_logout_and_documents_over_http2_and_http11() {
         let jwks = c.get(format!("{base}/jwks")).send().unwrap();
         assert_eq!(jwks.status(), 200, "published keys");
     }
+    // The access log says which version each request came over.
+    let log = t.e.gw.log();
+    assert!(log.lines().any(|l| l.contains("path=/app/over-tls") && l.contains("http=\"2\"")), "{log}");
+    assert!(log.lines().any(|l| l.contains("path=/app/over-tls") && l.contains("http=\"1.1\"")), "{log}");
     // The plain listener still says http.
     let r = crate::harness::client().get(t.e.gw.url("/app/plain")).send().unwrap();
     assert_eq!(r.status(), 200);
@@ -379,4 +383,33 @@ fn check_names_the_key_of_each_tls_file_problem() {
         assert_eq!(code, 64, "{key_path}: {err}");
         assert!(err.contains(key_path) && err.contains(words), "{key_path} / {words}: {err}");
     }
+}
+
+#[test]
+fn a_confirmation_over_http2_with_each_cookie_in_its_own_field_ends_the_browsers_session() {
+    // HTTP/2 browsers send one `cookie` field per cookie (RFC 9113 section 8.2.3); the gateway
+    // must read them all, at end_session as at the edge.
+    let t = tls_env(|_, _, _| {});
+    crate::learning::wait_for_discovery(&t.e);
+    let op_cookie = crate::learning::code_flow(&t.e, "h2user", "h2code");
+    let c = https_client(&t.ca, false);
+    let base = format!("https://localhost:{}", t.tls_port);
+    let page = c.get(format!("{base}/session/end")).header("cookie", &op_cookie).send().unwrap();
+    assert_eq!((page.status().as_u16(), page.version()), (200, reqwest::Version::HTTP_2));
+    let binder = page.headers()["set-cookie"].to_str().unwrap().split(';').next().unwrap().to_string();
+    let html = page.text().unwrap();
+    let token = crate::logout::attr(&html, "name=\"token\"", "value").unwrap();
+    let mut headers = reqwest::header::HeaderMap::new();
+    headers.append("cookie", binder.parse().unwrap());
+    headers.append("cookie", op_cookie.parse().unwrap());
+    let r = c
+        .post(format!("{base}/session/end/confirm"))
+        .headers(headers)
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(format!("token={token}&action=logout"))
+        .send()
+        .unwrap();
+    assert_eq!(r.version(), reqwest::Version::HTTP_2);
+    assert_eq!(r.status(), 200, "logged out: {}", r.text().unwrap_or_default());
+    assert_eq!(t.e.status("sid-h2code").as_deref(), Some("ended"));
 }
