@@ -413,3 +413,26 @@ fn a_confirmation_over_http2_with_each_cookie_in_its_own_field_ends_the_browsers
     assert_eq!(r.status(), 200, "logged out: {}", r.text().unwrap_or_default());
     assert_eq!(t.e.status("sid-h2code").as_deref(), Some("ended"));
 }
+
+#[test]
+fn the_edge_refuses_an_ended_sessions_token_over_http2_as_over_http11() {
+    let t = tls_env(|_, _, _| {});
+    crate::learning::wait_for_discovery(&t.e);
+    let (at, _, _) = crate::attacks::learned(&t.e, "edge_h2");
+    let c = https_client(&t.ca, false);
+    let base = format!("https://localhost:{}", t.tls_port);
+    let userinfo = |c: &reqwest::blocking::Client| {
+        c.get(format!("{base}/userinfo")).header("authorization", format!("Bearer {at}")).send().unwrap()
+    };
+    assert_eq!(userinfo(&c).status(), 200, "a live session's token passes");
+    let r = crate::harness::client().delete(t.e.gw.admin("/sessions/sid-edge_h2")).send().unwrap();
+    assert_eq!(r.status(), 204);
+    for c in [c, https_client(&t.ca, true)] {
+        let r = eventually("refused", Duration::from_secs(5), || {
+            let r = userinfo(&c);
+            (r.status() == 401).then_some(r)
+        });
+        let www = r.headers()["www-authenticate"].to_str().unwrap().to_string();
+        assert!(www.contains("invalid_token"), "{:?}: {www}", r.version());
+    }
+}
