@@ -59,6 +59,9 @@ pub(crate) struct Metrics {
     pub(crate) edge_unchecked: IntCounterVec,
     /// SIGHUP reloads by result (`ok`, `invalid`).
     pub(crate) config_reloads: IntCounterVec,
+    /// Session store failures by reason (`replica_acks`: fewer replicas acknowledged a write
+    /// that ends a session than `replica_acks` asks).
+    pub(crate) store_errors: IntCounterVec,
     /// Certificate pairs of the gateway's own listeners loaded after start, by result.
     pub(crate) tls_reloads: IntCounterVec,
 }
@@ -225,6 +228,13 @@ impl Metrics {
                 &["result"]
             )
             .expect("register config_reloads"),
+            store_errors: register_int_counter_vec!(
+                "logout_gateway_store_errors_total",
+                "Session store failures by reason: replica_acks (a write that ends a session was not acknowledged by \
+                 session_store.redis.replica_acks replicas in time; answered 503).",
+                &["reason"]
+            )
+            .expect("register store_errors"),
             tls_reloads: register_int_counter_vec!(
                 "logout_gateway_tls_reloads_total",
                 "Certificate pairs of the https and mutual-TLS listeners read after start (file change or SIGHUP): \
@@ -263,6 +273,7 @@ impl Metrics {
         for k in ["token", "cookie"] {
             m.edge_unchecked.with_label_values(&[k]);
         }
+        m.store_errors.with_label_values(&["replica_acks"]);
         for r in ["ok", "invalid"] {
             m.config_reloads.with_label_values(&[r]);
             m.tls_reloads.with_label_values(&[r]);

@@ -1,6 +1,7 @@
 // A real redis-server on a free loopback port, without persistence, as tests/it/harness.rs runs
 // it; ready once it answers PING.
 import { connect } from 'node:net';
+import { tmpdir } from 'node:os';
 import { freePort, spawnChild, stopChild, waitFor } from './proc.js';
 
 /** Send PING, resolve true on +PONG (false on anything else, within a second). */
@@ -24,7 +25,8 @@ export async function startRedis({ logStream } = {}) {
     const port = await freePort();
     const child = spawnChild(
       'redis-server',
-      ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'],
+      // In the temp directory: never load an RDB file some other server left behind.
+      ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--dir', tmpdir(), '--dbfilename', `lgw-e2e-${port}.rdb`],
       { logStream },
     );
     const up = await waitFor('redis-server to answer PING', 10_000, async () => {

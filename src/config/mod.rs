@@ -6,6 +6,7 @@
 //! finds with the key path and, where known, the line; nothing here panics on bad input.
 
 mod interpolate;
+mod net;
 pub mod raw;
 mod validate;
 mod yaml;
@@ -17,6 +18,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 pub(crate) use crate::uri::is_loopback_host;
+pub(crate) use net::{MtlsListener, RedisConfig, RedisTarget, SentinelConfig, TlsListener};
 pub(crate) use validate::registered_client;
 
 /// The validated configuration. Built only by [`load`] / [`load_str`].
@@ -71,23 +73,6 @@ impl Default for Registration {
             client_lifetime: Duration::from_secs(90 * 86_400),
         }
     }
-}
-
-/// A listener with a certificate/key pair (paths absolute).
-#[derive(Debug, Clone)]
-pub(crate) struct TlsListener {
-    pub(crate) listen: SocketAddr,
-    pub(crate) cert_file: PathBuf,
-    pub(crate) key_file: PathBuf,
-}
-
-/// `mtls`: the pair, the client CAs and the origin the alias is published under.
-#[derive(Debug, Clone)]
-pub(crate) struct MtlsListener {
-    pub(crate) tls: TlsListener,
-    pub(crate) client_ca_file: PathBuf,
-    /// `https://host[:port]`, no trailing slash.
-    pub(crate) public_origin: String,
 }
 
 #[derive(Debug, Clone)]
@@ -154,13 +139,6 @@ pub(crate) struct EndSession {
 pub(crate) enum Backend {
     Redis(RedisConfig),
     Memory,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct RedisConfig {
-    pub(crate) url: Secret,
-    pub(crate) connect_timeout: Duration,
-    pub(crate) response_timeout: Duration,
 }
 
 #[derive(Debug, Clone)]

@@ -383,20 +383,45 @@ fn default_refresh_ttl() -> String {
 #[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawRedis {
-    pub url: String,
+    /// One Redis (exactly one of `url` and `sentinel`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub url: Option<String>,
+    /// A master named by Redis Sentinel, followed across failovers.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sentinel: Option<RawSentinel>,
     #[serde(default = "default_redis_connect_timeout")]
     pub connect_timeout: String,
     #[serde(default = "default_redis_response_timeout")]
     pub response_timeout: String,
+    /// Replicas that must have every write that ends a session before success is claimed.
+    #[serde(default)]
+    pub replica_acks: u32,
+}
+
+/// `session_store.redis.sentinel`.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawSentinel {
+    pub master_name: String,
+    /// `host:port` of each sentinel.
+    pub nodes: Vec<String>,
+    /// For the master and replicas.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub password: Option<String>,
+    /// For the sentinels.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sentinel_password: Option<String>,
 }
 
 impl RawRedis {
     /// Redis at `url` with the default timeouts.
     pub fn new(url: impl Into<String>) -> Self {
         RawRedis {
-            url: url.into(),
+            url: Some(url.into()),
+            sentinel: None,
             connect_timeout: default_redis_connect_timeout(),
             response_timeout: default_redis_response_timeout(),
+            replica_acks: 0,
         }
     }
 }

@@ -24,9 +24,10 @@ fn ttls() -> Ttls {
 fn backends() -> (Server, Vec<Arc<dyn SessionStore>>) {
     let server = redis_server();
     let config = RedisConfig {
-        url: Secret::new(format!("redis://127.0.0.1:{}/0", server.1)),
+        target: crate::config::RedisTarget::Url(Secret::new(format!("redis://127.0.0.1:{}/0", server.1))),
         connect_timeout: Duration::from_secs(2),
         response_timeout: Duration::from_secs(2),
+        replica_acks: 0,
     };
     let redis: Arc<dyn SessionStore> = Arc::new(RedisStore::new(config, "lgw:".into(), ttls()));
     let memory: Arc<dyn SessionStore> = Arc::new(MemoryStore::new(ttls()));

@@ -51,9 +51,9 @@ pub(crate) enum StoreError {
     /// Redis answered something of the wrong shape.
     #[error("session store unavailable: redis: unexpected reply to {0}")]
     BadReply(&'static str),
-    /// The Redis URL cannot be used.
-    #[error("session store unavailable: bad redis url: {0}")]
-    Url(String),
+    /// Fewer replicas than `replica_acks` confirmed a write that ends a session.
+    #[error("session store unavailable: {got} of {wanted} replicas acknowledged the write")]
+    ReplicaAcks { wanted: u32, got: u32 },
     /// The in-process store's lock was poisoned by a panic.
     #[error("session store unavailable: memory store poisoned")]
     Poisoned,

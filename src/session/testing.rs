@@ -16,7 +16,9 @@ impl Drop for Server {
 pub(super) fn redis_server() -> Server {
     let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
     let child = Command::new("redis-server")
+        // Its own directory: never load an RDB another test's replica left behind.
         .args(["--port", &port.to_string(), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
+        .args(["--dir", &std::env::temp_dir().display().to_string(), "--dbfilename", &format!("lgw-unit-{port}.rdb")])
         .stdout(Stdio::null())
         .spawn()
         .expect("redis-server must be installed");

@@ -9,7 +9,8 @@ use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
 pub use logout_gateway::config::raw::{
-    RawBackchannel, RawClient, RawConfig, RawEndSession, RawLimits, RawMtls, RawRedis, RawRevocation, RawTls,
+    RawBackchannel, RawClient, RawConfig, RawEndSession, RawLimits, RawMtls, RawRedis, RawRevocation, RawSentinel,
+    RawTls,
 };
 
 /// A port nobody listens on right now (small race: pingora cannot report a port-0 bind).
@@ -49,6 +50,8 @@ pub fn client() -> reqwest::blocking::Client {
 pub struct Redis {
     pub port: u16,
     child: Child,
+    /// A sentinel's config file (Sentinel rewrites it).
+    _dir: Option<tempfile::TempDir>,
 }
 
 impl Redis {
@@ -57,15 +60,54 @@ impl Redis {
     }
 
     pub fn start_on(port: u16) -> Redis {
+        Self::start_with(port, &[])
+    }
+
+    /// A redis-server with extra arguments (`--replicaof 127.0.0.1 <port>`, ...), in a
+    /// directory of its own: a replica writes the RDB of its initial sync there, and any other
+    /// server started in the same directory would load it.
+    pub fn start_with(port: u16, extra: &[&str]) -> Redis {
+        let dir = tempfile::tempdir().unwrap();
+        let mut args = vec!["--port".to_string(), port.to_string(), "--dir".into(), dir.path().display().to_string()];
+        args.extend(["--bind", "127.0.0.1", "--save", "", "--appendonly", "no"].map(String::from));
+        args.extend(extra.iter().map(|s| s.to_string()));
+        Self::spawn(port, Some(dir), &args)
+    }
+
+    /// A Redis Sentinel watching the master on `master_port` as `mymaster` (quorum 2, a node is
+    /// down after 1 s, failover timeout 3 s).
+    pub fn sentinel(port: u16, master_port: u16) -> Redis {
+        let dir = tempfile::tempdir().unwrap();
+        let conf = dir.path().join("sentinel.conf");
+        std::fs::write(
+            &conf,
+            format!(
+                "port {port}\nbind 127.0.0.1\ndir {}\nsentinel monitor mymaster 127.0.0.1 {master_port} 2\n\
+                 sentinel down-after-milliseconds mymaster 1000\nsentinel failover-timeout mymaster 3000\n\
+                 sentinel parallel-syncs mymaster 2\n",
+                dir.path().display()
+            ),
+        )
+        .unwrap();
+        Self::spawn(port, Some(dir), &[conf.display().to_string(), "--sentinel".into()])
+    }
+
+    fn spawn(port: u16, dir: Option<tempfile::TempDir>, args: &[String]) -> Redis {
         let child = Command::new("redis-server")
-            .args(["--port", &port.to_string(), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
+            .args(args)
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
             .expect("redis-server must be installed (the README test command installs it)");
-        let r = Redis { port, child };
+        let r = Redis { port, child, _dir: dir };
         eventually("redis-server to answer PING", Duration::from_secs(10), || r.ping().then_some(()));
         r
+    }
+
+    /// SIGKILL, and wait for the process to be gone.
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
     }
 
     pub fn url(&self) -> String {

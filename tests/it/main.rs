@@ -24,6 +24,7 @@ mod registration;
 mod revocation;
 mod revocation_set;
 mod routing;
+mod sentinel;
 mod sessions_api;
 mod steering;
 mod tls;

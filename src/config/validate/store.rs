@@ -6,8 +6,10 @@ use std::time::Duration;
 use url::Url;
 
 use super::V;
-use crate::config::raw::{RawBackchannel, RawRedis, RawRevocation, RawSessionStore};
-use crate::config::{BackchannelConfig, Backend, RedisConfig, Revocation, Secret, SessionStore, TokenKey};
+use crate::config::raw::{RawBackchannel, RawRedis, RawRevocation, RawSentinel, RawSessionStore};
+use crate::config::{
+    BackchannelConfig, Backend, RedisConfig, RedisTarget, Revocation, Secret, SentinelConfig, SessionStore, TokenKey,
+};
 
 pub(super) fn session_store(v: &mut V, raw: RawSessionStore) -> SessionStore {
     if raw.backend == "memory" && raw.redis.is_some() {
@@ -17,7 +19,7 @@ pub(super) fn session_store(v: &mut V, raw: RawSessionStore) -> SessionStore {
         "memory" => Backend::Memory,
         "redis" => match raw.redis {
             None => {
-                v.err("session_store.redis", "backend redis needs session_store.redis.url");
+                v.err("session_store.redis", "backend redis needs session_store.redis.url or .sentinel");
                 Backend::Memory
             }
             Some(r) => Backend::Redis(redis(v, r)),
@@ -51,15 +53,52 @@ pub(super) fn session_store(v: &mut V, raw: RawSessionStore) -> SessionStore {
 
 /// `session_store.redis`.
 fn redis(v: &mut V, r: RawRedis) -> RedisConfig {
-    match Url::parse(&r.url) {
-        Ok(u) if matches!(u.scheme(), "redis" | "rediss" | "unix" | "redis+unix") => {}
-        _ => v.err("session_store.redis.url", "must be a redis://, rediss:// or unix:// URL"),
+    let target = match (r.url, r.sentinel) {
+        (Some(url), None) => {
+            match Url::parse(&url) {
+                Ok(u) if matches!(u.scheme(), "redis" | "rediss" | "unix" | "redis+unix") => {}
+                _ => v.err("session_store.redis.url", "must be a redis://, rediss:// or unix:// URL"),
+            }
+            RedisTarget::Url(Secret::new(url))
+        }
+        (None, Some(s)) => RedisTarget::Sentinel(sentinel(v, s)),
+        _ => {
+            v.err("session_store.redis", "needs exactly one of url and sentinel");
+            RedisTarget::Url(Secret::new(String::new()))
+        }
+    };
+    if r.replica_acks > 16 {
+        v.err("session_store.redis.replica_acks", "must be between 0 and 16");
     }
     let half_second = Duration::from_millis(500);
     RedisConfig {
-        url: Secret::new(r.url),
+        target,
+        replica_acks: r.replica_acks,
         connect_timeout: v.duration("session_store.redis.connect_timeout", &r.connect_timeout, half_second),
         response_timeout: v.duration("session_store.redis.response_timeout", &r.response_timeout, half_second),
+    }
+}
+
+/// `session_store.redis.sentinel`: a master name and at least one sentinel address.
+fn sentinel(v: &mut V, s: RawSentinel) -> SentinelConfig {
+    if s.master_name.is_empty() || s.master_name.contains(char::is_whitespace) {
+        v.err("session_store.redis.sentinel.master_name", "must be a name without spaces");
+    }
+    if s.nodes.is_empty() {
+        v.err("session_store.redis.sentinel.nodes", "must name at least one sentinel (host:port)");
+    }
+    for (i, n) in s.nodes.iter().enumerate() {
+        let ok = n.rsplit_once(':').is_some_and(|(h, p)| !h.is_empty() && p.parse::<u16>().is_ok_and(|p| p > 0));
+        if !ok {
+            v.err(format!("session_store.redis.sentinel.nodes[{i}]"), format!("must be host:port (got {n:?})"));
+        }
+    }
+    let secret = |p: Option<String>| p.filter(|p| !p.is_empty()).map(Secret::new);
+    SentinelConfig {
+        master_name: s.master_name,
+        nodes: s.nodes,
+        password: secret(s.password),
+        sentinel_password: secret(s.sentinel_password),
     }
 }
 

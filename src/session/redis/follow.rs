@@ -134,7 +134,8 @@ impl Follower {
     }
 
     async fn connect(&self) -> redis::RedisResult<MultiplexedConnection> {
-        let client = redis::Client::open(self.config.url.expose())?;
+        // With Sentinel: the master named now (each reconnect asks again).
+        let (_, client) = super::target::client(&self.config).await?;
         let cfg = AsyncConnectionConfig::new()
             .set_connection_timeout(Some(self.config.connect_timeout))
             .set_response_timeout(Some(BLOCK + self.config.response_timeout));

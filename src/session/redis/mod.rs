@@ -42,6 +42,7 @@ mod follow;
 mod ops;
 mod reply;
 mod store;
+pub(crate) mod target;
 
 pub(crate) use follow::Follower;
 
@@ -61,12 +62,21 @@ const RECONNECT_MAX: Duration = Duration::from_millis(500);
 const RECONNECT_FACTOR: f32 = 2.0;
 const RECONNECT_TRIES: usize = 1;
 
+/// The connection manager and the master address it talks to ("" for a URL).
+struct Conn {
+    addr: String,
+    manager: ConnectionManager,
+}
+
 pub(crate) struct RedisStore {
     config: RedisConfig,
     prefix: String,
     ttls: Ttls,
-    /// Created on first use; see the module comment for why not at start.
-    conn: tokio::sync::OnceCell<ConnectionManager>,
+    /// Created on first use (see the module comment for why not at start); replaced when
+    /// Sentinel names another master (`target`).
+    conn: arc_swap::ArcSwapOption<Conn>,
+    /// One (re)connection at a time.
+    connecting: tokio::sync::Mutex<()>,
     /// The edge's revocation set: this instance's own revocations go in at once, everyone's
     /// through the [`Follower`].
     set: std::sync::Arc<super::RevokedSet>,
@@ -143,6 +153,11 @@ impl Fault {
     /// The connection was gone (dropped, reset, refused: the manager has started a reconnect),
     /// so a second attempt on the new connection can succeed. Not a timeout: Redis may be hung,
     /// and waiting twice would only burn the caller's deadline.
+    /// The node is a replica now (a failover happened): ask Sentinel for the master.
+    fn readonly(&self) -> bool {
+        matches!(self, Fault::Redis(e) if e.code() == Some("READONLY"))
+    }
+
     fn retryable(&self) -> bool {
         match self {
             Fault::Redis(e) => {
@@ -158,7 +173,8 @@ type Attempt<T> = Result<T, Fault>;
 impl RedisStore {
     pub(crate) fn new(config: RedisConfig, prefix: String, ttls: Ttls) -> Self {
         let set = std::sync::Arc::new(super::RevokedSet::followed(follow::max_lag(&config)));
-        Self { config, prefix, ttls, conn: tokio::sync::OnceCell::new(), set }
+        let (conn, connecting) = (arc_swap::ArcSwapOption::empty(), tokio::sync::Mutex::new(()));
+        Self { config, prefix, ttls, conn, connecting, set }
     }
 
     /// The background service that keeps this instance's revocation set current.
@@ -182,9 +198,11 @@ impl RedisStore {
         timed(op, deadline, async {
             let c = self.conn().await?;
             match f(c.clone()).await {
-                Err(e) if e.retryable() => {
+                Err(e) if e.retryable() || e.readonly() => {
                     let why = StoreError::from(e);
-                    tracing::debug!(op, error = %why, "redis connection dropped: one retry");
+                    tracing::debug!(op, error = %why, "redis connection dropped or read-only: one retry");
+                    // With Sentinel, maybe on a new master.
+                    let c = self.reconnect(&c).await?;
                     Ok(f(c).await?)
                 }
                 r => Ok(r?),
@@ -205,7 +223,14 @@ impl RedisStore {
     {
         timed(op, deadline, async {
             let c = self.conn().await?;
-            Ok(f(c).await?)
+            match f(c.clone()).await {
+                Err(e) if e.retryable() || e.readonly() => {
+                    // Not retried, but the next call should find the master.
+                    let _ = self.reconnect(&c).await;
+                    Err(e.into())
+                }
+                r => Ok(r?),
+            }
         })
         .await
     }
@@ -297,20 +322,47 @@ impl RedisStore {
     }
 
     async fn conn(&self) -> Result<ConnectionManager, StoreError> {
-        self.conn
-            .get_or_try_init(|| async {
-                let client = redis::Client::open(self.config.url.expose())
-                    .map_err(|e| StoreError::Url(format!("{:?}", e.kind())))?;
-                let cfg = ConnectionManagerConfig::new()
-                    .set_connection_timeout(Some(self.config.connect_timeout))
-                    .set_response_timeout(Some(self.config.response_timeout))
-                    .set_number_of_retries(RECONNECT_TRIES)
-                    .set_exponent_base(RECONNECT_FACTOR)
-                    .set_min_delay(RECONNECT_MIN)
-                    .set_max_delay(RECONNECT_MAX);
-                ConnectionManager::new_lazy_with_config(client, cfg).map_err(|e| Fault::Redis(e).into())
-            })
-            .await
-            .cloned()
+        if let Some(c) = self.conn.load_full() {
+            return Ok(c.manager.clone());
+        }
+        self.connect(None).await
+    }
+
+    /// After a failed call on `failed`: with Sentinel, ask which node is master now and move
+    /// there when it is another; with a URL, the same manager (it reconnects by itself).
+    async fn reconnect(&self, failed: &ConnectionManager) -> Result<ConnectionManager, StoreError> {
+        if !target::follows(&self.config) {
+            return Ok(failed.clone());
+        }
+        let addr = self.conn.load_full().map(|c| c.addr.clone());
+        self.connect(addr).await
+    }
+
+    /// Connect (first use), or replace a connection to `stale` with one to the current master.
+    async fn connect(&self, stale: Option<String>) -> Result<ConnectionManager, StoreError> {
+        let _one = self.connecting.lock().await;
+        if let Some(c) = self.conn.load_full() {
+            if stale.as_deref() != Some(c.addr.as_str()) {
+                return Ok(c.manager.clone()); // someone else connected meanwhile
+            }
+        }
+        let (addr, client) = target::client(&self.config).await.map_err(|e| StoreError::from(Fault::Redis(e)))?;
+        if let (Some(c), Some(old)) = (self.conn.load_full(), stale.as_deref()) {
+            if c.addr == addr {
+                return Ok(c.manager.clone()); // still the master: its manager reconnects by itself
+            }
+            tracing::warn!(from = %old, to = %addr, "redis master changed (Sentinel): moving there");
+        }
+        let cfg = ConnectionManagerConfig::new()
+            .set_connection_timeout(Some(self.config.connect_timeout))
+            .set_response_timeout(Some(self.config.response_timeout))
+            .set_number_of_retries(RECONNECT_TRIES)
+            .set_exponent_base(RECONNECT_FACTOR)
+            .set_min_delay(RECONNECT_MIN)
+            .set_max_delay(RECONNECT_MAX);
+        let manager =
+            ConnectionManager::new_lazy_with_config(client, cfg).map_err(|e| StoreError::from(Fault::Redis(e)))?;
+        self.conn.store(Some(std::sync::Arc::new(Conn { addr, manager: manager.clone() })));
+        Ok(manager)
     }
 }

@@ -52,6 +52,7 @@ impl RedisStore {
             self.revoke_with(c, &marks).await?;
             sealed = s;
         }
+        self.wait_replicas(c).await?;
         Ok(match r.first().map(String::as_str) {
             // Only the call that ended the session hands out the sealed tokens.
             Some("ended") => EndResult::Ended(SessionView { sealed, ..view_from_reply(&primary, &r) }),
@@ -61,6 +62,25 @@ impl RedisStore {
             Some("mismatch") => EndResult::SubjectMismatch,
             _ => return Err(bad_reply("end").into()),
         })
+    }
+
+    /// `replica_acks`: WAIT until that many replicas have every write this connection made, at
+    /// most three quarters of `response_timeout` (so the answer comes before the call's own
+    /// timeout); fewer is a failure (the caller answers 503: nothing claims a logout that a
+    /// failover could lose).
+    pub(super) async fn wait_replicas(&self, c: &mut ConnectionManager) -> Attempt<()> {
+        let wanted = self.config.replica_acks;
+        if wanted == 0 {
+            return Ok(());
+        }
+        let ms = (self.config.response_timeout.as_millis() * 3 / 4).max(1) as u64;
+        let got: u32 = redis::cmd("WAIT").arg(wanted).arg(ms).query_async(c).await?;
+        if got < wanted {
+            crate::metrics::Metrics::get().store_errors.with_label_values(&["replica_acks"]).inc();
+            tracing::warn!(wanted, got, "write not acknowledged by enough replicas: answering 503");
+            return Err(StoreError::ReplicaAcks { wanted, got }.into());
+        }
+        Ok(())
     }
 
     pub(super) async fn load(&self, c: &mut ConnectionManager, sid: &str) -> Attempt<Option<SessionView>> {

@@ -149,7 +149,8 @@ impl Revocations for RedisStore {
     async fn revoke_hashes(&self, hashes: &[String]) -> Result<(), StoreError> {
         let marks: &[(String, Duration)] = &hashes.iter().map(|h| (h.clone(), self.ttls.tombstone)).collect::<Vec<_>>();
         self.retried("revoke", self.deadline(), |mut c: ConnectionManager| async move {
-            self.revoke_with(&mut c, marks).await
+            self.revoke_with(&mut c, marks).await?;
+            self.wait_replicas(&mut c).await
         })
         .await
     }
@@ -157,7 +158,8 @@ impl Revocations for RedisStore {
     /// Retried: SET with EX is idempotent.
     async fn revoke_marks(&self, marks: &[(String, Duration)]) -> Result<(), StoreError> {
         self.retried("revoke", self.deadline(), |mut c: ConnectionManager| async move {
-            self.revoke_with(&mut c, marks).await
+            self.revoke_with(&mut c, marks).await?;
+            self.wait_replicas(&mut c).await
         })
         .await
     }

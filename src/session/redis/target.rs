@@ -1,0 +1,56 @@
+//! Where the master is: one URL, or the node Redis Sentinel names as master now.
+//!
+//! redis-rs asks Sentinel once, when a client is made, and a `ConnectionManager` then reconnects
+//! to that same address forever: after a failover it would keep talking to the old master (dead,
+//! or back as a read-only replica). So the store asks again ([`Target::client`]) whenever a call
+//! fails on a lost connection or a `READONLY` answer, and swaps its connection to the new
+//! master (`RedisStore::reconnect`); the revocation follower does the same on each reconnect.
+//! Each question goes to the sentinels in turn (redis-rs: the first that answers and is a
+//! sentinel), and the named node is checked to be master (`ROLE`) before it is used.
+
+use redis::sentinel::{SentinelClient, SentinelNodeConnectionInfo, SentinelServerType};
+use redis::{ConnectionAddr, ConnectionInfo, IntoConnectionInfo, RedisConnectionInfo};
+
+use crate::config::{RedisConfig, RedisTarget, SentinelConfig};
+
+/// A client for the master, and its address (to tell a new master from the old one).
+pub(crate) async fn client(config: &RedisConfig) -> redis::RedisResult<(String, redis::Client)> {
+    match &config.target {
+        RedisTarget::Url(url) => Ok((String::new(), redis::Client::open(url.expose())?)),
+        RedisTarget::Sentinel(s) => {
+            let mut sentinels = sentinel_client(s)?;
+            let client = tokio::time::timeout(config.connect_timeout * 2, sentinels.async_get_client())
+                .await
+                .map_err(|_| redis::RedisError::from((redis::ErrorKind::Io, "sentinels did not answer in time")))??;
+            let addr = client.get_connection_info().addr().to_string();
+            Ok((addr, client))
+        }
+    }
+}
+
+/// Whether a failed call should make the store ask Sentinel again.
+pub(crate) fn follows(config: &RedisConfig) -> bool {
+    matches!(config.target, RedisTarget::Sentinel(_))
+}
+
+fn sentinel_client(s: &SentinelConfig) -> redis::RedisResult<SentinelClient> {
+    let nodes: Vec<ConnectionInfo> = s
+        .nodes
+        .iter()
+        .map(|n| {
+            let (host, port) = n.rsplit_once(':').unwrap_or((n.as_str(), "26379"));
+            let addr = ConnectionAddr::Tcp(host.to_string(), port.parse().unwrap_or(26379));
+            let mut redis = RedisConnectionInfo::default();
+            if let Some(p) = &s.sentinel_password {
+                redis = redis.set_password(p.expose());
+            }
+            addr.into_connection_info().map(|i| i.set_redis_settings(redis))
+        })
+        .collect::<redis::RedisResult<_>>()?;
+    let mut data = RedisConnectionInfo::default();
+    if let Some(p) = &s.password {
+        data = data.set_password(p.expose());
+    }
+    let node_info = SentinelNodeConnectionInfo::default().set_redis_connection_info(data);
+    SentinelClient::build(nodes, s.master_name.clone(), Some(node_info), SentinelServerType::Master)
+}

@@ -1,0 +1,203 @@
+//! Highly available Redis with real processes: a master, replicas and three sentinels. Logouts
+//! go on while the master is killed: each answer is a redirect whose session is still ended
+//! after the failover, or 503, never a hang; passthrough never notices. `replica_acks` makes a
+//! logout fail closed (503) when no replica confirms it.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use crate::harness::{client, eventually, free_port, Gateway, GatewayOpts, RawRedis, RawSentinel, Redis};
+use crate::tokens::{claims, ec};
+use crate::upstream::Upstream;
+
+/// A master, `replicas` replicas and three sentinels that agree on them.
+struct Topology {
+    master: Redis,
+    replicas: Vec<Redis>,
+    sentinels: Vec<Redis>,
+}
+
+fn replica_of(master: u16) -> Redis {
+    Redis::start_with(free_port(), &["--replicaof", "127.0.0.1", &master.to_string()])
+}
+
+fn topology(replicas: usize) -> Topology {
+    let master = Redis::start();
+    let replicas: Vec<Redis> = (0..replicas).map(|_| replica_of(master.port)).collect();
+    let sentinels: Vec<Redis> = (0..3).map(|_| Redis::sentinel(free_port(), master.port)).collect();
+    let want = format!("*{}\r\n", replicas.len());
+    eventually("the sentinels know the replicas and each other", Duration::from_secs(30), || {
+        sentinels
+            .iter()
+            .all(|s| {
+                s.command(&["SENTINEL", "REPLICAS", "mymaster"]).starts_with(&want)
+                    && s.command(&["SENTINEL", "SENTINELS", "mymaster"]).starts_with("*2\r\n")
+            })
+            .then_some(())
+    });
+    eventually("the replicas are in sync", Duration::from_secs(30), || {
+        let info = master.command(&["INFO", "replication"]);
+        info.contains(&format!("connected_slaves:{}", replicas.len())).then_some(())
+    });
+    Topology { master, replicas, sentinels }
+}
+
+/// The master's port as the first sentinel says.
+fn master_port(t: &Topology) -> u16 {
+    let reply = t.sentinels[0].command(&["SENTINEL", "GET-MASTER-ADDR-BY-NAME", "mymaster"]);
+    reply.lines().filter(|l| !l.starts_with(['*', '$'])).nth(1).and_then(|p| p.parse().ok()).unwrap_or(0)
+}
+
+fn sentinel_opts(up: &Upstream, t: &Topology, replica_acks: u32) -> GatewayOpts {
+    let mut o = GatewayOpts::new(up.url());
+    o.config.session_store.backend = "redis".into();
+    o.config.session_store.redis = Some(RawRedis {
+        url: None,
+        sentinel: Some(RawSentinel {
+            master_name: "mymaster".into(),
+            nodes: t.sentinels.iter().map(|s| format!("127.0.0.1:{}", s.port)).collect(),
+            password: None,
+            sentinel_password: None,
+        }),
+        connect_timeout: "200ms".into(),
+        response_timeout: "500ms".into(),
+        replica_acks,
+    });
+    o
+}
+
+fn ready(gw: &Gateway) {
+    eventually("readyz", Duration::from_secs(30), || {
+        (client().get(gw.admin("/readyz")).send().ok()?.status() == 200).then_some(())
+    });
+}
+
+/// One answered logout: its sid, status, when it was sent and how long it took.
+type Outcome = (String, u16, Instant, Duration);
+
+fn logout(c: &reqwest::blocking::Client, gw: &Gateway, iss: &str, sid: &str) -> u16 {
+    let h = ec(&claims(iss, "rp-c", "U1", Some(sid), 3600));
+    let q = format!("id_token_hint={h}&post_logout_redirect_uri=https%3A%2F%2Fc.example.com%2Fout");
+    c.get(gw.url(&format!("/session/end?{q}"))).send().map(|r| r.status().as_u16()).unwrap_or(0)
+}
+
+#[test]
+fn logouts_during_a_sentinel_failover_are_redirects_that_stay_ended_or_503_and_passthrough_is_unaffected() {
+    let up = Upstream::start();
+    let mut t = topology(2);
+    let gw = Gateway::start(&sentinel_opts(&up, &t, 1));
+    ready(&gw);
+    let iss = format!("http://127.0.0.1:{}", gw.port);
+    let sids: Vec<String> = (0..4000).map(|i| format!("F{i}")).collect();
+    for sid in &sids {
+        let r = client().put(gw.admin(&format!("/sessions/{sid}"))).body(r#"{"sub":"U1","clients":["rp-c"]}"#).send();
+        assert_eq!(r.unwrap().status(), 204);
+    }
+    let queue = Arc::new(Mutex::new(sids.clone()));
+    let outcomes: Arc<Mutex<Vec<Outcome>>> = Arc::default();
+    let proxied: Arc<Mutex<Vec<u16>>> = Arc::default();
+    let stop = Arc::new(AtomicBool::new(false));
+    let gw_port = gw.port;
+    std::thread::scope(|scope| {
+        for _ in 0..2 {
+            let (queue, outcomes, stop, gw, iss) = (queue.clone(), outcomes.clone(), stop.clone(), &gw, &iss);
+            scope.spawn(move || {
+                let c = client();
+                while !stop.load(Ordering::Relaxed) {
+                    let Some(sid) = queue.lock().unwrap().pop() else { break };
+                    let at = Instant::now();
+                    let status = logout(&c, gw, iss, &sid);
+                    outcomes.lock().unwrap().push((sid, status, at, at.elapsed()));
+                }
+            });
+        }
+        let (proxied2, stop2) = (proxied.clone(), stop.clone());
+        scope.spawn(move || {
+            let c = client();
+            while !stop2.load(Ordering::Relaxed) {
+                let s =
+                    c.get(format!("http://127.0.0.1:{gw_port}/app/x")).send().map(|r| r.status().as_u16()).unwrap_or(0);
+                proxied2.lock().unwrap().push(s);
+            }
+        });
+        eventually("logouts flow", Duration::from_secs(20), || (outcomes.lock().unwrap().len() > 100).then_some(()));
+        let old = t.master.port;
+        let killed = Instant::now();
+        t.master.kill();
+        let promoted = eventually("a replica is promoted", Duration::from_secs(30), || {
+            (master_port(&t) != old && master_port(&t) != 0).then(Instant::now)
+        });
+        let first = eventually("a logout succeeds on the new master", Duration::from_secs(30), || {
+            outcomes.lock().unwrap().iter().find(|o| o.2 > promoted && o.1 == 303).map(|o| o.2 + o.3)
+        });
+        eventually("more logouts after the promotion", Duration::from_secs(30), || {
+            (outcomes.lock().unwrap().iter().filter(|o| o.2 > first).count() > 100).then_some(())
+        });
+        stop.store(true, Ordering::Relaxed);
+        let out = outcomes.lock().unwrap().clone();
+        let (ok, unavailable) = (out.iter().filter(|o| o.1 == 303).count(), out.iter().filter(|o| o.1 == 503).count());
+        let slowest = out.iter().map(|o| o.3).max().unwrap();
+        println!(
+            "sentinel failover: promotion {:?} after the kill; first logout success {:?} after the promotion; \
+             {ok} redirects, {unavailable} answered 503, slowest answer {slowest:?}",
+            promoted - killed,
+            first.saturating_duration_since(promoted)
+        );
+        let other: Vec<_> = out.iter().filter(|o| o.1 != 303 && o.1 != 503).collect();
+        assert!(other.is_empty(), "only redirects or 503: {:?}", &other[..other.len().min(5)]);
+        assert!(slowest < Duration::from_secs(5), "never a hang: slowest {slowest:?}");
+        // Every redirect's session is still ended after the failover (read through the new master).
+        for (sid, _, _, _) in out.iter().filter(|o| o.1 == 303) {
+            let r = client().get(gw.admin(&format!("/sessions/{sid}"))).send().unwrap();
+            let v: serde_json::Value = serde_json::from_slice(&r.bytes().unwrap()).unwrap();
+            assert_eq!(v["status"], "ended", "{sid} was answered 303 before or during the failover");
+        }
+        let p = proxied.lock().unwrap();
+        assert!(p.len() > 50 && p.iter().all(|s| *s == 200), "passthrough unaffected: {} requests", p.len());
+    });
+    // The old master comes back empty and the sentinels make it a replica of the new one.
+    let old_port = t.master.port;
+    t.master = Redis::start_on(old_port);
+    eventually("the old master rejoins as a replica", Duration::from_secs(30), || {
+        t.master.command(&["ROLE"]).contains("slave").then_some(())
+    });
+    let sid = "after-rejoin";
+    client().put(gw.admin(&format!("/sessions/{sid}"))).body(r#"{"sub":"U1","clients":["rp-c"]}"#).send().unwrap();
+    assert_eq!(logout(&client(), &gw, &iss, sid), 303);
+    drop(t.replicas);
+}
+
+#[test]
+fn replica_acks_fail_closed_while_no_replica_confirms_and_recover() {
+    let up = Upstream::start();
+    let master = Redis::start();
+    let mut replica = replica_of(master.port);
+    eventually("in sync", Duration::from_secs(20), || {
+        master.command(&["INFO", "replication"]).contains("connected_slaves:1").then_some(())
+    });
+    let mut o = GatewayOpts::new(up.url());
+    o.redis(Some(master.url()));
+    if let Some(r) = o.config.session_store.redis.as_mut() {
+        r.replica_acks = 1;
+    }
+    let gw = Gateway::start(&o);
+    ready(&gw);
+    let iss = format!("http://127.0.0.1:{}", gw.port);
+    let put = |sid: &str| {
+        let r = client().put(gw.admin(&format!("/sessions/{sid}"))).body(r#"{"sub":"U1","clients":["rp-c"]}"#).send();
+        assert_eq!(r.unwrap().status(), 204);
+    };
+    put("A1");
+    assert_eq!(logout(&client(), &gw, &iss, "A1"), 303, "a replica confirmed");
+    replica.kill();
+    put("A2");
+    assert_eq!(logout(&client(), &gw, &iss, "A2"), 503, "no replica: fail closed");
+    assert!(gw.metric("logout_gateway_store_errors_total{reason=\"replica_acks\"}") >= 1.0);
+    let r = client().get(gw.admin("/readyz")).send().unwrap();
+    assert_eq!(r.status(), 200, "still ready: passthrough works");
+    let _replica = replica_of(master.port);
+    eventually("a logout succeeds once a replica is back", Duration::from_secs(20), || {
+        (logout(&client(), &gw, &iss, "A2") == 303).then_some(())
+    });
+}
