@@ -52,6 +52,8 @@ pub struct Redis {
     child: Child,
     /// A sentinel's config file (Sentinel rewrites it).
     _dir: Option<tempfile::TempDir>,
+    /// The password `command` and `ping` authenticate with.
+    pub password: Option<String>,
 }
 
 impl Redis {
@@ -67,16 +69,18 @@ impl Redis {
     /// directory of its own: a replica writes the RDB of its initial sync there, and any other
     /// server started in the same directory would load it.
     pub fn start_with(port: u16, extra: &[&str]) -> Redis {
+        let password = extra.windows(2).find(|w| w[0] == "--requirepass").map(|w| w[1].to_string());
         let dir = tempfile::tempdir().unwrap();
         let mut args = vec!["--port".to_string(), port.to_string(), "--dir".into(), dir.path().display().to_string()];
         args.extend(["--bind", "127.0.0.1", "--save", "", "--appendonly", "no"].map(String::from));
         args.extend(extra.iter().map(|s| s.to_string()));
-        Self::spawn(port, Some(dir), &args)
+        Self::spawn(port, Some(dir), &args, password)
     }
 
     /// A Redis Sentinel watching the master on `master_port` as `mymaster` (quorum 2, a node is
-    /// down after 1 s, failover timeout 3 s).
-    pub fn sentinel(port: u16, master_port: u16) -> Redis {
+    /// down after 1 s, failover timeout 3 s), with `data` (the master's and replicas' password)
+    /// and `own` (the sentinel's).
+    pub fn sentinel_auth(port: u16, master_port: u16, data: Option<&str>, own: Option<&str>) -> Redis {
         let dir = tempfile::tempdir().unwrap();
         let conf = dir.path().join("sentinel.conf");
         std::fs::write(
@@ -84,22 +88,24 @@ impl Redis {
             format!(
                 "port {port}\nbind 127.0.0.1\ndir {}\nsentinel monitor mymaster 127.0.0.1 {master_port} 2\n\
                  sentinel down-after-milliseconds mymaster 1000\nsentinel failover-timeout mymaster 3000\n\
-                 sentinel parallel-syncs mymaster 2\n",
-                dir.path().display()
+                 sentinel parallel-syncs mymaster 2\n{}{}",
+                dir.path().display(),
+                data.map(|p| format!("sentinel auth-pass mymaster {p}\n")).unwrap_or_default(),
+                own.map(|p| format!("requirepass {p}\n")).unwrap_or_default(),
             ),
         )
         .unwrap();
-        Self::spawn(port, Some(dir), &[conf.display().to_string(), "--sentinel".into()])
+        Self::spawn(port, Some(dir), &[conf.display().to_string(), "--sentinel".into()], own.map(String::from))
     }
 
-    fn spawn(port: u16, dir: Option<tempfile::TempDir>, args: &[String]) -> Redis {
+    fn spawn(port: u16, dir: Option<tempfile::TempDir>, args: &[String], password: Option<String>) -> Redis {
         let child = Command::new("redis-server")
             .args(args)
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
             .expect("redis-server must be installed (the README test command installs it)");
-        let r = Redis { port, child, _dir: dir };
+        let r = Redis { port, child, _dir: dir, password };
         eventually("redis-server to answer PING", Duration::from_secs(10), || r.ping().then_some(()));
         r
     }
@@ -123,6 +129,7 @@ impl Redis {
     pub fn command(&self, args: &[&str]) -> String {
         let mut s = TcpStream::connect(("127.0.0.1", self.port)).unwrap();
         s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        assert!(self.authenticate(&mut s), "AUTH refused");
         let mut req = format!("*{}\r\n", args.len());
         for a in args {
             req.push_str(&format!("${}\r\n{a}\r\n", a.len()));
@@ -140,10 +147,21 @@ impl Redis {
         reply.trim().strip_prefix(':').and_then(|n| n.parse().ok()).unwrap_or_else(|| panic!("CLIENT KILL: {reply:?}"))
     }
 
+    /// `AUTH <password>` first, when the server wants one: whether it said OK.
+    fn authenticate(&self, s: &mut TcpStream) -> bool {
+        use std::io::Read;
+        let Some(p) = &self.password else { return true };
+        if s.write_all(format!("*2\r\n$4\r\nAUTH\r\n${}\r\n{p}\r\n", p.len()).as_bytes()).is_err() {
+            return false;
+        }
+        let mut ok = [0u8; 5];
+        s.read_exact(&mut ok).is_ok() && &ok == b"+OK\r\n"
+    }
+
     pub fn ping(&self) -> bool {
         let Ok(mut s) = TcpStream::connect(("127.0.0.1", self.port)) else { return false };
         s.set_read_timeout(Some(Duration::from_secs(1))).ok();
-        if s.write_all(b"PING\r\n").is_err() {
+        if !self.authenticate(&mut s) || s.write_all(b"PING\r\n").is_err() {
             return false;
         }
         let mut buf = [0u8; 16];

@@ -15,6 +15,7 @@ mod edge;
 mod hardening;
 mod learning;
 mod logout;
+mod many;
 mod no_sid;
 mod observing;
 mod ops;

@@ -22,10 +22,27 @@ fn replica_of(master: u16) -> Redis {
     Redis::start_with(free_port(), &["--replicaof", "127.0.0.1", &master.to_string()])
 }
 
+/// The data nodes' and the sentinels' passwords in the failover test.
+const DATA_PASSWORD: &str = "data-secret-for-tests";
+const SENTINEL_PASSWORD: &str = "sentinel-secret-for-tests";
+
+/// A data node with the data password (also what a replica presents to its master).
+fn data_node(port: u16, replica_of: Option<u16>) -> Redis {
+    let mut args = vec!["--requirepass", DATA_PASSWORD, "--masterauth", DATA_PASSWORD];
+    let master = replica_of.map(|m| m.to_string());
+    if let Some(m) = &master {
+        args.extend(["--replicaof", "127.0.0.1", m]);
+    }
+    Redis::start_with(port, &args)
+}
+
+/// Master, `replicas` replicas and three sentinels, everything behind passwords.
 fn topology(replicas: usize) -> Topology {
-    let master = Redis::start();
-    let replicas: Vec<Redis> = (0..replicas).map(|_| replica_of(master.port)).collect();
-    let sentinels: Vec<Redis> = (0..3).map(|_| Redis::sentinel(free_port(), master.port)).collect();
+    let master = data_node(free_port(), None);
+    let replicas: Vec<Redis> = (0..replicas).map(|_| data_node(free_port(), Some(master.port))).collect();
+    let sentinels: Vec<Redis> = (0..3)
+        .map(|_| Redis::sentinel_auth(free_port(), master.port, Some(DATA_PASSWORD), Some(SENTINEL_PASSWORD)))
+        .collect();
     let want = format!("*{}\r\n", replicas.len());
     eventually("the sentinels know the replicas and each other", Duration::from_secs(30), || {
         sentinels
@@ -36,9 +53,9 @@ fn topology(replicas: usize) -> Topology {
             })
             .then_some(())
     });
-    eventually("the replicas are in sync", Duration::from_secs(30), || {
+    eventually("the replicas are online", Duration::from_secs(30), || {
         let info = master.command(&["INFO", "replication"]);
-        info.contains(&format!("connected_slaves:{}", replicas.len())).then_some(())
+        (info.matches("state=online").count() == replicas.len()).then_some(())
     });
     Topology { master, replicas, sentinels }
 }
@@ -57,8 +74,8 @@ fn sentinel_opts(up: &Upstream, t: &Topology, replica_acks: u32) -> GatewayOpts 
         sentinel: Some(RawSentinel {
             master_name: "mymaster".into(),
             nodes: t.sentinels.iter().map(|s| format!("127.0.0.1:{}", s.port)).collect(),
-            password: None,
-            sentinel_password: None,
+            password: Some(DATA_PASSWORD.into()),
+            sentinel_password: Some(SENTINEL_PASSWORD.into()),
         }),
         connect_timeout: "200ms".into(),
         response_timeout: "500ms".into(),
@@ -158,7 +175,7 @@ fn logouts_during_a_sentinel_failover_are_redirects_that_stay_ended_or_503_and_p
     });
     // The old master comes back empty and the sentinels make it a replica of the new one.
     let old_port = t.master.port;
-    t.master = Redis::start_on(old_port);
+    t.master = data_node(old_port, None);
     eventually("the old master rejoins as a replica", Duration::from_secs(30), || {
         t.master.command(&["ROLE"]).contains("slave").then_some(())
     });
@@ -173,9 +190,8 @@ fn replica_acks_fail_closed_while_no_replica_confirms_and_recover() {
     let up = Upstream::start();
     let master = Redis::start();
     let mut replica = replica_of(master.port);
-    eventually("in sync", Duration::from_secs(20), || {
-        master.command(&["INFO", "replication"]).contains("connected_slaves:1").then_some(())
-    });
+    let online = |m: &Redis| m.command(&["INFO", "replication"]).contains("state=online");
+    eventually("the replica is online", Duration::from_secs(20), || online(&master).then_some(()));
     let mut o = GatewayOpts::new(up.url());
     o.redis(Some(master.url()));
     if let Some(r) = o.config.session_store.redis.as_mut() {
@@ -197,6 +213,7 @@ fn replica_acks_fail_closed_while_no_replica_confirms_and_recover() {
     let r = client().get(gw.admin("/readyz")).send().unwrap();
     assert_eq!(r.status(), 200, "still ready: passthrough works");
     let _replica = replica_of(master.port);
+    eventually("the replica is back online", Duration::from_secs(20), || online(&master).then_some(()));
     eventually("a logout succeeds once a replica is back", Duration::from_secs(20), || {
         (logout(&client(), &gw, &iss, "A2") == 303).then_some(())
     });
