@@ -136,7 +136,10 @@ impl AdminApp {
             Ok(()) if !self.notifier.backchannel.ready() => {
                 text(StatusCode::SERVICE_UNAVAILABLE, "not ready: logout-token signing keys not loaded")
             }
-            Ok(()) => text(StatusCode::OK, "ready"),
+            Ok(()) => match self.store.note() {
+                Some(note) => text(StatusCode::OK, &format!("ready; {note}")),
+                None => text(StatusCode::OK, "ready"),
+            },
             Err(e) => {
                 tracing::warn!(backend = self.store.backend(), error = %e, "not ready");
                 text(StatusCode::SERVICE_UNAVAILABLE, &format!("not ready: {e}"))

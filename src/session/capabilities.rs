@@ -21,6 +21,12 @@ pub(crate) trait SessionStore:
 
     /// Answers when the store can serve requests; used by /readyz.
     async fn ping(&self) -> Result<(), StoreError>;
+
+    /// Something /readyz should say while still ready (writes that end sessions are failing
+    /// closed, for instance), or None.
+    fn note(&self) -> Option<String> {
+        None
+    }
 }
 
 /// Sessions: recording, reading, ending, and finding them by token or OP cookie.

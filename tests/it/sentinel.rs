@@ -190,12 +190,16 @@ fn replica_acks_fail_closed_while_no_replica_confirms_and_recover() {
     let up = Upstream::start();
     let master = Redis::start();
     let mut replica = replica_of(master.port);
-    let online = |m: &Redis| m.command(&["INFO", "replication"]).contains("state=online");
+    // Online and acknowledging: a write of our own, then WAIT on the same connection says one
+    // replica has it (a replica can be "online" before it acknowledges anything).
+    let online = |m: &Redis| acknowledged_write(m.port);
     eventually("the replica is online", Duration::from_secs(20), || online(&master).then_some(()));
     let mut o = GatewayOpts::new(up.url());
     o.redis(Some(master.url()));
     if let Some(r) = o.config.session_store.redis.as_mut() {
         r.replica_acks = 1;
+        // WAIT gets this less a margin (src/session/redis/ops.rs): room for a busy test machine.
+        r.response_timeout = "1s".into();
     }
     let gw = Gateway::start(&o);
     ready(&gw);
@@ -205,16 +209,38 @@ fn replica_acks_fail_closed_while_no_replica_confirms_and_recover() {
         assert_eq!(r.unwrap().status(), 204);
     };
     put("A1");
-    assert_eq!(logout(&client(), &gw, &iss, "A1"), 303, "a replica confirmed");
+    let status = logout(&client(), &gw, &iss, "A1");
+    assert_eq!(status, 303, "a replica confirmed: {}", master.command(&["INFO", "replication"]));
     replica.kill();
     put("A2");
     assert_eq!(logout(&client(), &gw, &iss, "A2"), 503, "no replica: fail closed");
     assert!(gw.metric("logout_gateway_store_errors_total{reason=\"replica_acks\"}") >= 1.0);
     let r = client().get(gw.admin("/readyz")).send().unwrap();
     assert_eq!(r.status(), 200, "still ready: passthrough works");
+    assert!(r.text().unwrap().contains("replica_acks"), "the reason in the body");
     let _replica = replica_of(master.port);
     eventually("the replica is back online", Duration::from_secs(20), || online(&master).then_some(()));
     eventually("a logout succeeds once a replica is back", Duration::from_secs(20), || {
         (logout(&client(), &gw, &iss, "A2") == 303).then_some(())
     });
+}
+
+/// `SET` then `WAIT 1 200` on one connection: whether a replica acknowledged that write.
+fn acknowledged_write(port: u16) -> bool {
+    use std::io::{Read, Write};
+    let Ok(mut s) = std::net::TcpStream::connect(("127.0.0.1", port)) else { return false };
+    s.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
+    let req = "*3\r\n$3\r\nSET\r\n$5\r\nprobe\r\n$1\r\n1\r\n*3\r\n$4\r\nWAIT\r\n$1\r\n1\r\n$3\r\n200\r\n";
+    if s.write_all(req.as_bytes()).is_err() {
+        return false;
+    }
+    let mut got = Vec::new();
+    let mut buf = [0u8; 64];
+    while got.iter().filter(|&&b| b == b'\n').count() < 2 {
+        match s.read(&mut buf) {
+            Ok(n) if n > 0 => got.extend_from_slice(&buf[..n]),
+            _ => return false,
+        }
+    }
+    got == b"+OK\r\n:1\r\n"
 }

@@ -77,9 +77,15 @@ pub(crate) struct RedisStore {
     conn: arc_swap::ArcSwapOption<Conn>,
     /// One (re)connection at a time.
     connecting: tokio::sync::Mutex<()>,
+    /// When (unix ms) a write last failed for want of replica acknowledgements; 0: never.
+    replica_acks_failed: std::sync::atomic::AtomicU64,
     /// The edge's revocation set: this instance's own revocations go in at once, everyone's
     /// through the [`Follower`].
     set: std::sync::Arc<super::RevokedSet>,
+}
+
+fn now_ms() -> u64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0)
 }
 
 fn now() -> u64 {
@@ -174,7 +180,8 @@ impl RedisStore {
     pub(crate) fn new(config: RedisConfig, prefix: String, ttls: Ttls) -> Self {
         let set = std::sync::Arc::new(super::RevokedSet::followed(follow::max_lag(&config)));
         let (conn, connecting) = (arc_swap::ArcSwapOption::empty(), tokio::sync::Mutex::new(()));
-        Self { config, prefix, ttls, conn, connecting, set }
+        let replica_acks_failed = std::sync::atomic::AtomicU64::new(0);
+        Self { config, prefix, ttls, conn, connecting, set, replica_acks_failed }
     }
 
     /// The background service that keeps this instance's revocation set current.

@@ -65,7 +65,7 @@ impl RedisStore {
     }
 
     /// `replica_acks`: WAIT until that many replicas have every write this connection made, at
-    /// most three quarters of `response_timeout` (so the answer comes before the call's own
+    /// most `response_timeout` less a margin (so the answer comes before the call's own
     /// timeout); fewer is a failure (the caller answers 503: nothing claims a logout that a
     /// failover could lose).
     pub(super) async fn wait_replicas(&self, c: &mut ConnectionManager) -> Attempt<()> {
@@ -73,10 +73,13 @@ impl RedisStore {
         if wanted == 0 {
             return Ok(());
         }
-        let ms = (self.config.response_timeout.as_millis() * 3 / 4).max(1) as u64;
+        // Redis checks blocked clients' timeouts about every 100 ms (hz 10): leave that margin.
+        let rt = self.config.response_timeout.as_millis() as u64;
+        let ms = rt.saturating_sub((rt / 4).max(150)).max(10);
         let got: u32 = redis::cmd("WAIT").arg(wanted).arg(ms).query_async(c).await?;
         if got < wanted {
             crate::metrics::Metrics::get().store_errors.with_label_values(&["replica_acks"]).inc();
+            self.replica_acks_failed.store(super::now_ms(), std::sync::atomic::Ordering::Relaxed);
             tracing::warn!(wanted, got, "write not acknowledged by enough replicas: answering 503");
             return Err(StoreError::ReplicaAcks { wanted, got }.into());
         }
