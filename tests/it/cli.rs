@@ -168,8 +168,85 @@ fn shipped_configs_pass_check() {
             .arg(&cfg)
             .env("LGW_ADMIN_TOKEN", "a-long-enough-admin-token")
             .env("BILLING_CLIENT_SECRET", "a-client-secret")
+            .env("REDIS_PASSWORD", "a-redis-password")
+            .env("SENTINEL_PASSWORD", "a-sentinel-password")
             .output()
             .unwrap();
         assert!(out.status.success(), "{}: {}", cfg.display(), String::from_utf8_lossy(&out.stderr));
+    }
+}
+
+#[test]
+fn check_names_every_redis_deployment_problem() {
+    use crate::harness::RawSentinel;
+    let sentinel = |nodes: &[&str], name: &str| RawSentinel {
+        master_name: name.into(),
+        nodes: nodes.iter().map(|s| s.to_string()).collect(),
+        password: None,
+        sentinel_password: None,
+    };
+    let good = good_with(|c| {
+        let r = c.session_store.redis.as_mut().unwrap();
+        r.url = None;
+        r.sentinel = Some(sentinel(&["127.0.0.1:26379", "sentinel-2.internal:26379"], "mymaster"));
+        r.replica_acks = 1;
+    });
+    assert_eq!(check(&good, &[]).0, 0, "a sentinel config: {}", check(&good, &[]).2);
+    for (what, f, key, words) in [
+        (
+            "both",
+            Box::new(|c: &mut RawConfig| {
+                c.session_store.redis.as_mut().unwrap().sentinel = Some(sentinel(&["a:1"], "m"));
+            }) as Box<dyn Fn(&mut RawConfig)>,
+            "session_store.redis",
+            "exactly one of url and sentinel",
+        ),
+        (
+            "neither",
+            Box::new(|c: &mut RawConfig| c.session_store.redis.as_mut().unwrap().url = None),
+            "session_store.redis",
+            "exactly one",
+        ),
+        (
+            "bad node",
+            Box::new(|c: &mut RawConfig| {
+                let r = c.session_store.redis.as_mut().unwrap();
+                r.url = None;
+                r.sentinel = Some(sentinel(&["127.0.0.1:26379", "no-port"], "m"));
+            }),
+            "session_store.redis.sentinel.nodes[1]",
+            "host:port",
+        ),
+        (
+            "no nodes",
+            Box::new(|c: &mut RawConfig| {
+                let r = c.session_store.redis.as_mut().unwrap();
+                r.url = None;
+                r.sentinel = Some(sentinel(&[], "m"));
+            }),
+            "session_store.redis.sentinel.nodes",
+            "at least one",
+        ),
+        (
+            "bad name",
+            Box::new(|c: &mut RawConfig| {
+                let r = c.session_store.redis.as_mut().unwrap();
+                r.url = None;
+                r.sentinel = Some(sentinel(&["a:1"], "my master"));
+            }),
+            "session_store.redis.sentinel.master_name",
+            "without spaces",
+        ),
+        (
+            "acks",
+            Box::new(|c: &mut RawConfig| c.session_store.redis.as_mut().unwrap().replica_acks = 99),
+            "session_store.redis.replica_acks",
+            "between 0 and 16",
+        ),
+    ] {
+        let yaml = good_with(|c| f(c));
+        let (code, _, err) = check(&yaml, &[]);
+        assert_eq!(code, 64, "{what}: {err}");
+        assert!(err.contains(&format!("{key}:")) && err.contains(words), "{what}: {err}");
     }
 }
