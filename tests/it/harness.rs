@@ -110,6 +110,21 @@ impl Redis {
         r
     }
 
+    /// A redis-server speaking only TLS (`extra` names its files and `--tls-port`); ready once
+    /// its port accepts connections (the plain PING probe cannot speak TLS).
+    pub fn start_tls(port: u16, extra: &[&str]) -> Redis {
+        let dir = tempfile::tempdir().unwrap();
+        let mut args = vec!["--dir".to_string(), dir.path().display().to_string()];
+        args.extend(["--bind", "127.0.0.1", "--save", "", "--appendonly", "no"].map(String::from));
+        args.extend(extra.iter().map(|s| s.to_string()));
+        let child =
+            Command::new("redis-server").args(&args).stdout(Stdio::null()).stderr(Stdio::null()).spawn().unwrap();
+        eventually("redis-server to listen", Duration::from_secs(10), || {
+            TcpStream::connect(("127.0.0.1", port)).ok().map(|_| ())
+        });
+        Redis { port, child, _dir: Some(dir), password: None }
+    }
+
     /// SIGKILL, and wait for the process to be gone.
     pub fn kill(&mut self) {
         let _ = self.child.kill();

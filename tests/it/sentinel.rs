@@ -244,3 +244,50 @@ fn acknowledged_write(port: u16) -> bool {
     }
     got == b"+OK\r\n:1\r\n"
 }
+
+#[test]
+fn rediss_urls_speak_tls_and_verify_the_servers_certificate() {
+    let dir = tempfile::tempdir().unwrap();
+    let ca = crate::tls::Ca::new("redis test CA");
+    let (cert, key) = ca.issue(&["localhost", "127.0.0.1"], false);
+    let file = |name: &str, body: &str| {
+        let p = dir.path().join(name);
+        std::fs::write(&p, body).unwrap();
+        p.display().to_string()
+    };
+    let (cert, key, ca_file) = (file("redis.crt", &cert), file("redis.key", &key), file("ca.pem", &ca.pem()));
+    let port = free_port();
+    let tls_port = port.to_string();
+    let extra = [
+        "--port",
+        "0",
+        "--tls-port",
+        &tls_port,
+        "--tls-cert-file",
+        &cert,
+        "--tls-key-file",
+        &key,
+        "--tls-ca-cert-file",
+        &ca_file,
+        "--tls-auth-clients",
+        "no",
+    ];
+    let _redis = Redis::start_tls(port, &extra);
+    let up = Upstream::start();
+    let mut o = GatewayOpts::new(up.url());
+    o.redis(Some(format!("rediss://localhost:{port}/0")));
+    // The server's CA, through the variable rustls' native roots read.
+    let trusting = o.with(|o| o.env.push(("SSL_CERT_FILE".into(), ca_file.clone())));
+    let gw = Gateway::start(&trusting);
+    ready(&gw);
+    let iss = format!("http://127.0.0.1:{}", gw.port);
+    let r = client().put(gw.admin("/sessions/T1")).body(r#"{"sub":"U1","clients":["rp-c"]}"#).send().unwrap();
+    assert_eq!(r.status(), 204);
+    assert_eq!(logout(&client(), &gw, &iss, "T1"), 303, "a logout over TLS");
+    // Without the CA the certificate is not trusted: never ready, and the reason says Redis.
+    let untrusting = o.with(|o| o.env.push(("SSL_CERT_FILE".into(), "/nonexistent-ca.pem".into())));
+    let gw2 = Gateway::start(&untrusting);
+    let r = client().get(gw2.admin("/readyz")).send().unwrap();
+    assert_eq!(r.status(), 503);
+    assert!(r.text().unwrap().contains("session store unavailable"));
+}

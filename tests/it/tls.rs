@@ -16,13 +16,13 @@ use crate::logout::Env;
 use crate::upstream::Upstream;
 
 /// A test CA that signs server and client certificates.
-struct Ca {
+pub struct Ca {
     cert: rcgen::Certificate,
     key: KeyPair,
 }
 
 impl Ca {
-    fn new(name: &str) -> Ca {
+    pub fn new(name: &str) -> Ca {
         let key = KeyPair::generate().unwrap();
         let mut p = CertificateParams::new(Vec::<String>::new()).unwrap();
         p.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
@@ -31,7 +31,7 @@ impl Ca {
     }
 
     /// (certificate PEM, key PEM) for `names` (DNS names or IP addresses), serverAuth or clientAuth.
-    fn issue(&self, names: &[&str], client: bool) -> (String, String) {
+    pub fn issue(&self, names: &[&str], client: bool) -> (String, String) {
         let key = KeyPair::generate().unwrap();
         let mut p = CertificateParams::new(names.iter().map(|s| s.to_string()).collect::<Vec<_>>()).unwrap();
         p.distinguished_name.push(DnType::CommonName, names.first().copied().unwrap_or("client"));
@@ -40,7 +40,7 @@ impl Ca {
         (p.signed_by(&key, &self.cert, &self.key).unwrap().pem(), key.serialize_pem())
     }
 
-    fn pem(&self) -> String {
+    pub fn pem(&self) -> String {
         self.cert.pem()
     }
 }
