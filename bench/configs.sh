@@ -45,7 +45,7 @@ listen: "127.0.0.1:$1"
 admin: { listen: "127.0.0.1:$2" }
 upstream: { url: "http://127.0.0.1:$3" }
 issuer: "$4"
-session_store: { backend: redis, redis: { url: "redis://127.0.0.1:$5/0" } }
+session_store: { backend: redis, redis: { url: "redis://127.0.0.1:$5/0", replica_acks: ${6:-0} } }
 clients:
   rp-c: { post_logout_redirect_uris: ["https://c.example.com/out"] }
 templates_dir: templates

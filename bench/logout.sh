@@ -6,11 +6,13 @@
 #
 # Pinning: wrk on CPU 0; gateway and redis-server on CPU 1 (2-core machine).
 # Usage: bench/logout.sh [LOGOUTS_PER_ROUND] [ROUNDS] [CONNECTIONS]
+# REPLICA_ACKS=N: N replicas on CPU 1 too, and session_store.redis.replica_acks: N (every logout
+# then WAITs for them); results in bench/results/logout-replica-acks.md.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . scripts/lib.sh
 need_pkg nginx nginx; need_pkg wrk wrk; need_pkg redis-server redis-server; need_pkg cmake cmake
-N=${1:-60000}; ROUNDS=${2:-3}; CONNS=${3:-16}
+N=${1:-60000}; ROUNDS=${2:-3}; CONNS=${3:-16}; ACKS=${REPLICA_ACKS:-0}
 # Two invocations: building an example turns on dev-dependency features (fault-injection,
 # Cargo.toml) for everything built with it, and the measured binary must be the product's.
 cargo build --release --locked -q --bin logout-gateway
@@ -33,10 +35,19 @@ http { access_log off; default_type application/json;
   server { listen 127.0.0.1:$UP; root $WORK/www; } }
 NGINX
 nginx -c "$WORK/nginx.conf" -p "$WORK" &
-taskset -c "$SRV_CPU" redis-server --port "$RPORT" --bind 127.0.0.1 --save "" --appendonly no >/dev/null 2>&1 &
+taskset -c "$SRV_CPU" redis-server --port "$RPORT" --bind 127.0.0.1 --save "" --appendonly no \
+  --dir "$WORK" --repl-diskless-sync-delay 0 >/dev/null 2>&1 &
+for i in $(seq "$ACKS"); do
+  mkdir -p "$WORK/replica$i"
+  taskset -c "$SRV_CPU" redis-server --port "$(free_port)" --bind 127.0.0.1 --save "" --appendonly no \
+    --dir "$WORK/replica$i" --replicaof 127.0.0.1 "$RPORT" >/dev/null 2>&1 &
+done
+for _ in $(seq 100); do
+  [ "$(RC INFO replication 2>/dev/null | grep -c 'state=online' || true)" -ge "$ACKS" ] && break; sleep 0.1
+done
 
 copy_templates "$WORK"
-config_logout "$GW" "$ADM" "$UP" "$ISS" "$RPORT" > "$WORK/proxy.yaml"
+config_logout "$GW" "$ADM" "$UP" "$ISS" "$RPORT" "$ACKS" > "$WORK/proxy.yaml"
 taskset -c "$SRV_CPU" "$BIN" run --config "$WORK/proxy.yaml" 2> "$WORK/gateway.log" &
 GW_PID=$!
 for _ in $(seq 100); do curl -fs "http://127.0.0.1:$ADM/readyz" >/dev/null && break; sleep 0.1; done
@@ -96,7 +107,7 @@ t0, t1, tck, n = map(int, sys.argv[4:8])
 delta = {k: c1.get(k, 0) - c0.get(k, 0) for k in c1}
 delta.pop("info", None)
 # Commands the logout script runs inside Redis; everything else is a client round trip.
-inside = {"hmget", "hset", "expire"}
+inside = {"hmget", "hset", "expire"}  # (a WAIT, with REPLICA_ACKS, is a round trip of its own)
 trips = sum(v for k, v in delta.items() if k not in inside)
 executed = sum(delta.values())
 unit = {"us": 1e-3, "ms": 1.0, "s": 1e3}
@@ -121,11 +132,15 @@ PY
     || { echo "$n303 answers of 303 but $ended sessions ended" >&2; exit 1; }
 done
 OUT=bench/results/logout.md
-python3 - "$WORK/rows" "$CONNS" "$N" > "$OUT" <<'PY'
+[ "$ACKS" = 0 ] || OUT=bench/results/logout-replica-acks.md
+python3 - "$WORK/rows" "$CONNS" "$N" "$ACKS" > "$OUT" <<'PY'
 import statistics, sys, datetime, os
 rows = [list(map(float, l.split())) for l in open(sys.argv[1]) if l.strip()]
 med = [statistics.median(c) for c in zip(*rows)]
-print("# Logout benchmark\n")
+acks = int(sys.argv[4])
+print("# Logout benchmark" + (f" with replica_acks: {acks}" if acks else "") + "\n")
+if acks:
+    print(f"{acks} replica(s) of the redis-server on the same CPU; every logout WAITs for them.\n")
 print(f"{datetime.date.today()}, {os.cpu_count()} cores, wrk -t1 -c{sys.argv[2]} -d2s, median of {len(rows)} rounds;")
 print(f"{sys.argv[3]} fresh sessions per round; every request is a valid RS256 hint for a known session")
 print("with a registered redirect URI (answer: 303). wrk on CPU 0; gateway (1 thread) and redis-server on CPU 1.\n")
