@@ -86,6 +86,19 @@ impl RedisStore {
         Ok(())
     }
 
+    /// While writes that end sessions were refused for missing replica acknowledgements in the
+    /// last 10 seconds: the gateway still proxies (ready), but logouts answer 503.
+    pub(super) fn replica_note(&self) -> Option<String> {
+        let at = self.replica_acks_failed.load(std::sync::atomic::Ordering::Relaxed);
+        let recent = at > 0 && super::now_ms().saturating_sub(at) < 10_000;
+        recent.then(|| {
+            format!(
+                "logouts answer 503: fewer than session_store.redis.replica_acks ({}) replicas acknowledged the last write",
+                self.config.replica_acks
+            )
+        })
+    }
+
     pub(super) async fn load(&self, c: &mut ConnectionManager, sid: &str) -> Attempt<Option<SessionView>> {
         let h: BTreeMap<String, String> = redis::cmd("HGETALL").arg(self.session_key(sid)).query_async(c).await?;
         if let Some(p) = h.get("p") {

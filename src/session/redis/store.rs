@@ -10,17 +10,8 @@ impl SessionStore for RedisStore {
         "redis"
     }
 
-    /// While writes that end sessions were refused for missing replica acknowledgements in the
-    /// last 10 seconds: the gateway still proxies (ready), but logouts answer 503.
     fn note(&self) -> Option<String> {
-        let at = self.replica_acks_failed.load(std::sync::atomic::Ordering::Relaxed);
-        let recent = at > 0 && now_ms().saturating_sub(at) < 10_000;
-        recent.then(|| {
-            format!(
-                "logouts answer 503: fewer than session_store.redis.replica_acks ({}) replicas acknowledged the last write",
-                self.config.replica_acks
-            )
-        })
+        self.replica_note()
     }
 
     async fn ping(&self) -> Result<(), StoreError> {
