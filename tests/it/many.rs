@@ -9,23 +9,8 @@ use std::time::Duration;
 
 use crate::harness::{client, eventually, Gateway, Redis};
 use crate::learning::{code_flow, prompt_none_fails, wait_for_discovery};
-use crate::logout::{attr, env_opts, Env};
-
-/// Another gateway like `e`'s: same Redis, upstream and issuer; ready, with the upstream's
-/// documents fetched.
-fn another(e: &Env) -> Gateway {
-    let mut o = e.opts.clone();
-    o.issuer = Some(e.iss.clone());
-    let gw = Gateway::start(&o);
-    eventually("ready", Duration::from_secs(20), || {
-        (client().get(gw.admin("/readyz")).send().ok()?.status() == 200).then_some(())
-    });
-    eventually("discovery fetched", Duration::from_secs(10), || {
-        let r = client().get(gw.url("/.well-known/openid-configuration")).send().ok()?;
-        r.text().ok()?.contains("frontchannel_logout_supported").then_some(())
-    });
-    gw
-}
+use crate::logout::{attr, env_opts};
+use crate::revocation_set::second;
 
 fn gateway_kids(gw: &Gateway) -> Vec<String> {
     let r = client().get(gw.url("/jwks")).send().unwrap();
@@ -43,7 +28,7 @@ fn three_instances_share_sessions_confirmations_enforcement_and_keys() {
         o.config.clients.get_mut("rp-c").unwrap().backchannel_logout_uri = Some("http://127.0.0.1:9/bc".into());
     });
     wait_for_discovery(&e);
-    let (b, c) = (another(&e), another(&e));
+    let (b, c) = (second(&e), second(&e));
     let cookie = code_flow(&e, "many", "many_1");
     let status = |gw: &Gateway| {
         let r = client().get(gw.admin("/sessions/sid-many_1")).send().unwrap();

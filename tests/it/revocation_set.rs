@@ -28,7 +28,7 @@ fn userinfo(gw: &Gateway, at: &str) -> reqwest::blocking::Response {
 }
 
 /// A second gateway on the same Redis and upstream, with the first one's issuer; ready.
-fn second(e: &Env) -> Gateway {
+pub fn second(e: &Env) -> Gateway {
     let mut o = e.opts.clone();
     o.issuer = Some(e.iss.clone());
     let gw = Gateway::start(&o);
