@@ -28,6 +28,10 @@ pub fn wait_for_discovery(e: &Env) {
         let v: serde_json::Value = serde_json::from_slice(&r.bytes().ok()?).ok()?;
         (v.get("frontchannel_logout_supported") == Some(&serde_json::Value::Bool(true))).then_some(())
     });
+    // The keys come right after discovery: an ID token seen before them is not learned.
+    eventually("upstream keys loaded", Duration::from_secs(10), || {
+        e.gw.log().contains("upstream signing keys loaded").then_some(())
+    });
 }
 
 #[test]

@@ -31,6 +31,10 @@ fn wait_for_discovery(e: &Env) {
         let v: serde_json::Value = serde_json::from_slice(&r.bytes().ok()?).ok()?;
         v.get("revocation_endpoint").is_some().then_some(())
     });
+    // The keys come right after discovery: an ID token seen before them is not learned.
+    eventually("upstream keys loaded", Duration::from_secs(10), || {
+        e.gw.log().contains("upstream signing keys loaded").then_some(())
+    });
 }
 
 /// Redeem `code` for rp-c; wait until the session is learned; the ID token.
