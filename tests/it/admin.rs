@@ -49,7 +49,12 @@ fn redis_store_is_ready_when_redis_is_up() {
     let mut opts = GatewayOpts::new(up.url());
     opts.redis(Some(redis.url()));
     let gw = Gateway::start(&opts);
-    assert_eq!(readyz(&gw), (200, "ready\n".to_string()));
+    // The revocation set loads from Redis right after start ("not loaded yet" until then).
+    let r = crate::harness::eventually("ready", std::time::Duration::from_secs(10), || {
+        let r = readyz(&gw);
+        (r.0 == 200).then_some(r)
+    });
+    assert_eq!(r, (200, "ready\n".to_string()));
 }
 
 #[test]
