@@ -13,9 +13,30 @@ pub use logout_gateway::config::raw::{
     RawTls,
 };
 
-/// A port nobody listens on right now (small race: pingora cannot report a port-0 bind).
+/// A port nobody listens on right now. Between this and the server's bind another process may
+/// take it (pingora cannot report a port-0 bind): starters check with [`listens_on`] that the
+/// process they started is the one listening, never only that something answers.
 pub fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+/// Whether process `pid` holds a listening TCP socket on `port` (Linux: its fds against
+/// /proc/net/tcp{,6}). Another test's server on a port this one was also handed answers health
+/// checks and PINGs as well as ours would.
+pub fn listens_on(pid: u32, port: u16) -> bool {
+    let mut inodes = std::collections::HashSet::new();
+    for table in ["/proc/net/tcp", "/proc/net/tcp6"] {
+        for line in std::fs::read_to_string(table).unwrap_or_default().lines().skip(1) {
+            let f: Vec<&str> = line.split_whitespace().collect();
+            let local_port = f.get(1).and_then(|a| a.rsplit(':').next()).and_then(|p| u16::from_str_radix(p, 16).ok());
+            // State 0A is LISTEN; field 9 the socket's inode.
+            if local_port == Some(port) && f.get(3) == Some(&"0A") {
+                inodes.extend(f.get(9).map(|i| format!("socket:[{i}]")));
+            }
+        }
+    }
+    let Ok(fds) = std::fs::read_dir(format!("/proc/{pid}/fd")) else { return false };
+    fds.flatten().any(|fd| std::fs::read_link(fd.path()).is_ok_and(|l| inodes.contains(&*l.to_string_lossy())))
 }
 
 /// Poll `f` until it returns Some, or panic with `what` after `timeout`.
@@ -57,8 +78,16 @@ pub struct Redis {
 }
 
 impl Redis {
+    /// On a free port (another one if a process took that port before redis-server bound it).
     pub fn start() -> Redis {
-        Self::start_on(free_port())
+        for _ in 0..3 {
+            let port = free_port();
+            let dir = tempfile::tempdir().unwrap();
+            if let Some(r) = Self::try_spawn_in(port, &Self::plain_args(port, &dir), Some(dir), None) {
+                return r;
+            }
+        }
+        panic!("redis-server did not start on three free ports");
     }
 
     pub fn start_on(port: u16) -> Redis {
@@ -71,10 +100,15 @@ impl Redis {
     pub fn start_with(port: u16, extra: &[&str]) -> Redis {
         let password = extra.windows(2).find(|w| w[0] == "--requirepass").map(|w| w[1].to_string());
         let dir = tempfile::tempdir().unwrap();
-        let mut args = vec!["--port".to_string(), port.to_string(), "--dir".into(), dir.path().display().to_string()];
-        args.extend(["--bind", "127.0.0.1", "--save", "", "--appendonly", "no"].map(String::from));
+        let mut args = Self::plain_args(port, &dir);
         args.extend(extra.iter().map(|s| s.to_string()));
         Self::spawn(port, Some(dir), &args, password)
+    }
+
+    fn plain_args(port: u16, dir: &tempfile::TempDir) -> Vec<String> {
+        let mut args = vec!["--port".to_string(), port.to_string(), "--dir".into(), dir.path().display().to_string()];
+        args.extend(["--bind", "127.0.0.1", "--save", "", "--appendonly", "no"].map(String::from));
+        args
     }
 
     /// A Redis Sentinel watching the master on `master_port` as `mymaster` (quorum 2, a node is
@@ -99,15 +133,32 @@ impl Redis {
     }
 
     fn spawn(port: u16, dir: Option<tempfile::TempDir>, args: &[String], password: Option<String>) -> Redis {
+        Self::try_spawn_in(port, args, dir, password)
+            .unwrap_or_else(|| panic!("redis-server on port {port} exited at start (port taken?)"))
+    }
+
+    /// redis-server with `args`, once it answers PING and is the process listening on `port`;
+    /// None when it exits first.
+    fn try_spawn_in(
+        port: u16,
+        args: &[String],
+        dir: Option<tempfile::TempDir>,
+        password: Option<String>,
+    ) -> Option<Redis> {
         let child = Command::new("redis-server")
             .args(args)
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
             .expect("redis-server must be installed (the README test command installs it)");
-        let r = Redis { port, child, _dir: dir, password };
-        eventually("redis-server to answer PING", Duration::from_secs(10), || r.ping().then_some(()));
-        r
+        let mut r = Redis { port, child, _dir: dir, password };
+        let up = eventually("redis-server to answer PING", Duration::from_secs(10), || {
+            if r.child.try_wait().unwrap().is_some() {
+                return Some(false);
+            }
+            (r.ping() && listens_on(r.child.id(), port)).then_some(true)
+        });
+        up.then_some(r)
     }
 
     /// A redis-server speaking only TLS (`extra` names its files and `--tls-port`); ready once
@@ -119,9 +170,7 @@ impl Redis {
         args.extend(extra.iter().map(|s| s.to_string()));
         let child =
             Command::new("redis-server").args(&args).stdout(Stdio::null()).stderr(Stdio::null()).spawn().unwrap();
-        eventually("redis-server to listen", Duration::from_secs(10), || {
-            TcpStream::connect(("127.0.0.1", port)).ok().map(|_| ())
-        });
+        eventually("redis-server to listen", Duration::from_secs(10), || listens_on(child.id(), port).then_some(()));
         Redis { port, child, _dir: Some(dir), password: None }
     }
 
@@ -369,8 +418,10 @@ impl Gateway {
             if let Some(Ok(Some(_))) = self.child.as_mut().map(Child::try_wait) {
                 return false;
             }
-            // /healthz is 200 only once every listener is bound (src/serving.rs).
-            let ok = c.get(self.admin("/healthz")).send().is_ok_and(|r| r.status() == 200);
+            // /healthz is 200 only once every listener is bound (src/serving.rs), and it is this
+            // process answering only if this process holds the admin port.
+            let ours = self.child.as_ref().is_some_and(|ch| listens_on(ch.id(), self.admin_port));
+            let ok = ours && c.get(self.admin("/healthz")).send().is_ok_and(|r| r.status() == 200);
             if ok {
                 return true;
             }
