@@ -18,7 +18,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 pub(crate) use crate::uri::is_loopback_host;
-pub(crate) use net::{MtlsListener, RedisConfig, RedisTarget, SentinelConfig, TlsListener};
+pub(crate) use net::{ClusterConfig, MtlsListener, RedisConfig, RedisTarget, SentinelConfig, TlsListener};
 pub(crate) use validate::registered_client;
 
 /// The validated configuration. Built only by [`load`] / [`load_str`].

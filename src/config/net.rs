@@ -39,6 +39,15 @@ pub(crate) enum RedisTarget {
     Url(Secret),
     /// The master Sentinel names now.
     Sentinel(SentinelConfig),
+    /// A Redis Cluster: each key on the master of its slot.
+    Cluster(ClusterConfig),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct ClusterConfig {
+    /// `host:port` of the nodes to start from.
+    pub(crate) nodes: Vec<String>,
+    pub(crate) password: Option<Secret>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

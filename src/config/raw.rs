@@ -383,12 +383,15 @@ fn default_refresh_ttl() -> String {
 #[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawRedis {
-    /// One Redis (exactly one of `url` and `sentinel`).
+    /// One Redis (exactly one of `url`, `sentinel` and `cluster`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub url: Option<String>,
     /// A master named by Redis Sentinel, followed across failovers.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sentinel: Option<RawSentinel>,
+    /// A Redis Cluster, found from any of its nodes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cluster: Option<RawCluster>,
     #[serde(default = "default_redis_connect_timeout")]
     pub connect_timeout: String,
     #[serde(default = "default_redis_response_timeout")]
@@ -396,6 +399,17 @@ pub struct RawRedis {
     /// Replicas that must have every write that ends a session before success is claimed.
     #[serde(default)]
     pub replica_acks: u32,
+}
+
+/// `session_store.redis.cluster`.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawCluster {
+    /// `host:port` of one or more nodes (the rest are discovered).
+    pub nodes: Vec<String>,
+    /// For every node.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub password: Option<String>,
 }
 
 /// `session_store.redis.sentinel`.
@@ -419,6 +433,7 @@ impl RawRedis {
         RawRedis {
             url: Some(url.into()),
             sentinel: None,
+            cluster: None,
             connect_timeout: default_redis_connect_timeout(),
             response_timeout: default_redis_response_timeout(),
             replica_acks: 0,

@@ -9,8 +9,16 @@ use std::sync::LazyLock;
 use redis::Script;
 
 /// KEYS[1] session key. ARGV: expected sub ('' = any), record_unknown ('1'/'0'), tombstone ttl
-/// seconds, now, call id. Returns {status, sub, clients json, client_sids json, tokens json,
-/// cookies json}.
+/// seconds, now, call id, published (JSON object whose keys are the token and cookie hashes the
+/// caller has already published as revoked). Returns {status, sub, clients json, client_sids
+/// json, tokens json, cookies json}.
+///
+/// Revoked before ended: an active session is ended only when each of its live tokens and each
+/// of its cookies is among `published`; otherwise nothing changes and the answer is `publish`
+/// with the lists, so the caller publishes the marks and calls again. The revocation marks live
+/// under another hash tag (`{rv}`, another cluster slot), so the two cannot be one atomic step;
+/// in this order a crash between them leaves credentials refused, never an ended session whose
+/// credentials pass.
 ///
 /// Idempotent, answer included: ending stores the call id (`ec`), so the same call run again
 /// (a retry after a lost reply) answers `ended` (or `recorded`) once more, with the same data,
@@ -34,6 +42,17 @@ if h[3] == 'e' then
   local st = (h[8] == ARGV[5]) and 'ended' or 'already'
   return {st, h[2], h[4], h[5], h[6] or '[]', h[7] or '[]'}
 end
+local published = cjson.decode(ARGV[6])
+local now = tonumber(ARGV[4])
+local unpublished = false
+for _, t in ipairs(cjson.decode(h[6] or '[]')) do
+  local exp = tonumber(string.match(t, '^%S+ (%d+)')) or 0
+  if (exp == 0 or exp > now) and not published[string.match(t, '^(%S+)')] then unpublished = true end
+end
+for _, c in ipairs(cjson.decode(h[7] or '[]')) do
+  if not published[c] then unpublished = true end
+end
+if unpublished then return {'publish', h[2], h[4], h[5], h[6] or '[]', h[7] or '[]'} end
 redis.call('HSET', k, 'st', 'e', 'et', ARGV[4], 'ec', ARGV[5])
 redis.call('EXPIRE', k, ARGV[3])
 return {'ended', h[2], h[4], h[5], h[6] or '[]', h[7] or '[]'}
@@ -225,7 +244,29 @@ mod tests {
     }
 
     fn end(c: &mut redis::Connection, key: &str, record: bool, call: &str) -> Vec<String> {
-        END.key(key).arg("U1").arg(if record { "1" } else { "0" }).arg(60).arg(1).arg(call).invoke(c).unwrap()
+        end_after(c, key, record, call, r#"{"t":1}"#)
+    }
+
+    fn end_after(c: &mut redis::Connection, key: &str, record: bool, call: &str, published: &str) -> Vec<String> {
+        let record = if record { "1" } else { "0" };
+        END.key(key).arg("U1").arg(record).arg(60).arg(1).arg(call).arg(published).invoke(c).unwrap()
+    }
+
+    #[test]
+    fn end_refuses_to_end_before_every_live_credential_is_published() {
+        let (_s, mut c) = redis();
+        let tokens = r#"["live 9","expired 1","bare"]"#;
+        let session = [("sub", "U1"), ("st", "a"), ("cl", "[]"), ("cs", "{}"), ("tk", tokens), ("ck", r#"["ck1"]"#)];
+        let _: i64 = redis::cmd("HSET").arg("s").arg(&session[..]).query(&mut c).unwrap();
+        for published in ["{}", r#"{"live":1,"bare":1}"#, r#"{"live":1,"ck1":1}"#, r#"{"bare":1,"ck1":1}"#] {
+            let r = end_after(&mut c, "s", false, "A", published);
+            assert_eq!((r[0].as_str(), r[4].as_str(), r[5].as_str()), ("publish", tokens, r#"["ck1"]"#), "{published}");
+            let st: String = redis::cmd("HGET").arg("s").arg("st").query(&mut c).unwrap();
+            assert_eq!(st, "a", "not ended while {published} is all that was published");
+        }
+        // The expired token (expiry 1, now 1) needs no mark.
+        let r = end_after(&mut c, "s", false, "A", r#"{"live":1,"bare":1,"ck1":1}"#);
+        assert_eq!(r[0], "ended");
     }
 
     #[test]

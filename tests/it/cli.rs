@@ -178,7 +178,7 @@ fn shipped_configs_pass_check() {
 
 #[test]
 fn check_names_every_redis_deployment_problem() {
-    use crate::harness::RawSentinel;
+    use crate::harness::{RawCluster, RawSentinel};
     let sentinel = |nodes: &[&str], name: &str| RawSentinel {
         master_name: name.into(),
         nodes: nodes.iter().map(|s| s.to_string()).collect(),
@@ -192,6 +192,13 @@ fn check_names_every_redis_deployment_problem() {
         r.replica_acks = 1;
     });
     assert_eq!(check(&good, &[]).0, 0, "a sentinel config: {}", check(&good, &[]).2);
+    let cluster = good_with(|c| {
+        let r = c.session_store.redis.as_mut().unwrap();
+        r.url = None;
+        let nodes = vec!["10.0.0.1:7000".to_string(), "redis-2.internal:7000".to_string()];
+        r.cluster = Some(RawCluster { nodes, password: Some("pw".into()) });
+    });
+    assert_eq!(check(&cluster, &[]).0, 0, "a cluster config: {}", check(&cluster, &[]).2);
     for (what, f, key, words) in [
         (
             "both",
@@ -199,7 +206,36 @@ fn check_names_every_redis_deployment_problem() {
                 c.session_store.redis.as_mut().unwrap().sentinel = Some(sentinel(&["a:1"], "m"));
             }) as Box<dyn Fn(&mut RawConfig)>,
             "session_store.redis",
-            "exactly one of url and sentinel",
+            "exactly one of url, sentinel and cluster",
+        ),
+        (
+            "url and cluster",
+            Box::new(|c: &mut RawConfig| {
+                let nodes = vec!["127.0.0.1:7000".to_string()];
+                c.session_store.redis.as_mut().unwrap().cluster = Some(RawCluster { nodes, password: None });
+            }),
+            "session_store.redis",
+            "exactly one of url, sentinel and cluster",
+        ),
+        (
+            "bad cluster node",
+            Box::new(|c: &mut RawConfig| {
+                let r = c.session_store.redis.as_mut().unwrap();
+                r.url = None;
+                r.cluster = Some(RawCluster { nodes: vec!["10.0.0.1:7000".into(), "10.0.0.2".into()], password: None });
+            }),
+            "session_store.redis.cluster.nodes[1]",
+            "host:port",
+        ),
+        (
+            "no cluster nodes",
+            Box::new(|c: &mut RawConfig| {
+                let r = c.session_store.redis.as_mut().unwrap();
+                r.url = None;
+                r.cluster = Some(RawCluster { nodes: vec![], password: None });
+            }),
+            "session_store.redis.cluster.nodes",
+            "at least one",
         ),
         (
             "neither",

@@ -11,6 +11,7 @@ mod backchannel;
 mod backend_logout;
 mod browser;
 mod cli;
+mod cluster;
 mod edge;
 mod hardening;
 mod learning;

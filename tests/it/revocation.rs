@@ -15,10 +15,13 @@ fn redis_cli(port: u16, args: &[&str]) -> String {
     String::from_utf8_lossy(&out.stdout).trim().to_string()
 }
 
-/// Seconds the revocation marker of `token` still lives (-2: none).
+/// Seconds the revocation mark of `token` still lives (-2: none): its expiry in the marks set
+/// every instance follows (`lgw:{rv}:z`, member: the hash's first 64 bits in hex).
 fn marker_ttl(e: &Env, token: &str) -> i64 {
-    let key = format!("lgw:r:{{{}}}", token_hash(token.as_bytes()));
-    redis_cli(e.redis_port().unwrap(), &["TTL", &key]).parse().unwrap()
+    let member = &token_hash(token.as_bytes())[..16];
+    let score = redis_cli(e.redis_port().unwrap(), &["ZSCORE", "lgw:{rv}:z", member]);
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs() as i64;
+    score.parse::<f64>().map_or(-2, |exp| exp as i64 - now)
 }
 
 fn env_with(opts: impl FnOnce(&mut GatewayOpts)) -> Env {

@@ -71,6 +71,7 @@ fn sentinel_opts(up: &Upstream, t: &Topology, replica_acks: u32) -> GatewayOpts 
     o.config.session_store.backend = "redis".into();
     o.config.session_store.redis = Some(RawRedis {
         url: None,
+        cluster: None,
         sentinel: Some(RawSentinel {
             master_name: "mymaster".into(),
             nodes: t.sentinels.iter().map(|s| format!("127.0.0.1:{}", s.port)).collect(),

@@ -6,9 +6,10 @@ use std::time::Duration;
 use url::Url;
 
 use super::V;
-use crate::config::raw::{RawBackchannel, RawRedis, RawRevocation, RawSentinel, RawSessionStore};
+use crate::config::raw::{RawBackchannel, RawCluster, RawRedis, RawRevocation, RawSentinel, RawSessionStore};
 use crate::config::{
-    BackchannelConfig, Backend, RedisConfig, RedisTarget, Revocation, Secret, SentinelConfig, SessionStore, TokenKey,
+    BackchannelConfig, Backend, ClusterConfig, RedisConfig, RedisTarget, Revocation, Secret, SentinelConfig,
+    SessionStore, TokenKey,
 };
 
 pub(super) fn session_store(v: &mut V, raw: RawSessionStore) -> SessionStore {
@@ -19,7 +20,7 @@ pub(super) fn session_store(v: &mut V, raw: RawSessionStore) -> SessionStore {
         "memory" => Backend::Memory,
         "redis" => match raw.redis {
             None => {
-                v.err("session_store.redis", "backend redis needs session_store.redis.url or .sentinel");
+                v.err("session_store.redis", "backend redis needs session_store.redis.url, .sentinel or .cluster");
                 Backend::Memory
             }
             Some(r) => Backend::Redis(redis(v, r)),
@@ -53,17 +54,18 @@ pub(super) fn session_store(v: &mut V, raw: RawSessionStore) -> SessionStore {
 
 /// `session_store.redis`.
 fn redis(v: &mut V, r: RawRedis) -> RedisConfig {
-    let target = match (r.url, r.sentinel) {
-        (Some(url), None) => {
+    let target = match (r.url, r.sentinel, r.cluster) {
+        (Some(url), None, None) => {
             match Url::parse(&url) {
                 Ok(u) if matches!(u.scheme(), "redis" | "rediss" | "unix" | "redis+unix") => {}
                 _ => v.err("session_store.redis.url", "must be a redis://, rediss:// or unix:// URL"),
             }
             RedisTarget::Url(Secret::new(url))
         }
-        (None, Some(s)) => RedisTarget::Sentinel(sentinel(v, s)),
+        (None, Some(s), None) => RedisTarget::Sentinel(sentinel(v, s)),
+        (None, None, Some(c)) => RedisTarget::Cluster(cluster(v, c)),
         _ => {
-            v.err("session_store.redis", "needs exactly one of url and sentinel");
+            v.err("session_store.redis", "needs exactly one of url, sentinel and cluster");
             RedisTarget::Url(Secret::new(String::new()))
         }
     };
@@ -84,22 +86,36 @@ fn sentinel(v: &mut V, s: RawSentinel) -> SentinelConfig {
     if s.master_name.is_empty() || s.master_name.contains(char::is_whitespace) {
         v.err("session_store.redis.sentinel.master_name", "must be a name without spaces");
     }
-    if s.nodes.is_empty() {
-        v.err("session_store.redis.sentinel.nodes", "must name at least one sentinel (host:port)");
-    }
-    for (i, n) in s.nodes.iter().enumerate() {
-        let ok = n.rsplit_once(':').is_some_and(|(h, p)| !h.is_empty() && p.parse::<u16>().is_ok_and(|p| p > 0));
-        if !ok {
-            v.err(format!("session_store.redis.sentinel.nodes[{i}]"), format!("must be host:port (got {n:?})"));
-        }
-    }
-    let secret = |p: Option<String>| p.filter(|p| !p.is_empty()).map(Secret::new);
+    nodes(v, "sentinel", &s.nodes);
     SentinelConfig {
         master_name: s.master_name,
         nodes: s.nodes,
         password: secret(s.password),
         sentinel_password: secret(s.sentinel_password),
     }
+}
+
+/// `session_store.redis.cluster`: at least one node to start from.
+fn cluster(v: &mut V, c: RawCluster) -> ClusterConfig {
+    nodes(v, "cluster", &c.nodes);
+    ClusterConfig { nodes: c.nodes, password: secret(c.password) }
+}
+
+/// `session_store.redis.<form>.nodes`: one or more `host:port`.
+fn nodes(v: &mut V, form: &str, nodes: &[String]) {
+    if nodes.is_empty() {
+        v.err(format!("session_store.redis.{form}.nodes"), "must name at least one node (host:port)");
+    }
+    for (i, n) in nodes.iter().enumerate() {
+        let ok = n.rsplit_once(':').is_some_and(|(h, p)| !h.is_empty() && p.parse::<u16>().is_ok_and(|p| p > 0));
+        if !ok {
+            v.err(format!("session_store.redis.{form}.nodes[{i}]"), format!("must be host:port (got {n:?})"));
+        }
+    }
+}
+
+fn secret(p: Option<String>) -> Option<Secret> {
+    p.filter(|p| !p.is_empty()).map(Secret::new)
 }
 
 pub(super) fn revocation(v: &mut V, raw: RawRevocation) -> Revocation {

@@ -25,10 +25,10 @@ use std::time::Duration;
 use async_trait::async_trait;
 use pingora::server::ShutdownWatch;
 use pingora::services::background::BackgroundService;
-use redis::aio::MultiplexedConnection;
 use redis::{AsyncConnectionConfig, Value};
 
-use crate::config::RedisConfig;
+use super::link::Link;
+use crate::config::{RedisConfig, RedisTarget};
 use crate::session::revoked::{hex_of_key, key_of_hex, unix_ms, Key, RevokedSet};
 
 /// How long one stream read blocks waiting for new entries.
@@ -46,7 +46,7 @@ pub(super) fn max_lag(config: &RedisConfig) -> Duration {
     BLOCK + config.response_timeout * 2 + Duration::from_millis(500)
 }
 
-fn snapshot_key(prefix: &str) -> String {
+pub(super) fn snapshot_key(prefix: &str) -> String {
     format!("{prefix}{{rv}}:z")
 }
 
@@ -133,18 +133,22 @@ impl Follower {
         Follower { config, prefix, set }
     }
 
-    async fn connect(&self) -> redis::RedisResult<MultiplexedConnection> {
-        // With Sentinel: the master named now (each reconnect asks again).
+    /// A connection of its own (its reads block). With Sentinel: the master named now (each
+    /// reconnect asks again); in a cluster: the nodes of the `{rv}` slot.
+    async fn connect(&self) -> redis::RedisResult<Link> {
+        let (connect, response) = (self.config.connect_timeout, BLOCK + self.config.response_timeout);
+        if let RedisTarget::Cluster(c) = &self.config.target {
+            return Ok(Link::Cluster(super::target::cluster(c, connect, response).await?));
+        }
         let (_, client) = super::target::client(&self.config).await?;
-        let cfg = AsyncConnectionConfig::new()
-            .set_connection_timeout(Some(self.config.connect_timeout))
-            .set_response_timeout(Some(BLOCK + self.config.response_timeout));
-        client.get_multiplexed_async_connection_with_config(&cfg).await
+        let cfg =
+            AsyncConnectionConfig::new().set_connection_timeout(Some(connect)).set_response_timeout(Some(response));
+        Ok(Link::Plain(client.get_multiplexed_async_connection_with_config(&cfg).await?))
     }
 
     /// The stream's newest id ("0-0" when empty) and whether it still holds `after` (or the
     /// next entry after it): false when it was trimmed past `after` while we were away.
-    async fn feed_bounds(&self, c: &mut MultiplexedConnection, after: &str) -> redis::RedisResult<(String, bool)> {
+    async fn feed_bounds(&self, c: &mut Link, after: &str) -> redis::RedisResult<(String, bool)> {
         let key = feed_key(&self.prefix);
         let newest: Value =
             redis::cmd("XREVRANGE").arg(&key).arg("+").arg("-").arg("COUNT").arg(1).query_async(c).await?;
@@ -158,7 +162,7 @@ impl Follower {
     }
 
     /// Load every live mark of the snapshot.
-    async fn load_snapshot(&self, c: &mut MultiplexedConnection) -> redis::RedisResult<usize> {
+    async fn load_snapshot(&self, c: &mut Link) -> redis::RedisResult<usize> {
         let key = snapshot_key(&self.prefix);
         let mut cursor = "0".to_string();
         let mut loaded = 0;

@@ -31,6 +31,8 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use async_trait::async_trait;
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 
+use link::Link;
+
 use super::lua::{ADD_COOKIES, ALIAS_LUA, CLAIM_LUA, END, KEYS, PROMOTE, PUT, TAKE};
 use super::{
     timed, Claimed, CodeBindings, Confirmations, Conflict, EndResult, LearnedClients, NewSession, Notice, NoticeQueue,
@@ -39,6 +41,7 @@ use super::{
 use crate::config::RedisConfig;
 
 mod follow;
+pub(crate) mod link;
 mod ops;
 mod reply;
 mod store;
@@ -62,10 +65,10 @@ const RECONNECT_MAX: Duration = Duration::from_millis(500);
 const RECONNECT_FACTOR: f32 = 2.0;
 const RECONNECT_TRIES: usize = 1;
 
-/// The connection manager and the master address it talks to ("" for a URL).
+/// The connection and the master address it talks to ("" for a URL or a cluster).
 struct Conn {
     addr: String,
-    manager: ConnectionManager,
+    manager: Link,
 }
 
 pub(crate) struct RedisStore {
@@ -199,7 +202,7 @@ impl RedisStore {
     /// (`f` gets a clone of the manager: cheap, and the same multiplexed connection.)
     async fn retried<T, F, Fut>(&self, op: &'static str, deadline: Duration, f: F) -> Result<T, StoreError>
     where
-        F: Fn(ConnectionManager) -> Fut,
+        F: Fn(Link) -> Fut,
         Fut: std::future::Future<Output = Attempt<T>>,
     {
         timed(op, deadline, async {
@@ -223,7 +226,7 @@ impl RedisStore {
         &self,
         op: &'static str,
         deadline: Duration,
-        f: impl FnOnce(ConnectionManager) -> Fut,
+        f: impl FnOnce(Link) -> Fut,
     ) -> Result<T, StoreError>
     where
         Fut: std::future::Future<Output = Attempt<T>>,
@@ -262,10 +265,6 @@ impl RedisStore {
         format!("{}k:{{{code_hash}}}", self.prefix)
     }
 
-    fn revoked_key(&self, token_hash: &str) -> String {
-        format!("{}r:{{{token_hash}}}", self.prefix)
-    }
-
     fn pending_key(&self, token: &str) -> String {
         format!("{}c:{{{token}}}", self.prefix)
     }
@@ -297,23 +296,23 @@ impl RedisStore {
     /// snapshot (sorted set, score = expiry) and the feed (one stream entry). Nothing when
     /// empty. Idempotent: SET, ZADD GT, and a repeated feed entry only repeats an insert.
     /// This instance's own set takes the marks once Redis confirmed them.
-    async fn revoke_with(&self, c: &mut ConnectionManager, marks: &[(String, Duration)]) -> Attempt<()> {
-        if marks.is_empty() {
+    /// Publish revocation marks to every instance (`follow::publish`): the snapshot set and
+    /// the feed, both under the `{rv}` tag, so one MULTI in every Redis form. Idempotent (ZADD GT
+    /// of the same expiry; a repeated feed entry only repeats an insert).
+    async fn revoke_with(&self, c: &mut Link, marks: &[(String, Duration)]) -> Attempt<()> {
+        let set_marks = super::set_marks(marks);
+        if set_marks.is_empty() {
             return Ok(());
         }
-        let set_marks = super::set_marks(marks);
         let mut pipe = redis::pipe();
         pipe.atomic();
-        for (h, ttl) in marks {
-            pipe.cmd("SET").arg(self.revoked_key(h)).arg(1).arg("EX").arg(ttl.as_secs().max(1)).ignore();
-        }
         follow::publish(&mut pipe, &self.prefix, &set_marks, now());
         pipe.query_async::<()>(c).await?;
         self.set.insert(set_marks);
         Ok(())
     }
 
-    async fn ensure_group(&self, c: &mut ConnectionManager) -> Attempt<()> {
+    async fn ensure_group(&self, c: &mut Link) -> Attempt<()> {
         let r: redis::RedisResult<()> = redis::cmd("XGROUP")
             .arg("CREATE")
             .arg(self.queue_key())
@@ -328,7 +327,7 @@ impl RedisStore {
         }
     }
 
-    async fn conn(&self) -> Result<ConnectionManager, StoreError> {
+    async fn conn(&self) -> Result<Link, StoreError> {
         if let Some(c) = self.conn.load_full() {
             return Ok(c.manager.clone());
         }
@@ -337,7 +336,7 @@ impl RedisStore {
 
     /// After a failed call on `failed`: with Sentinel, ask which node is master now and move
     /// there when it is another; with a URL, the same manager (it reconnects by itself).
-    async fn reconnect(&self, failed: &ConnectionManager) -> Result<ConnectionManager, StoreError> {
+    async fn reconnect(&self, failed: &Link) -> Result<Link, StoreError> {
         if !target::follows(&self.config) {
             return Ok(failed.clone());
         }
@@ -346,12 +345,19 @@ impl RedisStore {
     }
 
     /// Connect (first use), or replace a connection to `stale` with one to the current master.
-    async fn connect(&self, stale: Option<String>) -> Result<ConnectionManager, StoreError> {
+    async fn connect(&self, stale: Option<String>) -> Result<Link, StoreError> {
         let _one = self.connecting.lock().await;
         if let Some(c) = self.conn.load_full() {
             if stale.as_deref() != Some(c.addr.as_str()) {
                 return Ok(c.manager.clone()); // someone else connected meanwhile
             }
+        }
+        if let crate::config::RedisTarget::Cluster(cluster) = &self.config.target {
+            let (ct, rt) = (self.config.connect_timeout, self.config.response_timeout);
+            let link =
+                Link::Cluster(target::cluster(cluster, ct, rt).await.map_err(|e| StoreError::from(Fault::Redis(e)))?);
+            self.conn.store(Some(std::sync::Arc::new(Conn { addr: String::new(), manager: link.clone() })));
+            return Ok(link);
         }
         let (addr, client) = target::client(&self.config).await.map_err(|e| StoreError::from(Fault::Redis(e)))?;
         if let (Some(c), Some(old)) = (self.conn.load_full(), stale.as_deref()) {
@@ -367,8 +373,9 @@ impl RedisStore {
             .set_exponent_base(RECONNECT_FACTOR)
             .set_min_delay(RECONNECT_MIN)
             .set_max_delay(RECONNECT_MAX);
-        let manager =
-            ConnectionManager::new_lazy_with_config(client, cfg).map_err(|e| StoreError::from(Fault::Redis(e)))?;
+        let manager = Link::Manager(
+            ConnectionManager::new_lazy_with_config(client, cfg).map_err(|e| StoreError::from(Fault::Redis(e)))?,
+        );
         self.conn.store(Some(std::sync::Arc::new(Conn { addr, manager: manager.clone() })));
         Ok(manager)
     }

@@ -6,51 +6,61 @@
 use super::*;
 
 impl RedisStore {
-    /// One run of the END script (`call` makes a retry answer as the first run did).
+    /// One run of the END script (`call` makes a retry answer as the first run did) after the
+    /// marks of `published` were published.
+    #[allow(clippy::too_many_arguments)]
     pub(super) async fn end_once(
         &self,
-        c: &mut ConnectionManager,
+        c: &mut Link,
         sid: &str,
         expect_sub: Option<&str>,
         record_unknown: bool,
-        call: &str,
+        (call, now): (&str, u64),
+        published: &std::collections::BTreeSet<String>,
     ) -> Attempt<Vec<String>> {
+        let published: serde_json::Map<String, serde_json::Value> =
+            published.iter().map(|h| (h.clone(), serde_json::Value::from(1))).collect();
         Ok(END
             .key(self.session_key(sid))
             .arg(expect_sub.unwrap_or(""))
             .arg(if record_unknown { "1" } else { "0" })
             .arg(self.ttls.tombstone.as_secs().max(1))
-            .arg(now())
+            .arg(now)
             .arg(call)
+            .arg(serde_json::Value::Object(published).to_string())
             .invoke_async(c)
             .await?)
     }
 
-    /// The whole logout of `sid` on one connection: END (on the primary when `sid` is an alias),
-    /// then the revocation markers of the session's tokens and cookies. Idempotent per `call`.
+    /// The whole logout of `sid` on one connection: END (on the primary when `sid` is an alias);
+    /// when END asks for it, the revocation marks of the session's tokens and cookies first, then
+    /// END again (see `lua::END_LUA`: revoked before ended). Idempotent per `call`.
     pub(super) async fn end_all(
         &self,
-        c: &mut ConnectionManager,
+        c: &mut Link,
         sid: &str,
         expect_sub: Option<&str>,
         record_unknown: bool,
         call: &str,
     ) -> Attempt<EndResult> {
+        let now = now();
         let mut primary = sid.to_string();
-        let mut r = self.end_once(c, sid, expect_sub, record_unknown, call).await?;
-        if r.first().map(String::as_str) == Some("alias") {
-            primary = r.get(1).cloned().ok_or_else(|| bad_reply("end"))?;
-            r = self.end_once(c, &primary, expect_sub, false, call).await?;
+        let mut published = std::collections::BTreeSet::new();
+        let mut r = self.end_once(c, sid, expect_sub, record_unknown, (call, now), &published).await?;
+        // An alias hop, then at most a few rounds of publishing (learning may add tokens meanwhile).
+        for _ in 0..4 {
+            match r.first().map(String::as_str) {
+                Some("alias") if primary == sid => primary = r.get(1).cloned().ok_or_else(|| bad_reply("end"))?,
+                Some("publish") => drop(self.publish_marks(c, &r, now, &mut published).await?),
+                _ => break,
+            }
+            r = self.end_once(c, &primary, expect_sub, false, (call, now), &published).await?;
         }
-        // The session's tokens become refusable at the edge (their own keys: one pipeline,
-        // and only when the session had tokens).
+        // The session's credentials become refusable at the edge; an already ended session's
+        // are published again (idempotent), in case an earlier call stopped half-way.
         let mut sealed = Vec::new();
         if matches!(r.first().map(String::as_str), Some("ended" | "already")) {
-            let tokens: Vec<String> = r.get(4).and_then(|j| serde_json::from_str(j).ok()).unwrap_or_default();
-            let cookies: Vec<String> = r.get(5).and_then(|j| serde_json::from_str(j).ok()).unwrap_or_default();
-            let (marks, s) = crate::session::revocations(&tokens, &cookies, self.ttls.tombstone, now());
-            self.revoke_with(c, &marks).await?;
-            sealed = s;
+            sealed = self.publish_marks(c, &r, now, &mut published).await?;
         }
         self.wait_replicas(c).await?;
         Ok(match r.first().map(String::as_str) {
@@ -64,11 +74,29 @@ impl RedisStore {
         })
     }
 
+    /// Publish the marks of an END reply's tokens and cookies not yet in `published` (then
+    /// added); the reply's sealed tokens.
+    async fn publish_marks(
+        &self,
+        c: &mut Link,
+        r: &[String],
+        now: u64,
+        published: &mut std::collections::BTreeSet<String>,
+    ) -> Attempt<Vec<String>> {
+        let tokens: Vec<String> = r.get(4).and_then(|j| serde_json::from_str(j).ok()).unwrap_or_default();
+        let cookies: Vec<String> = r.get(5).and_then(|j| serde_json::from_str(j).ok()).unwrap_or_default();
+        let (mut marks, sealed) = crate::session::revocations(&tokens, &cookies, self.ttls.tombstone, now);
+        marks.retain(|(h, _)| !published.contains(h));
+        self.revoke_with(c, &marks).await?;
+        published.extend(marks.into_iter().map(|(h, _)| h));
+        Ok(sealed)
+    }
+
     /// `replica_acks`: WAIT until that many replicas have every write this connection made, at
     /// most `response_timeout` less a margin (so the answer comes before the call's own
     /// timeout); fewer is a failure (the caller answers 503: nothing claims a logout that a
     /// failover could lose).
-    pub(super) async fn wait_replicas(&self, c: &mut ConnectionManager) -> Attempt<()> {
+    pub(super) async fn wait_replicas(&self, c: &mut Link) -> Attempt<()> {
         let wanted = self.config.replica_acks;
         if wanted == 0 {
             return Ok(());
@@ -99,7 +127,7 @@ impl RedisStore {
         })
     }
 
-    pub(super) async fn load(&self, c: &mut ConnectionManager, sid: &str) -> Attempt<Option<SessionView>> {
+    pub(super) async fn load(&self, c: &mut Link, sid: &str) -> Attempt<Option<SessionView>> {
         let h: BTreeMap<String, String> = redis::cmd("HGETALL").arg(self.session_key(sid)).query_async(c).await?;
         if let Some(p) = h.get("p") {
             let h: BTreeMap<String, String> = redis::cmd("HGETALL").arg(self.session_key(p)).query_async(c).await?;
@@ -109,14 +137,14 @@ impl RedisStore {
     }
 
     /// Take a single-use value (see `lua::TAKE`): idempotent per `call`, single use across calls.
-    pub(super) async fn take(&self, c: &mut ConnectionManager, key: &str, call: &str) -> Attempt<Option<String>> {
+    pub(super) async fn take(&self, c: &mut Link, key: &str, call: &str) -> Attempt<Option<String>> {
         let receipt_ms = (self.deadline() * 4).as_millis().max(1000) as u64;
         Ok(TAKE.key(key).key(format!("{key}:r")).arg(call).arg(receipt_ms).invoke_async(c).await?)
     }
 
     /// PUT on `sid`, following at most one alias hop (an alias always points at a primary).
     /// Returns the primary sid and the script's reply.
-    pub(super) async fn put_script(&self, c: &mut ConnectionManager, s: &NewSession) -> Attempt<(String, Vec<String>)> {
+    pub(super) async fn put_script(&self, c: &mut Link, s: &NewSession) -> Attempt<(String, Vec<String>)> {
         let clients = serde_json::to_string(&s.clients).map_err(|_| bad_reply("put"))?;
         let csids = serde_json::to_string(&s.client_sids).map_err(|_| bad_reply("put"))?;
         let encoded: Vec<String> = s.tokens.iter().map(crate::session::Token::encode).collect();
@@ -144,47 +172,63 @@ impl RedisStore {
         Ok((sid, reply))
     }
 
-    /// After PUT: aliases for the other client sids, the cookie and token indexes and the
-    /// subject index, in one pipeline. Idempotent: ALIAS, SET, SADD and EXPIRE.
-    pub(super) async fn put_indexes(&self, c: &mut ConnectionManager, s: &NewSession, sid: &str) -> Attempt<()> {
+    /// After PUT: aliases for the other client sids, the token index and the subject index (in
+    /// a cluster these live in other slots: one group per slot, see [`Link::each`]).
+    /// Idempotent: ALIAS, SET, SADD and EXPIRE.
+    pub(super) async fn put_indexes(&self, c: &mut Link, s: &NewSession, sid: &str) -> Attempt<()> {
         let ttl = self.ttls.session.as_secs().max(1);
-        let mut pipe = redis::pipe();
+        let mut groups: Vec<Vec<redis::Cmd>> = Vec::new();
         for csid in s.client_sids.values().filter(|c| c.as_str() != sid && !c.is_empty()) {
             let k = self.session_key(csid);
-            pipe.cmd("EVAL").arg(ALIAS_LUA).arg(1).arg(&k).arg(sid).arg(ttl).ignore();
+            groups.push(vec![redis::cmd("EVAL").arg(ALIAS_LUA).arg(1).arg(&k).arg(sid).arg(ttl).to_owned()]);
         }
         // Token hash -> "sid client" (for end_session with an access token as hint).
         let client = s.clients.first().cloned().unwrap_or_default();
         let now = now();
         for t in &s.tokens {
             let token_ttl = t.expires_at.saturating_sub(now).max(1);
-            pipe.cmd("SET")
+            let set = redis::cmd("SET")
                 .arg(self.token_key(&t.hash))
                 .arg(format!("{sid} {client}"))
                 .arg("EX")
                 .arg(token_ttl)
-                .ignore();
+                .to_owned();
+            groups.push(vec![set]);
         }
         let uk = self.sub_key(&s.sub);
-        pipe.cmd("SADD").arg(&uk).arg(sid).ignore();
-        pipe.cmd("EXPIRE").arg(&uk).arg(ttl).ignore();
-        Ok(pipe.query_async::<()>(c).await?)
+        groups.push(vec![
+            redis::cmd("SADD").arg(&uk).arg(sid).to_owned(),
+            redis::cmd("EXPIRE").arg(&uk).arg(ttl).to_owned(),
+        ]);
+        c.each(groups).await?;
+        Ok(())
     }
 
     /// After PUT: bind the session's OP cookies (see `lua::CLAIM_LUA`; a cookie of another
     /// subject's session stays there) and add the bound ones to the session's list. When the
     /// session ended meanwhile (a logout raced this learning), the cookies are revoked instead.
     /// Idempotent: CLAIM and ADD_COOKIES are.
-    pub(super) async fn put_cookies(&self, c: &mut ConnectionManager, s: &NewSession, sid: &str) -> Attempt<()> {
+    pub(super) async fn put_cookies(&self, c: &mut Link, s: &NewSession, sid: &str) -> Attempt<()> {
         if s.cookie_hashes.is_empty() {
             return Ok(());
         }
         let ttl = self.ttls.session.as_secs().max(1);
-        let mut pipe = redis::pipe();
-        for ck in &s.cookie_hashes {
-            pipe.cmd("EVAL").arg(CLAIM_LUA).arg(1).arg(self.cookie_key(ck)).arg(sid).arg(&s.sub).arg(ttl);
-        }
-        let bound: Vec<i64> = pipe.query_async(c).await?;
+        let claims = s
+            .cookie_hashes
+            .iter()
+            .map(|ck| {
+                vec![redis::cmd("EVAL")
+                    .arg(CLAIM_LUA)
+                    .arg(1)
+                    .arg(self.cookie_key(ck))
+                    .arg(sid)
+                    .arg(&s.sub)
+                    .arg(ttl)
+                    .to_owned()]
+            })
+            .collect();
+        let bound: Vec<i64> =
+            c.each(claims).await?.iter().map(|v| redis::from_redis_value_ref(v).unwrap_or(0)).collect();
         let claimed: Vec<String> =
             s.cookie_hashes.iter().zip(bound).filter(|(_, b)| *b == 1).map(|(ck, _)| ck.clone()).collect();
         if claimed.is_empty() {
@@ -203,7 +247,7 @@ impl RedisStore {
     /// Stale entries (taken by a consumer that died) first, then new ones; never blocks.
     pub(super) async fn claim(
         &self,
-        c: &mut ConnectionManager,
+        c: &mut Link,
         consumer: &str,
         count: usize,
         after: Duration,

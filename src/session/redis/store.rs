@@ -15,7 +15,7 @@ impl SessionStore for RedisStore {
     }
 
     async fn ping(&self) -> Result<(), StoreError> {
-        self.retried("ping", self.deadline(), |mut c: ConnectionManager| async move {
+        self.retried("ping", self.deadline(), |mut c: Link| async move {
             let c = &mut c;
             let pong: String = redis::cmd("PING").query_async(c).await?;
             if pong == "PONG" {
@@ -32,7 +32,7 @@ impl SessionStore for RedisStore {
 impl Sessions for RedisStore {
     /// Retried: PUT merges as sets and the index pipeline is plain SETs (see `lua::PUT_LUA`).
     async fn put_session(&self, s: &NewSession) -> Result<PutResult, StoreError> {
-        self.retried("put", self.deadline() * 2, |mut c: ConnectionManager| async move {
+        self.retried("put", self.deadline() * 2, |mut c: Link| async move {
             let c = &mut c;
             let (sid, reply) = self.put_script(c, s).await?;
             match reply.first().map(String::as_str) {
@@ -58,13 +58,12 @@ impl Sessions for RedisStore {
     }
 
     async fn get_session(&self, sid: &str) -> Result<Option<SessionView>, StoreError> {
-        self.retried("get", self.deadline(), |mut c: ConnectionManager| async move { self.load(&mut c, sid).await })
-            .await
+        self.retried("get", self.deadline(), |mut c: Link| async move { self.load(&mut c, sid).await }).await
     }
 
     /// Retried: reads, and an SREM of sids whose sessions are gone.
     async fn sessions_of(&self, sub: &str) -> Result<Vec<SessionView>, StoreError> {
-        self.retried("by_sub", self.deadline() * 2, |mut c: ConnectionManager| async move {
+        self.retried("by_sub", self.deadline() * 2, |mut c: Link| async move {
             let c = &mut c;
             let sids: Vec<String> = redis::cmd("SMEMBERS").arg(self.sub_key(sub)).query_async(c).await?;
             let mut out = Vec::new();
@@ -92,7 +91,7 @@ impl Sessions for RedisStore {
         record_unknown: bool,
     ) -> Result<EndResult, StoreError> {
         let call = &call_id();
-        self.retried("end", self.deadline() * 2, |mut c: ConnectionManager| async move {
+        self.retried("end", self.deadline() * 2, |mut c: Link| async move {
             let c = &mut c;
             self.end_all(c, sid, expect_sub, record_unknown, call).await
         })
@@ -100,7 +99,7 @@ impl Sessions for RedisStore {
     }
 
     async fn session_by_cookie(&self, cookie_hash: &str) -> Result<Option<String>, StoreError> {
-        self.retried("by_cookie", self.deadline(), |mut c: ConnectionManager| async move {
+        self.retried("by_cookie", self.deadline(), |mut c: Link| async move {
             let c = &mut c;
             let v: Option<String> = redis::cmd("GET").arg(self.cookie_key(cookie_hash)).query_async(c).await?;
             Ok(v.map(|v| cookie_owner(&v).to_string()))
@@ -109,7 +108,7 @@ impl Sessions for RedisStore {
     }
 
     async fn session_by_token(&self, token_hash: &str) -> Result<Option<(String, String)>, StoreError> {
-        self.retried("by_token", self.deadline(), |mut c: ConnectionManager| async move {
+        self.retried("by_token", self.deadline(), |mut c: Link| async move {
             let c = &mut c;
             let v: Option<String> = redis::cmd("GET").arg(self.token_key(token_hash)).query_async(c).await?;
             Ok(v.and_then(|v| v.split_once(' ').map(|(s, c)| (s.to_string(), c.to_string()))))
@@ -126,33 +125,38 @@ impl Revocations for RedisStore {
 
     #[cfg(test)]
     async fn is_revoked(&self, token_hash: &str) -> Result<bool, StoreError> {
-        self.retried("revoked", self.deadline(), |mut c: ConnectionManager| async move {
-            let c = &mut c;
-            let n: u64 = redis::cmd("EXISTS").arg(self.revoked_key(token_hash)).query_async(c).await?;
-            Ok(n > 0)
-        })
-        .await
+        Ok(self.revoked_among(&[token_hash.to_string()]).await?.first().copied().unwrap_or(false))
     }
 
+    /// One ZMSCORE on the snapshot set (`follow`): a mark counts while its expiry is ahead.
     async fn revoked_among(&self, hashes: &[String]) -> Result<Vec<bool>, StoreError> {
         if hashes.is_empty() {
             return Ok(Vec::new());
         }
-        self.retried("revoked", self.deadline(), |mut c: ConnectionManager| async move {
-            let c = &mut c;
-            let mut pipe = redis::pipe();
-            for h in hashes {
-                pipe.cmd("EXISTS").arg(self.revoked_key(h));
-            }
-            let found: Vec<u64> = pipe.query_async(c).await?;
-            Ok(found.into_iter().map(|n| n > 0).collect())
-        })
-        .await
+        let keys: Vec<Option<String>> = hashes
+            .iter()
+            .map(|h| crate::session::revoked::key_of_hex(h).map(crate::session::revoked::hex_of_key))
+            .collect();
+        let asked: &Vec<&String> = &keys.iter().flatten().collect();
+        if asked.is_empty() {
+            return Ok(vec![false; hashes.len()]);
+        }
+        let found = self
+            .retried("revoked", self.deadline(), |mut c: Link| async move {
+                let c = &mut c;
+                let scores: Vec<Option<f64>> =
+                    redis::cmd("ZMSCORE").arg(follow::snapshot_key(&self.prefix)).arg(asked).query_async(c).await?;
+                Ok(scores)
+            })
+            .await?;
+        let now = now() as f64;
+        let mut scores = found.into_iter();
+        Ok(keys.iter().map(|k| k.is_some() && scores.next().flatten().is_some_and(|exp| exp > now)).collect())
     }
 
     async fn revoke_hashes(&self, hashes: &[String]) -> Result<(), StoreError> {
         let marks: &[(String, Duration)] = &hashes.iter().map(|h| (h.clone(), self.ttls.tombstone)).collect::<Vec<_>>();
-        self.retried("revoke", self.deadline(), |mut c: ConnectionManager| async move {
+        self.retried("revoke", self.deadline(), |mut c: Link| async move {
             self.revoke_with(&mut c, marks).await?;
             self.wait_replicas(&mut c).await
         })
@@ -161,7 +165,7 @@ impl Revocations for RedisStore {
 
     /// Retried: SET with EX is idempotent.
     async fn revoke_marks(&self, marks: &[(String, Duration)]) -> Result<(), StoreError> {
-        self.retried("revoke", self.deadline(), |mut c: ConnectionManager| async move {
+        self.retried("revoke", self.deadline(), |mut c: Link| async move {
             self.revoke_with(&mut c, marks).await?;
             self.wait_replicas(&mut c).await
         })
@@ -174,7 +178,7 @@ impl CodeBindings for RedisStore {
     async fn bind_code(&self, code_hash: &str, cookie_hashes: &[String], ttl: Duration) -> Result<(), StoreError> {
         let json = &serde_json::to_string(cookie_hashes).map_err(|_| bad_reply("bind_code"))?;
         let secs = ttl.as_secs().max(1);
-        self.retried("bind_code", self.deadline(), |mut c: ConnectionManager| async move {
+        self.retried("bind_code", self.deadline(), |mut c: Link| async move {
             let c = &mut c;
             // NX: first writer wins (a retry finds its own binding and changes nothing).
             Ok(redis::cmd("SET")
@@ -193,7 +197,7 @@ impl CodeBindings for RedisStore {
     async fn take_code(&self, code_hash: &str) -> Result<Vec<String>, StoreError> {
         let call = &call_id();
         let v = self
-            .retried("take_code", self.deadline(), |mut c: ConnectionManager| async move {
+            .retried("take_code", self.deadline(), |mut c: Link| async move {
                 self.take(&mut c, &self.code_key(code_hash), call).await
             })
             .await?;
@@ -204,7 +208,7 @@ impl CodeBindings for RedisStore {
 #[async_trait]
 impl LearnedClients for RedisStore {
     async fn registered_client(&self, client_id: &str) -> Result<Option<String>, StoreError> {
-        self.retried("client", self.deadline(), |mut c: ConnectionManager| async move {
+        self.retried("client", self.deadline(), |mut c: Link| async move {
             let c = &mut c;
             Ok(redis::cmd("HGET").arg(self.clients_key()).arg(client_id).query_async(c).await?)
         })
@@ -220,7 +224,7 @@ impl LearnedClients for RedisStore {
         lifetime: Duration,
     ) -> Result<bool, StoreError> {
         let oldest = now().saturating_sub(lifetime.as_secs());
-        self.retried("client", self.deadline(), |mut c: ConnectionManager| async move {
+        self.retried("client", self.deadline(), |mut c: Link| async move {
             let c = &mut c;
             let Some(m) = metadata else {
                 let _: i64 = redis::cmd("HDEL").arg(self.clients_key()).arg(client_id).query_async(c).await?;
@@ -250,7 +254,7 @@ impl Confirmations for RedisStore {
         let ms = ttl.as_millis().max(1) as u64;
         let window = now() / ttl.as_secs().max(1);
         let counter = &format!("{}pc:{{{window}}}", self.prefix);
-        self.retried("pending_put", self.deadline() * 2, |mut c: ConnectionManager| async move {
+        self.retried("pending_put", self.deadline() * 2, |mut c: Link| async move {
             let c = &mut c;
             let (n,): (u64,) = redis::pipe()
                 .cmd("INCR")
@@ -273,7 +277,7 @@ impl Confirmations for RedisStore {
     /// Retried: `lua::TAKE` answers a retry of the same call as it answered the first run.
     async fn take_pending(&self, token: &str) -> Result<Option<String>, StoreError> {
         let call = &call_id();
-        self.retried("pending_take", self.deadline(), |mut c: ConnectionManager| async move {
+        self.retried("pending_take", self.deadline(), |mut c: Link| async move {
             self.take(&mut c, &self.pending_key(token), call).await
         })
         .await
@@ -283,7 +287,7 @@ impl Confirmations for RedisStore {
 #[async_trait]
 impl SigningKeys for RedisStore {
     async fn signing_keys(&self) -> Result<Vec<String>, StoreError> {
-        self.retried("keys", self.deadline(), |mut c: ConnectionManager| async move {
+        self.retried("keys", self.deadline(), |mut c: Link| async move {
             let c = &mut c;
             Ok(redis::cmd("HVALS").arg(self.keys_key()).query_async(c).await?)
         })
@@ -298,7 +302,7 @@ impl SigningKeys for RedisStore {
         candidate: &str,
         rotate_after: Duration,
     ) -> Result<Vec<String>, StoreError> {
-        self.retried("keys", self.deadline(), |mut c: ConnectionManager| async move {
+        self.retried("keys", self.deadline(), |mut c: Link| async move {
             let c = &mut c;
             Ok(KEYS
                 .key(self.keys_key())
@@ -322,7 +326,7 @@ impl NoticeQueue for RedisStore {
         if notices.is_empty() {
             return Ok(());
         }
-        self.once("enqueue", self.deadline(), |mut c: ConnectionManager| async move {
+        self.once("enqueue", self.deadline(), |mut c: Link| async move {
             let c = &mut c;
             let mut pipe = redis::pipe();
             pipe.atomic();
@@ -343,7 +347,7 @@ impl NoticeQueue for RedisStore {
         count: usize,
         claim_after: Duration,
     ) -> Result<Vec<Claimed>, StoreError> {
-        self.once("claim", self.deadline() * 2, |mut c: ConnectionManager| async move {
+        self.once("claim", self.deadline() * 2, |mut c: Link| async move {
             self.claim(&mut c, consumer, count, claim_after).await
         })
         .await
@@ -351,7 +355,7 @@ impl NoticeQueue for RedisStore {
 
     /// Retried: XACK and XDEL of an id are idempotent.
     async fn finish_notice(&self, id: &str) -> Result<(), StoreError> {
-        self.retried("finish", self.deadline(), |mut c: ConnectionManager| async move {
+        self.retried("finish", self.deadline(), |mut c: Link| async move {
             let c = &mut c;
             let mut pipe = redis::pipe();
             Ok(self.ack_and_delete(pipe.atomic(), id).query_async::<()>(c).await?)
@@ -362,7 +366,7 @@ impl NoticeQueue for RedisStore {
     /// Retried: ZADD of the same member and score, XACK and XDEL are idempotent.
     async fn retry_notice(&self, id: &str, notice: &Notice, due_ms: u64) -> Result<(), StoreError> {
         let json = &serde_json::to_string(notice).map_err(|_| bad_reply("retry"))?;
-        self.retried("retry", self.deadline(), |mut c: ConnectionManager| async move {
+        self.retried("retry", self.deadline(), |mut c: Link| async move {
             let c = &mut c;
             let mut pipe = redis::pipe();
             pipe.atomic().cmd("ZADD").arg(self.retry_key()).arg(due_ms).arg(json).ignore();
@@ -373,7 +377,7 @@ impl NoticeQueue for RedisStore {
 
     /// Retried: see `lua::PROMOTE_LUA`.
     async fn promote_due_notices(&self, now_ms: u64) -> Result<u64, StoreError> {
-        self.retried("promote", self.deadline(), |mut c: ConnectionManager| async move {
+        self.retried("promote", self.deadline(), |mut c: Link| async move {
             let c = &mut c;
             Ok(PROMOTE.key(self.retry_key()).key(self.queue_key()).arg(now_ms).invoke_async(c).await?)
         })
@@ -381,7 +385,7 @@ impl NoticeQueue for RedisStore {
     }
 
     async fn notice_depth(&self) -> Result<u64, StoreError> {
-        self.retried("depth", self.deadline(), |mut c: ConnectionManager| async move {
+        self.retried("depth", self.deadline(), |mut c: Link| async move {
             let c = &mut c;
             let (q, r): (u64, u64) = redis::pipe()
                 .cmd("XLEN")

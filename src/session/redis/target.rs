@@ -11,12 +11,16 @@
 use redis::sentinel::{SentinelClient, SentinelNodeConnectionInfo, SentinelServerType};
 use redis::{ConnectionAddr, ConnectionInfo, IntoConnectionInfo, RedisConnectionInfo};
 
-use crate::config::{RedisConfig, RedisTarget, SentinelConfig};
+use crate::config::{ClusterConfig, RedisConfig, RedisTarget, SentinelConfig};
 
-/// A client for the master, and its address (to tell a new master from the old one).
+/// A client for the master, and its address (to tell a new master from the old one). Not for
+/// a cluster ([`cluster`]).
 pub(crate) async fn client(config: &RedisConfig) -> redis::RedisResult<(String, redis::Client)> {
     match &config.target {
         RedisTarget::Url(url) => Ok((String::new(), redis::Client::open(url.expose())?)),
+        RedisTarget::Cluster(_) => {
+            Err(redis::RedisError::from((redis::ErrorKind::Client, "a cluster has no single master")))
+        }
         RedisTarget::Sentinel(s) => {
             let mut sentinels = sentinel_client(s)?;
             let client = tokio::time::timeout(config.connect_timeout * 2, sentinels.async_get_client())
@@ -26,6 +30,30 @@ pub(crate) async fn client(config: &RedisConfig) -> redis::RedisResult<(String, 
             Ok((addr, client))
         }
     }
+}
+
+/// A connection to a Redis Cluster: the slot map from the first node that answers, each
+/// command sent to its slot's master, redirections (`MOVED`, `ASK`) followed and the map
+/// refreshed by redis-rs. Few, quick retries: every call has its own deadline anyway.
+pub(crate) async fn cluster(
+    c: &ClusterConfig,
+    connect_timeout: std::time::Duration,
+    response_timeout: std::time::Duration,
+) -> redis::RedisResult<redis::cluster_async::ClusterConnection> {
+    let nodes: Vec<String> = c.nodes.iter().map(|n| format!("redis://{n}")).collect();
+    let mut b = redis::cluster::ClusterClientBuilder::new(nodes)
+        .connection_timeout(connect_timeout)
+        .response_timeout(response_timeout)
+        .retries(3)
+        .min_retry_wait(10)
+        .max_retry_wait(200);
+    if let Some(p) = &c.password {
+        b = b.password(p.expose());
+    }
+    let client = b.build()?;
+    tokio::time::timeout(connect_timeout * 2, client.get_async_connection())
+        .await
+        .map_err(|_| redis::RedisError::from((redis::ErrorKind::Io, "no cluster node answered in time")))?
 }
 
 /// Whether a failed call should make the store ask Sentinel again.
