@@ -292,3 +292,42 @@ fn rediss_urls_speak_tls_and_verify_the_servers_certificate() {
     assert_eq!(r.status(), 503);
     assert!(r.text().unwrap().contains("session store unavailable"));
 }
+
+#[test]
+fn a_manual_failover_is_followed_on_sentinels_announcement_before_any_call_fails() {
+    let up = Upstream::start();
+    let t = topology(1);
+    let mut o = sentinel_opts(&up, &t, 0);
+    o.config.log.level = Some("info,pingora_proxy=error,logout_gateway::session=debug".into());
+    let gw = Gateway::start(&o);
+    ready(&gw);
+    let iss = format!("http://127.0.0.1:{}", gw.port);
+    let put = |sid: &str| {
+        let r = client().put(gw.admin(&format!("/sessions/{sid}"))).body(r#"{"sub":"U1","clients":["rp-c"]}"#).send();
+        assert_eq!(r.unwrap().status(), 204);
+    };
+    put("W1");
+    assert_eq!(logout(&client(), &gw, &iss, "W1"), 303);
+    // Subscribed (beside the follower). Sentinel has no PUBSUB command; its client list shows
+    // subscribers.
+    eventually("the gateway subscribed to +switch-master", Duration::from_secs(10), || {
+        t.sentinels.iter().any(|s| s.command(&["CLIENT", "LIST"]).contains("cmd=subscribe")).then_some(())
+    });
+    // A planned failover: the old master stays up and becomes a replica (no connection drops),
+    // so only the announcement can tell the gateway before a write fails with READONLY.
+    let old = t.master.port;
+    assert!(t.sentinels[0].command(&["SENTINEL", "FAILOVER", "mymaster"]).starts_with("+OK"));
+    eventually("the announcement reached the gateway", Duration::from_secs(30), || {
+        gw.log().contains("Sentinel announced a new master").then_some(())
+    });
+    assert_ne!(master_port(&t), old);
+    eventually("the old master is a replica", Duration::from_secs(30), || {
+        t.master.command(&["ROLE"]).contains("slave").then_some(())
+    });
+    let before = gw.log().len();
+    put("W2");
+    assert_eq!(logout(&client(), &gw, &iss, "W2"), 303);
+    let after = &gw.log()[before..];
+    assert!(!after.contains("one retry"), "no call went to the old master first:\n{after}");
+    assert!(gw.log().contains("redis master changed (Sentinel): moving there"), "{}", gw.log());
+}

@@ -126,11 +126,25 @@ pub(crate) struct Follower {
     config: RedisConfig,
     prefix: String,
     set: Arc<RevokedSet>,
+    switches: Arc<super::switch::Switches>,
 }
 
 impl Follower {
-    pub(crate) fn new(config: RedisConfig, prefix: String, set: Arc<RevokedSet>) -> Self {
-        Follower { config, prefix, set }
+    pub(crate) fn new(
+        config: RedisConfig,
+        prefix: String,
+        set: Arc<RevokedSet>,
+        switches: Arc<super::switch::Switches>,
+    ) -> Self {
+        Follower { config, prefix, set, switches }
+    }
+
+    /// With Sentinel: watch for `+switch-master` (see `switch`); otherwise nothing, forever.
+    async fn watch_switches(&self) {
+        match &self.config.target {
+            RedisTarget::Sentinel(s) => super::switch::watch(s, self.config.connect_timeout, &self.switches).await,
+            _ => std::future::pending().await,
+        }
     }
 
     /// A connection of its own (its reads block). With Sentinel: the master named now (each
@@ -229,30 +243,46 @@ impl Follower {
     }
 }
 
-#[async_trait]
-impl BackgroundService for Follower {
-    async fn start(&self, mut shutdown: ShutdownWatch) {
+impl Follower {
+    /// Follow, reconnecting after each error (backing off) or announced master switch.
+    async fn follow_forever(&self) {
         let mut last: Option<String> = None;
         let mut backoff = Duration::from_millis(100);
         loop {
-            tokio::select! {
-                changed = shutdown.changed() => {
-                    if changed.is_ok() && *shutdown.borrow() { return; }
-                    if changed.is_err() { std::future::pending::<()>().await; }
-                }
-                r = async { let t = std::time::Instant::now(); (self.follow(&mut last).await, t.elapsed()) } => {
-                    let (r, lasted) = r;
-                    if lasted > Duration::from_secs(5) {
-                        backoff = Duration::from_millis(100);
-                    }
-                    if let Err(e) = r {
-                        tracing::warn!(error = %super::detail(&e), retry_in = ?backoff, "revocation feed interrupted; the edge asks redis until it catches up");
-                    }
-                    tokio::time::sleep(backoff).await;
-                    backoff = (backoff * 2).min(Duration::from_secs(2));
-                    continue;
+            let t = std::time::Instant::now();
+            // A switch announced: leave the old master's stream and reconnect.
+            let r = tokio::select! {
+                r = self.follow(&mut last) => r,
+                _ = self.switches.next() => Ok(()),
+            };
+            if t.elapsed() > Duration::from_secs(5) {
+                backoff = Duration::from_millis(100);
+            }
+            if let Err(e) = r {
+                tracing::warn!(error = %super::detail(&e), retry_in = ?backoff, "revocation feed interrupted; the edge asks redis until it catches up");
+            }
+            tokio::time::sleep(backoff).await;
+            backoff = (backoff * 2).min(Duration::from_secs(2));
+        }
+    }
+}
+
+#[async_trait]
+impl BackgroundService for Follower {
+    async fn start(&self, mut shutdown: ShutdownWatch) {
+        let stop = async {
+            loop {
+                match shutdown.changed().await {
+                    Ok(()) if *shutdown.borrow() => return,
+                    Ok(()) => continue,
+                    Err(_) => std::future::pending::<()>().await,
                 }
             }
+        };
+        tokio::select! {
+            _ = stop => {}
+            _ = self.watch_switches() => {}
+            _ = self.follow_forever() => {}
         }
     }
 }

@@ -45,6 +45,7 @@ pub(crate) mod link;
 mod ops;
 mod reply;
 mod store;
+mod switch;
 pub(crate) mod target;
 
 pub(crate) use follow::Follower;
@@ -69,6 +70,8 @@ const RECONNECT_TRIES: usize = 1;
 struct Conn {
     addr: String,
     manager: Link,
+    /// [`switch::Switches`] when it was made: an announced switch since makes it stale.
+    generation: u64,
 }
 
 pub(crate) struct RedisStore {
@@ -80,6 +83,8 @@ pub(crate) struct RedisStore {
     conn: arc_swap::ArcSwapOption<Conn>,
     /// One (re)connection at a time.
     connecting: tokio::sync::Mutex<()>,
+    /// Sentinel's announced master switches (`switch`), shared with the follower.
+    switches: std::sync::Arc<switch::Switches>,
     /// When (unix ms) a write last failed for want of replica acknowledgements; 0: never.
     replica_acks_failed: std::sync::atomic::AtomicU64,
     /// The edge's revocation set: this instance's own revocations go in at once, everyone's
@@ -184,12 +189,13 @@ impl RedisStore {
         let set = std::sync::Arc::new(super::RevokedSet::followed(follow::max_lag(&config)));
         let (conn, connecting) = (arc_swap::ArcSwapOption::empty(), tokio::sync::Mutex::new(()));
         let replica_acks_failed = std::sync::atomic::AtomicU64::new(0);
-        Self { config, prefix, ttls, conn, connecting, set, replica_acks_failed }
+        let switches = std::sync::Arc::default();
+        Self { config, prefix, ttls, conn, connecting, set, switches, replica_acks_failed }
     }
 
     /// The background service that keeps this instance's revocation set current.
     pub(crate) fn follower(&self) -> Follower {
-        Follower::new(self.config.clone(), self.prefix.clone(), self.set.clone())
+        Follower::new(self.config.clone(), self.prefix.clone(), self.set.clone(), self.switches.clone())
     }
 
     /// Upper bound for one operation, reconnect and retry included.
@@ -328,10 +334,12 @@ impl RedisStore {
     }
 
     async fn conn(&self) -> Result<Link, StoreError> {
-        if let Some(c) = self.conn.load_full() {
-            return Ok(c.manager.clone());
+        match self.conn.load_full() {
+            Some(c) if c.generation == self.switches.generation() => Ok(c.manager.clone()),
+            // Sentinel announced a new master since this connection was made: ask where.
+            Some(c) => self.connect(Some((c.addr.clone(), c.generation))).await,
+            None => self.connect(None).await,
         }
-        self.connect(None).await
     }
 
     /// After a failed call on `failed`: with Sentinel, ask which node is master now and move
@@ -340,15 +348,16 @@ impl RedisStore {
         if !target::follows(&self.config) {
             return Ok(failed.clone());
         }
-        let addr = self.conn.load_full().map(|c| c.addr.clone());
-        self.connect(addr).await
+        let stale = self.conn.load_full().map(|c| (c.addr.clone(), c.generation));
+        self.connect(stale).await
     }
 
     /// Connect (first use), or replace a connection to `stale` with one to the current master.
-    async fn connect(&self, stale: Option<String>) -> Result<Link, StoreError> {
+    async fn connect(&self, stale: Option<(String, u64)>) -> Result<Link, StoreError> {
         let _one = self.connecting.lock().await;
+        let generation = self.switches.generation();
         if let Some(c) = self.conn.load_full() {
-            if stale.as_deref() != Some(c.addr.as_str()) {
+            if stale.as_ref() != Some(&(c.addr.clone(), c.generation)) {
                 return Ok(c.manager.clone()); // someone else connected meanwhile
             }
         }
@@ -356,13 +365,16 @@ impl RedisStore {
             let (ct, rt) = (self.config.connect_timeout, self.config.response_timeout);
             let link =
                 Link::Cluster(target::cluster(cluster, ct, rt).await.map_err(|e| StoreError::from(Fault::Redis(e)))?);
-            self.conn.store(Some(std::sync::Arc::new(Conn { addr: String::new(), manager: link.clone() })));
+            self.conn.store(Some(std::sync::Arc::new(Conn { addr: String::new(), manager: link.clone(), generation })));
             return Ok(link);
         }
         let (addr, client) = target::client(&self.config).await.map_err(|e| StoreError::from(Fault::Redis(e)))?;
-        if let (Some(c), Some(old)) = (self.conn.load_full(), stale.as_deref()) {
+        if let (Some(c), Some((old, _))) = (self.conn.load_full(), stale.as_ref()) {
             if c.addr == addr {
-                return Ok(c.manager.clone()); // still the master: its manager reconnects by itself
+                // Still the master: its manager reconnects by itself.
+                let same = Conn { addr, manager: c.manager.clone(), generation };
+                self.conn.store(Some(std::sync::Arc::new(same)));
+                return Ok(c.manager.clone());
             }
             tracing::warn!(from = %old, to = %addr, "redis master changed (Sentinel): moving there");
         }
@@ -376,7 +388,7 @@ impl RedisStore {
         let manager = Link::Manager(
             ConnectionManager::new_lazy_with_config(client, cfg).map_err(|e| StoreError::from(Fault::Redis(e)))?,
         );
-        self.conn.store(Some(std::sync::Arc::new(Conn { addr, manager: manager.clone() })));
+        self.conn.store(Some(std::sync::Arc::new(Conn { addr, manager: manager.clone(), generation })));
         Ok(manager)
     }
 }

@@ -61,20 +61,19 @@ pub(crate) fn follows(config: &RedisConfig) -> bool {
     matches!(config.target, RedisTarget::Sentinel(_))
 }
 
+/// How to reach the sentinel `node` (`host:port`), with the sentinels' password.
+pub(crate) fn sentinel_info(s: &SentinelConfig, node: &str) -> redis::RedisResult<ConnectionInfo> {
+    let (host, port) = node.rsplit_once(':').unwrap_or((node, "26379"));
+    let addr = ConnectionAddr::Tcp(host.to_string(), port.parse().unwrap_or(26379));
+    let mut redis = RedisConnectionInfo::default();
+    if let Some(p) = &s.sentinel_password {
+        redis = redis.set_password(p.expose());
+    }
+    addr.into_connection_info().map(|i| i.set_redis_settings(redis))
+}
+
 fn sentinel_client(s: &SentinelConfig) -> redis::RedisResult<SentinelClient> {
-    let nodes: Vec<ConnectionInfo> = s
-        .nodes
-        .iter()
-        .map(|n| {
-            let (host, port) = n.rsplit_once(':').unwrap_or((n.as_str(), "26379"));
-            let addr = ConnectionAddr::Tcp(host.to_string(), port.parse().unwrap_or(26379));
-            let mut redis = RedisConnectionInfo::default();
-            if let Some(p) = &s.sentinel_password {
-                redis = redis.set_password(p.expose());
-            }
-            addr.into_connection_info().map(|i| i.set_redis_settings(redis))
-        })
-        .collect::<redis::RedisResult<_>>()?;
+    let nodes: Vec<ConnectionInfo> = s.nodes.iter().map(|n| sentinel_info(s, n)).collect::<redis::RedisResult<_>>()?;
     let mut data = RedisConnectionInfo::default();
     if let Some(p) = &s.password {
         data = data.set_password(p.expose());
