@@ -92,6 +92,32 @@ impl RedisStore {
         Ok(sealed)
     }
 
+    /// One ZMSCORE on the snapshot set (`follow`): a mark counts while its expiry is ahead.
+    pub(super) async fn marks_among(&self, hashes: &[String]) -> Result<Vec<bool>, StoreError> {
+        if hashes.is_empty() {
+            return Ok(Vec::new());
+        }
+        let keys: Vec<Option<String>> = hashes
+            .iter()
+            .map(|h| crate::session::revoked::key_of_hex(h).map(crate::session::revoked::hex_of_key))
+            .collect();
+        let asked: &Vec<&String> = &keys.iter().flatten().collect();
+        if asked.is_empty() {
+            return Ok(vec![false; hashes.len()]);
+        }
+        let found = self
+            .retried("revoked", self.deadline(), |mut c: Link| async move {
+                let c = &mut c;
+                let scores: Vec<Option<f64>> =
+                    redis::cmd("ZMSCORE").arg(follow::snapshot_key(&self.prefix)).arg(asked).query_async(c).await?;
+                Ok(scores)
+            })
+            .await?;
+        let now = now() as f64;
+        let mut scores = found.into_iter();
+        Ok(keys.iter().map(|k| k.is_some() && scores.next().flatten().is_some_and(|exp| exp > now)).collect())
+    }
+
     /// `replica_acks`: WAIT until that many replicas have every write this connection made, at
     /// most `response_timeout` less a margin (so the answer comes before the call's own
     /// timeout); fewer is a failure (the caller answers 503: nothing claims a logout that a

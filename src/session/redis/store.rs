@@ -128,30 +128,8 @@ impl Revocations for RedisStore {
         Ok(self.revoked_among(&[token_hash.to_string()]).await?.first().copied().unwrap_or(false))
     }
 
-    /// One ZMSCORE on the snapshot set (`follow`): a mark counts while its expiry is ahead.
     async fn revoked_among(&self, hashes: &[String]) -> Result<Vec<bool>, StoreError> {
-        if hashes.is_empty() {
-            return Ok(Vec::new());
-        }
-        let keys: Vec<Option<String>> = hashes
-            .iter()
-            .map(|h| crate::session::revoked::key_of_hex(h).map(crate::session::revoked::hex_of_key))
-            .collect();
-        let asked: &Vec<&String> = &keys.iter().flatten().collect();
-        if asked.is_empty() {
-            return Ok(vec![false; hashes.len()]);
-        }
-        let found = self
-            .retried("revoked", self.deadline(), |mut c: Link| async move {
-                let c = &mut c;
-                let scores: Vec<Option<f64>> =
-                    redis::cmd("ZMSCORE").arg(follow::snapshot_key(&self.prefix)).arg(asked).query_async(c).await?;
-                Ok(scores)
-            })
-            .await?;
-        let now = now() as f64;
-        let mut scores = found.into_iter();
-        Ok(keys.iter().map(|k| k.is_some() && scores.next().flatten().is_some_and(|exp| exp > now)).collect())
+        self.marks_among(hashes).await
     }
 
     async fn revoke_hashes(&self, hashes: &[String]) -> Result<(), StoreError> {
