@@ -228,6 +228,17 @@ fn check_names_every_redis_deployment_problem() {
             "host:port",
         ),
         (
+            "tls on some nodes only",
+            Box::new(|c: &mut RawConfig| {
+                let r = c.session_store.redis.as_mut().unwrap();
+                r.url = None;
+                let nodes = vec!["rediss://10.0.0.1:7000".into(), "10.0.0.2:7000".into()];
+                r.cluster = Some(RawCluster { nodes, password: None });
+            }),
+            "session_store.redis.cluster.nodes",
+            "every node is rediss://",
+        ),
+        (
             "no cluster nodes",
             Box::new(|c: &mut RawConfig| {
                 let r = c.session_store.redis.as_mut().unwrap();

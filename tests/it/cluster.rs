@@ -32,8 +32,12 @@ impl Cluster {
             })
             .collect();
         let addrs: Vec<String> = nodes.iter().map(|n| format!("127.0.0.1:{}", n.port)).collect();
-        let out =
-            Command::new("redis-cli").args(["--cluster", "create"]).args(&addrs).arg("--cluster-yes").output().unwrap();
+        let out = Command::new("timeout")
+            .args(["60", "redis-cli", "--cluster", "create"])
+            .args(&addrs)
+            .arg("--cluster-yes")
+            .output()
+            .unwrap();
         assert!(out.status.success(), "redis-cli --cluster create: {}", String::from_utf8_lossy(&out.stdout));
         let c = Cluster { nodes };
         c.settled();
@@ -239,4 +243,90 @@ fn a_slot_moves_to_another_master_while_its_sessions_live_and_logouts_follow_it(
     assert_eq!(logout_with_hint(&e, &hint(iss, "rp-c", "U1", &late)), 303);
     let on_dst: u64 = dst.command(&["EXISTS", &key(&late)]).trim().trim_start_matches(':').parse().unwrap();
     assert_eq!(on_dst, 1, "the new session lives on the slot's new master");
+}
+
+/// `redis-cli` over TLS against one node.
+fn tls_cli(ca: &str, port: u16, args: &[&str]) -> String {
+    let out = Command::new("timeout")
+        .args(["10", "redis-cli", "--tls", "--cacert", ca, "-h", "127.0.0.1", "-p", &port.to_string()])
+        .args(args)
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+#[test]
+fn a_cluster_spoken_to_over_tls_with_rediss_nodes() {
+    let dir = tempfile::tempdir().unwrap();
+    let ca = crate::tls::Ca::new("cluster test CA");
+    let (cert, key) = ca.issue(&["localhost", "127.0.0.1"], false);
+    let file = |name: &str, body: &str| {
+        let p = dir.path().join(name);
+        std::fs::write(&p, body).unwrap();
+        p.display().to_string()
+    };
+    let (cert, key, ca_file) = (file("node.crt", &cert), file("node.key", &key), file("ca.pem", &ca.pem()));
+    // The nodes present a client certificate to each other on the cluster bus.
+    let (client_cert, client_key) = ca.issue(&["node"], true);
+    let (client_cert, client_key) = (file("client.crt", &client_cert), file("client.key", &client_key));
+    let nodes: Vec<Redis> = (0..3)
+        .map(|_| {
+            let (port, bus) = (free_port(), free_port().to_string());
+            let tls_port = port.to_string();
+            let mut args =
+                vec!["--port", "0", "--tls-port", &tls_port, "--tls-cluster", "yes", "--tls-replication", "yes"];
+            args.extend(["--tls-cert-file", &cert, "--tls-key-file", &key, "--tls-ca-cert-file", &ca_file]);
+            args.extend(["--tls-client-cert-file", &client_cert, "--tls-client-key-file", &client_key]);
+            args.extend([
+                "--tls-auth-clients",
+                "no",
+                "--cluster-enabled",
+                "yes",
+                "--cluster-config-file",
+                "nodes.conf",
+            ]);
+            args.extend(["--cluster-node-timeout", "2000", "--cluster-port", &bus]);
+            Redis::start_tls(port, &args)
+        })
+        .collect();
+    let addrs: Vec<String> = nodes.iter().map(|n| format!("127.0.0.1:{}", n.port)).collect();
+    // (Bounded: a bus that cannot connect leaves `create` waiting for the join forever.)
+    let out = Command::new("timeout")
+        .args(["60", "redis-cli", "--tls", "--cacert", &ca_file, "--cluster", "create"])
+        .args(&addrs)
+        .arg("--cluster-yes")
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "create: {}", String::from_utf8_lossy(&out.stdout));
+    eventually("the TLS cluster is ok", Duration::from_secs(30), || {
+        nodes.iter().all(|n| tls_cli(&ca_file, n.port, &["CLUSTER", "INFO"]).contains("cluster_state:ok")).then_some(())
+    });
+    let up = Upstream::start();
+    let start = |ca: &str| {
+        let mut o = crate::harness::GatewayOpts::new(up.url());
+        o.config.session_store.backend = "redis".into();
+        let nodes = addrs.iter().map(|a| format!("rediss://{a}")).collect();
+        o.config.session_store.redis =
+            Some(RawRedis { url: None, cluster: Some(RawCluster { nodes, password: None }), ..RawRedis::new("") });
+        o.env.push(("SSL_CERT_FILE".into(), ca.to_string()));
+        crate::harness::Gateway::start(&o)
+    };
+    let gw = start(&ca_file);
+    eventually("readyz over TLS", Duration::from_secs(20), || {
+        (client().get(gw.admin("/readyz")).send().ok()?.status() == 200).then_some(())
+    });
+    let iss = format!("http://127.0.0.1:{}", gw.port);
+    for sid in ["T1", "T2", "T3", "T4"] {
+        let r = client().put(gw.admin(&format!("/sessions/{sid}"))).body(r#"{"sub":"U1","clients":["rp-c"]}"#);
+        assert_eq!(r.send().unwrap().status(), 204);
+        let q = format!(
+            "id_token_hint={}&post_logout_redirect_uri=https%3A%2F%2Fc.example.com%2Fout",
+            hint(&iss, "rp-c", "U1", sid)
+        );
+        assert_eq!(client().get(gw.url(&format!("/session/end?{q}"))).send().unwrap().status(), 303);
+    }
+    // Without the CA the nodes' certificates are not trusted: never ready.
+    let untrusting = start("/nonexistent-ca.pem");
+    let r = client().get(untrusting.admin("/readyz")).send().unwrap();
+    assert_eq!(r.status(), 503);
 }

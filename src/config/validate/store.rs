@@ -107,10 +107,15 @@ fn nodes(v: &mut V, form: &str, nodes: &[String]) {
         v.err(format!("session_store.redis.{form}.nodes"), "must name at least one node (host:port)");
     }
     for (i, n) in nodes.iter().enumerate() {
-        let ok = n.rsplit_once(':').is_some_and(|(h, p)| !h.is_empty() && p.parse::<u16>().is_ok_and(|p| p > 0));
+        let addr = n.strip_prefix("rediss://").unwrap_or(n);
+        let ok = addr.rsplit_once(':').is_some_and(|(h, p)| !h.is_empty() && p.parse::<u16>().is_ok_and(|p| p > 0));
         if !ok {
-            v.err(format!("session_store.redis.{form}.nodes[{i}]"), format!("must be host:port (got {n:?})"));
+            let what = format!("must be host:port, or rediss://host:port for TLS (got {n:?})");
+            v.err(format!("session_store.redis.{form}.nodes[{i}]"), what);
         }
+    }
+    if nodes.iter().any(|n| n.starts_with("rediss://")) != nodes.iter().all(|n| n.starts_with("rediss://")) {
+        v.err(format!("session_store.redis.{form}.nodes"), "either every node is rediss:// (TLS) or none");
     }
 }
 

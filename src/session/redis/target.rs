@@ -9,7 +9,7 @@
 //! sentinel), and the named node is checked to be master (`ROLE`) before it is used.
 
 use redis::sentinel::{SentinelClient, SentinelNodeConnectionInfo, SentinelServerType};
-use redis::{ConnectionAddr, ConnectionInfo, IntoConnectionInfo, RedisConnectionInfo};
+use redis::{ConnectionInfo, IntoConnectionInfo, RedisConnectionInfo};
 
 use crate::config::{ClusterConfig, RedisConfig, RedisTarget, SentinelConfig};
 
@@ -40,7 +40,7 @@ pub(crate) async fn cluster(
     connect_timeout: std::time::Duration,
     response_timeout: std::time::Duration,
 ) -> redis::RedisResult<redis::cluster_async::ClusterConnection> {
-    let nodes: Vec<String> = c.nodes.iter().map(|n| format!("redis://{n}")).collect();
+    let nodes: Vec<String> = c.nodes.iter().map(|n| node_url(n)).collect();
     let mut b = redis::cluster::ClusterClientBuilder::new(nodes)
         .connection_timeout(connect_timeout)
         .response_timeout(response_timeout)
@@ -61,15 +61,22 @@ pub(crate) fn follows(config: &RedisConfig) -> bool {
     matches!(config.target, RedisTarget::Sentinel(_))
 }
 
-/// How to reach the sentinel `node` (`host:port`), with the sentinels' password.
+/// A node as configured: `host:port`, or `rediss://host:port` for TLS.
+fn node_url(node: &str) -> String {
+    if node.starts_with("rediss://") {
+        node.to_string()
+    } else {
+        format!("redis://{node}")
+    }
+}
+
+/// How to reach the sentinel `node`, with the sentinels' password.
 pub(crate) fn sentinel_info(s: &SentinelConfig, node: &str) -> redis::RedisResult<ConnectionInfo> {
-    let (host, port) = node.rsplit_once(':').unwrap_or((node, "26379"));
-    let addr = ConnectionAddr::Tcp(host.to_string(), port.parse().unwrap_or(26379));
     let mut redis = RedisConnectionInfo::default();
     if let Some(p) = &s.sentinel_password {
         redis = redis.set_password(p.expose());
     }
-    addr.into_connection_info().map(|i| i.set_redis_settings(redis))
+    node_url(node).into_connection_info().map(|i| i.set_redis_settings(redis))
 }
 
 fn sentinel_client(s: &SentinelConfig) -> redis::RedisResult<SentinelClient> {
@@ -78,6 +85,10 @@ fn sentinel_client(s: &SentinelConfig) -> redis::RedisResult<SentinelClient> {
     if let Some(p) = &s.password {
         data = data.set_password(p.expose());
     }
-    let node_info = SentinelNodeConnectionInfo::default().set_redis_connection_info(data);
+    let mut node_info = SentinelNodeConnectionInfo::default().set_redis_connection_info(data);
+    // Sentinels spoken to over TLS name masters that speak TLS.
+    if s.nodes.iter().any(|n| n.starts_with("rediss://")) {
+        node_info = node_info.set_tls_mode(redis::TlsMode::Secure);
+    }
     SentinelClient::build(nodes, s.master_name.clone(), Some(node_info), SentinelServerType::Master)
 }
