@@ -21,7 +21,12 @@ struct Cluster {
 
 impl Cluster {
     fn start() -> Cluster {
-        let nodes: Vec<Redis> = (0..3)
+        Self::with_replicas(0)
+    }
+
+    /// Three masters with `replicas` replicas each.
+    fn with_replicas(replicas: usize) -> Cluster {
+        let nodes: Vec<Redis> = (0..3 * (1 + replicas))
             .map(|_| {
                 let bus = free_port().to_string();
                 let args = ["--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf"];
@@ -35,7 +40,7 @@ impl Cluster {
         let out = Command::new("timeout")
             .args(["60", "redis-cli", "--cluster", "create"])
             .args(&addrs)
-            .arg("--cluster-yes")
+            .args(["--cluster-replicas", &replicas.to_string(), "--cluster-yes"])
             .output()
             .unwrap();
         assert!(out.status.success(), "redis-cli --cluster create: {}", String::from_utf8_lossy(&out.stdout));
@@ -329,4 +334,41 @@ fn a_cluster_spoken_to_over_tls_with_rediss_nodes() {
     let untrusting = start("/nonexistent-ca.pem");
     let r = client().get(untrusting.admin("/readyz")).send().unwrap();
     assert_eq!(r.status(), 503);
+}
+
+/// A gateway on `cluster` with `replica_acks`; what a logout of a fresh session answers.
+fn logout_with_acks(cluster: &Cluster, acks: u32) -> (u16, crate::harness::Gateway) {
+    let up = Upstream::start();
+    let mut o = crate::harness::GatewayOpts::new(up.url());
+    o.config.session_store.backend = "redis".into();
+    let cfg = RawCluster { nodes: cluster.addrs(), password: None };
+    let redis = RawRedis { url: None, cluster: Some(cfg), replica_acks: acks, ..RawRedis::new("") };
+    o.config.session_store.redis = Some(RawRedis { response_timeout: "400ms".into(), ..redis });
+    let gw = crate::harness::Gateway::start(&o);
+    eventually("readyz", Duration::from_secs(20), || {
+        (client().get(gw.admin("/readyz")).send().ok()?.status() == 200).then_some(())
+    });
+    let r = client().put(gw.admin("/sessions/N1")).body(r#"{"sub":"U1","clients":["rp-c"]}"#).send().unwrap();
+    assert_eq!(r.status(), 204);
+    let iss = format!("http://127.0.0.1:{}", gw.port);
+    let h = hint(&iss, "rp-c", "U1", "N1");
+    let q = format!("id_token_hint={h}&post_logout_redirect_uri=https%3A%2F%2Fc.example.com%2Fout");
+    (client().get(gw.url(&format!("/session/end?{q}"))).send().unwrap().status().as_u16(), gw)
+}
+
+#[test]
+fn replica_acks_waits_on_every_master_of_a_cluster() {
+    // Masters without replicas: WAIT 1 cannot be met, so the logout is never claimed done.
+    let (status, gw) = logout_with_acks(&Cluster::start(), 1);
+    assert_eq!(status, 503);
+    assert!(gw.metric("logout_gateway_store_errors_total{reason=\"replica_acks\"}") >= 1.0);
+    // A replica behind every master: acknowledged.
+    let replicated = Cluster::with_replicas(1);
+    eventually("every replica in sync", Duration::from_secs(30), || {
+        let info = |n: &Redis| n.command(&["INFO", "replication"]);
+        let links = replicated.nodes.iter().filter(|n| info(n).contains("master_link_status:up"));
+        (links.count() == 3).then_some(())
+    });
+    let (status, gw) = logout_with_acks(&replicated, 1);
+    assert_eq!(status, 303, "{}", gw.log());
 }
