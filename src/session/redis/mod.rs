@@ -9,8 +9,11 @@
 //! - `lgw:c:{token}` string: a confirmation context, single use, short TTL (taken by the `TAKE`
 //!   script, which leaves a receipt `lgw:c:{token}:r` for a few seconds).
 //!
-//! A logout is one `EVALSHA` of `lua::END` (redis::Script reloads it after NOSCRIPT, e.g. after
-//! a Redis restart); a hint naming an alias sid costs a second call on the primary.
+//! A logout of a session without tokens or cookies is one `EVALSHA` of `lua::END` (redis::Script
+//! reloads it after NOSCRIPT, e.g. after a Redis restart); one with credentials publishes their
+//! revocation marks first and then ends it (`END` insists on that order; `ops::end_all`); a hint
+//! naming an alias sid costs a second call on the primary. Keys, slots and the steps of
+//! operations that span slots (Redis Cluster): docs/redis.md, "Which keys live where".
 //!
 //! The manager is created lazily on first use, inside whichever pingora service runtime asks
 //! first (all live as long as the process), so nothing async happens before the server runs and
