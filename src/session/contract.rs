@@ -1,6 +1,7 @@
-//! One behaviour, two backends: every capability of [`SessionStore`] is exercised by the same
-//! functions against the memory store and a real `redis-server`, so the two cannot drift
-//! apart. A new capability method gets its case here.
+//! One behaviour, every backend: every capability of [`SessionStore`] is exercised by the same
+//! functions against the memory store, a real `redis-server` and a real three-master Redis
+//! Cluster (where a script, MULTI or pipeline crossing slots fails), so they cannot drift apart.
+//! A new capability method gets its case here.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -8,7 +9,7 @@ use std::time::Duration;
 
 use super::memory::MemoryStore;
 use super::redis::RedisStore;
-use super::testing::{redis_server, Server};
+use super::testing::{redis_cluster, redis_server, Server};
 use super::*;
 use crate::config::{RedisConfig, Secret};
 
@@ -20,18 +21,28 @@ fn ttls() -> Ttls {
     Ttls { session: Duration::from_secs(600), tombstone: Duration::from_secs(600) }
 }
 
-/// Both backends (the server must outlive the store).
-fn backends() -> (Server, Vec<Arc<dyn SessionStore>>) {
+/// A backend under test, named for failure messages.
+type Named = (&'static str, Arc<dyn SessionStore>);
+
+/// Every backend (the servers must outlive the stores), named.
+fn backends() -> (Vec<Server>, Vec<Named>) {
     let server = redis_server();
-    let config = RedisConfig {
-        target: crate::config::RedisTarget::Url(Secret::new(format!("redis://127.0.0.1:{}/0", server.1))),
+    let cluster = redis_cluster();
+    let config = |target| RedisConfig {
+        target,
         connect_timeout: Duration::from_secs(2),
         response_timeout: Duration::from_secs(2),
         replica_acks: 0,
     };
-    let redis: Arc<dyn SessionStore> = Arc::new(RedisStore::new(config, "lgw:".into(), ttls()));
+    let url = crate::config::RedisTarget::Url(Secret::new(format!("redis://127.0.0.1:{}/0", server.1)));
+    let nodes = cluster.iter().map(|n| format!("127.0.0.1:{}", n.1)).collect();
+    let on_cluster = crate::config::RedisTarget::Cluster(crate::config::ClusterConfig { nodes, password: None });
+    let redis: Arc<dyn SessionStore> = Arc::new(RedisStore::new(config(url), "lgw:".into(), ttls()));
+    let cluster_store: Arc<dyn SessionStore> = Arc::new(RedisStore::new(config(on_cluster), "lgw:".into(), ttls()));
     let memory: Arc<dyn SessionStore> = Arc::new(MemoryStore::new(ttls()));
-    (server, vec![memory, redis])
+    let mut servers = cluster;
+    servers.push(server);
+    (servers, vec![("memory", memory), ("redis", redis), ("redis cluster", cluster_store)])
 }
 
 /// Run `case` against each backend, naming the backend in any failure.
@@ -40,9 +51,8 @@ where
     F: Fn(Arc<dyn SessionStore>) -> Fut,
     Fut: std::future::Future<Output = ()> + Send + 'static,
 {
-    let (_server, stores) = backends();
-    for s in stores {
-        let backend = s.backend();
+    let (_servers, stores) = backends();
+    for (backend, s) in stores {
         let result = tokio::spawn(case(s)).await;
         assert!(result.is_ok(), "the {backend} backend broke the contract (see the panic above)");
     }

@@ -26,6 +26,15 @@ struct Tally {
     /// Requests completed after the old process exited.
     after: AtomicUsize,
     failures: Mutex<Vec<String>>,
+    /// When SIGQUIT was sent (failures say how long after it they came).
+    quit_at: Mutex<Option<Instant>>,
+}
+
+impl Tally {
+    fn fail(&self, what: String) {
+        let since = self.quit_at.lock().unwrap().map(|q| format!("{:?} after SIGQUIT", q.elapsed()));
+        self.failures.lock().unwrap().push(format!("{} ({})", what, since.unwrap_or_else(|| "before SIGQUIT".into())));
+    }
 }
 
 fn fresh_connections() -> reqwest::blocking::Client {
@@ -72,8 +81,8 @@ fn traffic(
                         tally.after.fetch_add(1, Ordering::Relaxed);
                     }
                 }
-                Ok(r) => tally.failures.lock().unwrap().push(format!("{url}: status {}", r.status())),
-                Err(e) => tally.failures.lock().unwrap().push(format!("{}: {e:?}", &url[..url.len().min(60)])),
+                Ok(r) => tally.fail(format!("{url}: status {}", r.status())),
+                Err(e) => tally.fail(format!("{}: {e:?}", &url[..url.len().min(60)])),
             }
         }
     })
@@ -134,6 +143,7 @@ fn an_upgrade_under_load_loses_no_request_and_keeps_accepted_notices() {
     let sock = sock_dir.path().join("upgrade.sock");
     eventually("the new process waits for the sockets", Duration::from_secs(20), || sock.exists().then_some(()));
     let quit_at = Instant::now();
+    *tally.quit_at.lock().unwrap() = Some(quit_at);
     old.signal(libc::SIGQUIT);
     let status = old.wait_exit(Duration::from_secs(60));
     let drained = quit_at.elapsed();
