@@ -22,6 +22,14 @@ const IN_USE_PATIENCE: Duration = Duration::from_secs(3);
 const IN_USE_STEP: Duration = Duration::from_millis(100);
 /// pingora's listen backlog.
 const BACKLOG: u32 = 65_535;
+/// `TCP_DEFER_ACCEPT`: a connection is handed to `accept` once its first bytes (the request, or
+/// a TLS ClientHello) have arrived, waiting up to this many seconds for them. Besides saving a
+/// wake-up per connection, it closes a race in pingora's shutdown: when a process stops
+/// accepting (an upgrade, SIGTERM), pingora at once drops every connection still waiting for its
+/// first request header (`HttpProxy::handle_new_request`), including one accepted a moment
+/// before whose request had not yet been read. With the request already there, that read
+/// completes first (pingora polls it before the shutdown) and the request is served.
+const DEFER_ACCEPT_SECS: libc::c_int = 5;
 
 /// Status `run` exits with when a listener cannot be bound.
 pub(crate) const EXIT_BIND: i32 = 1;
@@ -85,6 +93,7 @@ async fn bind(addr: &str) -> std::io::Result<RawFd> {
         let socket =
             if sock_addr.is_ipv4() { tokio::net::TcpSocket::new_v4()? } else { tokio::net::TcpSocket::new_v6()? };
         socket.set_reuseaddr(true)?;
+        defer_accept(&socket)?;
         match socket.bind(sock_addr) {
             Ok(()) => {
                 let listener = socket.listen(BACKLOG)?;
@@ -95,6 +104,27 @@ async fn bind(addr: &str) -> std::io::Result<RawFd> {
             }
             Err(e) => return Err(e),
         }
+    }
+}
+
+fn defer_accept(socket: &tokio::net::TcpSocket) -> std::io::Result<()> {
+    use std::os::fd::AsRawFd;
+    let secs = DEFER_ACCEPT_SECS;
+    let len = std::mem::size_of::<libc::c_int>() as libc::socklen_t;
+    // SAFETY: a valid socket fd and a pointer to a c_int of the length given.
+    let rc = unsafe {
+        libc::setsockopt(
+            socket.as_raw_fd(),
+            libc::IPPROTO_TCP,
+            libc::TCP_DEFER_ACCEPT,
+            (&secs as *const libc::c_int).cast(),
+            len,
+        )
+    };
+    if rc == 0 {
+        Ok(())
+    } else {
+        Err(std::io::Error::last_os_error())
     }
 }
 

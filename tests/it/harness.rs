@@ -24,6 +24,11 @@ pub fn free_port() -> u16 {
 /// /proc/net/tcp{,6}). Another test's server on a port this one was also handed answers health
 /// checks and PINGs as well as ours would.
 pub fn listens_on(pid: u32, port: u16) -> bool {
+    listening_fd(pid, port).is_some()
+}
+
+/// The fd number under which process `pid` holds its listening socket on `port`.
+pub fn listening_fd(pid: u32, port: u16) -> Option<i32> {
     let mut inodes = std::collections::HashSet::new();
     for table in ["/proc/net/tcp", "/proc/net/tcp6"] {
         for line in std::fs::read_to_string(table).unwrap_or_default().lines().skip(1) {
@@ -35,8 +40,28 @@ pub fn listens_on(pid: u32, port: u16) -> bool {
             }
         }
     }
-    let Ok(fds) = std::fs::read_dir(format!("/proc/{pid}/fd")) else { return false };
-    fds.flatten().any(|fd| std::fs::read_link(fd.path()).is_ok_and(|l| inodes.contains(&*l.to_string_lossy())))
+    let fds = std::fs::read_dir(format!("/proc/{pid}/fd")).ok()?;
+    fds.flatten()
+        .find(|fd| std::fs::read_link(fd.path()).is_ok_and(|l| inodes.contains(&*l.to_string_lossy())))
+        .and_then(|fd| fd.file_name().to_str()?.parse().ok())
+}
+
+/// A TCP-level option (`libc::TCP_*`) of process `pid`'s listening socket on `port`, read from a
+/// copy of its fd (pidfd_getfd: the process is our child).
+pub fn listener_tcp_option(pid: u32, port: u16, option: i32) -> i32 {
+    let fd = listening_fd(pid, port).expect("a listening socket");
+    unsafe {
+        let pidfd = libc::syscall(libc::SYS_pidfd_open, pid as libc::c_int, 0) as libc::c_int;
+        assert!(pidfd >= 0, "pidfd_open: {}", std::io::Error::last_os_error());
+        let copy = libc::syscall(libc::SYS_pidfd_getfd, pidfd, fd, 0) as libc::c_int;
+        assert!(copy >= 0, "pidfd_getfd: {}", std::io::Error::last_os_error());
+        let (mut value, mut len) = (0 as libc::c_int, std::mem::size_of::<libc::c_int>() as libc::socklen_t);
+        let rc = libc::getsockopt(copy, libc::IPPROTO_TCP, option, (&mut value as *mut libc::c_int).cast(), &mut len);
+        assert_eq!(rc, 0, "getsockopt: {}", std::io::Error::last_os_error());
+        libc::close(copy);
+        libc::close(pidfd);
+        value
+    }
 }
 
 /// Poll `f` until it returns Some, or panic with `what` after `timeout`.

@@ -137,6 +137,19 @@ fn a_listener_that_cannot_be_bound_exits_1_within_5s_naming_it_and_health_is_nev
     }
 }
 
+/// Connections reach `accept` only with their first bytes (TCP_DEFER_ACCEPT, see
+/// src/lifecycle/listen.rs): a request on a connection accepted just before a shutdown or an
+/// upgrade is read before pingora drops connections still waiting for one.
+#[test]
+fn listeners_defer_accept_until_the_first_bytes() {
+    let up = Upstream::start();
+    let gw = Gateway::start(&GatewayOpts::new(up.url()));
+    for port in [gw.port, gw.admin_port] {
+        let secs = crate::harness::listener_tcp_option(gw.pid(), port, libc::TCP_DEFER_ACCEPT);
+        assert!(secs > 0, "TCP_DEFER_ACCEPT on port {port}: {secs}");
+    }
+}
+
 #[test]
 fn sighup_applies_clients_templates_and_log_level_keeping_connections_and_pid() {
     let up = Upstream::start();

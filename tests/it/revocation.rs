@@ -28,16 +28,13 @@ fn env_with(opts: impl FnOnce(&mut GatewayOpts)) -> Env {
     crate::logout::env_opts(Some(Redis::start()), opts)
 }
 
+/// Discovery and the upstream keys (as every learning test waits for), and the revocation
+/// endpoint advertised.
 fn wait_for_discovery(e: &Env) {
-    eventually("discovery fetched", Duration::from_secs(10), || {
-        let r = client().get(e.gw.url("/.well-known/openid-configuration")).send().ok()?;
-        let v: serde_json::Value = serde_json::from_slice(&r.bytes().ok()?).ok()?;
-        v.get("revocation_endpoint").is_some().then_some(())
-    });
-    // The keys come right after discovery: an ID token seen before them is not learned.
-    eventually("upstream keys loaded", Duration::from_secs(10), || {
-        e.gw.log().contains("upstream signing keys loaded").then_some(())
-    });
+    crate::learning::wait_for_discovery(e);
+    let r = client().get(e.gw.url("/.well-known/openid-configuration")).send().unwrap();
+    let v: serde_json::Value = serde_json::from_slice(&r.bytes().unwrap()).unwrap();
+    assert!(v.get("revocation_endpoint").is_some(), "the upstream advertises revocation: {v}");
 }
 
 /// Redeem `code` for rp-c; wait until the session is learned; the ID token.
