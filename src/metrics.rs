@@ -4,7 +4,7 @@
 //! Labels stay bounded: status classes, fixed outcome and operation names, never a
 //! client-supplied string, a sid, a subject or a URL.
 
-use std::sync::LazyLock;
+use std::sync::OnceLock;
 
 use prometheus::{
     register_histogram, register_histogram_vec, register_int_counter, register_int_counter_vec, register_int_gauge,
@@ -77,14 +77,20 @@ pub(crate) const EDGE_ACTIONS: [&str; 7] = [
     "unavailable",
 ];
 
-static METRICS: LazyLock<Metrics> = LazyLock::new(Metrics::register);
+static METRICS: OnceLock<Metrics> = OnceLock::new();
 
 pub(crate) const LOGOUT_OUTCOMES: [&str; 5] = ["redirect", "logged_out", "confirm", "rejected", "unavailable"];
 pub(crate) const STATUS_CLASSES: [&str; 5] = ["1xx", "2xx", "3xx", "4xx", "5xx"];
 
 impl Metrics {
     pub(crate) fn get() -> &'static Metrics {
-        &METRICS
+        METRICS.get_or_init(Metrics::register)
+    }
+
+    /// The metrics if they are registered; None while that is still under way (the panic hook
+    /// uses this: a panic during registration must not wait for registration to finish).
+    pub(crate) fn registered() -> Option<&'static Metrics> {
+        METRICS.get()
     }
 
     // Registering a fixed, valid metric set in a fresh registry cannot fail; a failure is a

@@ -61,7 +61,10 @@ pub(crate) fn reload(log: &Log) {
 pub(crate) fn install_panic_hook() {
     let previous = std::panic::take_hook();
     std::panic::set_hook(Box::new(move |info| {
-        crate::metrics::Metrics::get().panics.inc();
+        // Not `get`: a panic inside metric registration would wait on itself.
+        if let Some(m) = crate::metrics::Metrics::registered() {
+            m.panics.inc();
+        }
         let at = info.location().map(|l| format!("{}:{}", l.file(), l.line())).unwrap_or_default();
         tracing::error!(location = %at, "panic caught; the request or task it happened in was abandoned");
         previous(info);
