@@ -264,16 +264,15 @@ fn tls_cli(ca: &str, port: u16, args: &[&str]) -> String {
 fn a_cluster_spoken_to_over_tls_with_rediss_nodes() {
     let dir = tempfile::tempdir().unwrap();
     let ca = crate::tls::Ca::new("cluster test CA");
-    let (cert, key) = ca.issue(&["localhost", "127.0.0.1"], false);
-    let file = |name: &str, body: &str| {
+    let [cert, key, ca_file] = ca.server_files(dir.path());
+    // The nodes present a client certificate to each other on the cluster bus.
+    let (client_cert, client_key) = ca.issue(&["node"], true);
+    let write = |name: &str, body: &str| {
         let p = dir.path().join(name);
         std::fs::write(&p, body).unwrap();
         p.display().to_string()
     };
-    let (cert, key, ca_file) = (file("node.crt", &cert), file("node.key", &key), file("ca.pem", &ca.pem()));
-    // The nodes present a client certificate to each other on the cluster bus.
-    let (client_cert, client_key) = ca.issue(&["node"], true);
-    let (client_cert, client_key) = (file("client.crt", &client_cert), file("client.key", &client_key));
+    let (client_cert, client_key) = (write("client.crt", &client_cert), write("client.key", &client_key));
     let nodes: Vec<Redis> = (0..3)
         .map(|_| {
             let (port, bus) = (free_port(), free_port().to_string());

@@ -85,6 +85,12 @@ fn sentinel_opts(up: &Upstream, t: &Topology, replica_acks: u32) -> GatewayOpts 
     o
 }
 
+/// A session of U1 at rp-c, through the admin API.
+fn put_session(gw: &Gateway, sid: &str) {
+    let r = client().put(gw.admin(&format!("/sessions/{sid}"))).body(r#"{"sub":"U1","clients":["rp-c"]}"#).send();
+    assert_eq!(r.unwrap().status(), 204);
+}
+
 fn ready(gw: &Gateway) {
     eventually("readyz", Duration::from_secs(30), || {
         (client().get(gw.admin("/readyz")).send().ok()?.status() == 200).then_some(())
@@ -205,10 +211,7 @@ fn replica_acks_fail_closed_while_no_replica_confirms_and_recover() {
     let gw = Gateway::start(&o);
     ready(&gw);
     let iss = format!("http://127.0.0.1:{}", gw.port);
-    let put = |sid: &str| {
-        let r = client().put(gw.admin(&format!("/sessions/{sid}"))).body(r#"{"sub":"U1","clients":["rp-c"]}"#).send();
-        assert_eq!(r.unwrap().status(), 204);
-    };
+    let put = |sid: &str| put_session(&gw, sid);
     put("A1");
     let status = logout(&client(), &gw, &iss, "A1");
     assert_eq!(status, 303, "a replica confirmed: {}", master.command(&["INFO", "replication"]));
@@ -250,13 +253,7 @@ fn acknowledged_write(port: u16) -> bool {
 fn rediss_urls_speak_tls_and_verify_the_servers_certificate() {
     let dir = tempfile::tempdir().unwrap();
     let ca = crate::tls::Ca::new("redis test CA");
-    let (cert, key) = ca.issue(&["localhost", "127.0.0.1"], false);
-    let file = |name: &str, body: &str| {
-        let p = dir.path().join(name);
-        std::fs::write(&p, body).unwrap();
-        p.display().to_string()
-    };
-    let (cert, key, ca_file) = (file("redis.crt", &cert), file("redis.key", &key), file("ca.pem", &ca.pem()));
+    let [cert, key, ca_file] = ca.server_files(dir.path());
     let port = free_port();
     let tls_port = port.to_string();
     let extra = [
@@ -302,10 +299,7 @@ fn a_manual_failover_is_followed_on_sentinels_announcement_before_any_call_fails
     let gw = Gateway::start(&o);
     ready(&gw);
     let iss = format!("http://127.0.0.1:{}", gw.port);
-    let put = |sid: &str| {
-        let r = client().put(gw.admin(&format!("/sessions/{sid}"))).body(r#"{"sub":"U1","clients":["rp-c"]}"#).send();
-        assert_eq!(r.unwrap().status(), 204);
-    };
+    let put = |sid: &str| put_session(&gw, sid);
     put("W1");
     assert_eq!(logout(&client(), &gw, &iss, "W1"), 303);
     // Subscribed (beside the follower). Sentinel has no PUBSUB command; its client list shows

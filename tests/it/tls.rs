@@ -43,6 +43,17 @@ impl Ca {
     pub fn pem(&self) -> String {
         self.cert.pem()
     }
+
+    /// A server pair for localhost and 127.0.0.1 and this CA, written into `dir`: the paths of
+    /// the certificate, the key and the CA.
+    pub fn server_files(&self, dir: &Path) -> [String; 3] {
+        let (cert, key) = self.issue(&["localhost", "127.0.0.1"], false);
+        [("server.crt", cert), ("server.key", key), ("ca.pem", self.pem())].map(|(name, body)| {
+            let p = dir.join(name);
+            std::fs::write(&p, body).unwrap();
+            p.display().to_string()
+        })
+    }
 }
 
 /// Files of a pair in `dir`, written atomically (a temporary file renamed over the name).
