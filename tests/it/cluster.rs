@@ -8,7 +8,7 @@ use std::process::Command;
 use std::time::Duration;
 
 use crate::backchannel::posts;
-use crate::harness::{client, eventually, free_port, RawCluster, RawRedis, Redis};
+use crate::harness::{client, eventually, free_port, tls_cli, RawCluster, RawRedis, Redis};
 use crate::learning::{code_flow, confirm_with, prompt_none_fails, token, wait_for_discovery};
 use crate::logout::{env_opts, Env};
 use crate::tokens::hint;
@@ -250,45 +250,21 @@ fn a_slot_moves_to_another_master_while_its_sessions_live_and_logouts_follow_it(
     assert_eq!(on_dst, 1, "the new session lives on the slot's new master");
 }
 
-/// `redis-cli` over TLS against one node.
-fn tls_cli(ca: &str, port: u16, args: &[&str]) -> String {
-    let out = Command::new("timeout")
-        .args(["10", "redis-cli", "--tls", "--cacert", ca, "-h", "127.0.0.1", "-p", &port.to_string()])
-        .args(args)
-        .output()
-        .unwrap();
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
 #[test]
 fn a_cluster_spoken_to_over_tls_with_rediss_nodes() {
     let dir = tempfile::tempdir().unwrap();
     let ca = crate::tls::Ca::new("cluster test CA");
-    let [cert, key, ca_file] = ca.server_files(dir.path());
-    // The nodes present a client certificate to each other on the cluster bus.
-    let (client_cert, client_key) = ca.issue(&["node"], true);
-    let write = |name: &str, body: &str| {
-        let p = dir.path().join(name);
-        std::fs::write(&p, body).unwrap();
-        p.display().to_string()
-    };
-    let (client_cert, client_key) = (write("client.crt", &client_cert), write("client.key", &client_key));
+    let (ca_file, tls) = ca.redis_node_tls(dir.path());
     let nodes: Vec<Redis> = (0..3)
         .map(|_| {
             let (port, bus) = (free_port(), free_port().to_string());
             let tls_port = port.to_string();
-            let mut args =
-                vec!["--port", "0", "--tls-port", &tls_port, "--tls-cluster", "yes", "--tls-replication", "yes"];
-            args.extend(["--tls-cert-file", &cert, "--tls-key-file", &key, "--tls-ca-cert-file", &ca_file]);
-            args.extend(["--tls-client-cert-file", &client_cert, "--tls-client-key-file", &client_key]);
-            args.extend([
-                "--tls-auth-clients",
-                "no",
-                "--cluster-enabled",
-                "yes",
-                "--cluster-config-file",
-                "nodes.conf",
-            ]);
+            let mut args = vec!["--port", "0", "--tls-port", &tls_port, "--tls-cluster", "yes"];
+            let flags: Vec<String> = tls.iter().map(|(k, _)| format!("--{k}")).collect();
+            for ((_, v), flag) in tls.iter().zip(&flags) {
+                args.extend([flag.as_str(), v.as_str()]);
+            }
+            args.extend(["--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf"]);
             args.extend(["--cluster-node-timeout", "2000", "--cluster-port", &bus]);
             Redis::start_tls(port, &args)
         })

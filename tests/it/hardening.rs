@@ -142,12 +142,15 @@ fn connections_over_the_cap_get_503_and_the_cap_frees_up() {
         c.limits.max_connections = 3;
         c.limits.header_timeout = "30s".into();
     });
-    // Idle connections take the permits; once three are held, the next one is refused. (Which
-    // of several just-opened connections the gateway serves first is up to its scheduler, so
-    // keep opening until one is refused, keeping those that were not.)
+    // Slow connections (a request line, then nothing) take the permits; once three are held,
+    // the next one is refused. (A connection that sends nothing at all never reaches the
+    // gateway: its listeners defer accept until the first bytes. Which of several just-opened
+    // connections the gateway serves first is up to its scheduler, so keep opening until one
+    // is refused, keeping those that were not.)
     let mut held: Vec<TcpStream> = Vec::new();
     let refused = eventually("a connection over the cap is refused", Duration::from_secs(20), || {
         let mut s = connect(&gw);
+        s.write_all(b"GET /x HTTP/1.1\r\n").unwrap();
         s.set_read_timeout(Some(Duration::from_millis(500))).unwrap();
         match read_to_close(&mut s) {
             Ok(out) if out.starts_with(b"HTTP/1.1 503") => Some(String::from_utf8_lossy(&out).to_string()),
@@ -165,7 +168,7 @@ fn connections_over_the_cap_get_503_and_the_cap_frees_up() {
     let mut served = 0;
     for s in held.iter_mut() {
         s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-        if s.write_all(b"GET /x HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n").is_ok()
+        if s.write_all(b"Host: a\r\nConnection: close\r\n\r\n").is_ok()
             && read_to_close(s).is_ok_and(|out| out.starts_with(b"HTTP/1.1 200"))
         {
             served += 1;

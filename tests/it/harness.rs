@@ -64,6 +64,16 @@ pub fn listener_tcp_option(pid: u32, port: u16, option: i32) -> i32 {
     }
 }
 
+/// `redis-cli` over TLS (trusting `ca`) against the node on `port`: its output.
+pub fn tls_cli(ca: &str, port: u16, args: &[&str]) -> String {
+    let out = Command::new("timeout")
+        .args(["10", "redis-cli", "--tls", "--cacert", ca, "-h", "127.0.0.1", "-p", &port.to_string()])
+        .args(args)
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
 /// Poll `f` until it returns Some, or panic with `what` after `timeout`.
 pub fn eventually<T>(what: &str, timeout: Duration, mut f: impl FnMut() -> Option<T>) -> T {
     let deadline = Instant::now() + timeout;
@@ -155,6 +165,32 @@ impl Redis {
         )
         .unwrap();
         Self::spawn(port, Some(dir), &[conf.display().to_string(), "--sentinel".into()], own.map(String::from))
+    }
+
+    /// A Redis Sentinel speaking only TLS on `port` (`tls`: its `tls-*` directives), watching
+    /// the TLS master on `master_port` as `mymaster` (quorum 2, down after 1 s, failover timeout
+    /// 3 s). Ready once it listens (PING would need TLS: see [`tls_cli`]).
+    pub fn sentinel_tls(port: u16, master_port: u16, tls: &[(&str, &str)]) -> Redis {
+        let dir = tempfile::tempdir().unwrap();
+        let conf = dir.path().join("sentinel.conf");
+        let directives: String = tls.iter().map(|(k, v)| format!("{k} {v}\n")).collect();
+        let text = format!(
+            "port 0\ntls-port {port}\nbind 127.0.0.1\ndir {}\n{directives}sentinel monitor mymaster 127.0.0.1 \
+             {master_port} 2\nsentinel down-after-milliseconds mymaster 1000\nsentinel failover-timeout mymaster 3000\n",
+            dir.path().display()
+        );
+        std::fs::write(&conf, text).unwrap();
+        let child = Command::new("redis-server")
+            .arg(&conf)
+            .arg("--sentinel")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        eventually("the TLS sentinel to listen", Duration::from_secs(10), || {
+            listens_on(child.id(), port).then_some(())
+        });
+        Redis { port, child, _dir: Some(dir), password: None }
     }
 
     fn spawn(port: u16, dir: Option<tempfile::TempDir>, args: &[String], password: Option<String>) -> Redis {

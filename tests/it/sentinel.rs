@@ -66,22 +66,29 @@ fn master_port(t: &Topology) -> u16 {
     reply.lines().filter(|l| !l.starts_with(['*', '$'])).nth(1).and_then(|p| p.parse().ok()).unwrap_or(0)
 }
 
-fn sentinel_opts(up: &Upstream, t: &Topology, replica_acks: u32) -> GatewayOpts {
-    let mut o = GatewayOpts::new(up.url());
-    o.config.session_store.backend = "redis".into();
-    o.config.session_store.redis = Some(RawRedis {
+/// `session_store.redis` for master `mymaster` of the sentinels at `nodes`.
+fn sentinel_store(nodes: Vec<String>, data: Option<&str>, own: Option<&str>) -> RawRedis {
+    RawRedis {
         url: None,
         cluster: None,
         sentinel: Some(RawSentinel {
             master_name: "mymaster".into(),
-            nodes: t.sentinels.iter().map(|s| format!("127.0.0.1:{}", s.port)).collect(),
-            password: Some(DATA_PASSWORD.into()),
-            sentinel_password: Some(SENTINEL_PASSWORD.into()),
+            nodes,
+            password: data.map(String::from),
+            sentinel_password: own.map(String::from),
         }),
-        connect_timeout: "200ms".into(),
+        connect_timeout: "300ms".into(),
         response_timeout: "500ms".into(),
-        replica_acks,
-    });
+        replica_acks: 0,
+    }
+}
+
+fn sentinel_opts(up: &Upstream, t: &Topology, replica_acks: u32) -> GatewayOpts {
+    let mut o = GatewayOpts::new(up.url());
+    o.config.session_store.backend = "redis".into();
+    let nodes = t.sentinels.iter().map(|s| format!("127.0.0.1:{}", s.port)).collect();
+    let store = sentinel_store(nodes, Some(DATA_PASSWORD), Some(SENTINEL_PASSWORD));
+    o.config.session_store.redis = Some(RawRedis { connect_timeout: "200ms".into(), replica_acks, ..store });
     o
 }
 
@@ -323,5 +330,60 @@ fn a_manual_failover_is_followed_on_sentinels_announcement_before_any_call_fails
     assert_eq!(logout(&client(), &gw, &iss, "W2"), 303);
     let after = &gw.log()[before..];
     assert!(!after.contains("one retry"), "no call went to the old master first:\n{after}");
+    assert!(gw.log().contains("redis master changed (Sentinel): moving there"), "{}", gw.log());
+}
+
+#[test]
+fn sentinels_and_data_nodes_spoken_to_over_tls_with_rediss_nodes_through_a_failover() {
+    let dir = tempfile::tempdir().unwrap();
+    let ca = crate::tls::Ca::new("sentinel test CA");
+    let (ca_file, tls) = ca.redis_node_tls(dir.path());
+    let tls: Vec<(&str, &str)> = tls.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let data_node = |port: u16, master: Option<u16>| {
+        let tls_port = port.to_string();
+        let mut args: Vec<String> = vec!["--port".into(), "0".into(), "--tls-port".into(), tls_port];
+        args.extend(tls.iter().flat_map(|(k, v)| [format!("--{k}"), v.to_string()]));
+        if let Some(m) = master {
+            args.extend(["--replicaof".into(), "127.0.0.1".into(), m.to_string()]);
+        }
+        Redis::start_tls(port, &args.iter().map(String::as_str).collect::<Vec<_>>())
+    };
+    let master = data_node(free_port(), None);
+    let _replica = data_node(free_port(), Some(master.port));
+    let sentinels: Vec<Redis> = (0..3).map(|_| Redis::sentinel_tls(free_port(), master.port, &tls)).collect();
+    let cli = |port: u16, args: &[&str]| crate::harness::tls_cli(&ca_file, port, args);
+    eventually("the TLS sentinels know the replica and each other", Duration::from_secs(30), || {
+        sentinels
+            .iter()
+            .all(|s| {
+                let replicas = cli(s.port, &["SENTINEL", "REPLICAS", "mymaster"]);
+                let others = cli(s.port, &["SENTINEL", "SENTINELS", "mymaster"]);
+                replicas.contains("master-link-status\nok") && others.matches("\nrunid\n").count() == 2
+            })
+            .then_some(())
+    });
+
+    let up = Upstream::start();
+    let mut o = GatewayOpts::new(up.url());
+    o.config.session_store.backend = "redis".into();
+    let nodes = sentinels.iter().map(|s| format!("rediss://127.0.0.1:{}", s.port)).collect();
+    o.config.session_store.redis = Some(sentinel_store(nodes, None, None));
+    o.env.push(("SSL_CERT_FILE".into(), ca_file.clone()));
+    let gw = Gateway::start(&o);
+    ready(&gw);
+    let iss = format!("http://127.0.0.1:{}", gw.port);
+    put_session(&gw, "S1");
+    assert_eq!(logout(&client(), &gw, &iss, "S1"), 303, "{}", gw.log());
+    eventually("subscribed over TLS", Duration::from_secs(10), || {
+        sentinels.iter().any(|s| cli(s.port, &["CLIENT", "LIST"]).contains("cmd=subscribe")).then_some(())
+    });
+    assert!(cli(sentinels[0].port, &["SENTINEL", "FAILOVER", "mymaster"]).contains("OK"));
+    eventually("the announcement reached the gateway", Duration::from_secs(30), || {
+        gw.log().contains("Sentinel announced a new master").then_some(())
+    });
+    put_session(&gw, "S2");
+    eventually("a logout on the new master", Duration::from_secs(20), || {
+        (logout(&client(), &gw, &iss, "S2") == 303).then_some(())
+    });
     assert!(gw.log().contains("redis master changed (Sentinel): moving there"), "{}", gw.log());
 }

@@ -44,6 +44,29 @@ impl Ca {
         self.cert.pem()
     }
 
+    /// The `tls-*` directives of a TLS-only Redis node (server pair, CA, the client pair it
+    /// presents to other nodes, clients unauthenticated, replication over TLS), files in `dir`;
+    /// and the CA file's path.
+    pub fn redis_node_tls(&self, dir: &Path) -> (String, Vec<(&'static str, String)>) {
+        let [cert, key, ca] = self.server_files(dir);
+        let (client_cert, client_key) = self.issue(&["node"], true);
+        let write = |name: &str, body: &str| {
+            let p = dir.join(name);
+            std::fs::write(&p, body).unwrap();
+            p.display().to_string()
+        };
+        let directives = vec![
+            ("tls-cert-file", cert),
+            ("tls-key-file", key),
+            ("tls-ca-cert-file", ca.clone()),
+            ("tls-client-cert-file", write("client.crt", &client_cert)),
+            ("tls-client-key-file", write("client.key", &client_key)),
+            ("tls-auth-clients", "no".into()),
+            ("tls-replication", "yes".into()),
+        ];
+        (ca, directives)
+    }
+
     /// A server pair for localhost and 127.0.0.1 and this CA, written into `dir`: the paths of
     /// the certificate, the key and the CA.
     pub fn server_files(&self, dir: &Path) -> [String; 3] {
