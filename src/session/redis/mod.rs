@@ -95,10 +95,6 @@ pub(crate) struct RedisStore {
     set: std::sync::Arc<super::RevokedSet>,
 }
 
-fn now_ms() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0)
-}
-
 fn now() -> u64 {
     SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
 }
@@ -167,14 +163,14 @@ impl From<Fault> for StoreError {
 }
 
 impl Fault {
-    /// The connection was gone (dropped, reset, refused: the manager has started a reconnect),
-    /// so a second attempt on the new connection can succeed. Not a timeout: Redis may be hung,
-    /// and waiting twice would only burn the caller's deadline.
     /// The node is a replica now (a failover happened): ask Sentinel for the master.
     fn readonly(&self) -> bool {
         matches!(self, Fault::Redis(e) if e.code() == Some("READONLY"))
     }
 
+    /// The connection was gone (dropped, reset, refused: the manager has started a reconnect),
+    /// so a second attempt on the new connection can succeed. Not a timeout: Redis may be hung,
+    /// and waiting twice would only burn the caller's deadline.
     fn retryable(&self) -> bool {
         match self {
             Fault::Redis(e) => {

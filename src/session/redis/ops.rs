@@ -133,7 +133,7 @@ impl RedisStore {
         let got: u32 = redis::cmd("WAIT").arg(wanted).arg(ms).query_async(c).await?;
         if got < wanted {
             crate::metrics::Metrics::get().store_errors.with_label_values(&["replica_acks"]).inc();
-            self.replica_acks_failed.store(super::now_ms(), std::sync::atomic::Ordering::Relaxed);
+            self.replica_acks_failed.store(crate::session::revoked::unix_ms(), std::sync::atomic::Ordering::Relaxed);
             tracing::warn!(wanted, got, "write not acknowledged by enough replicas: answering 503");
             return Err(StoreError::ReplicaAcks { wanted, got }.into());
         }
@@ -144,7 +144,7 @@ impl RedisStore {
     /// last 10 seconds: the gateway still proxies (ready), but logouts answer 503.
     pub(super) fn replica_note(&self) -> Option<String> {
         let at = self.replica_acks_failed.load(std::sync::atomic::Ordering::Relaxed);
-        let recent = at > 0 && super::now_ms().saturating_sub(at) < 10_000;
+        let recent = at > 0 && crate::session::revoked::unix_ms().saturating_sub(at) < 10_000;
         recent.then(|| {
             format!(
                 "logouts answer 503: fewer than session_store.redis.replica_acks ({}) replicas acknowledged the last write",
