@@ -1,4 +1,4 @@
-//! The admin listener: `/metrics`, `/healthz`, `/readyz`, and the sessions API in the README
+//! The admin listener: `/metrics`, `/healthz`, `/readyz`, and the sessions API of docs/admin-api.md
 //! (`PUT|GET|DELETE /sessions/{sid}`, `GET /sessions?sub=`), behind an optional bearer token.
 //! Its own pingora service and runtime, so a flooded public listener does not starve health
 //! checks and scrapes. Not meant to be exposed beyond the operator's network.
@@ -84,10 +84,14 @@ impl ServeHttp for AdminApp {
         let get = method == http::Method::GET || method == http::Method::HEAD;
         match path.as_str() {
             "/metrics" | "/healthz" | "/readyz" if !get => method_not_allowed("GET, HEAD"),
-            "/metrics" => match crate::metrics::encode() {
-                Ok(body) => reply(StatusCode::OK, "text/plain; version=0.0.4; charset=utf-8", body),
-                Err(e) => text(StatusCode::INTERNAL_SERVER_ERROR, &format!("encoding metrics failed: {e}")),
-            },
+            "/metrics" => {
+                // Only for its side effect: `logout_gateway_ready` says what /readyz would now.
+                let _verdict = self.readiness().await;
+                match crate::metrics::encode() {
+                    Ok(body) => reply(StatusCode::OK, "text/plain; version=0.0.4; charset=utf-8", body),
+                    Err(e) => text(StatusCode::INTERNAL_SERVER_ERROR, &format!("encoding metrics failed: {e}")),
+                }
+            }
             "/healthz" => match self.serving.not_serving() {
                 Some(why) => text(StatusCode::SERVICE_UNAVAILABLE, &format!("not serving: {why}")),
                 None => text(StatusCode::OK, "ok"),
@@ -122,29 +126,40 @@ impl ServeHttp for AdminApp {
 impl AdminApp {
     /// 200 when the session store answers; 503 with the reason otherwise.
     async fn readyz(&self) -> Response<Vec<u8>> {
+        match self.readiness().await {
+            Ok(None) => text(StatusCode::OK, "ready"),
+            Ok(Some(note)) => text(StatusCode::OK, &format!("ready; {note}")),
+            Err(why) => text(StatusCode::SERVICE_UNAVAILABLE, &format!("not ready: {why}")),
+        }
+    }
+
+    /// Ready (with a note that does not stop it), or why not; also sets `logout_gateway_ready`,
+    /// so a scrape sees what `/readyz` would answer at that moment.
+    async fn readiness(&self) -> Result<Option<String>, String> {
+        let verdict = self.judge().await;
+        crate::metrics::Metrics::get().ready.set(i64::from(verdict.is_ok()));
+        verdict
+    }
+
+    async fn judge(&self) -> Result<Option<String>, String> {
         if let Some(why) = self.serving.not_ready() {
-            return text(StatusCode::SERVICE_UNAVAILABLE, &format!("not ready: {why}"));
+            return Err(why);
         }
         let set = self.store.revoked_set();
-        match self.store.ping().await {
-            Ok(()) if !set.loaded() => {
-                text(StatusCode::SERVICE_UNAVAILABLE, "not ready: revocation set not loaded yet")
-            }
-            Ok(()) if !set.is_current() => {
-                text(StatusCode::SERVICE_UNAVAILABLE, "not ready: revocation set behind the store (feed interrupted)")
-            }
-            Ok(()) if !self.notifier.backchannel.ready() => {
-                text(StatusCode::SERVICE_UNAVAILABLE, "not ready: logout-token signing keys not loaded")
-            }
-            Ok(()) => match self.store.note() {
-                Some(note) => text(StatusCode::OK, &format!("ready; {note}")),
-                None => text(StatusCode::OK, "ready"),
-            },
-            Err(e) => {
-                tracing::warn!(backend = self.store.backend(), error = %e, "not ready");
-                text(StatusCode::SERVICE_UNAVAILABLE, &format!("not ready: {e}"))
-            }
+        if let Err(e) = self.store.ping().await {
+            tracing::warn!(backend = self.store.backend(), error = %e, "not ready");
+            return Err(e.to_string());
         }
+        if !set.loaded() {
+            return Err("revocation set not loaded yet".into());
+        }
+        if !set.is_current() {
+            return Err("revocation set behind the store (feed interrupted)".into());
+        }
+        if !self.notifier.backchannel.ready() {
+            return Err("logout-token signing keys not loaded".into());
+        }
+        Ok(self.store.note())
     }
 
     /// None when allowed; else the 401 to send.

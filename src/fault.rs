@@ -2,7 +2,7 @@
 //! integration tests' build turns it on, see Cargo.toml). With the feature compiled in and
 //! `LGW_FAULT_INJECTION=1` in the environment at start, a request for [`PANIC_PATH`] on the
 //! public listener panics inside `request_filter`, so the integration tests can show with the
-//! real binary that a panic stays in its request and is counted (README, Security: Panics).
+//! real binary that a panic stays in its request and is counted (docs/security.md, Panics).
 //! Without both, the path is proxied like any other. Nothing else lives here.
 
 /// The path whose request panics when armed.

@@ -90,6 +90,7 @@ use crate::config::Config;
 use crate::lifecycle::listen::Bound;
 use crate::lifecycle::parts::Parts;
 pub use crate::lifecycle::Process;
+pub use crate::serving::health;
 use crate::serving::Serving;
 
 /// Read buffer of a public-listener connection (see `build`).

@@ -7,8 +7,8 @@
 use std::sync::OnceLock;
 
 use prometheus::{
-    register_histogram, register_histogram_vec, register_int_counter, register_int_counter_vec, register_int_gauge,
-    register_int_gauge_vec, Histogram, HistogramVec, IntCounter, IntCounterVec, IntGauge,
+    register_gauge, register_histogram, register_histogram_vec, register_int_counter, register_int_counter_vec,
+    register_int_gauge, register_int_gauge_vec, Gauge, Histogram, HistogramVec, IntCounter, IntCounterVec, IntGauge,
 };
 
 /// Latency buckets from 100 µs to 30 s: proxying is sub-millisecond on loopback, slow upstreams take seconds.
@@ -64,6 +64,12 @@ pub(crate) struct Metrics {
     pub(crate) store_errors: IntCounterVec,
     /// Certificate pairs of the gateway's own listeners loaded after start, by result.
     pub(crate) tls_reloads: IntCounterVec,
+    /// 1 when `/readyz` would answer 200, else 0; evaluated on every `/readyz` and `/metrics`.
+    pub(crate) ready: IntGauge,
+    /// Fetches of the upstream's signing keys (discovery and JWKS), by result (`ok`, `failed`).
+    pub(crate) keys_refreshes: IntCounterVec,
+    /// Unix time of the last successful fetch of the upstream's keys (0 until one succeeded).
+    pub(crate) keys_last_success: Gauge,
 }
 
 /// `logout_gateway_edge_total{action}` values.
@@ -248,6 +254,22 @@ impl Metrics {
                 &["result"]
             )
             .expect("register tls_reloads"),
+            ready: register_int_gauge!(
+                "logout_gateway_ready",
+                "1 when the instance is ready (what /readyz answers 200 for), else 0; evaluated at each scrape."
+            )
+            .expect("register ready"),
+            keys_refreshes: register_int_counter_vec!(
+                "logout_gateway_upstream_keys_refreshes_total",
+                "Fetches of the upstream's discovery document and signing keys (JWKS), by result: ok, failed.",
+                &["result"]
+            )
+            .expect("register keys_refreshes"),
+            keys_last_success: register_gauge!(
+                "logout_gateway_upstream_keys_last_success_timestamp_seconds",
+                "Unix time of the last successful fetch of the upstream's signing keys; 0 until one succeeded."
+            )
+            .expect("register keys_last_success"),
         };
         // process_cpu_seconds_total, process_resident_memory_bytes, process_open_fds, ...: the
         // prometheus crate's `process` feature registers its collector in the default registry.
@@ -284,6 +306,12 @@ impl Metrics {
             m.config_reloads.with_label_values(&[r]);
             m.tls_reloads.with_label_values(&[r]);
         }
+        for r in ["ok", "failed"] {
+            m.keys_refreshes.with_label_values(&[r]);
+        }
+        for r in ["connect", "timeout", "tls", "other"] {
+            m.upstream_errors.with_label_values(&[r]);
+        }
         m
     }
 
@@ -307,4 +335,9 @@ pub(crate) fn encode() -> Result<String, prometheus::Error> {
     let mut buf = Vec::new();
     enc.encode(&prometheus::gather(), &mut buf)?;
     Ok(String::from_utf8_lossy(&buf).into_owned())
+}
+
+/// Seconds since the Unix epoch, for timestamp gauges.
+pub(crate) fn unix_now() -> f64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs_f64()).unwrap_or(0.0)
 }

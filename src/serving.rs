@@ -90,6 +90,43 @@ fn send_notify(target: &std::ffi::OsStr, state: &str) -> std::io::Result<()> {
     sock.send_to_addr(state.as_bytes(), &addr).map(|_| ())
 }
 
+/// `logout-gateway health`: ask a running instance's admin listener for `path` (`/healthz` or
+/// `/readyz`) over plain HTTP/1.1 and succeed on a 200 within `timeout`. For a container
+/// HEALTHCHECK on an image that has no curl; the error says what was seen instead.
+pub fn health(admin: &str, path: &str, timeout: std::time::Duration) -> Result<(), String> {
+    use std::io::{Read, Write};
+    use std::net::ToSocketAddrs;
+    if !path.starts_with('/') || path.bytes().any(|b| b <= b' ' || b == 0x7f) {
+        return Err("the path must start with / and hold no spaces or control characters".into());
+    }
+    let addr = admin
+        .to_socket_addrs()
+        .map_err(|e| format!("cannot resolve: {e}"))?
+        .next()
+        .ok_or("cannot resolve: no address")?;
+    let mut stream = std::net::TcpStream::connect_timeout(&addr, timeout).map_err(|e| format!("connect: {e}"))?;
+    stream.set_read_timeout(Some(timeout)).map_err(|e| e.to_string())?;
+    stream.set_write_timeout(Some(timeout)).map_err(|e| e.to_string())?;
+    write!(stream, "GET {path} HTTP/1.1\r\nHost: {admin}\r\nConnection: close\r\n\r\n")
+        .map_err(|e| format!("send: {e}"))?;
+    let mut head = Vec::new();
+    let mut buf = [0u8; 512];
+    while !head.windows(2).any(|w| w == b"\r\n") && head.len() < 4096 {
+        match stream.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => head.extend_from_slice(&buf[..n]),
+            Err(e) => return Err(format!("read: {e}")),
+        }
+    }
+    let line = String::from_utf8_lossy(&head);
+    let status = line.lines().next().unwrap_or("").trim();
+    match status.split(' ').nth(1) {
+        Some("200") => Ok(()),
+        _ if status.is_empty() => Err("no answer".into()),
+        _ => Err(format!("answered {status}")),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::Serving;

@@ -6,10 +6,11 @@
 
 use std::collections::BTreeMap;
 
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 /// The whole proxy.yaml.
-#[derive(Debug, Clone, Deserialize, Serialize)]
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RawConfig {
     /// The plain-http public listener; when omitted: `0.0.0.0:8080`, or none when `tls` is set.
@@ -82,10 +83,31 @@ impl RawConfig {
         // Plain structs of strings, numbers, lists and maps with string keys always serialise.
         serde_yaml_ng::to_string(self).unwrap_or_default()
     }
+
+    /// The JSON Schema (draft 2020-12) of proxy.yaml, derived from these structs, so it cannot
+    /// drift from what [`super::load`] parses: the same keys, types, defaults and the same refusal
+    /// of unknown keys. It describes shape only; meaning (URLs, durations, files, the
+    /// combinations `check` refuses) is for `check`.
+    pub fn schema() -> String {
+        let mut schema = schemars::schema_for!(RawConfig);
+        schema.insert("title".into(), "logout-gateway proxy.yaml".into());
+        schema.insert(
+            "description".into(),
+            concat!(
+                "Configuration of logout-gateway ",
+                env!("CARGO_PKG_VERSION"),
+                ". `${NAME}` and `${file:/path}` in string values are replaced at load time; ",
+                "`logout-gateway check` validates meaning beyond this schema."
+            )
+            .into(),
+        );
+        // A JSON value built from strings and maps always serialises.
+        serde_json::to_string_pretty(&schema).unwrap_or_default()
+    }
 }
 
 /// `tls`: an https listener with a certificate/key pair (re-read when the files change).
-#[derive(Debug, Clone, Deserialize, Serialize)]
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RawTls {
     pub listen: String,
@@ -96,7 +118,7 @@ pub struct RawTls {
 }
 
 /// `mtls`: a listener that wants a client certificate and answers end_session only.
-#[derive(Debug, Clone, Deserialize, Serialize)]
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RawMtls {
     pub listen: String,
@@ -112,7 +134,7 @@ fn default_templates_dir() -> String {
     "templates".into()
 }
 
-#[derive(Debug, Clone, Deserialize, Serialize)]
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RawAdmin {
     #[serde(default = "default_admin_listen")]
@@ -133,7 +155,7 @@ fn default_admin_listen() -> String {
     "127.0.0.1:9090".into()
 }
 
-#[derive(Debug, Clone, Deserialize, Serialize)]
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RawUpstream {
     pub url: String,
@@ -168,7 +190,7 @@ pub struct RawUpstream {
     pub endpoints: RawEndpoints,
 }
 
-#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[derive(Debug, Clone, Default, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RawEndpoints {
     /// The authorization endpoint's path (revoked OP cookies are stripped there).
@@ -223,7 +245,7 @@ fn default_idle_timeout() -> String {
     "4s".into()
 }
 
-#[derive(Debug, Clone, Deserialize, Serialize)]
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RawJwks {
     #[serde(default)]
@@ -248,7 +270,7 @@ fn default_jwks_refresh() -> String {
 }
 
 /// `registration`: what clients learned from dynamic registration may do.
-#[derive(Debug, Clone, Deserialize, Serialize)]
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct RawRegistration {
     /// Registered clients' post_logout_redirect_uris matching one of these are followed at once;
@@ -273,7 +295,7 @@ impl Default for RawRegistration {
     }
 }
 
-#[derive(Debug, Clone, Deserialize, Serialize)]
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RawEndSession {
     #[serde(default = "default_end_session_paths")]
@@ -332,7 +354,7 @@ fn default_mode() -> String {
     "terminate".into()
 }
 
-#[derive(Debug, Clone, Deserialize, Serialize)]
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RawSessionStore {
     #[serde(default = "default_backend")]
@@ -380,7 +402,7 @@ fn default_refresh_ttl() -> String {
     "30days".into()
 }
 
-#[derive(Debug, Clone, Deserialize, Serialize)]
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RawRedis {
     /// One Redis (exactly one of `url`, `sentinel` and `cluster`).
@@ -402,7 +424,7 @@ pub struct RawRedis {
 }
 
 /// `session_store.redis.cluster`.
-#[derive(Debug, Clone, Deserialize, Serialize)]
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RawCluster {
     /// `host:port` of one or more nodes (the rest are discovered).
@@ -413,7 +435,7 @@ pub struct RawCluster {
 }
 
 /// `session_store.redis.sentinel`.
-#[derive(Debug, Clone, Deserialize, Serialize)]
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RawSentinel {
     pub master_name: String,
@@ -448,7 +470,7 @@ fn default_redis_response_timeout() -> String {
     "500ms".into()
 }
 
-#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[derive(Debug, Clone, Default, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RawClient {
     /// The application's name, shown on the confirmation page when the request proved it.
@@ -476,7 +498,7 @@ pub struct RawClient {
 }
 
 /// `revocation`: revoke a logged-out session's tokens at the upstream (RFC 7009).
-#[derive(Debug, Clone, Deserialize, Serialize)]
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RawRevocation {
     /// 32 random bytes, base64: encrypts the tokens kept for revocation (AES-256-GCM), so the
@@ -490,7 +512,7 @@ fn default_revocation_timeout() -> String {
     "5s".into()
 }
 
-#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[derive(Debug, Clone, Default, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RawLog {
     /// A tracing filter such as `info` or `logout_gateway=debug,pingora=warn`; RUST_LOG wins.
@@ -504,7 +526,7 @@ pub struct RawLog {
     pub access: Option<bool>,
 }
 
-#[derive(Debug, Clone, Deserialize, Serialize)]
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RawServer {
     /// Worker threads of the public proxy service.
@@ -545,7 +567,7 @@ fn default_shutdown_timeout() -> String {
 }
 
 /// Back-channel logout delivery and the logout-token signing key.
-#[derive(Debug, Clone, Deserialize, Serialize)]
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct RawBackchannel {
     /// PEM or private-JWK file (RSA for RS256, EC P-256 for ES256); none: generated and kept in the store.
@@ -582,7 +604,7 @@ impl Default for RawBackchannel {
 }
 
 /// `limits`: what the public listener accepts from one client.
-#[derive(Debug, Clone, Deserialize, Serialize)]
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RawLimits {
     /// Open client connections per instance; more are answered 503 and closed.
@@ -657,7 +679,7 @@ fn default_es_max_header_bytes() -> usize {
 }
 
 /// `rate_limit`: requests per client address to end_session and its confirmation.
-#[derive(Debug, Clone, Deserialize, Serialize)]
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RawRateLimit {
     /// Sustained requests per second per client address; 0 turns the limit off.

@@ -1,4 +1,4 @@
-//! Learning sessions from the traffic the gateway already proxies (the README: sessions are
+//! Learning sessions from the traffic the gateway already proxies (docs/design.md: sessions are
 //! learned from traffic), and enforcing logouts at the edge with what was learned (`enforce`).
 //!
 //! Learning watches the token endpoint: from a successful token response it takes the

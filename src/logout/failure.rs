@@ -58,7 +58,7 @@ impl LogoutError {
             | LogoutError::Notify(_)
             | LogoutError::Keys(_)
             | LogoutError::ConfirmationsCapped => (503, ErrorKind::Unavailable, "unavailable"),
-            // The contract's outcome labels have no "error": a failed render counts as rejected.
+            // The outcome labels of docs/contract.md have no "error": a failed render counts as rejected.
             LogoutError::Render(_) => (500, ErrorKind::Internal, "rejected"),
         }
     }

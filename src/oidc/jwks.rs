@@ -283,6 +283,16 @@ impl Jwks {
     /// One fetch: discovery (unless `jwks.uri` makes it optional), then the keys; swapped in
     /// only when usable.
     async fn fetch(&self) -> Result<(), JwksError> {
+        let m = crate::metrics::Metrics::get();
+        let res = self.fetch_keys().await;
+        m.keys_refreshes.with_label_values(&[if res.is_ok() { "ok" } else { "failed" }]).inc();
+        if res.is_ok() {
+            m.keys_last_success.set(crate::metrics::unix_now());
+        }
+        res
+    }
+
+    async fn fetch_keys(&self) -> Result<(), JwksError> {
         let url = self.jwks_url().await?;
         let doc = self.get_json(&url).await?;
         let raw = doc.get("keys").and_then(|k| k.as_array()).cloned().unwrap_or_default();

@@ -1,5 +1,5 @@
 //! Writing the gateway's own answers to the downstream session, with the headers every
-//! generated page carries (README, Security): no caching anywhere, no referrer, no
+//! generated page carries (docs/security.md): no caching anywhere, no referrer, no
 //! sniffing, and a CSP that forbids framing and allows only the page's own nonce'd style.
 
 use bytes::Bytes;

@@ -1,4 +1,4 @@
-//! The command line in the README: check, run with a bad config, --version, --help.
+//! The command line of docs/contract.md: check, run with a bad config, --version, --help.
 
 use std::process::Command;
 
@@ -160,7 +160,7 @@ fn shipped_configs_pass_check() {
             }
         }
     }
-    // deploy/ holds one, examples/ one per OP section of the README.
+    // deploy/ holds one, examples/ one per OP section of docs/providers.md.
     assert!(configs.len() >= 7, "{configs:?}");
     for cfg in configs {
         let out = Command::new(binary())

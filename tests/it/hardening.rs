@@ -320,7 +320,7 @@ fn post_chunked(gw: &Gateway, path: &str, len: usize) -> u16 {
 fn end_session_form_bodies_are_capped_at_32_kib_even_chunked_and_confirm_wants_a_form() {
     use logout_gateway::probe::params::MAX_INPUT;
     let (up, gw) = gateway(|_| {});
-    assert_eq!(MAX_INPUT, 32 * 1024, "README, Security: 413 over 32 KiB");
+    assert_eq!(MAX_INPUT, 32 * 1024, "docs/security.md: 413 over 32 KiB");
     for path in ["/session/end", "/session/end/confirm"] {
         assert_eq!(post_chunked(&gw, path, MAX_INPUT + 1), 413, "{path}: one byte over the cap, chunked");
         assert_ne!(post_chunked(&gw, path, MAX_INPUT), 413, "{path}: at the cap the body is read");

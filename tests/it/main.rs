@@ -30,6 +30,7 @@ mod sentinel;
 mod sessions_api;
 mod steering;
 mod tls;
+mod tooling;
 mod upgrade;
 
 /// Percent-decoding for assertions (form rules: `+` is a space).

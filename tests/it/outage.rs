@@ -8,7 +8,7 @@ use crate::harness::{client, eventually, free_port, Redis};
 use crate::logout::{assert_page_headers, confirm, env, env_opts};
 use crate::tokens::hint;
 
-/// How soon after Redis answers again a logout must succeed (README, Security: "within about a
+/// How soon after Redis answers again a logout must succeed (docs/security.md: "within about a
 /// second"): reconnect backoff 50 ms to 500 ms, plus the request itself.
 const RECOVERY: Duration = Duration::from_millis(1500);
 

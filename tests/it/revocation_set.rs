@@ -11,7 +11,7 @@ use crate::harness::{client, eventually, Gateway};
 use crate::learning::wait_for_discovery;
 use crate::logout::{env, Env};
 
-/// README (Security): a logout at one instance is enforced at every other within one second;
+/// docs/security.md: a logout at one instance is enforced at every other within one second;
 /// the test allows twice that for a loaded machine.
 const PROPAGATION: Duration = Duration::from_secs(2);
 

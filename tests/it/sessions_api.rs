@@ -1,4 +1,4 @@
-//! The admin sessions API in the README, on Redis: bearer token, record and merge, lookup by
+//! The admin sessions API in docs/admin-api.md, on Redis: bearer token, record and merge, lookup by
 //! any sid and by subject, DELETE as a logout, concurrency and script reloads.
 
 use std::time::Duration;

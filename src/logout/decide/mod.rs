@@ -13,7 +13,7 @@ use crate::config::Client;
 pub use crate::oidc::hint::{HintCheck, HintClaims};
 use crate::uri::RedirectPattern;
 
-/// Switches that change the table (README maps them to Janssen's properties).
+/// Switches that change the table (docs/providers.md maps them to Janssen's properties).
 #[derive(Debug, Clone, Default)]
 pub struct Policy {
     /// Janssen forceIdTokenHintPrecense: refuse requests without a hint.
