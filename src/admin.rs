@@ -146,7 +146,9 @@ impl AdminApp {
             return Err(why);
         }
         let set = self.store.revoked_set();
-        if let Err(e) = self.store.ping().await {
+        let ping = self.store.ping().await;
+        crate::metrics::Metrics::get().store_up.set(i64::from(ping.is_ok()));
+        if let Err(e) = ping {
             tracing::warn!(backend = self.store.backend(), error = %e, "not ready");
             return Err(e.to_string());
         }

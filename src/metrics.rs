@@ -24,6 +24,8 @@ pub(crate) struct Metrics {
     pub(crate) request_duration: Histogram,
     /// end_session outcomes: redirect, logged_out, confirm, rejected, unavailable.
     pub(crate) logouts: IntCounterVec,
+    /// end_session and confirmation time, from the request header until the answer is ready, by outcome.
+    pub(crate) logout_duration: HistogramVec,
     /// Session store operations by name (`ping`, `put`, `get`, `end`, ...).
     pub(crate) store_duration: HistogramVec,
     /// Front-channel logout iframes rendered on pages.
@@ -66,6 +68,8 @@ pub(crate) struct Metrics {
     pub(crate) tls_reloads: IntCounterVec,
     /// 1 when `/readyz` would answer 200, else 0; evaluated on every `/readyz` and `/metrics`.
     pub(crate) ready: IntGauge,
+    /// 1 when the session store answered the last readiness ping, else 0.
+    pub(crate) store_up: IntGauge,
     /// Fetches of the upstream's signing keys (discovery and JWKS), by result (`ok`, `failed`).
     pub(crate) keys_refreshes: IntCounterVec,
     /// Unix time of the last successful fetch of the upstream's keys (0 until one succeeded).
@@ -133,6 +137,14 @@ impl Metrics {
                 &["outcome"]
             )
             .expect("register logouts"),
+            logout_duration: register_histogram_vec!(
+                "logout_gateway_logout_duration_seconds",
+                "end_session and confirmation requests: time from the request header until the answer is ready \
+                 (the session store's work included), by outcome.",
+                &["outcome"],
+                LATENCY_BUCKETS.to_vec()
+            )
+            .expect("register logout_duration"),
             store_duration: register_histogram_vec!(
                 "logout_gateway_session_store_duration_seconds",
                 "Session store operation latency, by operation.",
@@ -259,6 +271,11 @@ impl Metrics {
                 "1 when the instance is ready (what /readyz answers 200 for), else 0; evaluated at each scrape."
             )
             .expect("register ready"),
+            store_up: register_int_gauge!(
+                "logout_gateway_session_store_up",
+                "1 when the session store answered its last ping (each /readyz and /metrics), else 0."
+            )
+            .expect("register store_up"),
             keys_refreshes: register_int_counter_vec!(
                 "logout_gateway_upstream_keys_refreshes_total",
                 "Fetches of the upstream's discovery document and signing keys (JWKS), by result: ok, failed.",
@@ -276,6 +293,7 @@ impl Metrics {
         // Pre-create every bounded label value so dashboards see zeros, not gaps.
         for o in LOGOUT_OUTCOMES {
             m.logouts.with_label_values(&[o]);
+            m.logout_duration.with_label_values(&[o]);
         }
         for r in ["success", "retry", "failed", "gave_up", "refused"] {
             m.backchannel_deliveries.with_label_values(&[r]);

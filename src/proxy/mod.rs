@@ -304,6 +304,7 @@ impl Gateway {
             Route::Confirm(i) => (i, true),
             Route::Proxy => return Ok(()),
         };
+        let start = std::time::Instant::now();
         let req = session.req_header();
         let method = req.method.as_str().to_string();
         let query = req.uri.query().unwrap_or("").as_bytes().to_vec();
@@ -319,7 +320,7 @@ impl Gateway {
                 Err(e) => {
                     let kind = if e == BodyError::TooLarge { ErrorKind::TooLarge } else { ErrorKind::Rejected };
                     let reply = self.logout.error(e.status(), kind, None, "rejected");
-                    return self.write_reply(session, reply).await;
+                    return self.write_reply(session, reply, start).await;
                 }
             }
         } else {
@@ -336,11 +337,15 @@ impl Gateway {
             confirm_action: format!("{base}{}", route::CONFIRM_SUFFIX),
         };
         let reply = if confirm { self.logout.confirm(&input).await } else { self.logout.end_session(&input).await };
-        self.write_reply(session, reply).await
+        self.write_reply(session, reply, start).await
     }
 
-    async fn write_reply(&self, session: &mut Session, reply: Reply) -> Result<()> {
-        Metrics::get().logouts.with_label_values(&[reply.outcome]).inc();
+    /// Count a logout's answer, with the time from its request header until the answer is
+    /// ready (counted before it is sent, so a client that has the answer sees the count), and send it.
+    async fn write_reply(&self, session: &mut Session, reply: Reply, start: std::time::Instant) -> Result<()> {
+        let m = Metrics::get();
+        m.logouts.with_label_values(&[reply.outcome]).inc();
+        m.logout_duration.with_label_values(&[reply.outcome]).observe(start.elapsed().as_secs_f64());
         respond::write(session, reply.answer).await
     }
 

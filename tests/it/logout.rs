@@ -195,6 +195,7 @@ fn t1_valid_hint_for_a_known_session_redirects_with_state_over_get_and_post() {
     assert_eq!(location(&r), "https://c.example.com/out?state=s2");
     assert_eq!(e.status("S2").as_deref(), Some("ended"));
     assert_eq!(e.gw.metric("logout_gateway_logouts_total{outcome=\"redirect\"}"), 2.0);
+    assert_eq!(e.gw.metric("logout_gateway_logout_duration_seconds_count{outcome=\"redirect\"}"), 2.0);
     assert_eq!(e.up.count_app(), 0, "end_session never reaches the upstream");
 }
 

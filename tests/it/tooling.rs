@@ -80,9 +80,11 @@ fn health_command_says_what_the_admin_listener_says() {
     assert_eq!(code, 1);
     assert!(err.contains("answered HTTP/1.1 503"), "{err}");
     assert_eq!(present(&gw, "logout_gateway_ready"), 0.0);
+    assert_eq!(present(&gw, "logout_gateway_session_store_up"), 0.0);
     let _redis = Redis::start_on(redis_port);
     eventually("ready", Duration::from_secs(10), || (health(gw.admin_port, "/readyz").0 == 0).then_some(()));
     assert_eq!(present(&gw, "logout_gateway_ready"), 1.0);
+    assert_eq!(present(&gw, "logout_gateway_session_store_up"), 1.0);
     // Nothing listening, an unknown path, a path that is not one.
     let (code, err) = health(free_port(), "/healthz");
     assert_eq!(code, 1);
