@@ -104,17 +104,26 @@ pub fn health(admin: &str, path: &str, timeout: std::time::Duration) -> Result<(
         .map_err(|e| format!("cannot resolve: {e}"))?
         .next()
         .ok_or("cannot resolve: no address")?;
-    let mut stream = std::net::TcpStream::connect_timeout(&addr, timeout).map_err(|e| format!("connect: {e}"))?;
-    stream.set_read_timeout(Some(timeout)).map_err(|e| e.to_string())?;
-    stream.set_write_timeout(Some(timeout)).map_err(|e| e.to_string())?;
+    // One deadline for the whole exchange: each step gets what is left of it.
+    let deadline = std::time::Instant::now() + timeout;
+    let left = || match deadline.checked_duration_since(std::time::Instant::now()) {
+        Some(d) if !d.is_zero() => Ok(d),
+        _ => Err(format!("no answer within {timeout:?}")),
+    };
+    let mut stream = std::net::TcpStream::connect_timeout(&addr, left()?).map_err(|e| format!("connect: {e}"))?;
+    stream.set_write_timeout(Some(left()?)).map_err(|e| e.to_string())?;
     write!(stream, "GET {path} HTTP/1.1\r\nHost: {admin}\r\nConnection: close\r\n\r\n")
         .map_err(|e| format!("send: {e}"))?;
     let mut head = Vec::new();
     let mut buf = [0u8; 512];
     while !head.windows(2).any(|w| w == b"\r\n") && head.len() < 4096 {
+        stream.set_read_timeout(Some(left()?)).map_err(|e| e.to_string())?;
         match stream.read(&mut buf) {
             Ok(0) => break,
             Ok(n) => head.extend_from_slice(&buf[..n]),
+            Err(e) if matches!(e.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut) => {
+                return Err(format!("no answer within {timeout:?}"))
+            }
             Err(e) => return Err(format!("read: {e}")),
         }
     }

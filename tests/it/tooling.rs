@@ -91,6 +91,10 @@ fn health_command_says_what_the_admin_listener_says() {
     assert!(err.contains("connect"), "{err}");
     let (code, err) = health(gw.admin_port, "/nope");
     assert_eq!((code, err.contains("404")), (1, true), "{err}");
+    // A listener that accepts and never answers: the whole exchange stays within --timeout.
+    let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let (code, err) = health(silent.local_addr().unwrap().port(), "/healthz");
+    assert_eq!((code, err.contains("no answer within 2s")), (1, true), "{err}");
     let (code, err) = health(gw.admin_port, "/healthz HTTP/1.0\r\nX: y");
     assert_eq!((code, err.contains("must start with /")), (1, true), "{err}");
 }
