@@ -199,20 +199,17 @@ impl AdminApp {
         let Some(sub) = sub.filter(|s| valid_id(s)) else {
             return text(StatusCode::BAD_REQUEST, "query parameter sub is required");
         };
-        let list = match self.store.sessions_of(&sub).await {
-            Ok(list) => list,
-            Err(e) => return text(StatusCode::SERVICE_UNAVAILABLE, &e.to_string()),
-        };
-        if !end_all {
-            return json(StatusCode::OK, &serde_json::json!({ "sessions": list }));
+        if end_all {
+            // As a global token revocation does: every session ends, then one batch of notices.
+            return match crate::logout::subject::end_subject(self.store.as_ref(), &self.notifier, &sub).await {
+                Ok(_) => reply(StatusCode::NO_CONTENT, "text/plain", Vec::new()),
+                Err(e) => text(StatusCode::SERVICE_UNAVAILABLE, &e.to_string()),
+            };
         }
-        for s in list.iter().filter(|s| s.is_active()) {
-            let resp = self.delete(&s.sid).await;
-            if resp.status() != StatusCode::NO_CONTENT {
-                return resp;
-            }
+        match self.store.sessions_of(&sub).await {
+            Ok(list) => json(StatusCode::OK, &serde_json::json!({ "sessions": list })),
+            Err(e) => text(StatusCode::SERVICE_UNAVAILABLE, &e.to_string()),
         }
-        reply(StatusCode::NO_CONTENT, "text/plain", Vec::new())
     }
 
     async fn put(&self, session: &mut ServerSession, sid: String) -> Response<Vec<u8>> {

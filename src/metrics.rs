@@ -68,6 +68,8 @@ pub(crate) struct Metrics {
     pub(crate) tls_reloads: IntCounterVec,
     /// 1 when `/readyz` would answer 200, else 0; evaluated on every `/readyz` and `/metrics`.
     pub(crate) ready: IntGauge,
+    /// Global token revocation calls by result.
+    pub(crate) global_revocations: IntCounterVec,
     /// 1 when the session store answered the last readiness ping, else 0.
     pub(crate) store_up: IntGauge,
     /// Fetches of the upstream's signing keys (discovery and JWKS), by result (`ok`, `failed`).
@@ -271,6 +273,13 @@ impl Metrics {
                 "1 when the instance is ready (what /readyz answers 200 for), else 0; evaluated at each scrape."
             )
             .expect("register ready"),
+            global_revocations: register_int_counter_vec!(
+                "logout_gateway_global_revocations_total",
+                "Global token revocation calls by result: ended (every session of the subject ended, or already was), \
+                 unknown (404), unauthorized (401), invalid (400/405/413/415), unavailable (503).",
+                &["result"]
+            )
+            .expect("register global_revocations"),
             store_up: register_int_gauge!(
                 "logout_gateway_session_store_up",
                 "1 when the session store answered its last ping (each /readyz and /metrics), else 0."
@@ -326,6 +335,9 @@ impl Metrics {
         }
         for r in ["ok", "failed"] {
             m.keys_refreshes.with_label_values(&[r]);
+        }
+        for r in ["ended", "unknown", "unauthorized", "invalid", "unavailable"] {
+            m.global_revocations.with_label_values(&[r]);
         }
         for r in ["connect", "timeout", "tls", "other"] {
             m.upstream_errors.with_label_values(&[r]);

@@ -51,6 +51,8 @@ pub struct Config {
     pub(crate) rate_limit: Option<RateLimit>,
     pub(crate) log: Log,
     pub(crate) server: Server,
+    /// The global token revocation endpoint; None: off.
+    pub(crate) global_revocation: Option<GlobalRevocation>,
 }
 
 /// `registration`: the limits on clients learned from dynamic registration (untrusted input).
@@ -73,6 +75,14 @@ impl Default for Registration {
             client_lifetime: Duration::from_secs(90 * 86_400),
         }
     }
+}
+
+/// `global_token_revocation`: where the endpoint is and who may call it.
+#[derive(Debug, Clone)]
+pub(crate) struct GlobalRevocation {
+    /// Canonical (lower case) path on the public listener.
+    pub(crate) path: String,
+    pub(crate) tokens: Vec<Secret>,
 }
 
 #[derive(Debug, Clone)]

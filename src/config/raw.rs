@@ -50,6 +50,9 @@ pub struct RawConfig {
     pub log: RawLog,
     #[serde(default)]
     pub server: RawServer,
+    /// draft-parecki-oauth-global-token-revocation: a call that ends every session of a subject.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub global_token_revocation: Option<RawGlobalRevocation>,
 }
 
 impl RawConfig {
@@ -75,6 +78,7 @@ impl RawConfig {
             rate_limit: RawRateLimit::default(),
             log: RawLog::default(),
             server: RawServer::default(),
+            global_token_revocation: None,
         }
     }
 
@@ -104,6 +108,22 @@ impl RawConfig {
         // A JSON value built from strings and maps always serialises.
         serde_json::to_string_pretty(&schema).unwrap_or_default()
     }
+}
+
+/// `global_token_revocation`: the endpoint of draft-parecki-oauth-global-token-revocation on the
+/// public listener (advertised in discovery as `global_token_revocation_endpoint`).
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RawGlobalRevocation {
+    /// Its path; matched in every spelling, like end_session's.
+    #[serde(default = "default_global_revocation_path")]
+    pub path: String,
+    /// Bearer tokens allowed to call it (each at least 32 characters); use `${NAME}` or
+    /// `${file:/path}` for them.
+    pub tokens: Vec<String>,
+}
+fn default_global_revocation_path() -> String {
+    "/global-token-revocation".into()
 }
 
 /// `tls`: an https listener with a certificate/key pair (re-read when the files change).

@@ -62,6 +62,7 @@ impl Parts {
             ),
             jwks: self.jwks.clone(),
             signing_keys: self.backchannel.keys.clone(),
+            global_revocation_endpoint: config.global_revocation.as_ref().map(|g| format!("{issuer_origin}{}", g.path)),
             mtls_end_session_endpoint: config.mtls.as_ref().map(|m| {
                 format!("{}{}", m.public_origin, config.end_session.paths.first().cloned().unwrap_or_default())
             }),

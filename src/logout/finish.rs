@@ -65,7 +65,7 @@ impl Logout {
         self.store.revoke_hashes(&presented).await.in_lang(lang)?;
         // Back-channel notices are accepted (durably) before anything says "signed out".
         self.notifier.sessions_ended(&sessions, initiator, sub).await.in_lang(lang)?;
-        let headers = self.clear_op_cookies();
+        let headers = self.ended_headers();
         let m = Metrics::get();
         m.frontchannel_iframes.inc_by(frames.len() as u64);
         let outcome = if next.redirect.is_some() { "redirect" } else { "logged_out" };
@@ -100,10 +100,14 @@ impl Logout {
         })
     }
 
-    /// Expire the upstream OP's own session cookies in the browser: one `Set-Cookie` per name
-    /// and configured cookie path.
-    fn clear_op_cookies(&self) -> Vec<(&'static str, String)> {
-        self.cookies.expiring_all().map(|c| ("set-cookie", c)).collect()
+    /// The headers of every answer that ends the browser's session: the upstream OP's own
+    /// session cookies expired (one `Set-Cookie` per name and configured cookie path), and
+    /// `Set-Login: logged-out`, the browsers' Login Status API (read by FedCM): this origin, the
+    /// OP's, tells the browser its user is signed out.
+    fn ended_headers(&self) -> Vec<(&'static str, String)> {
+        let mut headers: Vec<_> = self.cookies.expiring_all().map(|c| ("set-cookie", c)).collect();
+        headers.push(("set-login", "logged-out".into()));
+        headers
     }
 
     /// The presented OP cookies (at most `MAX_OP_COOKIES`) a logout that ended `sessions` may

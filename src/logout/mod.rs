@@ -14,8 +14,10 @@ mod confirm;
 pub(crate) mod decide;
 pub(crate) mod failure;
 mod finish;
+pub(crate) mod global;
 pub(crate) mod notify;
 pub(crate) mod params;
+pub(crate) mod subject;
 pub(crate) mod uri;
 
 use std::collections::BTreeMap;
@@ -86,6 +88,8 @@ pub(crate) struct Logout {
     pub(crate) pages: Arc<Pages>,
     /// Tells the RPs of ended sessions (back-channel) and revokes their tokens at the upstream.
     pub(crate) notifier: notify::Notifier,
+    /// The global token revocation endpoint (`global.rs`); None: off.
+    pub(crate) global: Option<crate::config::GlobalRevocation>,
 }
 
 impl Logout {
@@ -117,6 +121,7 @@ impl Logout {
             jwks,
             pages,
             notifier,
+            global: config.global_revocation.clone(),
         }
     }
 

@@ -23,6 +23,7 @@ mod body;
 mod edge;
 mod failure;
 mod forwarded;
+mod global;
 pub(crate) mod guard;
 pub(crate) mod limits;
 pub(crate) mod live;
@@ -138,7 +139,7 @@ impl ProxyHttp for Gateway {
             }
         }
         let path = session.req_header().uri.path().as_bytes();
-        match route::classify(path, &self.end_session_paths) {
+        match route::classify_public(path, &self.end_session_paths, self.logout.global_path()) {
             Route::Proxy => self.on_proxied(session, ctx).await,
             route => {
                 ctx.local = true;
@@ -302,6 +303,7 @@ impl Gateway {
         let (idx, confirm) = match route {
             Route::EndSession(i) => (i, false),
             Route::Confirm(i) => (i, true),
+            Route::GlobalRevocation => return self.answer_global(session).await,
             Route::Proxy => return Ok(()),
         };
         let start = std::time::Instant::now();

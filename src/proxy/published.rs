@@ -13,6 +13,8 @@ pub(crate) struct Published {
     pub(crate) end_session_endpoint: String,
     /// Its mutual-TLS alias (`mtls.public_origin` + the same path), when `mtls` is set.
     pub(crate) mtls_end_session_endpoint: Option<String>,
+    /// The global token revocation endpoint (issuer origin + its path), when configured.
+    pub(crate) global_revocation_endpoint: Option<String>,
 }
 
 impl Published {
@@ -22,6 +24,9 @@ impl Published {
         let mut doc = self.jwks.discovery()?;
         let map = doc.as_object_mut()?;
         map.insert("end_session_endpoint".into(), self.end_session_endpoint.clone().into());
+        if let Some(g) = &self.global_revocation_endpoint {
+            map.insert("global_token_revocation_endpoint".into(), g.clone().into());
+        }
         if let Some(alias) = &self.mtls_end_session_endpoint {
             // RFC 8705 section 5: the OP's own aliases stay, the end_session one is the gateway's.
             let aliases = map.entry("mtls_endpoint_aliases").or_insert_with(|| serde_json::json!({}));

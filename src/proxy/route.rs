@@ -16,6 +16,8 @@ pub(crate) enum Route {
     EndSession(usize),
     /// The confirmation form's target: `<end_session path>/confirm`.
     Confirm(usize),
+    /// The global token revocation endpoint (`global_token_revocation.path`).
+    GlobalRevocation,
 }
 
 /// What the confirmation form posts to, below each end_session path.
@@ -25,6 +27,16 @@ pub(crate) const CONFIRM_SUFFIX: &str = "/confirm";
 pub(crate) fn classify(raw_path: &[u8], paths: &[String]) -> Route {
     // A path with nothing to normalise is compared as is, without allocating.
     let canon = crate::uri::canonical(raw_path);
+    lookup(&canon, paths, |c, p| c.eq_ignore_ascii_case(p))
+}
+
+/// [`classify`] on the public listener: also the global token revocation path, when configured
+/// (canonical, lower case), in every spelling end_session's paths are matched in.
+pub(crate) fn classify_public(raw_path: &[u8], paths: &[String], global: Option<&str>) -> Route {
+    let canon = crate::uri::canonical(raw_path);
+    if global.is_some_and(|g| canon.eq_ignore_ascii_case(g.as_bytes())) {
+        return Route::GlobalRevocation;
+    }
     lookup(&canon, paths, |c, p| c.eq_ignore_ascii_case(p))
 }
 
@@ -51,6 +63,24 @@ mod tests {
 
     fn paths() -> Vec<String> {
         vec!["/session/end".into(), "/oxauth/restv1/end_session".into()]
+    }
+
+    #[test]
+    fn every_spelling_of_the_global_revocation_path_is_answered_and_nothing_else() {
+        let g = Some("/global-token-revocation");
+        for p in [
+            "/global-token-revocation",
+            "/Global-Token-Revocation/",
+            "/global%2Dtoken-revocation",
+            "//x/../global-token-revocation;a=b",
+        ] {
+            assert_eq!(classify_public(p.as_bytes(), &paths(), g), Route::GlobalRevocation, "{p}");
+        }
+        for p in ["/global-token-revocation/x", "/global-token-revocations", "/x/global-token-revocation"] {
+            assert_eq!(classify_public(p.as_bytes(), &paths(), g), Route::Proxy, "{p}");
+        }
+        assert_eq!(classify_public(b"/global-token-revocation", &paths(), None), Route::Proxy, "off: proxied");
+        assert_eq!(classify_public(b"/session/end", &paths(), g), Route::EndSession(0));
     }
 
     #[test]

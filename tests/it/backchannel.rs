@@ -12,7 +12,7 @@ use crate::tokens::hint;
 use crate::upstream::{Seen, Upstream};
 
 /// Quick retries and claims, so delivery tests take seconds.
-fn fast(b: &mut RawBackchannel) {
+pub fn fast(b: &mut RawBackchannel) {
     b.retry_initial = "200ms".into();
     b.retry_max = "1s".into();
     b.timeout = "1s".into();
@@ -21,7 +21,7 @@ fn fast(b: &mut RawBackchannel) {
 }
 
 /// A client `id` whose back-channel URI is `path` on `rp`.
-fn bc_client(rp: &Upstream, id: &str, path: &str, sid_required: bool) -> (String, RawClient) {
+pub fn bc_client(rp: &Upstream, id: &str, path: &str, sid_required: bool) -> (String, RawClient) {
     let c = RawClient {
         backchannel_logout_uri: Some(format!("http://127.0.0.1:{}{path}", rp.addr.port())),
         backchannel_logout_session_required: sid_required,
@@ -61,7 +61,7 @@ fn logout(e: &Env, client_id: &str, sid: &str) -> reqwest::blocking::Response {
 }
 
 /// The logout_token of a back-channel POST, verified with the JWKS served by the gateway.
-fn verify(e: &Env, post: &Seen) -> (jsonwebtoken::Header, Value) {
+pub fn verify(e: &Env, post: &Seen) -> (jsonwebtoken::Header, Value) {
     assert_eq!(post.header("content-type"), Some("application/x-www-form-urlencoded"));
     let form: Vec<(String, String)> = url::form_urlencoded::parse(post.body.as_bytes()).into_owned().collect();
     assert_eq!(form.len(), 1, "BCL-16: only logout_token: {form:?}");

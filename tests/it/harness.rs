@@ -9,8 +9,8 @@ use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
 pub use logout_gateway::config::raw::{
-    RawBackchannel, RawClient, RawCluster, RawConfig, RawEndSession, RawLimits, RawMtls, RawRedis, RawRevocation,
-    RawSentinel, RawTls,
+    RawBackchannel, RawClient, RawCluster, RawConfig, RawEndSession, RawGlobalRevocation, RawLimits, RawMtls, RawRedis,
+    RawRevocation, RawSentinel, RawTls,
 };
 
 /// A port nobody listens on right now. Between this and the server's bind another process may

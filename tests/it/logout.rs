@@ -164,7 +164,14 @@ pub fn confirm(env: &Env, page: Response) -> Response {
 fn is_confirm_page(r: Response) -> Response {
     assert_eq!(r.status(), 200);
     assert!(r.headers().get("location").is_none());
+    assert!(r.headers().get("set-login").is_none(), "asking ends nothing: no Set-Login");
     r
+}
+
+/// An answer that ended the browser's session says so to the browser's Login Status API.
+fn says_logged_out(r: &Response) {
+    let v: Vec<_> = r.headers().get_all("set-login").iter().map(|v| v.to_str().unwrap()).collect();
+    assert_eq!(v, ["logged-out"], "Set-Login on an answer that ended the session");
 }
 
 #[test]
@@ -181,6 +188,7 @@ fn t1_valid_hint_for_a_known_session_redirects_with_state_over_get_and_post() {
     assert_eq!(r.status(), 303);
     assert_eq!(location(&r), "https://c.example.com/out?state=s1");
     assert_page_headers(&r);
+    says_logged_out(&r);
     let cleared: Vec<_> = r.headers().get_all("set-cookie").iter().map(|v| v.to_str().unwrap().to_string()).collect();
     assert!(cleared.iter().any(|c| c.starts_with("op_session=;") && c.contains("Max-Age=0")), "{cleared:?}");
     assert_eq!(e.status("S1").as_deref(), Some("ended"));
@@ -336,6 +344,7 @@ fn t5_t9_t10_without_a_hint_the_user_confirms_and_is_never_redirected() {
             let done = confirm(&e, page);
             assert_eq!(done.status(), 200);
             assert!(done.headers().get("location").is_none());
+            says_logged_out(&done);
             let html = done.text().unwrap();
             assert!(html.contains("You are signed out"), "{html}");
             assert!(!html.contains("a.example.org"), "RPI-20: no redirect without proof: {html}");

@@ -13,6 +13,7 @@ mod browser;
 mod cli;
 mod cluster;
 mod edge;
+mod global_revocation;
 mod hardening;
 mod learning;
 mod logout;

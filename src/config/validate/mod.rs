@@ -83,6 +83,7 @@ pub(super) fn validate(raw: RawConfig, base: &Path) -> Result<Config, Vec<Proble
     check_url(&mut v, "issuer", &raw.issuer, UrlRule::Issuer);
     let jwks = jwks(&mut v, &raw.jwks);
     let end_session = upstream::end_session(&mut v, &raw.end_session);
+    let global_revocation = raw.global_token_revocation.map(|g| upstream::global_revocation(&mut v, g, &end_session));
     let session_store = store::session_store(&mut v, raw.session_store);
     let clients = clients::clients(&mut v, raw.clients);
     let registration = clients::registration(&mut v, &raw.registration);
@@ -118,6 +119,7 @@ pub(super) fn validate(raw: RawConfig, base: &Path) -> Result<Config, Vec<Proble
         rate_limit,
         log,
         server,
+        global_revocation,
     })
 }
 

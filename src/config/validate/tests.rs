@@ -236,3 +236,32 @@ fn an_admin_listener_beyond_loopback_needs_a_token_or_an_explicit_allowance() {
         assert!(load(&format!("admin:\n  listen: \"{lo}\"\n")).is_ok(), "{lo}");
     }
 }
+
+#[test]
+fn global_revocation_needs_a_plain_path_of_its_own_and_long_tokens() {
+    let good =
+        load("global_token_revocation:\n  path: \"/GTR\"\n  tokens: [\"0123456789abcdef0123456789abcdef\"]\n").unwrap();
+    let g = good.global_revocation.unwrap();
+    assert_eq!((g.path.as_str(), g.tokens.len()), ("/gtr", 1));
+    let default = load("global_token_revocation:\n  tokens: [\"0123456789abcdef0123456789abcdef\"]\n").unwrap();
+    assert_eq!(default.global_revocation.unwrap().path, "/global-token-revocation");
+    assert!(load("").unwrap().global_revocation.is_none());
+    for (yaml, key) in [
+        ("  path: \"gtr\"\n  tokens: [\"0123456789abcdef0123456789abcdef\"]\n", "global_token_revocation.path"),
+        ("  path: \"/a;b\"\n  tokens: [\"0123456789abcdef0123456789abcdef\"]\n", "global_token_revocation.path"),
+        (
+            "  path: \"/Session/End\"\n  tokens: [\"0123456789abcdef0123456789abcdef\"]\n",
+            "global_token_revocation.path",
+        ),
+        (
+            "  path: \"/session/end/gtr\"\n  tokens: [\"0123456789abcdef0123456789abcdef\"]\n",
+            "global_token_revocation.path",
+        ),
+        ("  tokens: []\n", "global_token_revocation.tokens"),
+        ("  tokens: [\"short\"]\n", "global_token_revocation.tokens[0]"),
+        ("  tokens: [\"0123456789abcdef 0123456789abcdef\"]\n", "global_token_revocation.tokens[0]"),
+    ] {
+        let errs = load(&format!("global_token_revocation:\n{yaml}")).unwrap_err();
+        assert!(errs.iter().any(|e| e.starts_with(&format!("{key}: "))), "{yaml}: {errs:?}");
+    }
+}

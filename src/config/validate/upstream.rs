@@ -6,8 +6,8 @@ use std::time::Duration;
 use url::Url;
 
 use super::V;
-use crate::config::raw::{RawEndSession, RawEndpoints, RawUpstream};
-use crate::config::{EndSession, EndpointPaths, Upstream};
+use crate::config::raw::{RawEndSession, RawEndpoints, RawGlobalRevocation, RawUpstream};
+use crate::config::{EndSession, EndpointPaths, GlobalRevocation, Secret, Upstream};
 
 pub(super) fn upstream(v: &mut V, raw: RawUpstream, base: &Path) -> Upstream {
     let connect_timeout = v.duration("upstream.connect_timeout", &raw.connect_timeout, Duration::from_secs(2));
@@ -187,15 +187,7 @@ fn end_session_paths(v: &mut V, paths: &[String]) -> Vec<String> {
     let mut out: Vec<String> = Vec::new();
     for (i, p) in paths.iter().enumerate() {
         let key = format!("end_session.paths[{i}]");
-        let bad_segment = p.split('/').skip(1).any(|s| s.is_empty() || s == "." || s == "..");
-        if !p.starts_with('/') || p.len() < 2 {
-            v.err(key, format!("must be an absolute path such as /session/end (got {p:?})"));
-        } else if bad_segment && p != "/" {
-            v.err(key, "must not contain empty, '.' or '..' segments or end with '/'");
-        } else if !p.bytes().all(|b| b.is_ascii_alphanumeric() || b"/-._~".contains(&b)) {
-            v.err(key, "may only contain letters, digits and / - . _ ~ (no query, ';' or percent-escapes)");
-        } else {
-            let canon = p.to_ascii_lowercase();
+        if let Some(canon) = plain_path(v, &key, p) {
             if out.contains(&canon) {
                 v.err(key, "duplicate path (paths match without regard to case)");
             }
@@ -203,4 +195,42 @@ fn end_session_paths(v: &mut V, paths: &[String]) -> Vec<String> {
         }
     }
     out
+}
+
+/// A path the gateway answers itself, in its canonical form (lower case), or None after saying
+/// why not: absolute, plain segments only, nothing a request could spell two ways.
+fn plain_path(v: &mut V, key: &str, p: &str) -> Option<String> {
+    let bad_segment = p.split('/').skip(1).any(|s| s.is_empty() || s == "." || s == "..");
+    if !p.starts_with('/') || p.len() < 2 {
+        v.err(key, format!("must be an absolute path such as /session/end (got {p:?})"));
+    } else if bad_segment && p != "/" {
+        v.err(key, "must not contain empty, '.' or '..' segments or end with '/'");
+    } else if !p.bytes().all(|b| b.is_ascii_alphanumeric() || b"/-._~".contains(&b)) {
+        v.err(key, "may only contain letters, digits and / - . _ ~ (no query, ';' or percent-escapes)");
+    } else {
+        return Some(p.to_ascii_lowercase());
+    }
+    None
+}
+
+/// `global_token_revocation`: a plain path of its own (not an end_session path or below one),
+/// and at least one bearer token of 32 characters or more.
+pub(super) fn global_revocation(v: &mut V, raw: RawGlobalRevocation, es: &EndSession) -> GlobalRevocation {
+    let key = "global_token_revocation.path";
+    let path = plain_path(v, key, &raw.path).unwrap_or_default();
+    if es.paths.iter().any(|p| path == *p || path.starts_with(&format!("{p}/"))) {
+        v.err(key, "must not be an end_session path or below one");
+    }
+    if raw.tokens.is_empty() {
+        v.err("global_token_revocation.tokens", "must name at least one bearer token");
+    }
+    for (i, t) in raw.tokens.iter().enumerate() {
+        if t.len() < 32 || t.bytes().any(|b| !b.is_ascii_graphic()) {
+            v.err(
+                format!("global_token_revocation.tokens[{i}]"),
+                "must be at least 32 printable characters without spaces",
+            );
+        }
+    }
+    GlobalRevocation { path, tokens: raw.tokens.into_iter().map(Secret::new).collect() }
 }
