@@ -181,12 +181,22 @@ impl AdminApp {
         Some(r)
     }
 
+    /// The session; an ended one with its receipt (what each RP was told and how it went).
     async fn get(&self, sid: &str) -> Response<Vec<u8>> {
-        match self.store.get_session(sid).await {
-            Ok(Some(v)) => json(StatusCode::OK, &serde_json::to_value(v).unwrap_or_default()),
-            Ok(None) => text(StatusCode::NOT_FOUND, "no such session"),
-            Err(e) => text(StatusCode::SERVICE_UNAVAILABLE, &e.to_string()),
+        let v = match self.store.get_session(sid).await {
+            Ok(Some(v)) => v,
+            Ok(None) => return text(StatusCode::NOT_FOUND, "no such session"),
+            Err(e) => return text(StatusCode::SERVICE_UNAVAILABLE, &e.to_string()),
+        };
+        let mut body = serde_json::to_value(&v).unwrap_or_default();
+        if !v.is_active() {
+            let clients = &self.notifier.backchannel.clients;
+            match crate::logout::receipt::receipt_of(self.store.as_ref(), clients, &v).await {
+                Ok(r) => body["receipt"] = serde_json::to_value(r).unwrap_or_default(),
+                Err(e) => return text(StatusCode::SERVICE_UNAVAILABLE, &e.to_string()),
+            }
         }
+        json(StatusCode::OK, &body)
     }
 
     /// GET: the subject's sessions; DELETE: end every one of them, notifying their RPs.

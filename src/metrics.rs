@@ -68,6 +68,8 @@ pub(crate) struct Metrics {
     pub(crate) tls_reloads: IntCounterVec,
     /// 1 when `/readyz` would answer 200, else 0; evaluated on every `/readyz` and `/metrics`.
     pub(crate) ready: IntGauge,
+    /// Front-channel iframes as their pages reported them: loaded, timeout.
+    pub(crate) frontchannel_results: IntCounterVec,
     /// Global token revocation calls by result.
     pub(crate) global_revocations: IntCounterVec,
     /// 1 when the session store answered the last readiness ping, else 0.
@@ -273,6 +275,13 @@ impl Metrics {
                 "1 when the instance is ready (what /readyz answers 200 for), else 0; evaluated at each scrape."
             )
             .expect("register ready"),
+            frontchannel_results: register_int_counter_vec!(
+                "logout_gateway_frontchannel_results_total",
+                "Front-channel logout iframes as the logout page reported them: loaded, or timeout (not loaded within \
+                 end_session.frontchannel_timeout). Counted once per logout and RP.",
+                &["result"]
+            )
+            .expect("register frontchannel_results"),
             global_revocations: register_int_counter_vec!(
                 "logout_gateway_global_revocations_total",
                 "Global token revocation calls by result: ended (every session of the subject ended, or already was), \
@@ -335,6 +344,9 @@ impl Metrics {
         }
         for r in ["ok", "failed"] {
             m.keys_refreshes.with_label_values(&[r]);
+        }
+        for r in ["loaded", "timeout"] {
+            m.frontchannel_results.with_label_values(&[r]);
         }
         for r in ["ended", "unknown", "unauthorized", "invalid", "unavailable"] {
             m.global_revocations.with_label_values(&[r]);

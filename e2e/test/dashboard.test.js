@@ -68,6 +68,8 @@ test('traffic: sign-in at three RPs and a single logout with front- and back-cha
   await until('the logout scraped', 'sum(logout_gateway_logouts_total{outcome="redirect"})');
   await until('back-channel deliveries scraped', 'sum(logout_gateway_backchannel_deliveries_total{result="success"})', 2);
   await until('front-channel iframes scraped', 'sum(logout_gateway_frontchannel_iframes_total)', 2);
+  // The logout page reported its three iframes as loaded (its beacon, the logout's receipt).
+  await until('front-channel reports scraped', 'sum(logout_gateway_frontchannel_results_total{result="loaded"})', 2);
 });
 
 test('every panel query returns data from the real scrape', async () => {

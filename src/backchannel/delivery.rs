@@ -126,13 +126,18 @@ impl Backchannel {
     }
 
     /// Record what an attempt came to: done (delivered, refused for good, or out of attempts),
-    /// or due again after the backoff.
+    /// or due again after the backoff; and in the session's receipt.
     async fn settle(&self, c: Claimed, attempt: Attempt) -> Result<(), StoreError> {
         let mut notice = c.notice;
         match attempt {
-            Attempt::Delivered => self.store.finish_notice(&c.id).await,
+            Attempt::Delivered => {
+                self.receipt(&notice, "delivered", true).await;
+                self.store.finish_notice(&c.id).await
+            }
             Attempt::Final(code) => {
                 tracing::warn!(client = %notice.client_id, status = code, "back-channel logout refused by the RP; not retried");
+                // Code 0: refused by the address rules, never sent.
+                self.receipt(&notice, "refused", code != 0).await;
                 self.store.finish_notice(&c.id).await
             }
             Attempt::Retry => {
@@ -140,12 +145,28 @@ impl Backchannel {
                 if notice.attempt >= self.config.max_attempts {
                     tracing::warn!(client = %notice.client_id, attempts = notice.attempt, "back-channel logout gave up");
                     Metrics::get().backchannel_deliveries.with_label_values(&["gave_up"]).inc();
+                    self.receipt(&notice, "gave_up", true).await;
                     self.store.finish_notice(&c.id).await
                 } else {
+                    self.receipt(&notice, "pending", true).await;
                     let due = now_ms() + self.backoff(notice.attempt).as_millis() as u64;
                     self.store.retry_notice(&c.id, &notice, due).await
                 }
             }
         }
+    }
+
+    /// The delivery's line in its session's receipt (`bc:<client>`, and `bca:<client>` counting
+    /// attempts made), and the audit log line. Best effort: the queue's state does not wait on it.
+    async fn receipt(&self, n: &Notice, result: &'static str, attempted: bool) {
+        if n.session.is_empty() {
+            return;
+        }
+        let notes = [(format!("bc:{}", n.client_id), result.to_string())];
+        let count = attempted.then(|| format!("bca:{}", n.client_id));
+        if let Err(e) = self.store.note_receipt(&n.session, &notes, false, count.as_deref()).await {
+            tracing::debug!(error = %e, "logout receipt not updated");
+        }
+        tracing::info!(target: "logout_gateway::receipt", sid = %n.session, client = %n.client_id, backchannel = result, "receipt");
     }
 }

@@ -88,11 +88,13 @@ impl Backchannel {
     }
 
     /// Logout tokens for the participants that registered a back-channel URI. `participants`
-    /// are (client_id, the sid that client knows); `sub` is the session's subject.
+    /// are (client_id, the sid that client knows); `sub` is the session's subject; `session`
+    /// the ended session's primary sid, whose receipt records each delivery ("" for none).
     pub(crate) async fn notices_for(
         &self,
         participants: &[(String, Option<String>)],
         sub: Option<&str>,
+        session: &str,
     ) -> Result<Vec<Notice>, String> {
         let mut takers = Vec::new();
         for (client_id, sid) in participants {
@@ -129,6 +131,7 @@ impl Backchannel {
                 token,
                 attempt: 0,
                 accepted_ms: now_ms(),
+                session: session.to_string(),
             });
         }
         Ok(out)

@@ -13,26 +13,34 @@ use crate::session::SessionView;
 struct Participant<'a> {
     client_id: &'a str,
     sid: Option<String>,
+    /// The primary sid of the ended session it was in ("" for an initiator in none of them),
+    /// whose receipt records the front-channel report.
+    session: &'a str,
 }
 
 impl Logout {
     /// One front-channel iframe per participant with a `frontchannel_logout_uri` (FCL-05..07):
     /// every client of the ended sessions with the sid it knows, then the initiator's.
-    async fn frames(&self, sessions: &[SessionView], initiator: &[(String, Option<String>)]) -> Vec<Frame> {
+    /// With each frame, the (client_id, primary sid) its report is recorded under.
+    async fn frames(
+        &self,
+        sessions: &[SessionView],
+        initiator: &[(String, Option<String>)],
+    ) -> (Vec<Frame>, Vec<(String, String)>) {
         let mut who: Vec<Participant<'_>> = Vec::new();
         for s in sessions {
             for c in &s.clients {
                 if !who.iter().any(|p| p.client_id == c) {
-                    who.push(Participant { client_id: c, sid: s.client_sid(c).map(String::from) });
+                    who.push(Participant { client_id: c, sid: s.client_sid(c).map(String::from), session: &s.sid });
                 }
             }
         }
         for (c, sid) in initiator {
             if !who.iter().any(|p| p.client_id == c) {
-                who.push(Participant { client_id: c, sid: sid.clone() });
+                who.push(Participant { client_id: c, sid: sid.clone(), session: "" });
             }
         }
-        let mut frames: Vec<Frame> = Vec::new();
+        let (mut frames, mut reporters) = (Vec::new(), Vec::new());
         for p in &who {
             let Some(client) = self.clients.get(p.client_id).await else { continue };
             let Some(fc) = client.frontchannel_logout_uri.as_deref() else { continue };
@@ -40,9 +48,10 @@ impl Logout {
                 uri::frontchannel_url(fc, client.frontchannel_logout_session_required, &self.issuer, p.sid.as_deref());
             if let Some(origin) = uri::origin(&src) {
                 frames.push(Frame { src, origin });
+                reporters.push((p.client_id.to_string(), p.session.to_string()));
             }
         }
-        frames
+        (frames, reporters)
     }
 
     /// The user is logged out (the store said so): accept the back-channel notices, clear the
@@ -57,7 +66,7 @@ impl Logout {
         cookie: Option<&str>,
         lang: &str,
     ) -> Result<Reply, Failure> {
-        let frames = self.frames(&sessions, initiator).await;
+        let (frames, reporters) = self.frames(&sessions, initiator).await;
         // The browser's OP cookies are refused from now on (GW-02), whether a learned session
         // has them or the gateway never saw them bound; a cookie bound to a session this logout
         // did not end (another user's, planted) is left alone.
@@ -84,7 +93,9 @@ impl Logout {
             self.pages.logged_out(lang)
         } else {
             let ms = self.frontchannel_timeout.as_millis().min(60_000) as u64;
-            self.pages.frontchannel(lang, &frames, next.redirect.as_deref(), ms)
+            let ticket = self.report_ticket(&reporters).await;
+            let report = ticket.as_deref().map(|t| (self.report_path.as_str(), t));
+            self.pages.frontchannel(lang, &frames, next.redirect.as_deref(), ms, report)
         };
         Ok(match page {
             Ok(page) => Reply::page(page, headers, outcome),

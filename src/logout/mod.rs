@@ -17,6 +17,8 @@ mod finish;
 pub(crate) mod global;
 pub(crate) mod notify;
 pub(crate) mod params;
+pub(crate) mod receipt;
+pub(crate) mod report;
 pub(crate) mod subject;
 pub(crate) mod uri;
 
@@ -90,6 +92,8 @@ pub(crate) struct Logout {
     pub(crate) notifier: notify::Notifier,
     /// The global token revocation endpoint (`global.rs`); None: off.
     pub(crate) global: Option<crate::config::GlobalRevocation>,
+    /// Where front-channel pages report (`report.rs`): the first end_session path's report path.
+    pub(crate) report_path: String,
 }
 
 impl Logout {
@@ -122,6 +126,7 @@ impl Logout {
             pages,
             notifier,
             global: config.global_revocation.clone(),
+            report_path: format!("{}{}", es.paths.first().map_or("", String::as_str), report::REPORT_SUFFIX),
         }
     }
 

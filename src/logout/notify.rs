@@ -48,11 +48,11 @@ impl Notifier {
             let pairs: Vec<(String, Option<String>)> =
                 s.clients.iter().map(|c| (c.clone(), s.client_sid(c).map(String::from))).collect();
             let sub = Some(s.sub.as_str()).filter(|x| !x.is_empty()).or(sub);
-            notices.extend(self.backchannel.notices_for(&pairs, sub).await.map_err(NotifyError::Sign)?);
+            notices.extend(self.backchannel.notices_for(&pairs, sub, &s.sid).await.map_err(NotifyError::Sign)?);
         }
         let extra: Vec<(String, Option<String>)> =
             initiator.iter().filter(|(c, _)| !sessions.iter().any(|s| s.clients.contains(c))).cloned().collect();
-        notices.extend(self.backchannel.notices_for(&extra, sub).await.map_err(NotifyError::Sign)?);
+        notices.extend(self.backchannel.notices_for(&extra, sub, "").await.map_err(NotifyError::Sign)?);
         self.backchannel.accept(notices).await.map_err(NotifyError::Accept)
     }
 }

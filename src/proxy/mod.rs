@@ -304,6 +304,7 @@ impl Gateway {
             Route::EndSession(i) => (i, false),
             Route::Confirm(i) => (i, true),
             Route::GlobalRevocation => return self.answer_global(session).await,
+            Route::Report => return self.answer_report(session).await,
             Route::Proxy => return Ok(()),
         };
         let start = std::time::Instant::now();

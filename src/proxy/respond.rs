@@ -10,12 +10,17 @@ use pingora::proxy::Session;
 use crate::render::{Answer, Page};
 
 /// The Content-Security-Policy of a generated page: only its own nonce'd style and script,
-/// frames only from the RP origins it embeds, forms only to itself, never framed.
+/// frames only from the RP origins it embeds, forms only to itself, never framed. A page with
+/// frames may also send its report to its own origin (`connect-src 'self'`, the beacon).
 pub(crate) fn csp(nonce: &str, frame_origins: &[String]) -> String {
-    let frames = if frame_origins.is_empty() { "'none'".to_string() } else { frame_origins.join(" ") };
+    let (frames, connect) = if frame_origins.is_empty() {
+        ("'none'".to_string(), "")
+    } else {
+        (frame_origins.join(" "), " connect-src 'self';")
+    };
     format!(
         "default-src 'none'; script-src 'nonce-{nonce}'; style-src 'nonce-{nonce}'; img-src 'self' data:; \
-         frame-src {frames}; form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
+         frame-src {frames};{connect} form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
     )
 }
 

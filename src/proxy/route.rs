@@ -18,6 +18,8 @@ pub(crate) enum Route {
     Confirm(usize),
     /// The global token revocation endpoint (`global_token_revocation.path`).
     GlobalRevocation,
+    /// Where front-channel pages report: `<end_session path>/frontchannel-report`.
+    Report,
 }
 
 /// What the confirmation form posts to, below each end_session path.
@@ -51,6 +53,10 @@ fn lookup(p: &[u8], paths: &[String], eq: impl Fn(&[u8], &[u8]) -> bool) -> Rout
             && eq(CONFIRM_SUFFIX.as_bytes(), &p[c.len()..])
         {
             return Route::Confirm(i);
+        }
+        let report = crate::logout::report::REPORT_SUFFIX.as_bytes();
+        if p.len() == c.len() + report.len() && eq(c, &p[..c.len()]) && eq(report, &p[c.len()..]) {
+            return Route::Report;
         }
     }
     Route::Proxy
@@ -114,6 +120,9 @@ mod tests {
         }
         assert_eq!(classify(b"/oxauth/restv1/end_session/confirm", &paths()), Route::Confirm(1));
         assert_eq!(classify(b"/session/end/confirmx", &paths()), Route::Proxy);
+        assert_eq!(classify(b"/session/end/frontchannel-report", &paths()), Route::Report);
+        assert_eq!(classify(b"/OXAUTH/restv1/end_session/FrontChannel-Report/", &paths()), Route::Report);
+        assert_eq!(classify(b"/session/end/frontchannel-reports", &paths()), Route::Proxy);
     }
 
     #[test]

@@ -190,8 +190,14 @@ impl Pages {
             pages.confirm(lang, &c)?;
             pages.logged_out(lang)?;
             let f = Frame { src: "https://rp.example/fc".into(), origin: "https://rp.example".into() };
-            pages.frontchannel(lang, std::slice::from_ref(&f), Some("https://rp.example/bye"), 5000)?;
-            pages.frontchannel(lang, &[f], None, 5000)?;
+            pages.frontchannel(
+                lang,
+                std::slice::from_ref(&f),
+                Some("https://rp.example/bye"),
+                5000,
+                Some(("/session/end/frontchannel-report", "AAAAAAAAAAAAAAAAAAAAAA")),
+            )?;
+            pages.frontchannel(lang, &[f], None, 5000, None)?;
         }
         Ok(pages)
     }
@@ -261,10 +267,15 @@ impl Pages {
         frames: &[Frame],
         next: Option<&str>,
         timeout_ms: u64,
+        report: Option<(&str, &str)>,
     ) -> Result<Page, String> {
         let nonce = new_nonce();
         let mut data = self.common(lang, &nonce);
         data["frames"] = serde_json::to_value(frames).unwrap_or_default();
+        // Where the page's script reports which iframes loaded, with its single-use ticket.
+        let (report_url, report_ticket) = report.unwrap_or(("", ""));
+        data["report_url"] = report_url.into();
+        data["report_ticket"] = report_ticket.into();
         data["next"] = next.map(Into::into).unwrap_or(serde_json::Value::Null);
         data["timeout_ms"] = timeout_ms.into();
         // Browsers without script follow the meta refresh once the iframes had their time.
@@ -327,7 +338,7 @@ mod tests {
             Frame { src: "https://a.example/fc?x=1&sid=\"><script>".into(), origin: "https://a.example".into() },
             Frame { src: "https://b.example/fc".into(), origin: "https://b.example".into() },
         ];
-        let p = pages.frontchannel("en", &frames, Some("https://a.example/bye?state=a%26b"), 5000).unwrap();
+        let p = pages.frontchannel("en", &frames, Some("https://a.example/bye?state=a%26b"), 5000, None).unwrap();
         assert!(!p.html.contains("\"><script>"), "{}", p.html);
         assert_eq!(p.html.matches("<iframe").count(), 2);
         assert!(p.html.contains("sandbox=\"allow-scripts allow-same-origin\""));

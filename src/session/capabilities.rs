@@ -14,7 +14,7 @@ use super::{EndResult, NewSession, PutResult, RevokedSet, SessionView, StoreErro
 /// Callers hold `Arc<dyn SessionStore>`; the capability traits' methods are callable on it.
 #[async_trait]
 pub(crate) trait SessionStore:
-    Sessions + Revocations + CodeBindings + LearnedClients + Confirmations + SigningKeys + NoticeQueue
+    Sessions + Revocations + CodeBindings + LearnedClients + Confirmations + SigningKeys + NoticeQueue + Receipts
 {
     /// `memory` or `redis`, for logs and /readyz.
     fn backend(&self) -> &'static str;
@@ -121,6 +121,32 @@ pub(crate) trait Confirmations: Send + Sync {
     async fn take_pending(&self, token: &str) -> Result<Option<String>, StoreError>;
 }
 
+/// Logout receipts: what each RP of an ended session was told and how it went (front-channel
+/// reports, back-channel results and attempts), kept as long as the session's tombstone; and
+/// the single-use tickets the front-channel page reports with.
+#[async_trait]
+pub(crate) trait Receipts: Send + Sync {
+    /// Write `notes` (field, value) into the receipt of the primary sid `sid`; `first_only`:
+    /// keep a value already there. `count`: a field to add 1 to. Answers, per note, whether it
+    /// was written. Kept `tombstone_ttl` from now. One attempt (a retry could count twice).
+    async fn note_receipt(
+        &self,
+        sid: &str,
+        notes: &[(String, String)],
+        first_only: bool,
+        count: Option<&str>,
+    ) -> Result<Vec<bool>, StoreError>;
+
+    /// The receipt of a primary sid: field → value (empty when none was written).
+    async fn receipt(&self, sid: &str) -> Result<std::collections::BTreeMap<String, String>, StoreError>;
+
+    /// Keep a front-channel report ticket under a single-use token for `ttl`.
+    async fn put_ticket(&self, token: &str, value: &str, ttl: Duration) -> Result<(), StoreError>;
+
+    /// Take (and delete) a ticket: a token works once.
+    async fn take_ticket(&self, token: &str) -> Result<Option<String>, StoreError>;
+}
+
 /// The gateway's logout-token signing keys, shared by every instance.
 #[async_trait]
 pub(crate) trait SigningKeys: Send + Sync {
@@ -177,6 +203,10 @@ pub(crate) struct Notice {
     pub(crate) attempt: u32,
     /// Unix milliseconds when the notice was accepted.
     pub(crate) accepted_ms: u64,
+    /// The primary sid of the ended session, whose receipt records the delivery ("" for a
+    /// notice outside any learned session; absent in notices queued by earlier versions).
+    #[serde(default)]
+    pub(crate) session: String,
 }
 
 /// A notice taken from the queue, with the id that acknowledges it.

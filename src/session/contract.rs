@@ -211,6 +211,7 @@ async fn notices_are_queued_claimed_and_finished() {
             token: "t".into(),
             attempt: 0,
             accepted_ms: 1,
+            session: String::new(),
         };
         s.enqueue_notices(&[notice("a"), notice("b")]).await.unwrap();
         assert_eq!(s.notice_depth().await.unwrap(), 2);
@@ -223,6 +224,34 @@ async fn notices_are_queued_claimed_and_finished() {
         let again = s.claim_notices("w1", 10, Duration::from_secs(30)).await.unwrap();
         assert_eq!(again.len(), 1);
         assert_eq!(again[0].notice.client_id, claimed[1].notice.client_id);
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn receipts_keep_first_reports_count_attempts_and_tickets_work_once() {
+    each(|s| async move {
+        let n = |f: &str, v: &str| (f.to_string(), v.to_string());
+        assert!(s.receipt("RS").await.unwrap().is_empty());
+        // First reports stay: a second report for the same RP changes nothing.
+        let w = s.note_receipt("RS", &[n("fc:a", "loaded"), n("fc:b", "timeout")], true, None).await.unwrap();
+        assert_eq!(w, [true, true]);
+        let w = s.note_receipt("RS", &[n("fc:a", "timeout"), n("fc:c", "loaded")], true, None).await.unwrap();
+        assert_eq!(w, [false, true]);
+        // Results overwrite, attempts count.
+        s.note_receipt("RS", &[n("bc:a", "pending")], false, Some("bca:a")).await.unwrap();
+        s.note_receipt("RS", &[n("bc:a", "delivered")], false, Some("bca:a")).await.unwrap();
+        let r = s.receipt("RS").await.unwrap();
+        let want: BTreeMap<String, String> =
+            [n("fc:a", "loaded"), n("fc:b", "timeout"), n("fc:c", "loaded"), n("bc:a", "delivered"), n("bca:a", "2")]
+                .into();
+        assert_eq!(r, want);
+        assert!(s.receipt("other").await.unwrap().is_empty(), "receipts are per session");
+        // A ticket is taken once, and an unknown one is nothing.
+        s.put_ticket("tk1", "{\"x\":1}", Duration::from_secs(60)).await.unwrap();
+        assert_eq!(s.take_ticket("tk1").await.unwrap().as_deref(), Some("{\"x\":1}"));
+        assert_eq!(s.take_ticket("tk1").await.unwrap(), None);
+        assert_eq!(s.take_ticket("nope").await.unwrap(), None);
     })
     .await;
 }

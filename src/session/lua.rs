@@ -223,11 +223,29 @@ if r and string.sub(r, 1, #p) == p then return string.sub(r, #p + 1) end
 return false
 "#;
 
+/// KEYS[1] a session's receipt (hash). ARGV: ttl seconds, first_only ("1": HSETNX), a field to
+/// add 1 to (or ""), then field, value pairs. Answers 1 or 0 per pair (written or kept).
+pub(super) const RECEIPT_LUA: &str = r#"
+local out = {}
+for i = 4, #ARGV, 2 do
+  if ARGV[2] == '1' then
+    out[#out + 1] = redis.call('HSETNX', KEYS[1], ARGV[i], ARGV[i + 1])
+  else
+    redis.call('HSET', KEYS[1], ARGV[i], ARGV[i + 1])
+    out[#out + 1] = 1
+  end
+end
+if ARGV[3] ~= '' then redis.call('HINCRBY', KEYS[1], ARGV[3], 1) end
+redis.call('EXPIRE', KEYS[1], ARGV[1])
+return out
+"#;
+
 pub(super) static ADD_COOKIES: LazyLock<Script> = LazyLock::new(|| Script::new(ADD_COOKIES_LUA));
 pub(super) static END: LazyLock<Script> = LazyLock::new(|| Script::new(END_LUA));
 pub(super) static KEYS: LazyLock<Script> = LazyLock::new(|| Script::new(KEYS_LUA));
 pub(super) static PROMOTE: LazyLock<Script> = LazyLock::new(|| Script::new(PROMOTE_LUA));
 pub(super) static PUT: LazyLock<Script> = LazyLock::new(|| Script::new(PUT_LUA));
+pub(super) static RECEIPT: LazyLock<Script> = LazyLock::new(|| Script::new(RECEIPT_LUA));
 pub(super) static TAKE: LazyLock<Script> = LazyLock::new(|| Script::new(TAKE_LUA));
 
 /// The scripts on a real redis-server (on a free loopback port): what a retry of the same call

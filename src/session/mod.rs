@@ -23,8 +23,8 @@ pub(crate) mod revoked;
 mod testing;
 
 pub(crate) use self::capabilities::{
-    Claimed, CodeBindings, Confirmations, LearnedClients, Notice, NoticeQueue, Revocations, SessionStore, Sessions,
-    SigningKeys,
+    Claimed, CodeBindings, Confirmations, LearnedClients, Notice, NoticeQueue, Receipts, Revocations, SessionStore,
+    Sessions, SigningKeys,
 };
 
 use std::collections::BTreeMap;

@@ -159,3 +159,74 @@ fn fcl_the_signed_out_wording_appears_only_once_the_iframes_finished_or_timed_ou
     assert!(!tag_of(&dom, "notice").contains("hidden"), "the timeout notice: {dom}");
     assert!(dom.contains("<title>You are signed out</title>"), "{dom}");
 }
+
+#[test]
+fn the_logout_receipt_says_what_each_rp_got_front_and_back_channel() {
+    let op_rp = Upstream::start();
+    let p = op_rp.addr.port();
+    let bye = format!("http://127.0.0.1:{p}/bye");
+    let bc = |path: &str| Some(format!("http://127.0.0.1:{p}{path}"));
+    // rp-x: its iframe loads, its back-channel accepts; rp-hang: its iframe never answers;
+    // rp-no: no iframe, its back-channel refuses (400, not retried).
+    let clients = [
+        (
+            "rp-x",
+            RawClient {
+                backchannel_logout_uri: bc("/status/204?rp=x"),
+                ..fc_client(Some(&bye), &format!("http://127.0.0.1:{p}/fc-x"), false)
+            },
+        ),
+        ("rp-hang", fc_client(None, &format!("http://localhost:{p}/slow?ms=60000"), false)),
+        ("rp-no", RawClient { backchannel_logout_uri: bc("/status/400?rp=no"), ..rp(&[]) }),
+    ];
+    let e = crate::logout::env_opts(Some(crate::harness::Redis::start()), |o| {
+        o.config.end_session.frontchannel_timeout = "1s".into();
+        o.config.clients = clients.iter().map(|(id, c)| (id.to_string(), c.clone())).collect();
+        crate::backchannel::fast(&mut o.config.backchannel);
+    });
+    crate::harness::eventually("ready", Duration::from_secs(20), || {
+        (crate::harness::client().get(e.gw.admin("/readyz")).send().ok()?.status() == 200).then_some(())
+    });
+    let iss = e.iss.clone();
+    e.put("SR", "U1", &["rp-x", "rp-hang", "rp-no"], &[]);
+    let url = e.gw.url(&format!(
+        "/session/end?id_token_hint={}&post_logout_redirect_uri=http%3A%2F%2F127.0.0.1%3A{p}%2Fbye&state=r",
+        hint(&iss, "rp-x", "U1", "SR")
+    ));
+    let dom = chromium_dump_dom(&url);
+    assert!(dom.contains("/bye?state=r"), "{dom}");
+    let receipt = |client: &str| -> serde_json::Value {
+        let r = crate::harness::client().get(e.gw.admin("/sessions/SR")).send().unwrap();
+        let v: serde_json::Value = serde_json::from_slice(&r.bytes().unwrap()).unwrap();
+        v["receipt"][client].clone()
+    };
+    let want = |fc: &str, bc: &str, n: u64| serde_json::json!({"frontchannel": fc, "backchannel": bc, "backchannel_attempts": n, "ssf": "none"});
+    crate::harness::eventually("the receipt complete", Duration::from_secs(20), || {
+        (receipt("rp-x") == want("loaded", "delivered", 1) && receipt("rp-no") == want("none", "refused", 1))
+            .then_some(())
+    });
+    assert_eq!(receipt("rp-hang"), want("timeout", "none", 0));
+    let m = |r: &str| e.gw.metric(&format!("logout_gateway_frontchannel_results_total{{result=\"{r}\"}}"));
+    assert_eq!((m("loaded"), m("timeout")), (1.0, 1.0));
+    // Reports are unauthenticated input: a made-up ticket, a malformed body, another method
+    // change nothing, and nothing of them comes back.
+    let report = |body: &str| {
+        crate::harness::client()
+            .post(e.gw.url("/session/end/frontchannel-report"))
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(body.to_string())
+            .send()
+            .unwrap()
+    };
+    let r = report("t=AAAAAAAAAAAAAAAAAAAAAA&r=ttt");
+    assert_eq!(r.status(), 204);
+    assert!(r.bytes().unwrap().is_empty());
+    assert_eq!(report("t=<script>&r=ttt").status(), 400);
+    assert_eq!(report("t=AAAAAAAAAAAAAAAAAAAAAA&r=ttt&r=lll").status(), 400);
+    assert_eq!(
+        crate::harness::client().get(e.gw.url("/session/end/frontchannel-report")).send().unwrap().status(),
+        405
+    );
+    assert_eq!((m("loaded"), m("timeout")), (1.0, 1.0));
+    assert_eq!(receipt("rp-x")["frontchannel"], "loaded");
+}

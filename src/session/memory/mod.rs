@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 use async_trait::async_trait;
 
 mod queue;
+mod receipts;
 mod sessions;
 #[cfg(test)]
 mod tests;
@@ -54,6 +55,10 @@ struct State {
     by_token: HashMap<String, (String, String, Instant)>,
     /// Clients learned from dynamic registration: client_id → metadata JSON.
     registered: HashMap<String, String>,
+    /// Logout receipts by primary sid, with expiry.
+    receipts: HashMap<String, (BTreeMap<String, String>, Instant)>,
+    /// Front-channel report tickets by token, with expiry.
+    tickets: HashMap<String, (String, Instant)>,
 }
 
 pub(crate) struct MemoryStore {

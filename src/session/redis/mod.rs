@@ -46,6 +46,7 @@ use crate::config::RedisConfig;
 mod follow;
 pub(crate) mod link;
 mod ops;
+mod receipts;
 mod reply;
 mod store;
 mod switch;

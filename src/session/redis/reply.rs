@@ -51,6 +51,7 @@ pub(super) fn stream_entries(v: &redis::Value) -> Vec<Claimed> {
                     token: String::new(),
                     attempt: 0,
                     accepted_ms: 0,
+                    session: String::new(),
                 },
             }),
         }
