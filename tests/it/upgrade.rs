@@ -104,9 +104,12 @@ fn an_upgrade_under_load_loses_no_request_and_keeps_accepted_notices() {
         ..rp(&["https://rp-k.example/out"])
     };
     opts.config.clients.insert("rp-k".into(), notified);
-    // The failed first attempt is retried after the upgrade.
-    opts.config.backchannel.retry_initial = "10s".into();
-    opts.config.backchannel.retry_max = "10s".into();
+    // The failed first attempt is retried after the upgrade: the backoff's jitter puts the retry
+    // between half and all of 20 s after it, while the old process's worker stops 5 s after
+    // SIGQUIT, a second or two after the first attempt (10 s let a retry drawn at 5 s go to the
+    // old process now and then).
+    opts.config.backchannel.retry_initial = "20s".into();
+    opts.config.backchannel.retry_max = "20s".into();
     opts.config.backchannel.poll_interval = "100ms".into();
     let mut old = Gateway::start(&opts);
     ready(&old);
@@ -129,7 +132,7 @@ fn an_upgrade_under_load_loses_no_request_and_keeps_accepted_notices() {
     });
 
     // A notice accepted just before the upgrade, its first delivery refused (503); the retry is
-    // due after the old process stopped its worker (5 s after SIGQUIT).
+    // due after the old process stopped its worker (5 s after SIGQUIT; see retry_initial).
     client_put(&client(), &old, "BC", r#"{"sub":"U1","clients":["rp-k"]}"#);
     let q = format!(
         "/session/end?id_token_hint={}&post_logout_redirect_uri=https%3A%2F%2Frp-k.example%2Fout",
@@ -181,7 +184,7 @@ fn an_upgrade_under_load_loses_no_request_and_keeps_accepted_notices() {
         assert_eq!(v["status"], "ended", "{sid}");
     }
     // The notice accepted before the upgrade: delivered by the new process.
-    eventually("the retry after the upgrade", Duration::from_secs(20), || {
+    eventually("the retry after the upgrade", Duration::from_secs(30), || {
         (new.metric("logout_gateway_backchannel_deliveries_total{result=\"success\"}") == 1.0).then_some(())
     });
     let p = posts(&receiver, "/flaky");
