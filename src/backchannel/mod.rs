@@ -21,7 +21,7 @@ use tokio::sync::Notify;
 
 use crate::config::{BackchannelConfig, Config};
 use crate::crypto::keys::{self, KeyRing, Keys, StoredKey};
-use crate::session::{Notice, SessionStore, StoreError};
+use crate::session::{Notice, NoticeKind, SessionStore, StoreError};
 
 mod delivery;
 
@@ -132,6 +132,7 @@ impl Backchannel {
                 attempt: 0,
                 accepted_ms: now_ms(),
                 session: session.to_string(),
+                kind: NoticeKind::Logout,
             });
         }
         Ok(out)

@@ -2,6 +2,7 @@
 //! learned clients, confirmations, signing keys and the back-channel notice queue. Both
 //! backends implement every trait; `contract.rs` holds them to the same behaviour.
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -14,7 +15,15 @@ use super::{EndResult, NewSession, PutResult, RevokedSet, SessionView, StoreErro
 /// Callers hold `Arc<dyn SessionStore>`; the capability traits' methods are callable on it.
 #[async_trait]
 pub(crate) trait SessionStore:
-    Sessions + Revocations + CodeBindings + LearnedClients + Confirmations + SigningKeys + NoticeQueue + Receipts
+    Sessions
+    + Revocations
+    + CodeBindings
+    + LearnedClients
+    + Confirmations
+    + SigningKeys
+    + NoticeQueue
+    + Receipts
+    + Streams
 {
     /// `memory` or `redis`, for logs and /readyz.
     fn backend(&self) -> &'static str;
@@ -194,7 +203,7 @@ pub(crate) trait NoticeQueue: Send + Sync {
 
 /// One back-channel logout notice: a signed logout token for one RP (BCL-16). The same token
 /// is sent on every retry (BCL-24).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, serde::Deserialize)]
 pub(crate) struct Notice {
     pub(crate) client_id: String,
     pub(crate) uri: String,
@@ -207,6 +216,74 @@ pub(crate) struct Notice {
     /// notice outside any learned session; absent in notices queued by earlier versions).
     #[serde(default)]
     pub(crate) session: String,
+    /// What the token is: a logout token (form POST) or a Security Event Token for a Shared
+    /// Signals stream (`application/secevent+jwt`, RFC 8935).
+    #[serde(default, skip_serializing_if = "NoticeKind::is_logout")]
+    pub(crate) kind: NoticeKind,
+}
+
+/// How a notice is delivered.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub(crate) enum NoticeKind {
+    /// Back-channel logout: `logout_token=<token>`, 200 or 204.
+    #[default]
+    Logout,
+    /// RFC 8935 push of a SET to a stream: 202 (200 and 204 too), with the receiver's
+    /// `Authorization` value when it gave one.
+    Set {
+        stream: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        authorization: Option<String>,
+    },
+}
+
+impl NoticeKind {
+    fn is_logout(&self) -> bool {
+        *self == NoticeKind::Logout
+    }
+}
+
+/// Shared Signals streams (`ssf`), shared by every instance: each stream's record (JSON the
+/// transmitter owns), its subjects (canonical keys), and the events held for it (poll delivery,
+/// or a paused push stream), each under its `jti`, oldest first.
+#[async_trait]
+pub(crate) trait Streams: Send + Sync {
+    /// Every stream's record, by stream id.
+    async fn ssf_streams(&self) -> Result<BTreeMap<String, String>, StoreError>;
+
+    /// Write a stream's record: `create` only when no stream has the id, else only when one
+    /// has (a stream deleted meanwhile stays deleted). Whether it was written.
+    async fn ssf_put_stream(&self, id: &str, record: &str, create: bool) -> Result<bool, StoreError>;
+
+    /// Delete a stream with its subjects and held events; false when there was none.
+    async fn ssf_delete_stream(&self, id: &str) -> Result<bool, StoreError>;
+
+    /// Add (or remove) one subject key of a stream.
+    async fn ssf_subject(&self, id: &str, key: &str, add: bool) -> Result<(), StoreError>;
+
+    /// Of the streams `ids`, those holding any of the subject `keys`.
+    async fn ssf_covering(&self, ids: &[String], keys: &[String]) -> Result<Vec<String>, StoreError>;
+
+    /// Hold events `(jti, value)` for a stream; beyond `cap` held, the oldest are dropped.
+    async fn ssf_hold(&self, id: &str, events: &[(String, String)], cap: usize) -> Result<(), StoreError>;
+
+    /// Forget the acknowledged `ack` events (their values are returned), then up to `max` held
+    /// events, oldest first, and whether more are held.
+    async fn ssf_take(&self, id: &str, ack: &[String], max: usize) -> Result<Taken, StoreError>;
+
+    /// Whether a verification event may be sent for the stream now: at most one per `every`.
+    async fn ssf_verify_gate(&self, id: &str, every: Duration) -> Result<bool, StoreError>;
+}
+
+/// What [`Streams::ssf_take`] found.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub(crate) struct Taken {
+    /// The values of the events the call acknowledged.
+    pub(crate) acked: Vec<String>,
+    /// `(jti, value)`, oldest first.
+    pub(crate) events: Vec<(String, String)>,
+    pub(crate) more: bool,
 }
 
 /// A notice taken from the queue, with the id that acknowledges it.

@@ -211,7 +211,7 @@ async fn notices_are_queued_claimed_and_finished() {
             token: "t".into(),
             attempt: 0,
             accepted_ms: 1,
-            session: String::new(),
+            ..Notice::default()
         };
         s.enqueue_notices(&[notice("a"), notice("b")]).await.unwrap();
         assert_eq!(s.notice_depth().await.unwrap(), 2);
@@ -252,6 +252,54 @@ async fn receipts_keep_first_reports_count_attempts_and_tickets_work_once() {
         assert_eq!(s.take_ticket("tk1").await.unwrap().as_deref(), Some("{\"x\":1}"));
         assert_eq!(s.take_ticket("tk1").await.unwrap(), None);
         assert_eq!(s.take_ticket("nope").await.unwrap(), None);
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn streams_keep_records_subjects_and_held_events_in_order() {
+    each(|s| async move {
+        let st = |id: &str| format!("{id}-{}", crate::crypto::random_token());
+        let (a, b) = (st("a"), st("b"));
+        assert!(s.ssf_put_stream(&a, "{\"v\":1}", true).await.unwrap());
+        assert!(!s.ssf_put_stream(&a, "{\"v\":9}", true).await.unwrap(), "create never overwrites");
+        assert!(!s.ssf_put_stream(&b, "{\"v\":1}", false).await.unwrap(), "update never creates");
+        assert!(s.ssf_put_stream(&b, "{\"b\":1}", true).await.unwrap());
+        assert!(s.ssf_put_stream(&a, "{\"v\":2}", false).await.unwrap());
+        let all = s.ssf_streams().await.unwrap();
+        assert_eq!(all.get(&a).map(String::as_str), Some("{\"v\":2}"));
+        assert_eq!(all.get(&b).map(String::as_str), Some("{\"b\":1}"));
+        // Subjects: a stream covers an event when it holds any of the event's keys.
+        s.ssf_subject(&a, "u:alice", true).await.unwrap();
+        s.ssf_subject(&b, "s:sid-1", true).await.unwrap();
+        s.ssf_subject(&b, "u:bob", true).await.unwrap();
+        s.ssf_subject(&b, "u:bob", false).await.unwrap();
+        let ids = [a.clone(), b.clone()];
+        let keys = |k: &[&str]| k.iter().map(|x| x.to_string()).collect::<Vec<_>>();
+        assert_eq!(s.ssf_covering(&ids, &keys(&["u:alice", "s:x"])).await.unwrap(), [a.clone()]);
+        assert_eq!(s.ssf_covering(&ids, &keys(&["u:alice", "s:sid-1"])).await.unwrap(), ids);
+        assert!(s.ssf_covering(&ids, &keys(&["u:bob"])).await.unwrap().is_empty(), "removed");
+        // Held events: oldest first, a held jti keeps its place, acks return the values.
+        let ev = |j: &str| (j.to_string(), format!("set-{j}"));
+        s.ssf_hold(&a, &[ev("j1"), ev("j2")], 3).await.unwrap();
+        s.ssf_hold(&a, &[ev("j1"), ev("j3"), ev("j4")], 3).await.unwrap();
+        let t = s.ssf_take(&a, &[], 2).await.unwrap();
+        assert_eq!(t.events, [ev("j2"), ev("j3")], "capped at 3: j1, the oldest, dropped");
+        assert!(t.more);
+        let t = s.ssf_take(&a, &keys(&["j2", "j3", "nope"]), 10).await.unwrap();
+        assert_eq!(t.acked, ["set-j2", "set-j3"]);
+        assert_eq!(t.events, [ev("j4")]);
+        assert!(!t.more);
+        assert_eq!(s.ssf_take(&b, &[], 10).await.unwrap(), Taken::default(), "per stream");
+        // The verification gate opens once per period.
+        assert!(s.ssf_verify_gate(&a, Duration::from_secs(60)).await.unwrap());
+        assert!(!s.ssf_verify_gate(&a, Duration::from_secs(60)).await.unwrap());
+        // Deleting takes subjects and held events along.
+        assert!(s.ssf_delete_stream(&a).await.unwrap());
+        assert!(!s.ssf_delete_stream(&a).await.unwrap());
+        assert!(s.ssf_put_stream(&a, "{}", true).await.unwrap());
+        assert!(s.ssf_covering(&ids, &keys(&["u:alice"])).await.unwrap().is_empty());
+        assert!(s.ssf_take(&a, &[], 10).await.unwrap().events.is_empty());
     })
     .await;
 }

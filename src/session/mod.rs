@@ -23,8 +23,8 @@ pub(crate) mod revoked;
 mod testing;
 
 pub(crate) use self::capabilities::{
-    Claimed, CodeBindings, Confirmations, LearnedClients, Notice, NoticeQueue, Receipts, Revocations, SessionStore,
-    Sessions, SigningKeys,
+    Claimed, CodeBindings, Confirmations, LearnedClients, Notice, NoticeKind, NoticeQueue, Receipts, Revocations,
+    SessionStore, Sessions, SigningKeys, Streams, Taken,
 };
 
 use std::collections::BTreeMap;

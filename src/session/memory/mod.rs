@@ -10,6 +10,7 @@ use async_trait::async_trait;
 
 mod queue;
 mod receipts;
+mod streams;
 mod sessions;
 #[cfg(test)]
 mod tests;
@@ -59,6 +60,8 @@ struct State {
     receipts: HashMap<String, (BTreeMap<String, String>, Instant)>,
     /// Front-channel report tickets by token, with expiry.
     tickets: HashMap<String, (String, Instant)>,
+    /// Shared Signals streams by id.
+    streams: streams::StreamsState,
 }
 
 pub(crate) struct MemoryStore {

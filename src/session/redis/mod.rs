@@ -47,6 +47,7 @@ mod follow;
 pub(crate) mod link;
 mod ops;
 mod receipts;
+mod streams;
 mod reply;
 mod store;
 mod switch;

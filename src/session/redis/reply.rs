@@ -45,14 +45,7 @@ pub(super) fn stream_entries(v: &redis::Value) -> Vec<Claimed> {
             // Unreadable entry: hand it out with an empty notice so the worker drops it.
             None => out.push(Claimed {
                 id,
-                notice: Notice {
-                    client_id: String::new(),
-                    uri: String::new(),
-                    token: String::new(),
-                    attempt: 0,
-                    accepted_ms: 0,
-                    session: String::new(),
-                },
+                notice: Notice::default(),
             }),
         }
     }
