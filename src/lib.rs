@@ -40,6 +40,7 @@ pub(crate) mod render;
 pub(crate) mod revoke;
 pub(crate) mod serving;
 pub(crate) mod session;
+pub(crate) mod ssf;
 pub(crate) mod telemetry;
 pub(crate) mod tls;
 pub(crate) mod uri;
@@ -284,9 +285,14 @@ fn parts(config: &Config, server: &mut Server) -> std::result::Result<Parts, Bui
     let backchannel =
         backchannel::Backchannel::new(config, clients.clone(), store.clone()).map_err(BuildError::Backchannel)?;
     server.add_service(background_service("back-channel", backchannel::BackchannelService(backchannel.clone())));
-    let notifier = logout::notify::Notifier { backchannel: backchannel.clone(), revoker: revoker.clone() };
+    let ssf = config
+        .ssf
+        .clone()
+        .map(|c| ssf::Transmitter::new(c, &config.issuer, store.clone(), backchannel.keys.clone()));
+    let notifier =
+        logout::notify::Notifier { backchannel: backchannel.clone(), revoker: revoker.clone(), ssf: ssf.clone() };
     let cookies = cookies::OpCookies::new(config);
-    Ok(Parts { upstream, store, jwks, clients, revoker, backchannel, notifier, cookies })
+    Ok(Parts { upstream, store, jwks, clients, revoker, backchannel, notifier, cookies, ssf })
 }
 
 /// The pairs of the https and mutual-TLS listeners, with the service that follows their files.

@@ -72,6 +72,8 @@ pub(crate) struct Metrics {
     pub(crate) frontchannel_results: IntCounterVec,
     /// Global token revocation calls by result.
     pub(crate) global_revocations: IntCounterVec,
+    /// Shared Signals SET deliveries by result: delivered, retried, refused, gave_up.
+    pub(crate) ssf_deliveries: IntCounterVec,
     /// 1 when the session store answered the last readiness ping, else 0.
     pub(crate) store_up: IntGauge,
     /// Fetches of the upstream's signing keys (discovery and JWKS), by result (`ok`, `failed`).
@@ -289,6 +291,12 @@ impl Metrics {
                 &["result"]
             )
             .expect("register global_revocations"),
+            ssf_deliveries: register_int_counter_vec!(
+                "logout_gateway_ssf_deliveries_total",
+                "Shared Signals SET deliveries (push attempts, poll acknowledgements), by result.",
+                &["result"]
+            )
+            .expect("register ssf_deliveries"),
             store_up: register_int_gauge!(
                 "logout_gateway_session_store_up",
                 "1 when the session store answered its last ping (each /readyz and /metrics), else 0."
@@ -315,6 +323,9 @@ impl Metrics {
         }
         for r in ["success", "retry", "failed", "gave_up", "refused"] {
             m.backchannel_deliveries.with_label_values(&[r]);
+        }
+        for r in ["delivered", "retried", "refused", "gave_up"] {
+            m.ssf_deliveries.with_label_values(&[r]);
         }
         for r in ["revoked", "failed", "skipped", "no_endpoint", "unreadable"] {
             m.upstream_revocations.with_label_values(&[r]);

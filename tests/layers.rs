@@ -18,8 +18,8 @@ const LAYERS: &[&[&str]] = &[
     &["clients"],
     // The upstream's keys and hint validation.
     &["oidc"],
-    // Calls out: back-channel delivery, RFC 7009 revocation.
-    &["backchannel", "revoke"],
+    // Calls out: back-channel delivery, RFC 7009 revocation, the Shared Signals transmitter.
+    &["backchannel", "revoke", "ssf"],
     // Learning and logout.
     &["learn", "logout"],
     // The listeners.

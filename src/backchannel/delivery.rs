@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use super::{now_ms, Backchannel};
 use crate::metrics::Metrics;
-use crate::session::{Claimed, Notice, StoreError};
+use crate::session::{Claimed, Notice, NoticeKind, StoreError};
 
 /// The HTTP client deliveries use: no redirects, no proxy, `timeout` for connect and whole
 /// request. With a resolver (for learned clients): https only, connecting where it says.
@@ -47,6 +47,9 @@ pub(crate) enum Attempt {
 impl Backchannel {
     /// One POST (BCL-16), classified (BCL-17..19).
     pub(super) async fn deliver(&self, n: &Notice) -> Attempt {
+        if let NoticeKind::Set { authorization, .. } = &n.kind {
+            return self.push_set(n, authorization.as_deref()).await;
+        }
         // Only a proxy.yaml client's own URI is trusted; any other (a learned client's) is
         // checked before and while connecting (`address`).
         let trusted = self
@@ -85,6 +88,36 @@ impl Backchannel {
             Attempt::Retry => "retry",
         };
         Metrics::get().backchannel_deliveries.with_label_values(&[label]).inc();
+        outcome
+    }
+
+    /// RFC 8935 push of one SET to a Shared Signals stream: 202 (200 and 204 too) is
+    /// delivered; 400 and other final answers are refused; the rest is retried like a logout
+    /// token, with the same SET. The URL was checked when the authenticated receiver set it.
+    async fn push_set(&self, n: &Notice, authorization: Option<&str>) -> Attempt {
+        let mut req = self
+            .http
+            .post(&n.uri)
+            .header("content-type", "application/secevent+jwt")
+            .header("accept", "application/json")
+            .body(n.token.clone());
+        if let Some(a) = authorization {
+            req = req.header("authorization", a);
+        }
+        let outcome = match req.send().await {
+            Ok(r) => match r.status().as_u16() {
+                200 | 202 | 204 => Attempt::Delivered,
+                408 | 429 | 500..=599 => Attempt::Retry,
+                code => Attempt::Final(code),
+            },
+            Err(_) => Attempt::Retry,
+        };
+        let label = match outcome {
+            Attempt::Delivered => "delivered",
+            Attempt::Final(_) => "refused",
+            Attempt::Retry => "retried",
+        };
+        Metrics::get().ssf_deliveries.with_label_values(&[label]).inc();
         outcome
     }
 
@@ -143,8 +176,12 @@ impl Backchannel {
             Attempt::Retry => {
                 notice.attempt += 1;
                 if notice.attempt >= self.config.max_attempts {
-                    tracing::warn!(client = %notice.client_id, attempts = notice.attempt, "back-channel logout gave up");
-                    Metrics::get().backchannel_deliveries.with_label_values(&["gave_up"]).inc();
+                    tracing::warn!(client = %notice.client_id, attempts = notice.attempt, uri = %notice.uri, "delivery gave up");
+                    let family = match notice.kind {
+                        NoticeKind::Logout => &Metrics::get().backchannel_deliveries,
+                        NoticeKind::Set { .. } => &Metrics::get().ssf_deliveries,
+                    };
+                    family.with_label_values(&["gave_up"]).inc();
                     self.receipt(&notice, "gave_up", true).await;
                     self.store.finish_notice(&c.id).await
                 } else {
@@ -159,6 +196,17 @@ impl Backchannel {
     /// The delivery's line in its session's receipt (`bc:<client>`, and `bca:<client>` counting
     /// attempts made), and the audit log line. Best effort: the queue's state does not wait on it.
     async fn receipt(&self, n: &Notice, result: &'static str, attempted: bool) {
+        if let NoticeKind::Set { stream, .. } = &n.kind {
+            tracing::info!(target: "logout_gateway::receipt", sid = %n.session, client = %n.client_id, stream = %stream, ssf = result, "receipt");
+            if n.session.is_empty() || n.client_id.is_empty() {
+                return;
+            }
+            let notes = [(format!("ssf:{}", n.client_id), result.to_string())];
+            if let Err(e) = self.store.note_receipt(&n.session, &notes, false, None).await {
+                tracing::debug!(error = %e, "logout receipt not updated");
+            }
+            return;
+        }
         if n.session.is_empty() {
             return;
         }

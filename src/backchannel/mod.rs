@@ -56,6 +56,8 @@ pub(crate) struct Backchannel {
     keys_wanted: std::sync::atomic::AtomicBool,
     /// This process's consumer name in the group.
     consumer: String,
+    /// Keys are needed whatever the clients are: the Shared Signals transmitter signs with them.
+    always_sign: bool,
 }
 
 impl Backchannel {
@@ -79,12 +81,14 @@ impl Backchannel {
             wake: Notify::new(),
             keys_wanted: std::sync::atomic::AtomicBool::new(false),
             consumer: format!("{}-{}", std::process::id(), crate::crypto::random_token()),
+            always_sign: config.ssf.is_some(),
         }))
     }
 
-    /// Whether any known client takes back-channel notices.
+    /// Whether tokens must be signable: a known client takes back-channel notices, or the
+    /// Shared Signals transmitter is on.
     pub(crate) fn enabled(&self) -> bool {
-        self.clients.any_backchannel()
+        self.always_sign || self.clients.any_backchannel()
     }
 
     /// Logout tokens for the participants that registered a back-channel URI. `participants`

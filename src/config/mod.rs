@@ -53,6 +53,8 @@ pub struct Config {
     pub(crate) server: Server,
     /// The global token revocation endpoint; None: off.
     pub(crate) global_revocation: Option<GlobalRevocation>,
+    /// The Shared Signals transmitter; None: off.
+    pub(crate) ssf: Option<Ssf>,
 }
 
 /// `registration`: the limits on clients learned from dynamic registration (untrusted input).
@@ -83,6 +85,22 @@ pub(crate) struct GlobalRevocation {
     /// Canonical (lower case) path on the public listener.
     pub(crate) path: String,
     pub(crate) tokens: Vec<Secret>,
+}
+
+/// `ssf`: where its endpoints are and who its receivers are.
+#[derive(Debug, Clone)]
+pub(crate) struct Ssf {
+    /// Canonical (lower case) path the endpoints sit below.
+    pub(crate) path: String,
+    pub(crate) receivers: Vec<SsfReceiver>,
+}
+
+#[derive(Debug, Clone)]
+pub(crate) struct SsfReceiver {
+    pub(crate) name: String,
+    pub(crate) token: Secret,
+    pub(crate) client_id: Option<String>,
+    pub(crate) max_streams: usize,
 }
 
 #[derive(Debug, Clone)]

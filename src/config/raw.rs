@@ -53,6 +53,10 @@ pub struct RawConfig {
     /// draft-parecki-oauth-global-token-revocation: a call that ends every session of a subject.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub global_token_revocation: Option<RawGlobalRevocation>,
+    /// OpenID Shared Signals Framework 1.0 transmitter: CAEP session-revoked events for every
+    /// ended session, to the streams its receivers create.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ssf: Option<RawSsf>,
 }
 
 impl RawConfig {
@@ -79,6 +83,7 @@ impl RawConfig {
             log: RawLog::default(),
             server: RawServer::default(),
             global_token_revocation: None,
+            ssf: None,
         }
     }
 
@@ -124,6 +129,40 @@ pub struct RawGlobalRevocation {
 }
 fn default_global_revocation_path() -> String {
     "/global-token-revocation".into()
+}
+
+/// `ssf`: the Shared Signals transmitter. Its endpoints sit below `path` on the public
+/// listener; its configuration document at `/.well-known/ssf-configuration` (plus the issuer's
+/// path, if any).
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RawSsf {
+    /// Where the stream management, status, subject, verification and poll endpoints live.
+    #[serde(default = "default_ssf_path")]
+    pub path: String,
+    /// The receivers allowed to manage streams, by name; each sees only its own streams.
+    pub receivers: BTreeMap<String, RawSsfReceiver>,
+}
+fn default_ssf_path() -> String {
+    "/ssf".into()
+}
+
+/// One receiver of `ssf.receivers`.
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RawSsfReceiver {
+    /// The bearer token it presents (at least 32 characters); use `${NAME}` or `${file:/path}`.
+    pub token: String,
+    /// The proxy.yaml client this receiver is, if any: its SETs name the sid that client knows,
+    /// and the client's logout receipt shows their delivery.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_id: Option<String>,
+    /// Most streams it may have at once.
+    #[serde(default = "default_ssf_max_streams")]
+    pub max_streams: u32,
+}
+fn default_ssf_max_streams() -> u32 {
+    8
 }
 
 /// `tls`: an https listener with a certificate/key pair (re-read when the files change).

@@ -29,6 +29,8 @@ pub(crate) struct Parts {
     pub(crate) notifier: Notifier,
     /// One value for the OP's cookies: what the edge learns of where they live, logout uses.
     pub(crate) cookies: OpCookies,
+    /// The Shared Signals transmitter, when `ssf` is configured.
+    pub(crate) ssf: Option<Arc<crate::ssf::Transmitter>>,
 }
 
 impl Parts {
@@ -63,6 +65,7 @@ impl Parts {
             jwks: self.jwks.clone(),
             signing_keys: self.backchannel.keys.clone(),
             global_revocation_endpoint: config.global_revocation.as_ref().map(|g| format!("{issuer_origin}{}", g.path)),
+            ssf: self.ssf.clone(),
             mtls_end_session_endpoint: config.mtls.as_ref().map(|m| {
                 format!("{}{}", m.public_origin, config.end_session.paths.first().cloned().unwrap_or_default())
             }),

@@ -97,7 +97,7 @@ impl Logout {
         }
         let ended = session_of(&self.store.end_session(&sid, None, false).await?);
         let sessions: Vec<_> = ended.into_iter().collect();
-        self.notifier.sessions_ended(&sessions, &[], None).await.map_err(|e| {
+        self.notifier.sessions_ended(&sessions, &[], None, crate::ssf::Initiator::User).await.map_err(|e| {
             tracing::warn!(error = %e, "back-end logout: notices not accepted");
             Refused::Unavailable
         })?;

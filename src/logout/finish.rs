@@ -73,7 +73,7 @@ impl Logout {
         let presented = self.revocable_cookies(cookie, &sessions).await.in_lang(lang)?;
         self.store.revoke_hashes(&presented).await.in_lang(lang)?;
         // Back-channel notices are accepted (durably) before anything says "signed out".
-        self.notifier.sessions_ended(&sessions, initiator, sub).await.in_lang(lang)?;
+        self.notifier.sessions_ended(&sessions, initiator, sub, crate::ssf::Initiator::User).await.in_lang(lang)?;
         let headers = self.ended_headers();
         let m = Metrics::get();
         m.frontchannel_iframes.inc_by(frames.len() as u64);

@@ -8,6 +8,7 @@ use std::sync::Arc;
 use crate::backchannel::Backchannel;
 use crate::revoke::Revoker;
 use crate::session::{SessionView, StoreError};
+use crate::ssf::{Initiator, Transmitter};
 
 /// Why the RPs of ended sessions could not be told. The sessions stay ended; the caller must
 /// not claim the logout finished (503).
@@ -17,6 +18,8 @@ pub(crate) enum NotifyError {
     Sign(String),
     #[error("back-channel notices not accepted: {0}")]
     Accept(StoreError),
+    #[error("security event tokens not issued: {0}")]
+    Ssf(#[from] crate::ssf::SsfError),
 }
 
 /// Tells the RPs of ended sessions, and revokes their tokens at the upstream.
@@ -25,6 +28,8 @@ pub(crate) struct Notifier {
     pub(crate) backchannel: Arc<Backchannel>,
     /// RFC 7009 revocation at the upstream; None: off.
     pub(crate) revoker: Option<Arc<Revoker>>,
+    /// The Shared Signals transmitter; None: off.
+    pub(crate) ssf: Option<Arc<Transmitter>>,
 }
 
 impl Notifier {
@@ -37,6 +42,7 @@ impl Notifier {
         sessions: &[SessionView],
         initiator: &[(String, Option<String>)],
         sub: Option<&str>,
+        why: Initiator,
     ) -> Result<(), NotifyError> {
         // The sessions have ended whatever happens next: their tokens go to the upstream's
         // revocation endpoint now (they are handed out once, so a failure below must not lose them).
@@ -53,6 +59,10 @@ impl Notifier {
         let extra: Vec<(String, Option<String>)> =
             initiator.iter().filter(|(c, _)| !sessions.iter().any(|s| s.clients.contains(c))).cloned().collect();
         notices.extend(self.backchannel.notices_for(&extra, sub, "").await.map_err(NotifyError::Sign)?);
+        // Shared Signals: a session-revoked SET per stream covering each session.
+        if let Some(t) = &self.ssf {
+            notices.extend(t.sessions_ended(sessions, why).await?);
+        }
         self.backchannel.accept(notices).await.map_err(NotifyError::Accept)
     }
 }

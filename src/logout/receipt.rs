@@ -4,7 +4,8 @@
 //!
 //! Fields: `fc:<client>` (`loaded` / `timeout`, reported by the front-channel page, first report
 //! kept), `bc:<client>` (`delivered` / `refused` / `gave_up` / `pending`, written by the
-//! back-channel worker) and `bca:<client>` (attempts made).
+//! back-channel worker), `bca:<client>` (attempts made) and `ssf:<client>` (the Shared Signals
+//! SET to the receiver tied to that client, written by the transmitter and the worker).
 
 use crate::clients::Clients;
 use crate::session::{SessionStore, SessionView, StoreError};
@@ -18,7 +19,10 @@ pub(crate) struct ReceiptLine {
     /// takes no back-channel notices).
     pub(crate) backchannel: String,
     pub(crate) backchannel_attempts: u64,
-    /// Shared Signals deliveries: `none` in this version.
+    /// The Shared Signals SET to the receiver tied to this client (`ssf.receivers.*.client_id`):
+    /// `delivered` (pushed and accepted, or polled and acknowledged), `pending` (queued, held
+    /// or being retried), `refused`, `gave_up`, or `none` (no such receiver, or no stream of it
+    /// covered the session).
     pub(crate) ssf: String,
 }
 
@@ -37,7 +41,7 @@ pub(crate) async fn receipt_of(
             frontchannel: field("fc").unwrap_or_else(|| "none".into()),
             backchannel: field("bc").unwrap_or_else(|| if takes_notices { "pending" } else { "none" }.into()),
             backchannel_attempts: field("bca").and_then(|n| n.parse().ok()).unwrap_or(0),
-            ssf: "none".into(),
+            ssf: field("ssf").unwrap_or_else(|| "none".into()),
         };
         out.insert(c.clone(), line);
     }

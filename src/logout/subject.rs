@@ -42,7 +42,7 @@ pub(crate) async fn end_subject(
         }
     }
     if !ended.is_empty() {
-        notifier.sessions_ended(&ended, &[], Some(sub)).await?;
+        notifier.sessions_ended(&ended, &[], Some(sub), crate::ssf::Initiator::Admin).await?;
     }
     Ok(SubjectEnded::Ended(ended.len()))
 }

@@ -28,6 +28,7 @@ pub(crate) mod guard;
 pub(crate) mod limits;
 pub(crate) mod live;
 mod published;
+mod ssf;
 pub(crate) mod respond;
 pub(crate) mod route;
 pub(crate) mod upstream;
@@ -139,7 +140,8 @@ impl ProxyHttp for Gateway {
             }
         }
         let path = session.req_header().uri.path().as_bytes();
-        match route::classify_public(path, &self.end_session_paths, self.logout.global_path()) {
+        let ssf = self.published.ssf.as_ref().map(|t| t.path());
+        match route::classify_public(path, &self.end_session_paths, self.logout.global_path(), ssf) {
             Route::Proxy => self.on_proxied(session, ctx).await,
             route => {
                 ctx.local = true;
@@ -305,6 +307,7 @@ impl Gateway {
             Route::Confirm(i) => (i, true),
             Route::GlobalRevocation => return self.answer_global(session).await,
             Route::Report => return self.answer_report(session).await,
+            Route::Ssf => return self.answer_ssf(session).await,
             Route::Proxy => return Ok(()),
         };
         let start = std::time::Instant::now();

@@ -15,6 +15,8 @@ pub(crate) struct Published {
     pub(crate) mtls_end_session_endpoint: Option<String>,
     /// The global token revocation endpoint (issuer origin + its path), when configured.
     pub(crate) global_revocation_endpoint: Option<String>,
+    /// The Shared Signals transmitter (its configuration document and endpoints), when on.
+    pub(crate) ssf: Option<Arc<crate::ssf::Transmitter>>,
 }
 
 impl Published {
@@ -71,6 +73,9 @@ impl Published {
         }
         if self.jwks.is_jwks_path(path) {
             return self.jwks();
+        }
+        if let Some(t) = self.ssf.as_ref().filter(|t| t.configuration_paths().iter().any(|p| p == path)) {
+            return Some(t.configuration(self.jwks.published_jwks_uri()));
         }
         None
     }

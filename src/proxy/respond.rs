@@ -116,5 +116,35 @@ pub(crate) async fn write(session: &mut Session, answer: Answer) -> Result<()> {
             }
             Ok(())
         }
+        Answer::Document { status, body, allow } => write_document(session, status, body, allow).await,
     }
+}
+
+/// A JSON answer made for this request, `no-store`; without a body, `Content-Length: 0`
+/// (none on a 204).
+async fn write_document(
+    session: &mut Session,
+    status: u16,
+    body: Option<String>,
+    allow: Option<&'static str>,
+) -> Result<()> {
+    let mut h = ResponseHeader::build(status, Some(6))?;
+    if body.is_some() {
+        h.insert_header("content-type", "application/json")?;
+    }
+    if status != 204 {
+        h.insert_header("content-length", body.as_ref().map_or(0, String::len).to_string())?;
+    }
+    h.insert_header("cache-control", "no-store")?;
+    h.insert_header("pragma", "no-cache")?;
+    h.insert_header("x-content-type-options", "nosniff")?;
+    if let Some(a) = allow {
+        h.insert_header("allow", a)?;
+    }
+    let end = body.is_none() || session.req_header().method == http::Method::HEAD;
+    session.write_response_header(Box::new(h), end).await?;
+    if let Some(b) = body.filter(|_| !end) {
+        session.write_response_body(Some(Bytes::from(b)), true).await?;
+    }
+    Ok(())
 }

@@ -20,6 +20,8 @@ pub(crate) enum Route {
     GlobalRevocation,
     /// Where front-channel pages report: `<end_session path>/frontchannel-report`.
     Report,
+    /// Below the Shared Signals transmitter's path (`ssf.path`); the endpoint is `ssf`'s to say.
+    Ssf,
 }
 
 /// What the confirmation form posts to, below each end_session path.
@@ -32,12 +34,18 @@ pub(crate) fn classify(raw_path: &[u8], paths: &[String]) -> Route {
     lookup(&canon, paths, |c, p| c.eq_ignore_ascii_case(p))
 }
 
-/// [`classify`] on the public listener: also the global token revocation path, when configured
-/// (canonical, lower case), in every spelling end_session's paths are matched in.
-pub(crate) fn classify_public(raw_path: &[u8], paths: &[String], global: Option<&str>) -> Route {
+/// [`classify`] on the public listener: also the global token revocation path and what is
+/// below the Shared Signals path, when configured (canonical, lower case), in every spelling
+/// end_session's paths are matched in.
+pub(crate) fn classify_public(raw_path: &[u8], paths: &[String], global: Option<&str>, ssf: Option<&str>) -> Route {
     let canon = crate::uri::canonical(raw_path);
     if global.is_some_and(|g| canon.eq_ignore_ascii_case(g.as_bytes())) {
         return Route::GlobalRevocation;
+    }
+    if let Some(base) = ssf.map(str::as_bytes) {
+        if canon.len() > base.len() + 1 && canon[..base.len()].eq_ignore_ascii_case(base) && canon[base.len()] == b'/' {
+            return Route::Ssf;
+        }
     }
     lookup(&canon, paths, |c, p| c.eq_ignore_ascii_case(p))
 }
@@ -80,13 +88,25 @@ mod tests {
             "/global%2Dtoken-revocation",
             "//x/../global-token-revocation;a=b",
         ] {
-            assert_eq!(classify_public(p.as_bytes(), &paths(), g), Route::GlobalRevocation, "{p}");
+            assert_eq!(classify_public(p.as_bytes(), &paths(), g, None), Route::GlobalRevocation, "{p}");
         }
         for p in ["/global-token-revocation/x", "/global-token-revocations", "/x/global-token-revocation"] {
-            assert_eq!(classify_public(p.as_bytes(), &paths(), g), Route::Proxy, "{p}");
+            assert_eq!(classify_public(p.as_bytes(), &paths(), g, None), Route::Proxy, "{p}");
         }
-        assert_eq!(classify_public(b"/global-token-revocation", &paths(), None), Route::Proxy, "off: proxied");
-        assert_eq!(classify_public(b"/session/end", &paths(), g), Route::EndSession(0));
+        assert_eq!(classify_public(b"/global-token-revocation", &paths(), None, None), Route::Proxy, "off: proxied");
+        assert_eq!(classify_public(b"/session/end", &paths(), g, None), Route::EndSession(0));
+    }
+
+    #[test]
+    fn every_spelling_below_the_ssf_path_is_answered_and_nothing_else() {
+        let s = Some("/ssf");
+        for p in ["/ssf/streams", "/SSF/Streams", "/%73sf/streams", "//ssf/./streams/", "/x/../ssf;a/verify", "/ssf/poll/abc"] {
+            assert_eq!(classify_public(p.as_bytes(), &paths(), None, s), Route::Ssf, "{p}");
+        }
+        for p in ["/ssf", "/ssf/", "/ssfx/streams", "/x/ssf/streams"] {
+            assert_eq!(classify_public(p.as_bytes(), &paths(), None, s), Route::Proxy, "{p}");
+        }
+        assert_eq!(classify_public(b"/ssf/streams", &paths(), None, None), Route::Proxy, "off: proxied");
     }
 
     #[test]

@@ -48,6 +48,9 @@ pub(crate) enum Answer {
     Plain { status: u16, text: &'static str },
     /// 204 No Content, never cached: a back-end call that succeeded.
     NoContent,
+    /// A JSON document made for this request (the Shared Signals API), never cached; a 200 or
+    /// 204 may come without a body.
+    Document { status: u16, body: Option<String>, allow: Option<&'static str> },
 }
 
 impl Answer {
@@ -62,6 +65,7 @@ impl Answer {
             Answer::Redirect { .. } => 303,
             Answer::Json { status, .. } | Answer::Plain { status, .. } => *status,
             Answer::NoContent => 204,
+            Answer::Document { status, .. } => *status,
         }
     }
 

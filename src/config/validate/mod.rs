@@ -13,6 +13,7 @@
 mod clients;
 mod listeners;
 mod server;
+mod ssf;
 mod store;
 #[cfg(test)]
 mod tests;
@@ -84,6 +85,7 @@ pub(super) fn validate(raw: RawConfig, base: &Path) -> Result<Config, Vec<Proble
     let jwks = jwks(&mut v, &raw.jwks);
     let end_session = upstream::end_session(&mut v, &raw.end_session);
     let global_revocation = raw.global_token_revocation.map(|g| upstream::global_revocation(&mut v, g, &end_session));
+    let ssf = raw.ssf.map(|x| ssf::ssf(&mut v, x, &end_session, global_revocation.as_ref(), &raw.clients));
     let session_store = store::session_store(&mut v, raw.session_store);
     let clients = clients::clients(&mut v, raw.clients);
     let registration = clients::registration(&mut v, &raw.registration);
@@ -120,6 +122,7 @@ pub(super) fn validate(raw: RawConfig, base: &Path) -> Result<Config, Vec<Proble
         log,
         server,
         global_revocation,
+        ssf,
     })
 }
 

@@ -199,7 +199,7 @@ fn end_session_paths(v: &mut V, paths: &[String]) -> Vec<String> {
 
 /// A path the gateway answers itself, in its canonical form (lower case), or None after saying
 /// why not: absolute, plain segments only, nothing a request could spell two ways.
-fn plain_path(v: &mut V, key: &str, p: &str) -> Option<String> {
+pub(super) fn plain_path(v: &mut V, key: &str, p: &str) -> Option<String> {
     let bad_segment = p.split('/').skip(1).any(|s| s.is_empty() || s == "." || s == "..");
     if !p.starts_with('/') || p.len() < 2 {
         v.err(key, format!("must be an absolute path such as /session/end (got {p:?})"));
