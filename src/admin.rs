@@ -260,7 +260,11 @@ impl AdminApp {
 
     async fn delete(&self, sid: &str) -> Response<Vec<u8>> {
         match self.store.end_session(sid, None, false).await {
-            Ok(EndResult::Ended(v)) => match self.notifier.sessions_ended(std::slice::from_ref(&v), &[], None, crate::ssf::Initiator::Admin).await {
+            Ok(EndResult::Ended(v)) => match self
+                .notifier
+                .sessions_ended(std::slice::from_ref(&v), &[], None, crate::ssf::Initiator::Admin)
+                .await
+            {
                 Ok(()) => reply(StatusCode::NO_CONTENT, "text/plain", Vec::new()),
                 Err(e) => text(StatusCode::SERVICE_UNAVAILABLE, &format!("session ended, {e}")),
             },

@@ -285,10 +285,8 @@ fn parts(config: &Config, server: &mut Server) -> std::result::Result<Parts, Bui
     let backchannel =
         backchannel::Backchannel::new(config, clients.clone(), store.clone()).map_err(BuildError::Backchannel)?;
     server.add_service(background_service("back-channel", backchannel::BackchannelService(backchannel.clone())));
-    let ssf = config
-        .ssf
-        .clone()
-        .map(|c| ssf::Transmitter::new(c, &config.issuer, store.clone(), backchannel.keys.clone()));
+    let ssf =
+        config.ssf.clone().map(|c| ssf::Transmitter::new(c, &config.issuer, store.clone(), backchannel.keys.clone()));
     let notifier =
         logout::notify::Notifier { backchannel: backchannel.clone(), revoker: revoker.clone(), ssf: ssf.clone() };
     let cookies = cookies::OpCookies::new(config);

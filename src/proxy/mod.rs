@@ -28,9 +28,9 @@ pub(crate) mod guard;
 pub(crate) mod limits;
 pub(crate) mod live;
 mod published;
-mod ssf;
 pub(crate) mod respond;
 pub(crate) mod route;
+mod ssf;
 pub(crate) mod upstream;
 
 use self::body::{read_body, BodyError};

@@ -100,7 +100,14 @@ mod tests {
     #[test]
     fn every_spelling_below_the_ssf_path_is_answered_and_nothing_else() {
         let s = Some("/ssf");
-        for p in ["/ssf/streams", "/SSF/Streams", "/%73sf/streams", "//ssf/./streams/", "/x/../ssf;a/verify", "/ssf/poll/abc"] {
+        for p in [
+            "/ssf/streams",
+            "/SSF/Streams",
+            "/%73sf/streams",
+            "//ssf/./streams/",
+            "/x/../ssf;a/verify",
+            "/ssf/poll/abc",
+        ] {
             assert_eq!(classify_public(p.as_bytes(), &paths(), None, s), Route::Ssf, "{p}");
         }
         for p in ["/ssf", "/ssf/", "/ssfx/streams", "/x/ssf/streams"] {

@@ -15,15 +15,7 @@ use super::{EndResult, NewSession, PutResult, RevokedSet, SessionView, StoreErro
 /// Callers hold `Arc<dyn SessionStore>`; the capability traits' methods are callable on it.
 #[async_trait]
 pub(crate) trait SessionStore:
-    Sessions
-    + Revocations
-    + CodeBindings
-    + LearnedClients
-    + Confirmations
-    + SigningKeys
-    + NoticeQueue
-    + Receipts
-    + Streams
+    Sessions + Revocations + CodeBindings + LearnedClients + Confirmations + SigningKeys + NoticeQueue + Receipts + Streams
 {
     /// `memory` or `redis`, for logs and /readyz.
     fn backend(&self) -> &'static str;

@@ -155,7 +155,11 @@ impl Transmitter {
 
     async fn mine(&self, receiver: &SsfReceiver) -> Result<Vec<Stream>, ApiReply> {
         let all = self.store.ssf_streams().await.map_err(|e| unavailable(&e))?;
-        Ok(all.values().filter_map(|r| serde_json::from_str::<Stream>(r).ok()).filter(|s| s.receiver == receiver.name).collect())
+        Ok(all
+            .values()
+            .filter_map(|r| serde_json::from_str::<Stream>(r).ok())
+            .filter(|s| s.receiver == receiver.name)
+            .collect())
     }
 
     fn view(&self, s: &Stream) -> Value {
@@ -285,7 +289,13 @@ impl Transmitter {
         let every = std::time::Duration::from_secs(MIN_VERIFICATION_INTERVAL);
         match self.store.ssf_verify_gate(&s.id, every).await {
             Ok(true) => {}
-            Ok(false) => return Err(ApiReply::error(429, "too_many_requests", "at most one verification per min_verification_interval")),
+            Ok(false) => {
+                return Err(ApiReply::error(
+                    429,
+                    "too_many_requests",
+                    "at most one verification per min_verification_interval",
+                ))
+            }
             Err(e) => return Err(unavailable(&e)),
         }
         let event = state.map(|st| json!({ "state": st })).unwrap_or_else(|| json!({}));

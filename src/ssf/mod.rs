@@ -190,7 +190,11 @@ impl Transmitter {
     /// Every stream that is not disabled.
     async fn live_streams(&self) -> Result<Vec<Stream>, StoreError> {
         let all = self.store.ssf_streams().await?;
-        Ok(all.values().filter_map(|r| serde_json::from_str::<Stream>(r).ok()).filter(|s| s.status != "disabled").collect())
+        Ok(all
+            .values()
+            .filter_map(|r| serde_json::from_str::<Stream>(r).ok())
+            .filter(|s| s.status != "disabled")
+            .collect())
     }
 
     /// A SET for stream `s`: `(jti, compact JWS)`.
@@ -205,7 +209,8 @@ impl Transmitter {
         let ring = self.keys.load();
         let key = ring.active().ok_or(SsfError::NoKey)?;
         let jti = crate::crypto::random_token();
-        let token = set::sign(key, &self.issuer, &s.aud, &jti, sub_id, event_type, event, txn).map_err(SsfError::Sign)?;
+        let token =
+            set::sign(key, &self.issuer, &s.aud, &jti, sub_id, event_type, event, txn).map_err(SsfError::Sign)?;
         Ok((jti, token))
     }
 
@@ -264,7 +269,10 @@ impl Transmitter {
                     attempt: 0,
                     accepted_ms: now_ms(),
                     session: h.session,
-                    kind: NoticeKind::Set { stream: s.id.clone(), authorization: s.delivery.authorization_header.clone() },
+                    kind: NoticeKind::Set {
+                        stream: s.id.clone(),
+                        authorization: s.delivery.authorization_header.clone(),
+                    },
                 });
                 jtis.push(jti);
             }

@@ -80,7 +80,8 @@ impl Transmitter {
                 return answer(taken.events, taken.more);
             }
             // Woken by this instance's events, or look again each second for other instances'.
-            let _ = tokio::time::timeout(Duration::from_secs(1).min(deadline - tokio::time::Instant::now()), wake).await;
+            let _ =
+                tokio::time::timeout(Duration::from_secs(1).min(deadline - tokio::time::Instant::now()), wake).await;
         }
     }
 

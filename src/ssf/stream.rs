@@ -117,7 +117,9 @@ impl Change<'_> {
         }
         match b.get("delivery") {
             Some(d) => s.delivery = delivery(d)?,
-            None if self.full => s.delivery = Delivery { method: POLL.into(), endpoint_url: None, authorization_header: None },
+            None if self.full => {
+                s.delivery = Delivery { method: POLL.into(), endpoint_url: None, authorization_header: None }
+            }
             None => {}
         }
         match b.get("events_requested") {
@@ -126,7 +128,9 @@ impl Change<'_> {
             None => {}
         }
         match b.get("description") {
-            Some(Value::String(d)) if d.len() <= 256 && !d.chars().any(char::is_control) => s.description = Some(d.clone()),
+            Some(Value::String(d)) if d.len() <= 256 && !d.chars().any(char::is_control) => {
+                s.description = Some(d.clone())
+            }
             Some(Value::Null) => s.description = None,
             Some(_) => return Err("description is a string of at most 256 characters without control characters"),
             None if self.full => s.description = None,
@@ -137,7 +141,8 @@ impl Change<'_> {
 }
 
 fn audience(a: &Value) -> Result<Value, &'static str> {
-    let ok = |s: &Value| s.as_str().is_some_and(|s| !s.is_empty() && s.len() <= 256 && !s.chars().any(char::is_control));
+    let ok =
+        |s: &Value| s.as_str().is_some_and(|s| !s.is_empty() && s.len() <= 256 && !s.chars().any(char::is_control));
     match a {
         Value::String(_) if ok(a) => Ok(a.clone()),
         Value::Array(list) if !list.is_empty() && list.len() <= 8 && list.iter().all(ok) => Ok(a.clone()),
@@ -166,7 +171,9 @@ fn delivery(d: &Value) -> Result<Delivery, &'static str> {
             push_url(url)?;
             let authorization_header = match auth {
                 None | Some(Value::Null) => None,
-                Some(Value::String(a)) if !a.is_empty() && a.len() <= 1024 && a.bytes().all(|b| (0x20..=0x7e).contains(&b)) => {
+                Some(Value::String(a))
+                    if !a.is_empty() && a.len() <= 1024 && a.bytes().all(|b| (0x20..=0x7e).contains(&b)) =>
+                {
                     Some(a.clone())
                 }
                 Some(_) => return Err("authorization_header is 1 to 1024 printable characters"),
@@ -179,7 +186,8 @@ fn delivery(d: &Value) -> Result<Delivery, &'static str> {
 
 /// A push URL: absolute https without fragment or credentials; http only to a loopback host.
 fn push_url(s: &str) -> Result<(), &'static str> {
-    const BAD: &str = "delivery.endpoint_url must be an https URL without fragment or user info (http only on loopback)";
+    const BAD: &str =
+        "delivery.endpoint_url must be an https URL without fragment or user info (http only on loopback)";
     let u = url::Url::parse(s).map_err(|_| BAD)?;
     let loopback = match u.host() {
         Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
@@ -230,7 +238,10 @@ mod tests {
         let poll = apply(json!({}), true, true).unwrap();
         assert_eq!(poll.delivery.method, POLL);
         assert_eq!(poll.aud, json!("crm"));
-        assert_eq!(poll.view("https://op.example", "https://op.example/ssf")["delivery"]["endpoint_url"], "https://op.example/ssf/poll/id");
+        assert_eq!(
+            poll.view("https://op.example", "https://op.example/ssf")["delivery"]["endpoint_url"],
+            "https://op.example/ssf/poll/id"
+        );
         for bad in [
             json!({"iss": "https://evil.example"}),
             json!({"events_delivered": ["urn:x"]}),
@@ -251,7 +262,9 @@ mod tests {
         ] {
             assert!(apply(bad.clone(), true, true).is_err(), "{bad}");
         }
-        assert!(apply(json!({"delivery": {"method": PUSH, "endpoint_url": "http://127.0.0.1:9/ev"}}), true, true).is_ok());
+        assert!(
+            apply(json!({"delivery": {"method": PUSH, "endpoint_url": "http://127.0.0.1:9/ev"}}), true, true).is_ok()
+        );
     }
 
     #[test]

@@ -29,6 +29,7 @@ mod revocation_set;
 mod routing;
 mod sentinel;
 mod sessions_api;
+mod ssf;
 mod steering;
 mod tls;
 mod tooling;

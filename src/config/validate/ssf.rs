@@ -34,7 +34,8 @@ pub(super) fn ssf(
     let mut receivers = Vec::new();
     for (name, r) in raw.receivers {
         let at = format!("ssf.receivers.{name}");
-        if name.is_empty() || name.len() > 64 || !name.bytes().all(|b| b.is_ascii_alphanumeric() || b"-._".contains(&b)) {
+        if name.is_empty() || name.len() > 64 || !name.bytes().all(|b| b.is_ascii_alphanumeric() || b"-._".contains(&b))
+        {
             v.err(&at, "a receiver's name is 1 to 64 letters, digits, '-', '.' or '_'");
         }
         if r.token.len() < 32 || r.token.bytes().any(|b| !b.is_ascii_graphic()) {

@@ -10,8 +10,8 @@ use async_trait::async_trait;
 
 mod queue;
 mod receipts;
-mod streams;
 mod sessions;
+mod streams;
 #[cfg(test)]
 mod tests;
 

@@ -47,9 +47,9 @@ mod follow;
 pub(crate) mod link;
 mod ops;
 mod receipts;
-mod streams;
 mod reply;
 mod store;
+mod streams;
 mod switch;
 pub(crate) mod target;
 

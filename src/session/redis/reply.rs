@@ -43,10 +43,7 @@ pub(super) fn stream_entries(v: &redis::Value) -> Vec<Claimed> {
         match json.and_then(|j| serde_json::from_str::<Notice>(&j).ok()) {
             Some(notice) => out.push(Claimed { id, notice }),
             // Unreadable entry: hand it out with an empty notice so the worker drops it.
-            None => out.push(Claimed {
-                id,
-                notice: Notice::default(),
-            }),
+            None => out.push(Claimed { id, notice: Notice::default() }),
         }
     }
     out

@@ -5,8 +5,78 @@
 
 #[allow(clippy::wildcard_imports)]
 use super::*;
-use crate::session::lua::{SSF_HOLD, SSF_PUT, SSF_TAKE};
+use std::sync::LazyLock;
+
+use redis::Script;
+
 use crate::session::{Streams, Taken};
+
+// The scripts, each atomic and safe to run twice for one call (see `session::lua`).
+
+/// Shared Signals streams. KEYS[1] the streams hash. ARGV: id, record, '1' create (only when
+/// absent) or '0' update (only when present). Returns 1 when written. An update run twice
+/// writes the same record; a create is not retried (`once`).
+const SSF_PUT_LUA: &str = r#"
+local has = redis.call('HEXISTS', KEYS[1], ARGV[1])
+if (ARGV[3] == '1') == (has == 1) then return 0 end
+redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
+return 1
+"#;
+
+/// KEYS: held events hash, their order (sorted set). ARGV: cap, then jti/value pairs. A jti
+/// already held keeps its place (`NX`), so a second run changes nothing; beyond `cap` the
+/// oldest go.
+const SSF_HOLD_LUA: &str = r#"
+local last = redis.call('ZRANGE', KEYS[2], -1, -1, 'WITHSCORES')
+local seq = tonumber(last[2] or '0')
+for i = 2, #ARGV, 2 do
+  seq = seq + 1
+  if redis.call('ZADD', KEYS[2], 'NX', seq, ARGV[i]) == 1 then
+    redis.call('HSET', KEYS[1], ARGV[i], ARGV[i + 1])
+  end
+end
+local n = redis.call('ZCARD', KEYS[2])
+local cap = tonumber(ARGV[1])
+if n > cap then
+  local old = redis.call('ZRANGE', KEYS[2], 0, n - cap - 1)
+  redis.call('ZREMRANGEBYRANK', KEYS[2], 0, n - cap - 1)
+  redis.call('HDEL', KEYS[1], unpack(old))
+end
+return n
+"#;
+
+/// KEYS: held events hash, their order. ARGV: max, then the acknowledged jtis. Returns
+/// {acked values, jti/value pairs oldest first, more (0/1)}. Run twice, the acknowledgements
+/// are gone already (nothing acked the second time) and the same events are returned.
+const SSF_TAKE_LUA: &str = r#"
+local acked = {}
+for i = 2, #ARGV do
+  local v = redis.call('HGET', KEYS[1], ARGV[i])
+  if v then
+    acked[#acked + 1] = v
+    redis.call('HDEL', KEYS[1], ARGV[i])
+    redis.call('ZREM', KEYS[2], ARGV[i])
+  end
+end
+local max = tonumber(ARGV[1])
+local ids = {}
+if max > 0 then ids = redis.call('ZRANGE', KEYS[2], 0, max - 1) end
+local events = {}
+for _, j in ipairs(ids) do
+  local v = redis.call('HGET', KEYS[1], j)
+  if v then
+    events[#events + 1] = j
+    events[#events + 1] = v
+  end
+end
+local more = 0
+if redis.call('ZCARD', KEYS[2]) > #ids then more = 1 end
+return {acked, events, more}
+"#;
+
+static SSF_PUT: LazyLock<Script> = LazyLock::new(|| Script::new(SSF_PUT_LUA));
+static SSF_HOLD: LazyLock<Script> = LazyLock::new(|| Script::new(SSF_HOLD_LUA));
+static SSF_TAKE: LazyLock<Script> = LazyLock::new(|| Script::new(SSF_TAKE_LUA));
 
 impl RedisStore {
     fn ssf_key(&self, what: &str, id: &str) -> String {
