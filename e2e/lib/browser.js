@@ -2,7 +2,8 @@
 // protocol by puppeteer-core (which never downloads a browser). Flags: --no-sandbox because CI
 // runs as root; the background-networking ones because this machine's network is closed and
 // Chromium would otherwise keep trying to reach Google.
-import { existsSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import puppeteer from 'puppeteer-core';
 import { artifactsDir } from './paths.js';
@@ -10,16 +11,28 @@ import { suiteTls } from './tls.js';
 
 export const chromiumPath = () => process.env.LGW_CHROMIUM || '/usr/bin/chromium';
 
+/** A fresh Chromium profile directory whose preferences allow third-party cookies. */
+function profileAllowingThirdPartyCookies() {
+  const dir = mkdtempSync(join(tmpdir(), 'lgw-chromium-'));
+  mkdirSync(join(dir, 'Default'));
+  const prefs = { profile: { cookie_controls_mode: 0, block_third_party_cookies: false } };
+  writeFileSync(join(dir, 'Default', 'Preferences'), JSON.stringify(prefs));
+  return dir;
+}
+
 /**
  * `tls`: the suite's TLS files (tls.js); Chromium then trusts the gateway's certificate, pinned
  * by its key's hash (what --ignore-certificate-errors-spki-list is for: a test CA without
  * touching the system's trust store).
  */
-export async function launchBrowser(tls = suiteTls()) {
+export async function launchBrowser(tls = suiteTls(), { thirdPartyCookies = false } = {}) {
   const trust = tls ? [`--ignore-certificate-errors-spki-list=${tls.spki}`] : [];
   return puppeteer.launch({
     executablePath: chromiumPath(),
     headless: true,
+    // Chromium blocks third-party cookies by default; a profile whose cookie setting is "allow
+    // all" is what a browser that still allows them looks like.
+    userDataDir: thirdPartyCookies ? profileAllowingThirdPartyCookies() : undefined,
     args: [
       '--no-sandbox',
       '--disable-gpu',

@@ -53,7 +53,7 @@ export const NODE_OIDC_PROVIDER = {
   sessionCookiePaths: ['/interaction/', '/auth/'],
 };
 
-export function gatewayYaml({ port, adminPort, upstreamUrl, rps, redisUrl, fcTimeout = '5s', templatesDir, op = NODE_OIDC_PROVIDER, tls }) {
+export function gatewayYaml({ port, adminPort, upstreamUrl, rps, redisUrl, fcTimeout = '5s', templatesDir, op = NODE_OIDC_PROVIDER, tls, sessionManagement = false }) {
   const store = redisUrl
     ? `  backend: redis\n  redis:\n    url: "${redisUrl}"\n`
     : '  backend: memory\n';
@@ -86,7 +86,7 @@ backchannel:
 clients:
 ${rps.map(clientYaml).join('\n')}
 templates_dir: "${templatesDir ?? join(repoRoot, 'templates')}"
-log:
+${sessionManagement ? 'session_management:\n  path: /check-session\n' : ''}log:
   level: "info,pingora_proxy=error"
 server:
   threads: 2

@@ -117,7 +117,7 @@ export async function startRp({ name, clientId, clientSecret, issuer, port = 0, 
     const session = { sub: payload.sub, sid: payload.sid, iss: payload.iss, name: claims.name, idToken: tokens.id_token, accessToken: tokens.access_token };
     const local = rand();
     sessions.set(local, session);
-    rp.records.logins.push({ sub: payload.sub, sid: payload.sid, idToken: tokens.id_token, accessToken: tokens.access_token, at: Date.now() });
+    rp.records.logins.push({ sub: payload.sub, sid: payload.sid, idToken: tokens.id_token, accessToken: tokens.access_token, sessionState: url.searchParams.get('session_state'), at: Date.now() });
     redirect(res, '/', { 'set-cookie': [`${sessionCookie}=${local}; Path=/; HttpOnly; SameSite=Lax`, `${txCookie}=; Path=/; Max-Age=0`] });
   }
 

@@ -22,6 +22,7 @@ export const RP_SPECS = [
  * opts: redis (true: spawn one; a URL: use it; false: memory store), fcTimeout (gateway's
  * end_session.frontchannel_timeout), frontchannel ({ rp3: 'hang' } etc., see rp.js),
  * ports ({ gateway, admin, op, rps: [..] }; omitted: free ports), logPath (gateway log),
+ * sessionManagement (true: the gateway serves Session Management 1.0, `session_management`),
  * templatesDir (the demo's copy with visible iframes), apache ([{ clientId, name, logout }]:
  * Apache + mod_auth_openidc RPs besides the three, see apache-rp.js), tls (default: the suite's
  * test CA when NODE_EXTRA_CA_CERTS names it, see tls.js; false: plain http, as the demo runs):
@@ -92,7 +93,7 @@ async function startOnce(opts, redisUrl, parts) {
   const op = await startOp({ issuer, rps, port: p.op ?? 0 });
   parts.push(op);
   const gateway = await startGateway(
-    { port, adminPort, upstreamUrl: op.url, rps, redisUrl, fcTimeout: opts.fcTimeout, templatesDir: opts.templatesDir, tls },
+    { port, adminPort, upstreamUrl: op.url, rps, redisUrl, fcTimeout: opts.fcTimeout, templatesDir: opts.templatesDir, tls, sessionManagement: opts.sessionManagement },
     { logPath: opts.logPath },
   );
   parts.push(gateway);

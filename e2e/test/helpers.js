@@ -14,11 +14,11 @@ import { startStack } from '../lib/stack.js';
  * Chromium before the file's tests; `ctx` gets { stack, browser, page, visited }. `visited`
  * lists every URL any frame of the page navigated to, in order.
  */
-export function useStack(name, stackOpts = {}) {
+export function useStack(name, stackOpts = {}, browserOpts = {}) {
   const ctx = { visited: [] };
   before(async () => {
     ctx.stack = await startStack({ redis: true, logPath: join(artifactsDir(), `${name}-gateway.log`), ...stackOpts });
-    ctx.browser = await launchBrowser();
+    ctx.browser = await launchBrowser(undefined, browserOpts);
     ctx.page = await ctx.browser.newPage();
     ctx.page.setDefaultTimeout(15_000);
     ctx.page.on('framenavigated', (f) => ctx.visited.push(f.url()));

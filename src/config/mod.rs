@@ -55,6 +55,8 @@ pub struct Config {
     pub(crate) global_revocation: Option<GlobalRevocation>,
     /// The Shared Signals transmitter; None: off.
     pub(crate) ssf: Option<Ssf>,
+    /// Session Management 1.0; None: off.
+    pub(crate) session_management: Option<SessionManagement>,
 }
 
 /// `registration`: the limits on clients learned from dynamic registration (untrusted input).
@@ -85,6 +87,14 @@ pub(crate) struct GlobalRevocation {
     /// Canonical (lower case) path on the public listener.
     pub(crate) path: String,
     pub(crate) tokens: Vec<Secret>,
+}
+
+/// `session_management`: where the check_session_iframe is, and the browser-state cookie.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct SessionManagement {
+    /// Canonical (lower case) path of the iframe page.
+    pub(crate) path: String,
+    pub(crate) cookie: String,
 }
 
 /// `ssf`: where its endpoints are and who its receivers are.

@@ -57,6 +57,10 @@ pub struct RawConfig {
     /// ended session, to the streams its receivers create.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ssf: Option<RawSsf>,
+    /// OpenID Connect Session Management 1.0: the gateway's check_session_iframe, session_state
+    /// in authorization responses, the browser-state cookie changed at logout.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub session_management: Option<RawSessionManagement>,
 }
 
 impl RawConfig {
@@ -84,6 +88,7 @@ impl RawConfig {
             server: RawServer::default(),
             global_token_revocation: None,
             ssf: None,
+            session_management: None,
         }
     }
 
@@ -129,6 +134,24 @@ pub struct RawGlobalRevocation {
 }
 fn default_global_revocation_path() -> String {
     "/global-token-revocation".into()
+}
+
+/// `session_management`: OpenID Connect Session Management 1.0, served by the gateway.
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RawSessionManagement {
+    /// Where the check_session_iframe is served (advertised in discovery).
+    #[serde(default = "default_check_session_path")]
+    pub path: String,
+    /// The browser-state cookie the iframe reads (not HttpOnly: the iframe's script reads it).
+    #[serde(default = "default_browser_state_cookie")]
+    pub cookie: String,
+}
+fn default_check_session_path() -> String {
+    "/check-session".into()
+}
+fn default_browser_state_cookie() -> String {
+    "lgw_bs".into()
 }
 
 /// `ssf`: the Shared Signals transmitter. Its endpoints sit below `path` on the public

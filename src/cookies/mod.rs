@@ -2,6 +2,7 @@
 //! them, their hashes (how the store knows them), the cap on how many one request may carry,
 //! and the `Set-Cookie` lines that expire them in the browser.
 
+pub(crate) mod browser_state;
 mod scope;
 
 use self::scope::{Learned, Scope};
@@ -21,6 +22,8 @@ pub(crate) struct OpCookies {
     pub(crate) expiry_paths: Vec<String>,
     /// Expiring lines (and the gateway's own cookies) carry `Secure`: the issuer is https.
     pub(crate) secure: bool,
+    /// Session Management 1.0's browser-state cookie, when `session_management` is set.
+    pub(crate) browser_state: Option<browser_state::BrowserState>,
     /// Where the OP puts its cookies (Domain, Path, Secure, SameSite), learned from its
     /// `Set-Cookie` lines; shared by every clone.
     learned: Learned,
@@ -34,6 +37,10 @@ impl OpCookies {
             login_paths: up.session_cookie_paths.clone(),
             expiry_paths: up.session_cookie_expiry_paths.clone(),
             secure: config.issuer.starts_with("https://"),
+            browser_state: config
+                .session_management
+                .as_ref()
+                .map(|sm| browser_state::BrowserState::new(sm, config.issuer.starts_with("https://"))),
             learned: Learned::default(),
         }
     }

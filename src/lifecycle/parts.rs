@@ -66,6 +66,12 @@ impl Parts {
             signing_keys: self.backchannel.keys.clone(),
             global_revocation_endpoint: config.global_revocation.as_ref().map(|g| format!("{issuer_origin}{}", g.path)),
             ssf: self.ssf.clone(),
+            check_session: self
+                .cookies
+                .browser_state
+                .clone()
+                .zip(config.session_management.as_ref())
+                .map(|(bs, sm)| (sm.path.clone(), format!("{issuer_origin}{}", sm.path), bs)),
             mtls_end_session_endpoint: config.mtls.as_ref().map(|m| {
                 format!("{}{}", m.public_origin, config.end_session.paths.first().cloned().unwrap_or_default())
             }),

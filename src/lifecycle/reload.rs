@@ -115,8 +115,15 @@ fn merge(running: &Config, new: &Config) -> (Config, Vec<&'static str>) {
 }
 
 /// The sections a reload does not apply, each as comparable text. Secrets compare by value.
-fn fixed_sections(c: &Config) -> [(&'static str, String); 15] {
+fn fixed_sections(c: &Config) -> [(&'static str, String); 18] {
     let admin_token = c.admin.token.as_ref().map(|t| t.expose().to_string());
+    let global =
+        c.global_revocation.as_ref().map(|g| (&g.path, g.tokens.iter().map(|t| t.expose()).collect::<Vec<_>>()));
+    let ssf = c.ssf.as_ref().map(|x| {
+        let receivers: Vec<_> =
+            x.receivers.iter().map(|r| (&r.name, r.token.expose(), &r.client_id, r.max_streams)).collect();
+        (&x.path, receivers)
+    });
     [
         ("listen", format!("{:?}", c.listen)),
         ("tls.listen", format!("{:?}", c.tls.as_ref().map(|t| t.listen))),
@@ -133,6 +140,9 @@ fn fixed_sections(c: &Config) -> [(&'static str, String); 15] {
         ("log.format", format!("{:?}", c.log.format)),
         ("limits.max_connections", c.limits.max_connections.to_string()),
         ("limits.header_timeout", format!("{:?}", c.limits.header_timeout)),
+        ("global_token_revocation", format!("{global:?}")),
+        ("ssf", format!("{ssf:?}")),
+        ("session_management", format!("{:?}", c.session_management)),
     ]
 }
 

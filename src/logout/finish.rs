@@ -114,10 +114,16 @@ impl Logout {
     /// The headers of every answer that ends the browser's session: the upstream OP's own
     /// session cookies expired (one `Set-Cookie` per name and configured cookie path), and
     /// `Set-Login: logged-out`, the browsers' Login Status API (read by FedCM): this origin, the
-    /// OP's, tells the browser its user is signed out.
+    /// OP's, tells the browser its user is signed out; and, with Session Management, a new
+    /// browser-state cookie.
     fn ended_headers(&self) -> Vec<(&'static str, String)> {
         let mut headers: Vec<_> = self.cookies.expiring_all().map(|c| ("set-cookie", c)).collect();
         headers.push(("set-login", "logged-out".into()));
+        // Session Management 1.0 (SM-02): a new browser state, so every RP's check_session
+        // iframe answers `changed` from now on.
+        if let Some(bs) = &self.cookies.browser_state {
+            headers.push(("set-cookie", bs.set_cookie(&crate::cookies::browser_state::BrowserState::fresh())));
+        }
         headers
     }
 

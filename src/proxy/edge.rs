@@ -276,3 +276,12 @@ fn note_grant(ctx: &mut Ctx, params: &credentials::Params) {
         _ => {}
     }
 }
+
+/// Whether the response sets one of the OP's session cookies `names` (cheap when it sets none).
+pub(super) fn sets_op_cookie(names: &[String], resp: &ResponseHeader) -> bool {
+    resp.headers.get_all(http::header::SET_COOKIE).iter().filter_map(|v| v.to_str().ok()).any(|v| {
+        v.split_once('=').is_some_and(|(name, value)| {
+            names.iter().any(|n| n == name.trim()) && !value.starts_with(';') && !value.is_empty()
+        })
+    })
+}

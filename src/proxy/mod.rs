@@ -30,6 +30,7 @@ pub(crate) mod live;
 mod published;
 pub(crate) mod respond;
 pub(crate) mod route;
+mod sm;
 mod ssf;
 pub(crate) mod upstream;
 
@@ -133,9 +134,9 @@ impl ProxyHttp for Gateway {
         }
         let req = session.req_header();
         if req.method == http::Method::GET || req.method == http::Method::HEAD {
-            if let Some(body) = self.published.answer(req.uri.path()) {
+            if let Some(doc) = self.published.answer(req.uri.path()) {
                 ctx.local = true;
-                respond::write_json(session, body).await?;
+                respond::write_published(session, doc).await?;
                 return Ok(true);
             }
         }
@@ -209,11 +210,12 @@ impl ProxyHttp for Gateway {
                 self.learner.on_authorization_response(&params, cookie.as_deref(), &set).await;
             }
         } else if resp.status == http::StatusCode::OK
-            && (ctx.authorize || self.sets_op_cookie(resp))
+            && (ctx.authorize || edge::sets_op_cookie(&self.learner.cookies.names, resp))
             && self.learner.answers_authorization(ctx.endpoint, session.req_header().uri.path())
         {
             ctx.form_post = edge::start_form_post(session.req_header(), resp);
         }
+        self.session_state(session.req_header(), resp, ctx)?;
         // Wherever the OP put them (learned scopes) and on the configured expiry paths.
         for c in self.learner.cookies.expiring(&ctx.strip_cookies) {
             resp.append_header("set-cookie", c)?;
@@ -290,16 +292,6 @@ impl ProxyHttp for Gateway {
 }
 
 impl Gateway {
-    /// Whether the response sets one of the OP's session cookies (cheap when it sets none).
-    fn sets_op_cookie(&self, resp: &ResponseHeader) -> bool {
-        let names = &self.learner.cookies.names;
-        resp.headers.get_all(http::header::SET_COOKIE).iter().filter_map(|v| v.to_str().ok()).any(|v| {
-            v.split_once('=').is_some_and(|(name, value)| {
-                names.iter().any(|n| n == name.trim()) && !value.starts_with(';') && !value.is_empty()
-            })
-        })
-    }
-
     /// end_session and its confirmation: read the request, let `logout` decide, write the reply.
     async fn answer_logout(&self, session: &mut Session, route: Route) -> Result<()> {
         let (idx, confirm) = match route {

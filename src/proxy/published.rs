@@ -17,6 +17,16 @@ pub(crate) struct Published {
     pub(crate) global_revocation_endpoint: Option<String>,
     /// The Shared Signals transmitter (its configuration document and endpoints), when on.
     pub(crate) ssf: Option<Arc<crate::ssf::Transmitter>>,
+    /// Session Management 1.0: the iframe's path, its URL in discovery, and the page.
+    pub(crate) check_session: Option<(String, String, crate::cookies::browser_state::BrowserState)>,
+}
+
+/// A document the gateway answers itself.
+pub(crate) enum Doc {
+    /// JSON (discovery, JWKS, the SSF configuration), cacheable for five minutes.
+    Json(Vec<u8>),
+    /// The check_session_iframe: HTML, framed by any RP, with this CSP.
+    Page { html: String, csp: String },
 }
 
 impl Published {
@@ -26,6 +36,11 @@ impl Published {
         let mut doc = self.jwks.discovery()?;
         let map = doc.as_object_mut()?;
         map.insert("end_session_endpoint".into(), self.end_session_endpoint.clone().into());
+        if let Some((_, url, _)) = &self.check_session {
+            // SM-03: the gateway's iframe, whatever the OP advertised (its session_state values
+            // are replaced by the gateway's, which only this iframe can check).
+            map.insert("check_session_iframe".into(), url.clone().into());
+        }
         if let Some(g) = &self.global_revocation_endpoint {
             map.insert("global_token_revocation_endpoint".into(), g.clone().into());
         }
@@ -66,16 +81,20 @@ impl Published {
         serde_json::to_vec(&serde_json::json!({ "keys": keys })).ok()
     }
 
-    /// The body for a GET/HEAD of `path`, when the gateway answers it.
-    pub(super) fn answer(&self, path: &str) -> Option<Vec<u8>> {
+    /// The document for a GET/HEAD of `path`, when the gateway answers it.
+    pub(super) fn answer(&self, path: &str) -> Option<Doc> {
         if path == self.discovery_path {
-            return self.discovery();
+            return self.discovery().map(Doc::Json);
         }
         if self.jwks.is_jwks_path(path) {
-            return self.jwks();
+            return self.jwks().map(Doc::Json);
         }
         if let Some(t) = self.ssf.as_ref().filter(|t| t.configuration_paths().iter().any(|p| p == path)) {
-            return Some(t.configuration(self.jwks.published_jwks_uri()));
+            return Some(Doc::Json(t.configuration(self.jwks.published_jwks_uri())));
+        }
+        if let Some((_, _, bs)) = self.check_session.as_ref().filter(|c| c.0 == path) {
+            let (html, csp) = bs.page();
+            return Some(Doc::Page { html: html.to_string(), csp: csp.to_string() });
         }
         None
     }

@@ -72,12 +72,24 @@ async fn write_redirect(session: &mut Session, location: &str, extra: &[(&'stati
     session.write_response_header(Box::new(h), true).await
 }
 
-/// A JSON document the gateway publishes (discovery, JWKS): cacheable for five minutes.
-pub(crate) async fn write_json(session: &mut Session, body: Vec<u8>) -> Result<()> {
-    let mut h = ResponseHeader::build(200, Some(4))?;
-    h.insert_header("content-type", "application/json")?;
+/// A document the gateway publishes (discovery, JWKS, the SSF configuration, the
+/// check_session_iframe): cacheable for five minutes.
+pub(crate) async fn write_published(session: &mut Session, doc: super::published::Doc) -> Result<()> {
+    let (body, content_type, csp) = match doc {
+        super::published::Doc::Json(b) => (b, "application/json", None),
+        super::published::Doc::Page { html, csp } => (html.into_bytes(), "text/html; charset=utf-8", Some(csp)),
+    };
+    let mut h = ResponseHeader::build(200, Some(6))?;
+    h.insert_header("content-type", content_type)?;
+    let page = csp.is_some();
+    if let Some(csp) = csp {
+        h.insert_header("content-security-policy", csp)?;
+        h.insert_header("referrer-policy", "no-referrer")?;
+    }
     h.insert_header("content-length", body.len().to_string())?;
-    h.insert_header("cache-control", "public, max-age=300")?;
+    // The iframe is fetched once per RP page; not from a cache that may hold another state's page.
+    let cache = if page { "no-cache" } else { "public, max-age=300" };
+    h.insert_header("cache-control", cache)?;
     h.insert_header("x-content-type-options", "nosniff")?;
     let head_only = session.req_header().method == http::Method::HEAD;
     session.write_response_header(Box::new(h), head_only).await?;

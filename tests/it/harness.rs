@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 pub use logout_gateway::config::raw::{
     RawBackchannel, RawClient, RawCluster, RawConfig, RawEndSession, RawGlobalRevocation, RawLimits, RawMtls, RawRedis,
-    RawRevocation, RawSentinel, RawSsf, RawSsfReceiver, RawTls,
+    RawRevocation, RawSentinel, RawSessionManagement, RawSsf, RawSsfReceiver, RawTls,
 };
 
 /// A port nobody listens on right now. Between this and the server's bind another process may

@@ -28,6 +28,7 @@ mod revocation;
 mod revocation_set;
 mod routing;
 mod sentinel;
+mod session_management;
 mod sessions_api;
 mod ssf;
 mod steering;

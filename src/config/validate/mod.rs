@@ -86,6 +86,7 @@ pub(super) fn validate(raw: RawConfig, base: &Path) -> Result<Config, Vec<Proble
     let end_session = upstream::end_session(&mut v, &raw.end_session);
     let global_revocation = raw.global_token_revocation.map(|g| upstream::global_revocation(&mut v, g, &end_session));
     let ssf = raw.ssf.map(|x| ssf::ssf(&mut v, x, &end_session, global_revocation.as_ref(), &raw.clients));
+    let session_management = raw.session_management.map(|x| ssf::session_management(&mut v, x, &end_session));
     let session_store = store::session_store(&mut v, raw.session_store);
     let clients = clients::clients(&mut v, raw.clients);
     let registration = clients::registration(&mut v, &raw.registration);
@@ -123,6 +124,7 @@ pub(super) fn validate(raw: RawConfig, base: &Path) -> Result<Config, Vec<Proble
         server,
         global_revocation,
         ssf,
+        session_management,
     })
 }
 

@@ -1,13 +1,13 @@
 //! `ssf`: the Shared Signals transmitter's path (its own, clear of end_session's and global
 //! revocation's) and its receivers (names, tokens of 32 characters or more, none shared,
-//! clients that proxy.yaml names).
+//! clients that proxy.yaml names). `session_management`: the iframe's path and the cookie name.
 
 use std::collections::BTreeMap;
 
 use super::upstream::plain_path;
 use super::V;
-use crate::config::raw::{RawClient, RawSsf};
-use crate::config::{EndSession, GlobalRevocation, Secret, Ssf, SsfReceiver};
+use crate::config::raw::{RawClient, RawSessionManagement, RawSsf};
+use crate::config::{EndSession, GlobalRevocation, Secret, SessionManagement, Ssf, SsfReceiver};
 
 pub(super) fn ssf(
     v: &mut V,
@@ -60,4 +60,16 @@ pub(super) fn ssf(
         });
     }
     Ssf { path, receivers }
+}
+
+pub(super) fn session_management(v: &mut V, raw: RawSessionManagement, es: &EndSession) -> SessionManagement {
+    let path = plain_path(v, "session_management.path", &raw.path).unwrap_or_default();
+    if es.paths.iter().any(|p| path == *p || path.starts_with(&format!("{p}/"))) {
+        v.err("session_management.path", "must not be an end_session path or below one");
+    }
+    let c = &raw.cookie;
+    if c.is_empty() || c.len() > 64 || !c.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_".contains(&b)) {
+        v.err("session_management.cookie", "a cookie name of 1 to 64 letters, digits, '-' or '_'");
+    }
+    SessionManagement { path, cookie: raw.cookie }
 }

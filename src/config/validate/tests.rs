@@ -265,3 +265,55 @@ fn global_revocation_needs_a_plain_path_of_its_own_and_long_tokens() {
         assert!(errs.iter().any(|e| e.starts_with(&format!("{key}: "))), "{yaml}: {errs:?}");
     }
 }
+
+#[test]
+fn ssf_needs_receivers_with_long_own_tokens_known_clients_and_a_path_of_its_own() {
+    let t1 = "0123456789abcdef0123456789abcdef";
+    let t2 = "fedcba9876543210fedcba9876543210";
+    let clients = "clients:\n  rp1:\n    post_logout_redirect_uris: [\"https://rp1.example/out\"]\n";
+    let good = load(&format!("{clients}ssf:\n  receivers:\n    crm:\n      token: \"{t1}\"\n      client_id: rp1\n    siem:\n      token: \"{t2}\"\n      max_streams: 3\n")).unwrap();
+    let s = good.ssf.unwrap();
+    assert_eq!(s.path, "/ssf");
+    let crm = s.receivers.iter().find(|r| r.name == "crm").unwrap();
+    assert_eq!((crm.client_id.as_deref(), crm.max_streams), (Some("rp1"), 8));
+    assert!(load("").unwrap().ssf.is_none());
+    for (yaml, key) in [
+        ("ssf:\n  receivers: {}\n".to_string(), "ssf.receivers"),
+        (format!("ssf:\n  path: \"/session/end/ssf\"\n  receivers:\n    a:\n      token: \"{t1}\"\n"), "ssf.path"),
+        (format!("ssf:\n  path: \"/.well-known/x\"\n  receivers:\n    a:\n      token: \"{t1}\"\n"), "ssf.path"),
+        (format!("ssf:\n  path: \"ssf\"\n  receivers:\n    a:\n      token: \"{t1}\"\n"), "ssf.path"),
+        ("ssf:\n  receivers:\n    a:\n      token: \"short\"\n".to_string(), "ssf.receivers.a.token"),
+        (
+            format!("ssf:\n  receivers:\n    a:\n      token: \"{t1}\"\n    b:\n      token: \"{t1}\"\n"),
+            "ssf.receivers.b.token",
+        ),
+        (
+            format!("ssf:\n  receivers:\n    a:\n      token: \"{t1}\"\n      client_id: nobody\n"),
+            "ssf.receivers.a.client_id",
+        ),
+        (
+            format!("ssf:\n  receivers:\n    a:\n      token: \"{t1}\"\n      max_streams: 0\n"),
+            "ssf.receivers.a.max_streams",
+        ),
+        (format!("ssf:\n  receivers:\n    \"a b\":\n      token: \"{t1}\"\n"), "ssf.receivers.a b"),
+    ] {
+        let errs = load(&yaml).unwrap_err();
+        assert!(errs.iter().any(|e| e.starts_with(&format!("{key}: "))), "{yaml}: {errs:?}");
+    }
+}
+
+#[test]
+fn session_management_needs_its_own_path_and_a_plain_cookie_name() {
+    let on = load("session_management: {}\n").unwrap().session_management.unwrap();
+    assert_eq!((on.path.as_str(), on.cookie.as_str()), ("/check-session", "lgw_bs"));
+    assert!(load("").unwrap().session_management.is_none());
+    for (yaml, key) in [
+        ("session_management:\n  path: \"/session/end\"\n", "session_management.path"),
+        ("session_management:\n  path: \"/a b\"\n", "session_management.path"),
+        ("session_management:\n  cookie: \"a;b\"\n", "session_management.cookie"),
+        ("session_management:\n  cookie: \"\"\n", "session_management.cookie"),
+    ] {
+        let errs = load(yaml).unwrap_err();
+        assert!(errs.iter().any(|e| e.starts_with(&format!("{key}: "))), "{yaml}: {errs:?}");
+    }
+}
