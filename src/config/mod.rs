@@ -5,11 +5,14 @@
 //! internal model below, which the rest of the crate uses. Every step reports every problem it
 //! finds with the key path and, where known, the line; nothing here panics on bad input.
 
+mod extras;
 mod interpolate;
 mod net;
 pub mod raw;
 mod validate;
 mod yaml;
+
+pub(crate) use self::extras::{GlobalRevocation, SessionManagement, Ssf, SsfReceiver};
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -79,38 +82,6 @@ impl Default for Registration {
             client_lifetime: Duration::from_secs(90 * 86_400),
         }
     }
-}
-
-/// `global_token_revocation`: where the endpoint is and who may call it.
-#[derive(Debug, Clone)]
-pub(crate) struct GlobalRevocation {
-    /// Canonical (lower case) path on the public listener.
-    pub(crate) path: String,
-    pub(crate) tokens: Vec<Secret>,
-}
-
-/// `session_management`: where the check_session_iframe is, and the browser-state cookie.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct SessionManagement {
-    /// Canonical (lower case) path of the iframe page.
-    pub(crate) path: String,
-    pub(crate) cookie: String,
-}
-
-/// `ssf`: where its endpoints are and who its receivers are.
-#[derive(Debug, Clone)]
-pub(crate) struct Ssf {
-    /// Canonical (lower case) path the endpoints sit below.
-    pub(crate) path: String,
-    pub(crate) receivers: Vec<SsfReceiver>,
-}
-
-#[derive(Debug, Clone)]
-pub(crate) struct SsfReceiver {
-    pub(crate) name: String,
-    pub(crate) token: Secret,
-    pub(crate) client_id: Option<String>,
-    pub(crate) max_streams: usize,
 }
 
 #[derive(Debug, Clone)]
