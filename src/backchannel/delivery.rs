@@ -44,6 +44,28 @@ pub(crate) enum Attempt {
     Retry,
 }
 
+impl Attempt {
+    /// An answer's status: 200 and 204 delivered (202 too for a SET, RFC 8935); 408, 429 and 5xx
+    /// worth retrying; anything else final.
+    fn of(status: u16, accepted_202: bool) -> Attempt {
+        match status {
+            200 | 204 => Attempt::Delivered,
+            202 if accepted_202 => Attempt::Delivered,
+            408 | 429 | 500..=599 => Attempt::Retry,
+            code => Attempt::Final(code),
+        }
+    }
+
+    /// The metric label of this outcome from `[delivered, final, retry]`.
+    fn label(self, labels: [&'static str; 3]) -> &'static str {
+        match self {
+            Attempt::Delivered => labels[0],
+            Attempt::Final(_) => labels[1],
+            Attempt::Retry => labels[2],
+        }
+    }
+}
+
 impl Backchannel {
     /// One POST (BCL-16), classified (BCL-17..19).
     pub(super) async fn deliver(&self, n: &Notice) -> Attempt {
@@ -72,21 +94,13 @@ impl Backchannel {
             .await;
         Metrics::get().backchannel_latency.observe(start.elapsed().as_secs_f64());
         let outcome = match res {
-            Ok(r) => match r.status().as_u16() {
-                200 | 204 => Attempt::Delivered,
-                408 | 429 | 500..=599 => Attempt::Retry,
-                code => Attempt::Final(code),
-            },
+            Ok(r) => Attempt::of(r.status().as_u16(), false),
             Err(e) if crate::address::refused_by_resolver(&e) => {
                 return refused(n, "the name resolves to an address that is not public")
             }
             Err(_) => Attempt::Retry,
         };
-        let label = match outcome {
-            Attempt::Delivered => "success",
-            Attempt::Final(_) => "failed",
-            Attempt::Retry => "retry",
-        };
+        let label = outcome.label(["success", "failed", "retry"]);
         Metrics::get().backchannel_deliveries.with_label_values(&[label]).inc();
         outcome
     }
@@ -104,19 +118,8 @@ impl Backchannel {
         if let Some(a) = authorization {
             req = req.header("authorization", a);
         }
-        let outcome = match req.send().await {
-            Ok(r) => match r.status().as_u16() {
-                200 | 202 | 204 => Attempt::Delivered,
-                408 | 429 | 500..=599 => Attempt::Retry,
-                code => Attempt::Final(code),
-            },
-            Err(_) => Attempt::Retry,
-        };
-        let label = match outcome {
-            Attempt::Delivered => "delivered",
-            Attempt::Final(_) => "refused",
-            Attempt::Retry => "retried",
-        };
+        let outcome = req.send().await.map_or(Attempt::Retry, |r| Attempt::of(r.status().as_u16(), true));
+        let label = outcome.label(["delivered", "refused", "retried"]);
         Metrics::get().ssf_deliveries.with_label_values(&[label]).inc();
         outcome
     }
