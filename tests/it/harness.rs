@@ -252,18 +252,27 @@ impl Redis {
 
     /// Send one command (RESP over a fresh connection) and return the raw reply, e.g. `:2\r\n`.
     pub fn command(&self, args: &[&str]) -> String {
-        let mut s = TcpStream::connect(("127.0.0.1", self.port)).unwrap();
-        s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
-        assert!(self.authenticate(&mut s), "AUTH refused");
+        self.try_command(args).unwrap_or_else(|e| panic!("redis {args:?} on port {}: {e}", self.port))
+    }
+
+    /// [`Redis::command`] that reports a dropped connection instead of panicking: a server that
+    /// changes role (a master demoted by a failover) closes its clients' connections, so a test
+    /// polling it across that moment must retry.
+    pub fn try_command(&self, args: &[&str]) -> std::io::Result<String> {
+        use std::io::Read;
+        let mut s = TcpStream::connect(("127.0.0.1", self.port))?;
+        s.set_read_timeout(Some(Duration::from_secs(5)))?;
+        if !self.authenticate(&mut s) {
+            return Err(std::io::Error::other("AUTH refused or connection lost"));
+        }
         let mut req = format!("*{}\r\n", args.len());
         for a in args {
             req.push_str(&format!("${}\r\n{a}\r\n", a.len()));
         }
-        s.write_all(req.as_bytes()).unwrap();
+        s.write_all(req.as_bytes())?;
         let mut buf = [0u8; 4096];
-        use std::io::Read;
-        let n = s.read(&mut buf).unwrap();
-        String::from_utf8_lossy(&buf[..n]).into_owned()
+        let n = s.read(&mut buf)?;
+        Ok(String::from_utf8_lossy(&buf[..n]).into_owned())
     }
 
     /// `CLIENT KILL TYPE normal`: drops every client connection but the caller's; how many.
