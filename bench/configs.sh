@@ -4,6 +4,7 @@
 # Each function prints proxy.yaml on stdout; templates_dir is relative to the config's directory.
 
 # passthrough.sh: memory store, nothing to learn. Args: LISTEN_PORT ADMIN_PORT UPSTREAM_PORT
+# [WORK_STEALING]
 config_passthrough() {
   cat <<YAML
 listen: "127.0.0.1:$1"
@@ -13,7 +14,7 @@ issuer: "http://127.0.0.1:$1"
 session_store: { backend: memory }
 templates_dir: templates
 log: { level: warn }
-server: { threads: 1, grace_period: 1s, shutdown_timeout: 1s }
+server: { threads: 1, work_stealing: ${4:-false}, grace_period: 1s, shutdown_timeout: 1s }
 limits: { max_connections: 100000 }
 YAML
 }
@@ -38,7 +39,7 @@ limits: { max_connections: 100000 }
 YAML
 }
 
-# logout.sh: Redis, one relying party. Args: LISTEN_PORT ADMIN_PORT UPSTREAM_PORT ISSUER REDIS_PORT
+# logout.sh: Redis, one relying party. Args: LISTEN_PORT ADMIN_PORT UPSTREAM_PORT ISSUER REDIS_PORT [REPLICA_ACKS] [THREADS]
 config_logout() {
   cat <<YAML
 listen: "127.0.0.1:$1"
@@ -50,7 +51,30 @@ clients:
   rp-c: { post_logout_redirect_uris: ["https://c.example.com/out"] }
 templates_dir: templates
 log: { level: warn }
-server: { threads: 1, grace_period: 1s, shutdown_timeout: 1s }
+server: { threads: ${7:-1}, grace_period: 1s, shutdown_timeout: 1s }
 rate_limit: { per_second: 0 }   # one load generator on one address: the per-client limit is not under test
+YAML
+}
+
+# soak.sh: Redis, learning at the token endpoint, the OP's cookie checked, one relying party.
+# Args: LISTEN_PORT ADMIN_PORT UPSTREAM_PORT ISSUER REDIS_PORT
+config_soak() {
+  cat <<YAML
+listen: "127.0.0.1:$1"
+admin: { listen: "127.0.0.1:$2" }
+upstream:
+  url: "http://127.0.0.1:$3"
+  idle_timeout: 60s
+  session_cookies: [op_session]
+  endpoints: { token: /token, userinfo: /userinfo, authorization: /authorize }
+issuer: "$4"
+session_store: { backend: redis, redis: { url: "redis://127.0.0.1:$5/0" } }
+clients:
+  rp-c: { post_logout_redirect_uris: ["https://c.example.com/out"] }
+templates_dir: templates
+log: { level: warn }
+server: { threads: 1, grace_period: 1s, shutdown_timeout: 1s }
+limits: { max_connections: 100000 }
+rate_limit: { per_second: 0 }   # one load generator on one address
 YAML
 }

@@ -6,13 +6,15 @@
 #
 # Pinning: wrk on CPU 0; gateway and redis-server on CPU 1 (2-core machine).
 # Usage: bench/logout.sh [LOGOUTS_PER_ROUND] [ROUNDS] [CONNECTIONS]
+# THREADS=N: the gateway's server.threads (default 1; both on CPU 1, like the single-thread run);
+# results in bench/results/logout-N-threads.md for N > 1.
 # REPLICA_ACKS=N: N replicas on CPU 1 too, and session_store.redis.replica_acks: N (every logout
 # then WAITs for them); results in bench/results/logout-replica-acks.md.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . scripts/lib.sh
 need_pkg nginx nginx; need_pkg wrk wrk; need_pkg redis-server redis-server; need_pkg cmake cmake
-N=${1:-60000}; ROUNDS=${2:-3}; CONNS=${3:-16}; ACKS=${REPLICA_ACKS:-0}
+N=${1:-60000}; ROUNDS=${2:-3}; CONNS=${3:-16}; ACKS=${REPLICA_ACKS:-0}; THREADS=${THREADS:-1}
 # Two invocations: building an example turns on dev-dependency features (fault-injection,
 # Cargo.toml) for everything built with it, and the measured binary must be the product's.
 cargo build --release --locked -q --bin logout-gateway
@@ -47,7 +49,7 @@ for _ in $(seq 100); do
 done
 
 copy_templates "$WORK"
-config_logout "$GW" "$ADM" "$UP" "$ISS" "$RPORT" "$ACKS" > "$WORK/proxy.yaml"
+config_logout "$GW" "$ADM" "$UP" "$ISS" "$RPORT" "$ACKS" "$THREADS" > "$WORK/proxy.yaml"
 taskset -c "$SRV_CPU" "$BIN" run --config "$WORK/proxy.yaml" 2> "$WORK/gateway.log" &
 GW_PID=$!
 for _ in $(seq 100); do curl -fs "http://127.0.0.1:$ADM/readyz" >/dev/null && break; sleep 0.1; done
@@ -133,17 +135,21 @@ PY
 done
 OUT=bench/results/logout.md
 [ "$ACKS" = 0 ] || OUT=bench/results/logout-replica-acks.md
-python3 - "$WORK/rows" "$CONNS" "$N" "$ACKS" > "$OUT" <<'PY'
+[ "$THREADS" = 1 ] || OUT=bench/results/logout-$THREADS-threads.md
+python3 - "$WORK/rows" "$CONNS" "$N" "$ACKS" "$THREADS" > "$OUT" <<'PY'
 import statistics, sys, datetime, os
 rows = [list(map(float, l.split())) for l in open(sys.argv[1]) if l.strip()]
 med = [statistics.median(c) for c in zip(*rows)]
-acks = int(sys.argv[4])
-print("# Logout benchmark" + (f" with replica_acks: {acks}" if acks else "") + "\n")
+acks, threads = int(sys.argv[4]), int(sys.argv[5])
+title = f" with replica_acks: {acks}" if acks else ""
+title += f", gateway with {threads} threads" if threads > 1 else ""
+print("# Logout benchmark" + title + "\n")
 if acks:
     print(f"{acks} replica(s) of the redis-server on the same CPU; every logout WAITs for them.\n")
 print(f"{datetime.date.today()}, {os.cpu_count()} cores, wrk -t1 -c{sys.argv[2]} -d2s, median of {len(rows)} rounds;")
 print(f"{sys.argv[3]} fresh sessions per round; every request is a valid RS256 hint for a known session")
-print("with a registered redirect URI (answer: 303). wrk on CPU 0; gateway (1 thread) and redis-server on CPU 1.\n")
+gw = "gateway (1 thread)" if threads == 1 else f"gateway ({threads} threads)"
+print(f"with a registered redirect URI (answer: 303). wrk on CPU 0; {gw} and redis-server on CPU 1.\n")
 print("| logouts/s | p50 ms | p99 ms | Redis round trips per logout | commands run in Redis per logout | gateway CPU µs per logout | answers other than 303 |")
 print("|---:|---:|---:|---:|---:|---:|---:|")
 print(f"| {med[0]:.0f} | {med[1]:.3f} | {med[2]:.3f} | {med[3]:.2f} | {med[4]:.2f} | {med[5]:.0f} | {med[6]:.0f} |")

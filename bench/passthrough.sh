@@ -9,8 +9,10 @@
 # CPU 1 (on a 2-core machine). Every target therefore gets the same single core for "server
 # work", and CPU per request is measured from /proc for the proxy process alone.
 #
-# Memory: resident set size (VmRSS) of the gateway and of nginx-as-proxy (master + worker), idle
-# after the rounds, and the highest of samples taken while wrk holds 1,000 connections open.
+# Memory: resident set size (VmRSS) of the gateway, the bare pingora proxy and nginx-as-proxy
+# (master + worker): idle after the rounds; with 1,000 idle keep-alive connections open (each has
+# had one answer, bench/idle_conns.py); and the highest of samples taken while wrk keeps 1,000
+# connections busy.
 #
 # Usage: bench/passthrough.sh [ROUNDS] [SECONDS] [CONNECTIONS]
 set -euo pipefail
@@ -54,29 +56,48 @@ taskset -c "$SRV_CPU" nginx -c "$WORK/upstream/nginx.conf" -p "$WORK/upstream" &
 taskset -c "$SRV_CPU" nginx -c "$WORK/proxy/nginx.conf" -p "$WORK/proxy" &
 
 copy_templates "$WORK"
+# The gateway and the bare proxy, each with per-thread runtimes (the default) and with pingora's
+# work-stealing runtime (server.work_stealing: true; bare_proxy's `steal`), so the runtime choice
+# is measured in the same run. The bare proxy gets the gateway's allocator setting (main.rs:
+# mimalloc commits arenas lazily) through mimalloc's environment variable.
+GW_WS=$(free_port); ADM_WS=$(free_port); BARE_WS=$(free_port)
 config_passthrough "$GW" "$ADM" "$UP" > "$WORK/proxy.yaml"
+config_passthrough "$GW_WS" "$ADM_WS" "$UP" true > "$WORK/proxy-ws.yaml"
 taskset -c "$SRV_CPU" "$BIN" run --config "$WORK/proxy.yaml" 2> "$WORK/gateway.log" &
 GW_PID=$!
-taskset -c "$SRV_CPU" target/release/examples/bare_proxy "127.0.0.1:$BARE" "127.0.0.1:$UP" 1 2> "$WORK/bare.log" &
+taskset -c "$SRV_CPU" "$BIN" run --config "$WORK/proxy-ws.yaml" 2> "$WORK/gateway-ws.log" &
+GW_WS_PID=$!
+MIMALLOC_ARENA_EAGER_COMMIT=0 taskset -c "$SRV_CPU" target/release/examples/bare_proxy "127.0.0.1:$BARE" "127.0.0.1:$UP" 1 nosteal 2> "$WORK/bare.log" &
 BARE_PID=$!
-for p in $UP $NGX $GW $BARE; do wait_http "http://127.0.0.1:$p/"; done
+MIMALLOC_ARENA_EAGER_COMMIT=0 taskset -c "$SRV_CPU" target/release/examples/bare_proxy "127.0.0.1:$BARE_WS" "127.0.0.1:$UP" 1 steal 2> "$WORK/bare-ws.log" &
+BARE_WS_PID=$!
+for p in $UP $NGX $GW $BARE $GW_WS $BARE_WS; do wait_http "http://127.0.0.1:$p/"; done
 # The proxy nginx's worker: the child of its master.
 NGX_MASTER=$(cat "$WORK/proxy/nginx.pid")
 NGX_PID=$(pgrep -P "$NGX_MASTER" | head -1)
 
-run_wrk() { # URL -> "rps p50_ms p99_ms requests"
-  taskset -c 0 wrk -t1 -c"$CONNS" -d"${SECS}s" --latency "$1" > "$WORK/wrk.out"
+# A bearer token the gateway hashes and looks up in its revocation set on every request.
+BEARER="Authorization: Bearer eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJiZW5jaCJ9.c2lnbmF0dXJlLW9mLWEtYmVuY2gtdG9rZW4"
+# name port pid bearer(0/1)
+TARGETS="direct:$UP:-:0 nginx:$NGX:$NGX_PID:0 pingora:$BARE:$BARE_PID:0 gateway:$GW:$GW_PID:0
+  pingora+bearer:$BARE:$BARE_PID:1 gateway+bearer:$GW:$GW_PID:1
+  pingora-ws:$BARE_WS:$BARE_WS_PID:0 gateway-ws:$GW_WS:$GW_WS_PID:0"
+run_wrk() { # URL BEARER -> "rps p50_ms p99_ms requests"
+  if [ "$2" = 1 ]; then
+    taskset -c 0 wrk -t1 -c"$CONNS" -d"${SECS}s" --latency -H "$BEARER" "$1" > "$WORK/wrk.out"
+  else
+    taskset -c 0 wrk -t1 -c"$CONNS" -d"${SECS}s" --latency "$1" > "$WORK/wrk.out"
+  fi
   wrk_summary "$WORK/wrk.out"
 }
 declare -A RES
 for r in $(seq "$ROUNDS"); do
-  for t in direct nginx pingora gateway; do
-    case $t in direct) url="http://127.0.0.1:$UP/";; nginx) url="http://127.0.0.1:$NGX/";; pingora) url="http://127.0.0.1:$BARE/";; gateway) url="http://127.0.0.1:$GW/";; esac
-    pid=""; [ $t = gateway ] && pid=$GW_PID; [ $t = nginx ] && pid=$NGX_PID; [ $t = pingora ] && pid=$BARE_PID
-    t0=0; [ -n "$pid" ] && t0=$(cpu_ticks "$pid")
-    read -r rps p50 p99 n < <(run_wrk "$url")
+  for spec in $TARGETS; do
+    IFS=: read -r t port pid bearer <<<"$spec"
+    t0=0; [ "$pid" != - ] && t0=$(cpu_ticks "$pid")
+    read -r rps p50 p99 n < <(run_wrk "http://127.0.0.1:$port/" "$bearer")
     cpu_us="-"
-    [ -n "$pid" ] && cpu_us=$(cpu_us_per "$t0" "$(cpu_ticks "$pid")" "$n")
+    [ "$pid" != - ] && cpu_us=$(cpu_us_per "$t0" "$(cpu_ticks "$pid")" "$n")
     RES[$t]+="$rps $p50 $p99 $cpu_us;"
     echo "round $r $t: ${rps} req/s p50 ${p50} ms p99 ${p99} ms cpu/req ${cpu_us} us" >&2
   done
@@ -93,11 +114,25 @@ mem_under_load() { # URL PIDS... -> highest summed RSS (KiB) while 1,000 connect
   wait $w
   echo "$peak"
 }
+mem_idle_conns() { # PORT PIDS... -> summed RSS (KiB) while 1,000 idle keep-alive connections are open
+  local port=$1 line v; shift
+  coproc IC { taskset -c 0 python3 bench/idle_conns.py 127.0.0.1 "$port" 1000; }
+  read -r line <&"${IC[0]}" || true
+  [ "$line" = "open 1000" ] || { echo "idle connections to $port: ${line:-none}" >&2; return 1; }
+  v=$(rss_kib "$@")
+  eval "exec ${IC[1]}>&-"
+  wait "$IC_PID" || true
+  echo "$v"
+}
 sleep 1
-GW_IDLE=$(rss_kib "$GW_PID"); NGX_IDLE=$(rss_kib $NGX_PIDS)
+GW_IDLE=$(rss_kib "$GW_PID"); NGX_IDLE=$(rss_kib $NGX_PIDS); BARE_IDLE=$(rss_kib "$BARE_PID")
+GW_CONNS=$(mem_idle_conns "$GW" "$GW_PID")
+NGX_CONNS=$(mem_idle_conns "$NGX" $NGX_PIDS)
+BARE_CONNS=$(mem_idle_conns "$BARE" "$BARE_PID")
 GW_LOAD=$(mem_under_load "http://127.0.0.1:$GW/" "$GW_PID")
 NGX_LOAD=$(mem_under_load "http://127.0.0.1:$NGX/" $NGX_PIDS)
-echo "memory KiB: gateway idle $GW_IDLE, 1000 conns $GW_LOAD; nginx idle $NGX_IDLE, 1000 conns $NGX_LOAD" >&2
+BARE_LOAD=$(mem_under_load "http://127.0.0.1:$BARE/" "$BARE_PID")
+echo "memory KiB: gateway idle $GW_IDLE, 1000 idle conns $GW_CONNS, 1000 busy $GW_LOAD; nginx idle $NGX_IDLE, $NGX_CONNS, $NGX_LOAD; pingora idle $BARE_IDLE, $BARE_CONNS, $BARE_LOAD" >&2
 
 OUT=bench/results/passthrough.md
 {
@@ -105,28 +140,46 @@ OUT=bench/results/passthrough.md
   echo
   echo "$(date -u +%Y-%m-%d), $(nproc) cores, wrk -t1 -c$CONNS -d${SECS}s, median of $ROUNDS interleaved rounds."
   echo "wrk pinned to CPU 0; upstream nginx and the proxy under test share CPU $SRV_CPU. The proxy runs 1 worker thread."
+  echo "Machine: $(lscpu | sed -n 's/^Model name: *//p' | head -1), $(awk '/MemTotal/{printf "%.0f GiB", $2/1048576}' /proc/meminfo), $(. /etc/os-release; echo "$PRETTY_NAME"), kernel $(uname -r)."
   echo "CPU/request is the proxy process's user+system time divided by the requests it served."
   echo
   echo "| target | requests/s | p50 ms | p99 ms | proxy CPU µs/request |"
   echo "|---|---:|---:|---:|---:|"
-  for t in direct nginx pingora gateway; do
-    echo "| $t | $(col $t 1) | $(col $t 2) | $(col $t 3) | $( [ $t = direct ] && echo - || col $t 4) |"
+  for spec in $TARGETS; do
+    t=${spec%%:*}
+    echo "| $t | $(col "$t" 1) | $(col "$t" 2) | $(col "$t" 3) | $( [ "$t" = direct ] && echo - || col "$t" 4) |"
   done
-  g=$(col gateway 1); n=$(col nginx 1); d=$(col direct 1); b=$(col pingora 1)
+  r() { python3 -c "print(f'{$1/$2:.2f}')"; }
   echo
-  echo "Ratios (requests/s): gateway/nginx = $(python3 -c "print(f'{$g/$n:.2f}')"), gateway/direct = $(python3 -c "print(f'{$g/$d:.2f}')"), gateway/pingora = $(python3 -c "print(f'{$g/$b:.2f}')"), pingora/nginx = $(python3 -c "print(f'{$b/$n:.2f}')")."
+  echo "\`+bearer\`: every request carries \`Authorization: Bearer\` (the gateway hashes it and looks it up);"
+  echo "\`-ws\`: pingora's work-stealing runtime (\`server.work_stealing: true\`) instead of a runtime per thread."
   echo
-  echo "| resident memory (MiB) | idle | 1,000 concurrent connections |"
+  echo "| ratio (medians) | requests/s | CPU per request |"
   echo "|---|---:|---:|"
-  echo "| nginx proxy (master + worker) | $(( NGX_IDLE / 1024 )) | $(( NGX_LOAD / 1024 )) |"
-  echo "| gateway | $(( GW_IDLE / 1024 )) | $(( GW_LOAD / 1024 )) |"
+  echo "| gateway / bare pingora, no credential | $(r "$(col gateway 1)" "$(col pingora 1)") | $(r "$(col gateway 4)" "$(col pingora 4)") |"
+  echo "| gateway / bare pingora, bearer token | $(r "$(col gateway+bearer 1)" "$(col pingora+bearer 1)") | $(r "$(col gateway+bearer 4)" "$(col pingora+bearer 4)") |"
+  echo "| gateway / nginx proxy_pass | $(r "$(col gateway 1)" "$(col nginx 1)") | $(r "$(col gateway 4)" "$(col nginx 4)") |"
+  echo "| bare pingora / nginx proxy_pass | $(r "$(col pingora 1)" "$(col nginx 1)") | $(r "$(col pingora 4)" "$(col nginx 4)") |"
+  echo "| work stealing / per-thread runtimes, gateway | $(r "$(col gateway-ws 1)" "$(col gateway 1)") | $(r "$(col gateway-ws 4)" "$(col gateway 4)") |"
+  echo "| work stealing / per-thread runtimes, bare pingora | $(r "$(col pingora-ws 1)" "$(col pingora 1)") | $(r "$(col pingora-ws 4)" "$(col pingora 4)") |"
+  echo
+  mib() { python3 -c "print(f'{$1/1024:.1f}')"; }
+  echo "| resident memory (MiB) | idle | 1,000 idle keep-alive connections | 1,000 busy connections |"
+  echo "|---|---:|---:|---:|"
+  echo "| nginx proxy (master + worker) | $(mib "$NGX_IDLE") | $(mib "$NGX_CONNS") | $(mib "$NGX_LOAD") |"
+  echo "| bare pingora proxy | $(mib "$BARE_IDLE") | $(mib "$BARE_CONNS") | $(mib "$BARE_LOAD") |"
+  echo "| gateway | $(mib "$GW_IDLE") | $(mib "$GW_CONNS") | $(mib "$GW_LOAD") |"
+  echo
+  echo "Gateway minus nginx with 1,000 idle connections: $(mib $(( GW_CONNS - NGX_CONNS ))) MiB; per idle connection (gateway, above its idle): $(( (GW_CONNS - GW_IDLE) / 1000 )) KiB."
 } > "$OUT"
 # The same figures for the plot.
 python3 - > bench/results/passthrough.json <<PY
 import json
 rows = {}
-for t, cells in (("direct", "${RES[direct]}"), ("nginx", "${RES[nginx]}"), ("pingora", "${RES[pingora]}"), ("gateway", "${RES[gateway]}")):
+for t, cells in (("direct", "${RES[direct]}"), ("nginx", "${RES[nginx]}"), ("pingora", "${RES[pingora]}"), ("gateway", "${RES[gateway]}"),
+                 ("pingora+bearer", "${RES[pingora+bearer]}"), ("gateway+bearer", "${RES[gateway+bearer]}"),
+                 ("pingora-ws", "${RES[pingora-ws]}"), ("gateway-ws", "${RES[gateway-ws]}")):
     rows[t] = [c.split() for c in cells.split(";") if c.strip()]
-print(json.dumps({"rounds": rows, "memory_kib": {"nginx": [$NGX_IDLE, $NGX_LOAD], "gateway": [$GW_IDLE, $GW_LOAD]}}, indent=1))
+print(json.dumps({"rounds": rows, "memory_kib": {"nginx": [$NGX_IDLE, $NGX_CONNS, $NGX_LOAD], "pingora": [$BARE_IDLE, $BARE_CONNS, $BARE_LOAD], "gateway": [$GW_IDLE, $GW_CONNS, $GW_LOAD]}}, indent=1))
 PY
 cat "$OUT"

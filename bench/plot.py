@@ -32,12 +32,14 @@ for i, t in enumerate(proxies):
 b.set_xticks(range(len(proxies)), proxies)
 b.set_title("proxy CPU µs per request (lower is better)")
 mem = data["memory_kib"]
-for i, t in enumerate(["nginx", "gateway"]):
-    idle, load = (v / 1024 for v in mem[t])
-    c.bar(i - 0.2, idle, 0.4, color=colors[t], alpha=0.5, label="idle" if i == 0 else None)
-    c.bar(i + 0.2, load, 0.4, color=colors[t], label="1,000 connections" if i == 0 else None)
-c.set_xticks(range(2), ["nginx", "gateway"])
-c.set_title("resident memory MiB (idle | 1,000 conns)")
+shown = [t for t in ["nginx", "pingora", "gateway"] if t in mem]
+for i, t in enumerate(shown):
+    idle, conns, load = (v / 1024 for v in mem[t])
+    c.bar(i - 0.27, idle, 0.27, color=colors[t], alpha=0.35, label="idle" if i == 0 else None)
+    c.bar(i, conns, 0.27, color=colors[t], alpha=0.65, label="1,000 idle conns" if i == 0 else None)
+    c.bar(i + 0.27, load, 0.27, color=colors[t], label="1,000 busy conns" if i == 0 else None)
+c.set_xticks(range(len(shown)), shown)
+c.set_title("resident memory MiB (idle | idle conns | busy)")
 fig.suptitle("logout-gateway passthrough vs nginx proxy_pass and a direct connection (one machine, one run)")
 fig.tight_layout()
 fig.savefig(out, dpi=100)

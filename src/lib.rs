@@ -94,8 +94,8 @@ pub use crate::lifecycle::Process;
 pub use crate::serving::health;
 use crate::serving::Serving;
 
-/// Read buffer of a public-listener connection (see `build`).
-const PUBLIC_READ_BUFFER: usize = 8 * 1024;
+/// L4 read buffer of a plain public-listener connection: none (see `public_service`).
+const PUBLIC_READ_BUFFER: usize = 0;
 
 /// Seconds for pingora, rounding up so `500ms` is not zero.
 fn whole_secs(d: std::time::Duration) -> u64 {
@@ -165,8 +165,9 @@ fn public_service(
     let mut addrs = Vec::new();
     if let Some(listen) = config.listen {
         // pingora reads through a 64 KiB buffer per connection by default (sized for TLS
-        // records); on this plain listener requests are small, and the buffer is zeroed when
-        // allocated, so 1,000 clients would hold up to ~64 MiB (issue 8's memory figures).
+        // records), which an idle keep-alive connection keeps. HTTP/1 parsing reads into the
+        // session's own header buffer anyway, so on this plain listener reads go straight to
+        // the socket: no buffer to hold, one copy less (docs/performance.md, memory).
         public.add_listener(
             pingora::listeners::ListenerConfig::tcp(listen.to_string())
                 .l4_buffer(pingora::listeners::L4BufferSettings::default().read(PUBLIC_READ_BUFFER)),
@@ -250,7 +251,11 @@ pub fn prepare(config: Config, path: &Path, upgrade: bool) -> std::result::Resul
 /// upstream's CA bundle, the upgrade socket), bootstrapped: with `upgrade`, that is where the
 /// running process's listening sockets are received.
 fn pingora_server(config: &Config, upgrade: bool) -> Server {
-    let mut conf = ServerConf { threads: config.server.threads, ..ServerConf::default() };
+    let mut conf = ServerConf {
+        threads: config.server.threads,
+        work_stealing: config.server.work_stealing,
+        ..ServerConf::default()
+    };
     conf.grace_period_seconds = Some(whole_secs(config.server.grace_period));
     conf.graceful_shutdown_timeout_seconds = Some(whole_secs(config.server.shutdown_timeout));
     conf.ca_file = config.upstream.ca_file.as_ref().map(|p| p.display().to_string());

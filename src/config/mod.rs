@@ -274,6 +274,8 @@ pub(crate) struct Log {
 #[derive(Debug, Clone)]
 pub(crate) struct Server {
     pub(crate) threads: usize,
+    /// `server.work_stealing`: one work-stealing runtime per service instead of one runtime per thread.
+    pub(crate) work_stealing: bool,
     pub(crate) grace_period: Duration,
     pub(crate) shutdown_timeout: Duration,
     /// `server.upgrade_sock`: where `run --upgrade` receives the listening sockets.

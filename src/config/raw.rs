@@ -614,6 +614,11 @@ pub struct RawServer {
     /// Worker threads of the public proxy service.
     #[serde(default = "default_threads")]
     pub threads: usize,
+    /// Whether the worker threads of a service share one work-stealing runtime (true) or each run
+    /// its own single-threaded runtime, a connection staying on the thread that accepted it (false,
+    /// the default: measured faster, docs/performance.md).
+    #[serde(default)]
+    pub work_stealing: bool,
     /// After SIGTERM: how long listeners stay open for in-flight requests (pingora's default is 300 s).
     #[serde(default = "default_grace")]
     pub grace_period: String,
@@ -629,6 +634,7 @@ impl Default for RawServer {
     fn default() -> Self {
         Self {
             threads: default_threads(),
+            work_stealing: false,
             grace_period: default_grace(),
             shutdown_timeout: default_shutdown_timeout(),
             upgrade_sock: default_upgrade_sock(),

@@ -108,6 +108,7 @@ pub(super) fn server(v: &mut V, raw: &RawServer) -> Server {
     Server {
         upgrade_sock,
         threads: raw.threads,
+        work_stealing: raw.work_stealing,
         grace_period: v.duration("server.grace_period", &raw.grace_period, Duration::from_secs(5)),
         shutdown_timeout: v.duration("server.shutdown_timeout", &raw.shutdown_timeout, Duration::from_secs(5)),
     }
