@@ -14,7 +14,7 @@ issuer: "http://127.0.0.1:$1"
 session_store: { backend: memory }
 templates_dir: templates
 log: { level: warn }
-server: { threads: 1, work_stealing: ${4:-false}, grace_period: 1s, shutdown_timeout: 1s }
+server: { threads: 1, work_stealing: ${4:-true}, grace_period: 1s, shutdown_timeout: 1s }
 limits: { max_connections: 100000 }
 YAML
 }

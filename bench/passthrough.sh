@@ -56,22 +56,22 @@ taskset -c "$SRV_CPU" nginx -c "$WORK/upstream/nginx.conf" -p "$WORK/upstream" &
 taskset -c "$SRV_CPU" nginx -c "$WORK/proxy/nginx.conf" -p "$WORK/proxy" &
 
 copy_templates "$WORK"
-# The gateway and the bare proxy, each with per-thread runtimes (the default) and with pingora's
-# work-stealing runtime (server.work_stealing: true; bare_proxy's `steal`), so the runtime choice
-# is measured in the same run. The bare proxy gets the gateway's allocator setting (main.rs:
+# The gateway and the bare proxy, each with pingora's work-stealing runtime (the default) and with
+# a single-threaded runtime per worker thread (server.work_stealing: false; bare_proxy's
+# `nosteal`), so the runtime choice is measured in the same run. The bare proxy gets the gateway's allocator setting (main.rs:
 # mimalloc commits arenas lazily) through mimalloc's environment variable.
-GW_WS=$(free_port); ADM_WS=$(free_port); BARE_WS=$(free_port)
+GW_PT=$(free_port); ADM_PT=$(free_port); BARE_PT=$(free_port)
 config_passthrough "$GW" "$ADM" "$UP" > "$WORK/proxy.yaml"
-config_passthrough "$GW_WS" "$ADM_WS" "$UP" true > "$WORK/proxy-ws.yaml"
+config_passthrough "$GW_PT" "$ADM_PT" "$UP" false > "$WORK/proxy-pt.yaml"
 taskset -c "$SRV_CPU" "$BIN" run --config "$WORK/proxy.yaml" 2> "$WORK/gateway.log" &
 GW_PID=$!
-taskset -c "$SRV_CPU" "$BIN" run --config "$WORK/proxy-ws.yaml" 2> "$WORK/gateway-ws.log" &
-GW_WS_PID=$!
-MIMALLOC_ARENA_EAGER_COMMIT=0 taskset -c "$SRV_CPU" target/release/examples/bare_proxy "127.0.0.1:$BARE" "127.0.0.1:$UP" 1 nosteal 2> "$WORK/bare.log" &
+taskset -c "$SRV_CPU" "$BIN" run --config "$WORK/proxy-pt.yaml" 2> "$WORK/gateway-pt.log" &
+GW_PT_PID=$!
+MIMALLOC_ARENA_EAGER_COMMIT=0 taskset -c "$SRV_CPU" target/release/examples/bare_proxy "127.0.0.1:$BARE" "127.0.0.1:$UP" 1 steal 2> "$WORK/bare.log" &
 BARE_PID=$!
-MIMALLOC_ARENA_EAGER_COMMIT=0 taskset -c "$SRV_CPU" target/release/examples/bare_proxy "127.0.0.1:$BARE_WS" "127.0.0.1:$UP" 1 steal 2> "$WORK/bare-ws.log" &
-BARE_WS_PID=$!
-for p in $UP $NGX $GW $BARE $GW_WS $BARE_WS; do wait_http "http://127.0.0.1:$p/"; done
+MIMALLOC_ARENA_EAGER_COMMIT=0 taskset -c "$SRV_CPU" target/release/examples/bare_proxy "127.0.0.1:$BARE_PT" "127.0.0.1:$UP" 1 nosteal 2> "$WORK/bare-pt.log" &
+BARE_PT_PID=$!
+for p in $UP $NGX $GW $BARE $GW_PT $BARE_PT; do wait_http "http://127.0.0.1:$p/"; done
 # The proxy nginx's worker: the child of its master.
 NGX_MASTER=$(cat "$WORK/proxy/nginx.pid")
 NGX_PID=$(pgrep -P "$NGX_MASTER" | head -1)
@@ -81,7 +81,7 @@ BEARER="Authorization: Bearer eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJiZW5jaCJ9.c2lnbmF0
 # name port pid bearer(0/1)
 TARGETS="direct:$UP:-:0 nginx:$NGX:$NGX_PID:0 pingora:$BARE:$BARE_PID:0 gateway:$GW:$GW_PID:0
   pingora+bearer:$BARE:$BARE_PID:1 gateway+bearer:$GW:$GW_PID:1
-  pingora-ws:$BARE_WS:$BARE_WS_PID:0 gateway-ws:$GW_WS:$GW_WS_PID:0"
+  pingora-pt:$BARE_PT:$BARE_PT_PID:0 gateway-pt:$GW_PT:$GW_PT_PID:0"
 run_wrk() { # URL BEARER -> "rps p50_ms p99_ms requests"
   if [ "$2" = 1 ]; then
     taskset -c 0 wrk -t1 -c"$CONNS" -d"${SECS}s" --latency -H "$BEARER" "$1" > "$WORK/wrk.out"
@@ -152,7 +152,7 @@ OUT=bench/results/passthrough.md
   r() { python3 -c "print(f'{$1/$2:.2f}')"; }
   echo
   echo "\`+bearer\`: every request carries \`Authorization: Bearer\` (the gateway hashes it and looks it up);"
-  echo "\`-ws\`: pingora's work-stealing runtime (\`server.work_stealing: true\`) instead of a runtime per thread."
+  echo "\`-pt\`: a single-threaded runtime per worker thread (\`server.work_stealing: false\`) instead of pingora's work-stealing runtime."
   echo
   echo "| ratio (medians) | requests/s | CPU per request |"
   echo "|---|---:|---:|"
@@ -160,8 +160,8 @@ OUT=bench/results/passthrough.md
   echo "| gateway / bare pingora, bearer token | $(r "$(col gateway+bearer 1)" "$(col pingora+bearer 1)") | $(r "$(col gateway+bearer 4)" "$(col pingora+bearer 4)") |"
   echo "| gateway / nginx proxy_pass | $(r "$(col gateway 1)" "$(col nginx 1)") | $(r "$(col gateway 4)" "$(col nginx 4)") |"
   echo "| bare pingora / nginx proxy_pass | $(r "$(col pingora 1)" "$(col nginx 1)") | $(r "$(col pingora 4)" "$(col nginx 4)") |"
-  echo "| work stealing / per-thread runtimes, gateway | $(r "$(col gateway-ws 1)" "$(col gateway 1)") | $(r "$(col gateway-ws 4)" "$(col gateway 4)") |"
-  echo "| work stealing / per-thread runtimes, bare pingora | $(r "$(col pingora-ws 1)" "$(col pingora 1)") | $(r "$(col pingora-ws 4)" "$(col pingora 4)") |"
+  echo "| per-thread runtimes / work stealing, gateway | $(r "$(col gateway-pt 1)" "$(col gateway 1)") | $(r "$(col gateway-pt 4)" "$(col gateway 4)") |"
+  echo "| per-thread runtimes / work stealing, bare pingora | $(r "$(col pingora-pt 1)" "$(col pingora 1)") | $(r "$(col pingora-pt 4)" "$(col pingora 4)") |"
   echo
   mib() { python3 -c "print(f'{$1/1024:.1f}')"; }
   echo "| resident memory (MiB) | idle | 1,000 idle keep-alive connections | 1,000 busy connections |"
@@ -178,7 +178,7 @@ import json
 rows = {}
 for t, cells in (("direct", "${RES[direct]}"), ("nginx", "${RES[nginx]}"), ("pingora", "${RES[pingora]}"), ("gateway", "${RES[gateway]}"),
                  ("pingora+bearer", "${RES[pingora+bearer]}"), ("gateway+bearer", "${RES[gateway+bearer]}"),
-                 ("pingora-ws", "${RES[pingora-ws]}"), ("gateway-ws", "${RES[gateway-ws]}")):
+                 ("pingora-pt", "${RES[pingora-pt]}"), ("gateway-pt", "${RES[gateway-pt]}")):
     rows[t] = [c.split() for c in cells.split(";") if c.strip()]
 print(json.dumps({"rounds": rows, "memory_kib": {"nginx": [$NGX_IDLE, $NGX_CONNS, $NGX_LOAD], "pingora": [$BARE_IDLE, $BARE_CONNS, $BARE_LOAD], "gateway": [$GW_IDLE, $GW_CONNS, $GW_LOAD]}}, indent=1))
 PY

@@ -7,7 +7,7 @@
 //!
 //! cargo run --release --example bare_proxy -- LISTEN UPSTREAM [THREADS] [steal|nosteal]
 //! (e.g. `127.0.0.1:8090 127.0.0.1:8091 1 nosteal`; the runtime defaults to the gateway's
-//! default, `server.work_stealing: false`)
+//! default, `server.work_stealing: true`)
 
 use async_trait::async_trait;
 use pingora::prelude::*;
@@ -39,7 +39,7 @@ fn main() {
         eprintln!("{}: {e}", a[2]);
         std::process::exit(2)
     });
-    let work_stealing = a.get(4).is_some_and(|s| s == "steal");
+    let work_stealing = a.get(4).is_none_or(|s| s != "nosteal");
     let conf = ServerConf { threads, work_stealing, ..ServerConf::default() };
     let mut server = Server::new_with_opt_and_conf(None, conf);
     server.bootstrap();

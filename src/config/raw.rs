@@ -614,10 +614,10 @@ pub struct RawServer {
     /// Worker threads of the public proxy service.
     #[serde(default = "default_threads")]
     pub threads: usize,
-    /// Whether the worker threads of a service share one work-stealing runtime (true) or each run
-    /// its own single-threaded runtime, a connection staying on the thread that accepted it (false,
-    /// the default: measured faster, docs/performance.md).
-    #[serde(default)]
+    /// Whether the worker threads of a service share one work-stealing runtime (true, pingora's
+    /// default) or each run its own single-threaded runtime, a connection staying on the thread
+    /// that accepted it (false). Measured in docs/performance.md: no consistent difference.
+    #[serde(default = "default_work_stealing")]
     pub work_stealing: bool,
     /// After SIGTERM: how long listeners stay open for in-flight requests (pingora's default is 300 s).
     #[serde(default = "default_grace")]
@@ -634,7 +634,7 @@ impl Default for RawServer {
     fn default() -> Self {
         Self {
             threads: default_threads(),
-            work_stealing: false,
+            work_stealing: default_work_stealing(),
             grace_period: default_grace(),
             shutdown_timeout: default_shutdown_timeout(),
             upgrade_sock: default_upgrade_sock(),
@@ -643,6 +643,9 @@ impl Default for RawServer {
 }
 fn default_upgrade_sock() -> String {
     "/tmp/logout-gateway-upgrade.sock".into()
+}
+fn default_work_stealing() -> bool {
+    true
 }
 fn default_threads() -> usize {
     std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1)
