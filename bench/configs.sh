@@ -76,5 +76,9 @@ log: { level: warn }
 server: { threads: 1, grace_period: 1s, shutdown_timeout: 1s }
 limits: { max_connections: 100000 }
 rate_limit: { per_second: 0 }   # one load generator on one address
+# A tenth of the soak's requests open a confirmation page nobody confirms. The store keeps at most
+# 100,000 such contexts per confirmation_ttl window (then 503: the flood cap); a short TTL rolls
+# the window so the soak measures memory over time, not the cap.
+end_session: { confirmation_ttl: 30s }
 YAML
 }

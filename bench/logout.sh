@@ -10,6 +10,8 @@
 # results in bench/results/logout-N-threads.md for N > 1.
 # REPLICA_ACKS=N: N replicas on CPU 1 too, and session_store.redis.replica_acks: N (every logout
 # then WAITs for them); results in bench/results/logout-replica-acks.md.
+# PERF_DATA=FILE: perf record (call graphs) of the gateway during the first round, into FILE
+# (build with CARGO_PROFILE_RELEASE_STRIP=false for symbols).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . scripts/lib.sh
@@ -97,6 +99,9 @@ PY
   target/release/examples/mint_hints "$ISS" rp-c "$N" "r$r-" "$WORK/paths.txt" "https://c.example.com/out"
   # Each path is used once; the run stops with an error if wrk had to reuse one.
   c0=$(calls); t0=$(cpu_ticks "$GW_PID")
+  if [ -n "${PERF_DATA:-}" ] && [ "$r" = 1 ]; then
+    perf record -q -F 999 --call-graph dwarf,16384 -o "$PERF_DATA" -p "$GW_PID" -- sleep 2 2>/dev/null &
+  fi
   PATHS="$WORK/paths.txt" taskset -c 0 wrk -t1 -c"$CONNS" -d2s --latency -s "$WORK/paths.lua" "http://127.0.0.1:$GW" > "$WORK/wrk.out"
   t1=$(cpu_ticks "$GW_PID"); c1=$(calls)
   python3 - "$WORK/wrk.out" "$c0" "$c1" "$t0" "$t1" "$(getconf CLK_TCK)" "$N" >> "$WORK/rows" <<'PY'

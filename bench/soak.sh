@@ -85,9 +85,13 @@ code=$(curl -s -o /dev/null -w "%{http_code}" "http://127.0.0.1:$GW$(head -1 "$W
 [ "$code" = 303 ] || { echo "probe logout answered $code, not 303" >&2; exit 1; }
 
 cat > "$WORK/mix.lua" <<'LUA'
-local hints, i, h, tb, tt = {}, 0, 0, 0, 0
+local hints, i = {}, 0
 local tokens = tonumber(os.getenv("TOKENS"))
 for line in io.lines(os.getenv("HINTS")) do hints[#hints + 1] = line end
+-- Every round is a new wrk: it goes on where the last one stopped (logouts and token requests
+-- are sent in equal numbers), so the rounds together cycle through all sessions and tokens.
+local start = tonumber(os.getenv("START"))
+local h, tb, tt = start % #hints, start * 2 % tokens, start % tokens
 local kinds = {"plain","plain","plain","plain","plain","plain","plain","plain","bearer","bearer","bearer","bearer",
   "cookie","cookie","token","token","logout","logout","confirm","confirm"}
 local want = {plain = 200, bearer = 200, cookie = 200, token = 200, logout = 303, confirm = 200}
@@ -108,10 +112,11 @@ end
 local threads = {}
 setup = function(th) table.insert(threads, th) end
 ok, bad, n303, logouts = 0, 0, 0, 0
+badstatus = {}
 response = function(status)
   -- Answers do not carry their request: only logouts may be 303, everything else 200.
   if status == 303 then n303 = n303 + 1 end
-  if status == 200 or status == 303 then ok = ok + 1 else bad = bad + 1 end
+  if status == 200 or status == 303 then ok = ok + 1 else bad = bad + 1; badstatus[status] = (badstatus[status] or 0) + 1 end
 end
 done = function()
   local a, b, c, l = 0, 0, 0, 0
@@ -119,15 +124,17 @@ done = function()
     a = a + th:get("ok"); b = b + th:get("bad"); c = c + th:get("n303"); l = l + th:get("logouts")
   end
   io.write(string.format("answers: expected=%d other=%d 303=%d logouts=%d\n", a, b, c, l))
+  -- (One wrk thread: its own table says which statuses were unexpected.)
+  for code, n in pairs(badstatus) do io.write(string.format("unexpected status %d: %d\n", code, n)) end
 end
 LUA
 
-total=0; round=0; : > "$WORK/rounds"
+total=0; round=0; sent=0; : > "$WORK/rounds"
 while [ "$total" -lt "$TOTAL" ]; do
   round=$((round + 1))
-  HINTS="$WORK/hints.txt" TOKENS="$TOKENS" taskset -c 0 wrk -t1 -c"$CONNS" -d"${ROUND_SECS}s" -s "$WORK/mix.lua" \
+  START=$sent HINTS="$WORK/hints.txt" TOKENS="$TOKENS" taskset -c 0 wrk -t1 -c"$CONNS" -d"${ROUND_SECS}s" -s "$WORK/mix.lua" \
     "http://127.0.0.1:$GW" > "$WORK/wrk.out"
-  read -r n other sock < <(python3 - "$WORK/wrk.out" "$CONNS" <<'PY'
+  read -r n other sock logouts < <(python3 - "$WORK/wrk.out" "$CONNS" <<'PY'
 import re, sys
 t = open(sys.argv[1]).read()
 n = int(re.search(r"(\d+) requests in", t).group(1))
@@ -136,18 +143,18 @@ m = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (
 conns = int(sys.argv[2])
 # Logouts in flight when wrk stopped have no answer: at most one per connection.
 other += 0 if 0 <= logouts - n303 <= conns else abs(logouts - n303)
-print(n, other, sum(map(int, m.groups())) if m else 0)
+print(n, other, sum(map(int, m.groups())) if m else 0, logouts)
 PY
 )
-  total=$((total + n))
+  total=$((total + n)); sent=$((sent + logouts))
   rss=$(rss_kib "$GW_PID")
   echo "$round $total $rss $other $sock" >> "$WORK/rounds"
   echo "round $round: $n requests (total $total), gateway RSS ${rss} KiB, unexpected answers $other, socket errors $sock" >&2
-  [ "$other" = 0 ] && [ "$sock" = 0 ] || { echo "errors in round $round:" >&2; cat "$WORK/wrk.out" >&2; exit 1; }
+  [ "$other" = 0 ] && [ "$sock" = 0 ] || { echo "errors in round $round:" >&2; cat "$WORK/wrk.out" >&2; tail -20 "$WORK/gateway.log" >&2; exit 1; }
 done
 # (pingora logs a request whose client hung up as an ERROR: wrk does that to the requests in
 # flight when a round ends. Those are the client's doing; any other ERROR fails the soak.)
-if grep -E "panicked|ERROR" "$WORK/gateway.log" | grep -v "Fail to proxy: Downstream ConnectionClosed" >&2; then
+if grep -E "panicked|ERROR" "$WORK/gateway.log" | grep -vE "Fail to proxy: Downstream ConnectionClosed|WriteError context: while writing body cause: (Broken pipe|Connection reset)" >&2; then
   echo "the gateway logged errors" >&2; exit 1
 fi
 ended=$(RC EVAL "local n=0 for i=0,tonumber(ARGV[1])-1 do if redis.call('HGET','lgw:s:{s-'..i..'}','st')=='e' then n=n+1 end end return n" 0 "$SESSIONS")

@@ -21,7 +21,13 @@ pub(crate) fn random_token() -> String {
 /// SHA-256 (hex) of a token: how tokens are stored and looked up.
 pub fn token_hash(token: &[u8]) -> String {
     use sha2::Digest;
-    sha2::Sha256::digest(token).iter().map(|b| format!("{b:02x}")).collect()
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    let mut out = String::with_capacity(64);
+    for b in sha2::Sha256::digest(token) {
+        out.push(HEX[usize::from(b >> 4)] as char);
+        out.push(HEX[usize::from(b & 15)] as char);
+    }
+    out
 }
 
 /// Whether a presented secret equals the expected one, in time that depends on neither (their
@@ -30,4 +36,17 @@ pub(crate) fn secrets_match(presented: &[u8], expected: &[u8]) -> bool {
     use sha2::Digest;
     let (a, b) = (sha2::Sha256::digest(presented), sha2::Sha256::digest(expected));
     a.iter().zip(b.iter()).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn token_hash_is_lowercase_hex_sha256() {
+        // FIPS 180-2, appendix B.1 and B.2.
+        assert_eq!(super::token_hash(b"abc"), "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
+        assert_eq!(
+            super::token_hash(b"abcdbcdecdefdefgefghfghighijhijkijkljklmklmnlmnomnopnopq"),
+            "248d6a61d20638b8e5c026930c3e6039a33ce45964ff2167f6ecedd419db06c1"
+        );
+    }
 }
