@@ -107,15 +107,9 @@ pub(crate) fn build_keyset(set: &JwkSet) -> KeySet {
     ks
 }
 
-/// aws-lc's verification algorithm for a JWS one (RSA keys of 2048 to 8192 bits).
-fn lc_algorithm(alg: Algorithm) -> Option<&'static dyn sig::VerificationAlgorithm> {
+/// aws-lc's verification algorithm for a JWS one of an EC or OKP key (RSA: [`rsa_parameters`]).
+fn curve_algorithm(alg: Algorithm) -> Option<&'static dyn sig::VerificationAlgorithm> {
     Some(match alg {
-        Algorithm::RS256 => &sig::RSA_PKCS1_2048_8192_SHA256,
-        Algorithm::RS384 => &sig::RSA_PKCS1_2048_8192_SHA384,
-        Algorithm::RS512 => &sig::RSA_PKCS1_2048_8192_SHA512,
-        Algorithm::PS256 => &sig::RSA_PSS_2048_8192_SHA256,
-        Algorithm::PS384 => &sig::RSA_PSS_2048_8192_SHA384,
-        Algorithm::PS512 => &sig::RSA_PSS_2048_8192_SHA512,
         Algorithm::ES256 => &sig::ECDSA_P256_SHA256_FIXED,
         Algorithm::ES384 => &sig::ECDSA_P384_SHA384_FIXED,
         Algorithm::EdDSA => &sig::ED25519,
@@ -123,6 +117,7 @@ fn lc_algorithm(alg: Algorithm) -> Option<&'static dyn sig::VerificationAlgorith
     })
 }
 
+/// aws-lc's parameters for a JWS RSA algorithm (keys of 2048 to 8192 bits).
 fn rsa_parameters(alg: Algorithm) -> Option<&'static sig::RsaParameters> {
     Some(match alg {
         Algorithm::RS256 => &sig::RSA_PKCS1_2048_8192_SHA256,
@@ -153,13 +148,13 @@ fn parse(jwk: &Jwk, algorithms: &[Algorithm]) -> Option<Vec<(Algorithm, ParsedPu
             point.extend(b64(&p.x)?);
             point.extend(b64(&p.y)?);
             for alg in algorithms {
-                out.push((*alg, ParsedPublicKey::new(lc_algorithm(*alg)?, &point).ok()?));
+                out.push((*alg, ParsedPublicKey::new(curve_algorithm(*alg)?, &point).ok()?));
             }
         }
         AlgorithmParameters::OctetKeyPair(p) => {
             let x = b64(&p.x)?;
             for alg in algorithms {
-                out.push((*alg, ParsedPublicKey::new(lc_algorithm(*alg)?, &x).ok()?));
+                out.push((*alg, ParsedPublicKey::new(curve_algorithm(*alg)?, &x).ok()?));
             }
         }
         _ => return None,
