@@ -38,3 +38,19 @@ wait_http() { for _ in $(seq 100); do curl -s -o /dev/null "$1" && return 0; sle
 
 # The gateway's templates next to a generated config in $1.
 copy_templates() { mkdir -p "$1/templates" && cp -r templates/. "$1/templates/"; }
+
+# The start of the benchmarks that log out against a real Redis (logout.sh, soak.sh): the product
+# binary and mint_hints built, in two invocations (building an example turns on dev-dependency
+# features, Cargo.toml, for everything built with it, and the measured binary must be the
+# product's); a work directory removed on exit; the benchmark configs; ports for the upstream,
+# the gateway, its admin listener and Redis; the issuer; RC, redis-cli on that Redis.
+redis_bench_setup() {
+  cargo build --release --locked -q --bin logout-gateway
+  cargo build --release --locked -q --example mint_hints
+  BIN=target/release/logout-gateway
+  WORK=$(mktemp -d); chmod 755 "$WORK"; trap 'kill $(jobs -p) 2>/dev/null; wait 2>/dev/null; rm -rf "$WORK"' EXIT
+  . bench/configs.sh
+  UP=$(free_port); GW=$(free_port); ADM=$(free_port); RPORT=$(free_port)
+  ISS="http://127.0.0.1:$GW"
+  RC() { redis-cli -p "$RPORT" "$@"; }
+}

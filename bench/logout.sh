@@ -17,17 +17,8 @@ cd "$(dirname "$0")/.."
 . scripts/lib.sh
 need_pkg nginx nginx; need_pkg wrk wrk; need_pkg redis-server redis-server; need_pkg cmake cmake
 N=${1:-60000}; ROUNDS=${2:-3}; CONNS=${3:-16}; ACKS=${REPLICA_ACKS:-0}; THREADS=${THREADS:-1}
-# Two invocations: building an example turns on dev-dependency features (fault-injection,
-# Cargo.toml) for everything built with it, and the measured binary must be the product's.
-cargo build --release --locked -q --bin logout-gateway
-cargo build --release --locked -q --example mint_hints
-BIN=target/release/logout-gateway
-WORK=$(mktemp -d); chmod 755 "$WORK"; trap 'kill $(jobs -p) 2>/dev/null; wait 2>/dev/null; rm -rf "$WORK"' EXIT
 . bench/lib.sh
-. bench/configs.sh
-UP=$(free_port); GW=$(free_port); ADM=$(free_port); RPORT=$(free_port)
-ISS="http://127.0.0.1:$GW"
-RC() { redis-cli -p "$RPORT" "$@"; }
+redis_bench_setup
 
 mkdir -p "$WORK/www/.well-known"
 cp tests/fixtures/jwks.json "$WORK/www/jwks"

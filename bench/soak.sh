@@ -24,15 +24,8 @@ cd "$(dirname "$0")/.."
 need_pkg nginx nginx; need_pkg wrk wrk; need_pkg redis-server redis-server; need_pkg cmake cmake
 TOTAL=${1:-1000000}; CONNS=${2:-32}; MAX_GROWTH=${MAX_GROWTH:-10}
 SESSIONS=20000; TOKENS=2000; ROUND_SECS=5
-cargo build --release --locked -q --bin logout-gateway
-cargo build --release --locked -q --example mint_hints
-BIN=target/release/logout-gateway
-WORK=$(mktemp -d); chmod 755 "$WORK"; trap 'kill $(jobs -p) 2>/dev/null; wait 2>/dev/null; rm -rf "$WORK"' EXIT
 . bench/lib.sh
-. bench/configs.sh
-UP=$(free_port); GW=$(free_port); ADM=$(free_port); RPORT=$(free_port)
-ISS="http://127.0.0.1:$GW"
-RC() { redis-cli -p "$RPORT" "$@"; }
+redis_bench_setup
 
 # The upstream: discovery and keys, signed token responses by index (a POST to a static file
 # is served through nginx's 405 error page), 200 for everything else.
