@@ -40,16 +40,16 @@ measure() { # NAME PORT COMMAND... ; prints "NAME plain_ir_per_req bearer_ir_per
   local pid=$!
   for _ in $(seq 600); do curl -s -o /dev/null "http://127.0.0.1:$port/" && break; sleep 0.2; done
   taskset -c 0 wrk -t1 -c"$CONNS" -d2s "http://127.0.0.1:$port/" > /dev/null
-  local row="$name" part n
+  local row="$name" part n dump=0
   for part in plain bearer; do
+    dump=$((dump + 1))  # callgrind numbers its dumps: $out.1, $out.2
     local hdr=(); [ "$part" = bearer ] && hdr=(-H "$BEARER")
     callgrind_control -i on "$pid" > /dev/null 2>&1
     taskset -c 0 wrk -t1 -c"$CONNS" -d"${SECS}s" "${hdr[@]}" "http://127.0.0.1:$port/" > "$WORK/wrk.out"
     callgrind_control -i off "$pid" > /dev/null 2>&1
     callgrind_control -d "$part" "$pid" > /dev/null 2>&1
     n=$(sed -n 's/^ *\([0-9]*\) requests in.*/\1/p' "$WORK/wrk.out")
-    local f; f=$(ls -t "$out".* | head -1)
-    row="$row $(( $(ir "$f") / n ))"
+    row="$row $(( $(ir "$out.$dump") / n ))"
     grep -q "Non-2xx" "$WORK/wrk.out" && { echo "$name $part: answers other than 2xx" >&2; exit 1; }
   done
   # The dumps are written: no graceful shutdown needed (it is slow under valgrind).
