@@ -1,4 +1,4 @@
-//! Redis session store (redis-rs 1.x, one multiplexed `ConnectionManager` per process).
+//! Redis session store (redis-rs 1.x, a multiplexed `ConnectionManager` per calling thread).
 //!
 //! Keys (prefix `lgw:` by default) carry the sid or subject as a hash tag, so every key a
 //! script touches lives in one Redis Cluster slot:
@@ -15,9 +15,10 @@
 //! naming an alias sid costs a second call on the primary. Keys, slots and the steps of
 //! operations that span slots (Redis Cluster): docs/redis.md, "Which keys live where".
 //!
-//! The manager is created lazily on first use, inside whichever pingora service runtime asks
-//! first (all live as long as the process), so nothing async happens before the server runs and
-//! the gateway starts while Redis is down. Connection and response timeouts are always set and
+//! Each thread that calls the store gets a connection of its own, created lazily on its first
+//! call, so its driver task runs on the caller's runtime and a logout's round trip wakes no
+//! other thread ([`per_thread`]); nothing async happens before the server runs, and the gateway
+//! starts while Redis is down. Connection and response timeouts are always set and
 //! every call is also bounded by [`super::timed`], so a hung Redis (SIGSTOP) is an error within
 //! `connect_timeout + response_timeout`, never a hang (GW-08).
 //!
@@ -46,6 +47,7 @@ use crate::config::RedisConfig;
 mod follow;
 pub(crate) mod link;
 mod ops;
+mod per_thread;
 mod receipts;
 mod reply;
 mod store;
@@ -83,9 +85,9 @@ pub(crate) struct RedisStore {
     config: RedisConfig,
     prefix: String,
     ttls: Ttls,
-    /// Created on first use (see the module comment for why not at start); replaced when
-    /// Sentinel names another master (`target`).
-    conn: arc_swap::ArcSwapOption<Conn>,
+    /// This thread's connection: created on its first use (see the module comment for why not
+    /// at start); replaced when Sentinel names another master (`target`).
+    conn: per_thread::PerThread<arc_swap::ArcSwapOption<Conn>>,
     /// One (re)connection at a time.
     connecting: tokio::sync::Mutex<()>,
     /// Sentinel's announced master switches (`switch`), shared with the follower.
@@ -188,7 +190,7 @@ type Attempt<T> = Result<T, Fault>;
 impl RedisStore {
     pub(crate) fn new(config: RedisConfig, prefix: String, ttls: Ttls) -> Self {
         let set = std::sync::Arc::new(super::RevokedSet::followed(follow::max_lag(&config)));
-        let (conn, connecting) = (arc_swap::ArcSwapOption::empty(), tokio::sync::Mutex::new(()));
+        let (conn, connecting) = (per_thread::PerThread::default(), tokio::sync::Mutex::new(()));
         let replica_acks_failed = std::sync::atomic::AtomicU64::new(0);
         let switches = std::sync::Arc::default();
         Self { config, prefix, ttls, conn, connecting, set, switches, replica_acks_failed }
@@ -335,7 +337,7 @@ impl RedisStore {
     }
 
     async fn conn(&self) -> Result<Link, StoreError> {
-        match self.conn.load_full() {
+        match self.conn.get().load_full() {
             Some(c) if c.generation == self.switches.generation() => Ok(c.manager.clone()),
             // Sentinel announced a new master since this connection was made: ask where.
             Some(c) => self.connect(Some((c.addr.clone(), c.generation))).await,
@@ -349,15 +351,15 @@ impl RedisStore {
         if !target::follows(&self.config) {
             return Ok(failed.clone());
         }
-        let stale = self.conn.load_full().map(|c| (c.addr.clone(), c.generation));
+        let stale = self.conn.get().load_full().map(|c| (c.addr.clone(), c.generation));
         self.connect(stale).await
     }
 
     /// Connect (first use), or replace a connection to `stale` with one to the current master.
     async fn connect(&self, stale: Option<(String, u64)>) -> Result<Link, StoreError> {
         let _one = self.connecting.lock().await;
-        let generation = self.switches.generation();
-        if let Some(c) = self.conn.load_full() {
+        let (slot, generation) = (self.conn.get(), self.switches.generation());
+        if let Some(c) = slot.load_full() {
             if stale.as_ref() != Some(&(c.addr.clone(), c.generation)) {
                 return Ok(c.manager.clone()); // someone else connected meanwhile
             }
@@ -366,15 +368,15 @@ impl RedisStore {
             let (ct, rt) = (self.config.connect_timeout, self.config.response_timeout);
             let link =
                 Link::Cluster(target::cluster(cluster, ct, rt).await.map_err(|e| StoreError::from(Fault::Redis(e)))?);
-            self.conn.store(Some(std::sync::Arc::new(Conn { addr: String::new(), manager: link.clone(), generation })));
+            slot.store(Some(std::sync::Arc::new(Conn { addr: String::new(), manager: link.clone(), generation })));
             return Ok(link);
         }
         let (addr, client) = target::client(&self.config).await.map_err(|e| StoreError::from(Fault::Redis(e)))?;
-        if let (Some(c), Some((old, _))) = (self.conn.load_full(), stale.as_ref()) {
+        if let (Some(c), Some((old, _))) = (slot.load_full(), stale.as_ref()) {
             if c.addr == addr {
                 // Still the master: its manager reconnects by itself.
                 let same = Conn { addr, manager: c.manager.clone(), generation };
-                self.conn.store(Some(std::sync::Arc::new(same)));
+                slot.store(Some(std::sync::Arc::new(same)));
                 return Ok(c.manager.clone());
             }
             tracing::warn!(from = %old, to = %addr, "redis master changed (Sentinel): moving there");
@@ -389,7 +391,7 @@ impl RedisStore {
         let manager = Link::Manager(
             ConnectionManager::new_lazy_with_config(client, cfg).map_err(|e| StoreError::from(Fault::Redis(e)))?,
         );
-        self.conn.store(Some(std::sync::Arc::new(Conn { addr, manager: manager.clone(), generation })));
+        slot.store(Some(std::sync::Arc::new(Conn { addr, manager: manager.clone(), generation })));
         Ok(manager)
     }
 }
