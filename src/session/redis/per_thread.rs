@@ -98,4 +98,43 @@ mod tests {
         // And a thread with a slot of its own is not disturbed by them.
         assert_eq!(p.get().load(Ordering::SeqCst), 100);
     }
+
+    /// The point of a connection per thread: a runtime whose only thread is busy (here blocked)
+    /// holds up no other runtime's calls. With one connection per process, made on the busy
+    /// runtime, the second runtime's call waits for that runtime's connection task and times out.
+    #[test]
+    fn a_busy_runtime_does_not_hold_up_another_runtimes_store_calls() {
+        use crate::session::SessionStore;
+        let server = crate::session::testing::redis_server();
+        let config = crate::config::RedisConfig {
+            target: crate::config::RedisTarget::Url(crate::config::Secret::new(format!(
+                "redis://127.0.0.1:{}/0",
+                server.1
+            ))),
+            connect_timeout: std::time::Duration::from_secs(1),
+            response_timeout: std::time::Duration::from_secs(1),
+            replica_acks: 0,
+        };
+        let ttls = crate::session::Ttls {
+            session: std::time::Duration::from_secs(60),
+            tombstone: std::time::Duration::from_secs(60),
+        };
+        let store = Arc::new(super::super::RedisStore::new(config, "lgw:".into(), ttls));
+        let runtime = || tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+        let (ready, is_ready) = std::sync::mpsc::channel::<()>();
+        let (release, released) = std::sync::mpsc::channel::<()>();
+        let first = store.clone();
+        let busy = std::thread::spawn(move || {
+            runtime().block_on(async move {
+                first.ping().await.unwrap(); // this runtime's connection, and its task, made here
+                ready.send(()).unwrap();
+                released.recv().unwrap(); // its only thread blocked: nothing on it runs
+            })
+        });
+        is_ready.recv().unwrap();
+        let answer = runtime().block_on(store.ping());
+        release.send(()).unwrap();
+        busy.join().unwrap();
+        assert!(answer.is_ok(), "{answer:?}");
+    }
 }
