@@ -26,12 +26,9 @@ ROUNDS=${1:-5}; SECS=${2:-5}; CONNS=${3:-50}
 BEFORE=${BEFORE:-9f041f5}
 cargo build --release --locked -q
 cargo build --release --locked -q --example credential_cost
-WORK=$(mktemp -d); trap 'kill $(jobs -p) 2>/dev/null; wait 2>/dev/null; git worktree remove --force "$WORK/before" 2>/dev/null; rm -rf "$WORK"' EXIT
-# The earlier gateway, built from its own checkout into a target directory kept between runs.
-ROOT=$PWD
-git worktree add -f "$WORK/before" "$BEFORE" >/dev/null 2>&1
-(cd "$WORK/before" && CARGO_TARGET_DIR="$ROOT/target/bench-before" cargo build --release --locked -q)
+WORK=$(mktemp -d); trap 'kill $(jobs -p) 2>/dev/null; wait 2>/dev/null; git worktree remove --force "$WORK/before-src" 2>/dev/null; rm -rf "$WORK"' EXIT
 . bench/lib.sh
+build_before "$BEFORE"
 . bench/configs.sh
 UP=$(free_port)
 
@@ -56,7 +53,7 @@ start() { # NAME BINARY
   PID[$1]=$!; PORT[$1]=$port
   wait_http "http://127.0.0.1:$port/"
 }
-start before target/bench-before/release/logout-gateway
+start before "$BEFORE_BIN"
 start now target/release/logout-gateway
 wait_http "http://127.0.0.1:$UP/"
 

@@ -48,9 +48,23 @@ redis_bench_setup() {
   cargo build --release --locked -q --bin logout-gateway
   cargo build --release --locked -q --example mint_hints
   BIN=target/release/logout-gateway
-  WORK=$(mktemp -d); chmod 755 "$WORK"; trap 'kill $(jobs -p) 2>/dev/null; wait 2>/dev/null; rm -rf "$WORK"' EXIT
+  WORK=$(mktemp -d); chmod 755 "$WORK"
+  trap 'kill $(jobs -p) 2>/dev/null; wait 2>/dev/null; git worktree remove --force "$WORK/before-src" 2>/dev/null; rm -rf "$WORK"' EXIT
   . bench/configs.sh
   UP=$(free_port); GW=$(free_port); ADM=$(free_port); RPORT=$(free_port)
   ISS="http://127.0.0.1:$GW"
   RC() { redis-cli -p "$RPORT" "$@"; }
+}
+
+# The gateway at an earlier revision, built from its own checkout into a target directory kept
+# between runs (so bench/run builds it once for every script that compares against it); its
+# templates copied to $WORK/before-templates (a revision's templates match its own renderer).
+# Sets BEFORE_BIN. Usage: build_before REV (after $WORK exists).
+build_before() {
+  local dir="$WORK/before-src" root=$PWD
+  git worktree add -f "$dir" "$1" >/dev/null 2>&1
+  (cd "$dir" && CARGO_TARGET_DIR="$root/target/bench-before" cargo build --release --locked -q --bin logout-gateway)
+  cp -r "$dir/templates" "$WORK/before-templates"
+  git worktree remove --force "$dir"
+  BEFORE_BIN=target/bench-before/release/logout-gateway
 }

@@ -12,13 +12,19 @@
 # then WAITs for them); results in bench/results/logout-replica-acks.md.
 # PERF_DATA=FILE: perf record (call graphs) of the gateway during the first round, into FILE
 # (build with CARGO_PROFILE_RELEASE_STRIP=false for symbols).
+# BEFORE=REV: the same rounds, interleaved, against the gateway at revision REV (default 9f041f5,
+# the gateway the performance issue measured; built from its own checkout), same Redis, same
+# hints' shape, and the ratios now/before; BEFORE=none skips it (and REPLICA_ACKS does, since
+# that revision has no replica_acks).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . scripts/lib.sh
 need_pkg nginx nginx; need_pkg wrk wrk; need_pkg redis-server redis-server; need_pkg cmake cmake
 N=${1:-60000}; ROUNDS=${2:-3}; CONNS=${3:-16}; ACKS=${REPLICA_ACKS:-0}; THREADS=${THREADS:-1}
+BEFORE=${BEFORE:-9f041f5}; [ "$ACKS" = 0 ] || BEFORE=none
 . bench/lib.sh
 redis_bench_setup
+NAMES=(now); [ "$BEFORE" = none ] || { build_before "$BEFORE"; NAMES=(before now); }
 
 mkdir -p "$WORK/www/.well-known"
 cp tests/fixtures/jwks.json "$WORK/www/jwks"
@@ -41,18 +47,29 @@ for _ in $(seq 100); do
   [ "$(RC INFO replication 2>/dev/null | grep -c 'state=online' || true)" -ge "$ACKS" ] && break; sleep 0.1
 done
 
-copy_templates "$WORK"
-config_logout "$GW" "$ADM" "$UP" "$ISS" "$RPORT" "$ACKS" "$THREADS" > "$WORK/proxy.yaml"
-taskset -c "$SRV_CPU" "$BIN" run --config "$WORK/proxy.yaml" 2> "$WORK/gateway.log" &
-GW_PID=$!
-for _ in $(seq 100); do curl -fs "http://127.0.0.1:$ADM/readyz" >/dev/null && break; sleep 0.1; done
-# A probe logout of a session of its own: it must be the 303 path, or the figures mean nothing.
-RC HSET "lgw:s:{probe}" sub probe st a cl '["rp-c"]' cs '{}' >/dev/null
-target/release/examples/mint_hints "$ISS" rp-c 1 probe "$WORK/probe.txt" "https://c.example.com/out"
-probe=$(sed 's/sid=probe0/&/' "$WORK/probe.txt")
-RC HSET "lgw:s:{probe0}" sub user0 st a cl '["rp-c"]' cs '{}' >/dev/null
-code=$(curl -s -o /dev/null -w "%{http_code}" "http://127.0.0.1:$GW$probe")
-[ "$code" = 303 ] || { echo "probe logout answered $code, not 303:"; tail -5 "$WORK/gateway.log"; exit 1; } >&2
+# Each gateway in a directory of its own with its own templates; both accept the same hints
+# (one issuer, the upstream's keys).
+declare -A PORT PID
+start_gateway() { # NAME BINARY TEMPLATES
+  local dir="$WORK/$1" adm
+  mkdir -p "$dir"; cp -r "$3" "$dir/templates"
+  if [ "$1" = now ]; then PORT[now]=$GW; adm=$ADM; else PORT[$1]=$(free_port); adm=$(free_port); fi
+  config_logout "${PORT[$1]}" "$adm" "$UP" "$ISS" "$RPORT" "$ACKS" "$THREADS" > "$dir/proxy.yaml"
+  [ "$1" = now ] || sed -i 's/, replica_acks: 0//' "$dir/proxy.yaml"
+  taskset -c "$SRV_CPU" "$2" run --config "$dir/proxy.yaml" 2> "$dir/gateway.log" &
+  PID[$1]=$!
+  for _ in $(seq 100); do curl -fs "http://127.0.0.1:$adm/readyz" >/dev/null && break; sleep 0.1; done
+  # A probe logout of a session of its own: it must be the 303 path, or the figures mean nothing.
+  RC HSET "lgw:s:{probe-$1-0}" sub user0 st a cl '["rp-c"]' cs '{}' >/dev/null
+  target/release/examples/mint_hints "$ISS" rp-c 1 "probe-$1-" "$dir/probe.txt" "https://c.example.com/out"
+  local code
+  code=$(curl -s -o /dev/null -w "%{http_code}" "http://127.0.0.1:${PORT[$1]}$(cat "$dir/probe.txt")")
+  [ "$code" = 303 ] || { echo "$1: probe logout answered $code, not 303:"; tail -5 "$dir/gateway.log"; exit 1; } >&2
+}
+# (The issuer names the current gateway's listener, and the earlier one is told the same: it
+# fetches the keys from the issuer's jwks_uri, through the current one, so that one starts first.)
+start_gateway now "$BIN" templates
+[ "$BEFORE" = none ] || start_gateway before "$BEFORE_BIN" "$WORK/before-templates"
 
 cat > "$WORK/paths.lua" <<'LUA'
 local paths, i = {}, 0
@@ -76,10 +93,11 @@ end
 LUA
 # Per-command call counts as "name=calls,..." (INFO commandstats).
 calls() { RC INFO commandstats | python3 -c 'import sys,re; print(",".join(f"{n}={c}" for n,c in re.findall(r"cmdstat_([a-z|_-]+):calls=(\d+)", sys.stdin.read())))'; }
-: > "$WORK/rows"
-for r in $(seq "$ROUNDS"); do
+for name in "${NAMES[@]}"; do : > "$WORK/rows.$name"; done
+for r in $(seq "$ROUNDS"); do for name in "${NAMES[@]}"; do
+  GW_PID=${PID[$name]}; P="r$r-$name-"
   # Fresh sessions for this round, written straight into Redis (the gateway's key layout).
-  python3 - "$N" "r$r-" > "$WORK/seed.txt" <<'PY'
+  python3 - "$N" "$P" > "$WORK/seed.txt" <<'PY'
 import sys
 n, prefix = int(sys.argv[1]), sys.argv[2]
 for i in range(n):
@@ -87,15 +105,15 @@ for i in range(n):
 PY
   bad=$(RC < "$WORK/seed.txt" | grep -vc '^4$' || true)
   [ "$bad" = 0 ] || { echo "seeding failed for $bad sessions" >&2; exit 1; }
-  target/release/examples/mint_hints "$ISS" rp-c "$N" "r$r-" "$WORK/paths.txt" "https://c.example.com/out"
+  target/release/examples/mint_hints "$ISS" rp-c "$N" "$P" "$WORK/paths.txt" "https://c.example.com/out"
   # Each path is used once; the run stops with an error if wrk had to reuse one.
   c0=$(calls); t0=$(cpu_ticks "$GW_PID")
-  if [ -n "${PERF_DATA:-}" ] && [ "$r" = 1 ]; then
+  if [ -n "${PERF_DATA:-}" ] && [ "$r" = 1 ] && [ "$name" = now ]; then
     perf record -q -F 999 --call-graph dwarf,16384 -o "$PERF_DATA" -p "$GW_PID" -- sleep 2 2>/dev/null &
   fi
-  PATHS="$WORK/paths.txt" taskset -c 0 wrk -t1 -c"$CONNS" -d2s --latency -s "$WORK/paths.lua" "http://127.0.0.1:$GW" > "$WORK/wrk.out"
+  PATHS="$WORK/paths.txt" taskset -c 0 wrk -t1 -c"$CONNS" -d2s --latency -s "$WORK/paths.lua" "http://127.0.0.1:${PORT[$name]}" > "$WORK/wrk.out"
   t1=$(cpu_ticks "$GW_PID"); c1=$(calls)
-  python3 - "$WORK/wrk.out" "$c0" "$c1" "$t0" "$t1" "$(getconf CLK_TCK)" "$N" >> "$WORK/rows" <<'PY'
+  python3 - "$WORK/wrk.out" "$c0" "$c1" "$t0" "$t1" "$(getconf CLK_TCK)" "$N" >> "$WORK/rows.$name" <<'PY'
 import re, sys
 text = open(sys.argv[1]).read()
 def parse(s):
@@ -121,34 +139,46 @@ if reqs > n:
 print(f"{rps:.0f} {lat(50):.3f} {lat(99):.3f} {trips / reqs:.2f} {executed / reqs:.2f} {(t1 - t0) / tck * 1e6 / reqs:.0f} {bad}")
 print(f"  per-command calls this round: {delta}", file=sys.stderr)
 PY
-  echo "round $r: $(tail -1 "$WORK/rows")" >&2
+  echo "round $r, $name: $(tail -1 "$WORK/rows.$name")" >&2
   # Every 303 really ended a session in Redis: count the round's tombstones.
-  ended=$(RC EVAL "local n=0 for i=0,tonumber(ARGV[2])-1 do if redis.call('HGET','lgw:s:{'..ARGV[1]..i..'}','st')=='e' then n=n+1 end end return n" 0 "r$r-" "$N")
+  ended=$(RC EVAL "local n=0 for i=0,tonumber(ARGV[2])-1 do if redis.call('HGET','lgw:s:{'..ARGV[1]..i..'}','st')=='e' then n=n+1 end end return n" 0 "$P" "$N")
   n303=$(sed -n 's/^answers: 303=\([0-9]*\).*/\1/p' "$WORK/wrk.out")
   # (Requests still in flight when wrk stops end sessions without being counted: at most CONNS.)
   [ "$ended" -ge "$n303" ] && [ $(( ended - n303 )) -le "$CONNS" ] \
-    || { echo "$n303 answers of 303 but $ended sessions ended" >&2; exit 1; }
-done
+    || { echo "$name: $n303 answers of 303 but $ended sessions ended" >&2; exit 1; }
+done; done
 OUT=bench/results/logout.md
 [ "$ACKS" = 0 ] || OUT=bench/results/logout-replica-acks.md
 [ "$THREADS" = 1 ] || OUT=bench/results/logout-$THREADS-threads.md
-python3 - "$WORK/rows" "$CONNS" "$N" "$ACKS" "$THREADS" > "$OUT" <<'PY'
+python3 - "$WORK" "$CONNS" "$N" "$ACKS" "$THREADS" "$BEFORE" "$(git rev-parse --short HEAD)" > "$OUT" <<'PY'
 import statistics, sys, datetime, os
-rows = [list(map(float, l.split())) for l in open(sys.argv[1]) if l.strip()]
-med = [statistics.median(c) for c in zip(*rows)]
-acks, threads = int(sys.argv[4]), int(sys.argv[5])
+work, conns, n, acks, threads, before, head = sys.argv[1:8]
+acks, threads = int(acks), int(threads)
+names = ["now"] if before == "none" else ["before", "now"]
+med = {}
+for name in names:
+    rows = [list(map(float, l.split())) for l in open(f"{work}/rows.{name}") if l.strip()]
+    med[name] = [statistics.median(c) for c in zip(*rows)]
 title = f" with replica_acks: {acks}" if acks else ""
 title += f", gateway with {threads} threads" if threads > 1 else ""
 print("# Logout benchmark" + title + "\n")
 if acks:
     print(f"{acks} replica(s) of the redis-server on the same CPU; every logout WAITs for them.\n")
-print(f"{datetime.date.today()}, {os.cpu_count()} cores, wrk -t1 -c{sys.argv[2]} -d2s, median of {len(rows)} rounds;")
-print(f"{sys.argv[3]} fresh sessions per round; every request is a valid RS256 hint for a known session")
+inter = "" if len(names) == 1 else " interleaved"
+print(f"{datetime.date.today()}, {os.cpu_count()} cores, wrk -t1 -c{conns} -d2s, median of {len(rows)}{inter} rounds;")
+print(f"{n} fresh sessions per round; every request is a valid RS256 hint for a known session")
 gw = "gateway (1 thread)" if threads == 1 else f"gateway ({threads} threads)"
-print(f"with a registered redirect URI (answer: 303). wrk on CPU 0; {gw} and redis-server on CPU 1.\n")
-print("| logouts/s | p50 ms | p99 ms | Redis round trips per logout | commands run in Redis per logout | gateway CPU µs per logout | answers other than 303 |")
-print("|---:|---:|---:|---:|---:|---:|---:|")
-print(f"| {med[0]:.0f} | {med[1]:.3f} | {med[2]:.3f} | {med[3]:.2f} | {med[4]:.2f} | {med[5]:.0f} | {med[6]:.0f} |")
+print(f"with a registered redirect URI (answer: 303). wrk on CPU 0; {gw} and redis-server on CPU 1.")
+if len(names) > 1:
+    print(f"`before` is {before} (the gateway the performance issue measured), `now` is {head}; same Redis, same script.")
+print("\n| gateway | logouts/s | p50 ms | p99 ms | Redis round trips per logout | commands run in Redis per logout | gateway CPU µs per logout | answers other than 303 |")
+print("|---|---:|---:|---:|---:|---:|---:|---:|")
+for name in names:
+    m = med[name]
+    print(f"| {name} | {m[0]:.0f} | {m[1]:.3f} | {m[2]:.3f} | {m[3]:.2f} | {m[4]:.2f} | {m[5]:.0f} | {m[6]:.0f} |")
+if len(names) > 1:
+    b, c = med["before"], med["now"]
+    print(f"\nnow / before (medians): logouts/s {c[0] / b[0]:.2f}, CPU per logout {c[5] / b[5]:.2f}.")
 print("\nRound trips count every command a client sent (EVALSHA of the logout script); commands run in")
 print("Redis add the script's own HMGET, HSET and EXPIRE. CPU is the gateway process's user+system time.")
 PY

@@ -21,9 +21,14 @@ pub(crate) fn random_token() -> String {
 /// SHA-256 (hex) of a token: how tokens are stored and looked up.
 pub fn token_hash(token: &[u8]) -> String {
     use sha2::Digest;
+    hex(&sha2::Sha256::digest(token))
+}
+
+/// Lowercase hex of `bytes` (without a `format!` per byte).
+pub(crate) fn hex(bytes: &[u8]) -> String {
     const HEX: &[u8; 16] = b"0123456789abcdef";
-    let mut out = String::with_capacity(64);
-    for b in sha2::Sha256::digest(token) {
+    let mut out = String::with_capacity(bytes.len() * 2);
+    for b in bytes {
         out.push(HEX[usize::from(b >> 4)] as char);
         out.push(HEX[usize::from(b & 15)] as char);
     }
@@ -48,5 +53,7 @@ mod tests {
             super::token_hash(b"abcdbcdecdefdefgefghfghighijhijkijkljklmklmnlmnomnopnopq"),
             "248d6a61d20638b8e5c026930c3e6039a33ce45964ff2167f6ecedd419db06c1"
         );
+        assert_eq!(super::hex(&[0x00, 0x0f, 0xa0, 0xff]), "000fa0ff");
+        assert_eq!(super::hex(&[]), "");
     }
 }

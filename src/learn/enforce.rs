@@ -83,7 +83,7 @@ struct Found {
 
 impl Found {
     fn hex(&self) -> String {
-        self.hash.iter().map(|b| format!("{b:02x}")).collect()
+        crate::crypto::hex(&self.hash)
     }
 }
 

@@ -58,11 +58,11 @@ impl LogoutParams {
     pub fn parse(input: &[u8]) -> Result<LogoutParams, ParamError> {
         let mut p = LogoutParams::default();
         let mut seen = [false; KNOWN.len()];
-        for (n, pair) in input.split(|b| *b == b'&').filter(|s| !s.is_empty()).enumerate() {
+        for (n, pair) in pairs(input).filter(|s| !s.is_empty()).enumerate() {
             if n >= MAX_PAIRS {
                 return Err(ParamError::TooMany);
             }
-            let (raw_name, raw_value) = match pair.iter().position(|b| *b == b'=') {
+            let (raw_name, raw_value) = match memchr::memchr(b'=', pair) {
                 Some(i) => (&pair[..i], &pair[i + 1..]),
                 None => (pair, &b""[..]),
             };
@@ -80,7 +80,7 @@ impl LogoutParams {
                 return Err(ParamError::TooLong(key));
             }
             let value = String::from_utf8(value).map_err(|_| ParamError::NotUtf8)?;
-            if value.chars().any(char::is_control) {
+            if has_control(&value) {
                 return Err(ParamError::Control(key));
             }
             if value.is_empty() {
@@ -99,6 +99,33 @@ impl LogoutParams {
             *slot = Some(value);
         }
         Ok(p)
+    }
+}
+
+/// The `&`-separated parts of a query or form body, empty ones included.
+fn pairs(input: &[u8]) -> impl Iterator<Item = &[u8]> {
+    let mut rest = Some(input);
+    std::iter::from_fn(move || {
+        let r = rest?;
+        match memchr::memchr(b'&', r) {
+            Some(i) => {
+                rest = Some(&r[i + 1..]);
+                Some(&r[..i])
+            }
+            None => {
+                rest = None;
+                Some(r)
+            }
+        }
+    })
+}
+
+/// Whether `v` holds a control character (C0, DEL or C1); bytewise for ASCII, the common case.
+fn has_control(v: &str) -> bool {
+    if v.is_ascii() {
+        v.bytes().any(|b| b < 0x20 || b == 0x7f)
+    } else {
+        v.chars().any(char::is_control)
     }
 }
 
@@ -132,11 +159,25 @@ mod tests {
     }
 
     #[test]
+    fn pairs_split_like_the_slice_split() {
+        for input in [&b""[..], b"a", b"&", b"a&b", b"&&a&", b"a=1&&b=2&", b"=&="] {
+            let ours: Vec<&[u8]> = pairs(input).collect();
+            let std: Vec<&[u8]> = input.split(|b| *b == b'&').collect();
+            assert_eq!(ours, std, "{input:?}");
+        }
+    }
+
+    #[test]
     fn caps_utf8_and_control_characters() {
         let long = format!("state={}", "x".repeat(2049));
         assert_eq!(LogoutParams::parse(long.as_bytes()), Err(ParamError::TooLong("state")));
         assert_eq!(LogoutParams::parse(b"state=%ff%fe"), Err(ParamError::NotUtf8));
         assert_eq!(LogoutParams::parse(b"state=a%0d%0aSet-Cookie:x"), Err(ParamError::Control("state")));
+        assert_eq!(LogoutParams::parse(b"state=a%7f"), Err(ParamError::Control("state")));
+        assert_eq!(LogoutParams::parse(b"state=a%09b"), Err(ParamError::Control("state")));
+        // C1 controls (U+0080..U+009F) in a value that is not ASCII.
+        assert_eq!(LogoutParams::parse(b"state=%c3%a9%c2%85"), Err(ParamError::Control("state")));
+        assert!(LogoutParams::parse(b"state=%c3%a9t%c3%a9").is_ok());
         let many = "x=1&".repeat(70);
         assert_eq!(LogoutParams::parse(many.as_bytes()), Err(ParamError::TooMany));
     }

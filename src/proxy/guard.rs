@@ -118,14 +118,20 @@ impl GuardedStream {
 /// Whether `new` bytes end a request header (`\r\n\r\n`, or `\n\n`, which parsers also
 /// accept), given the `tail` of the bytes before; keeps `tail` current.
 fn header_end(tail: &mut [u8; 3], new: &[u8]) -> bool {
-    for &b in new {
-        let t = *tail;
-        if b == b'\n' && (t[2] == b'\n' || (t[2] == b'\r' && t[1] == b'\n')) {
+    // The byte `back` places before new[at], reaching into `tail` before the start of `new`.
+    let before = |at: usize, back: usize| if at >= back { new[at - back] } else { tail[3 + at - back] };
+    for at in memchr::memchr_iter(b'\n', new) {
+        if before(at, 1) == b'\n' || (before(at, 1) == b'\r' && before(at, 2) == b'\n') {
             *tail = [0; 3];
             return true;
         }
-        *tail = [t[1], t[2], b];
     }
+    *tail = match new.len() {
+        n @ 3.. => [new[n - 3], new[n - 2], new[n - 1]],
+        2 => [tail[2], new[0], new[1]],
+        1 => [tail[1], tail[2], new[0]],
+        _ => *tail,
+    };
     false
 }
 
@@ -286,5 +292,43 @@ mod tests {
         assert!(ends(&[b"GET / HTTP/1.1\nHost: a\n\n"]));
         assert!(!ends(&[b"GET / HTTP/1.1\r\nHost: a\r\n"]));
         assert!(!ends(&[b"GET / HTTP/1.1\r\nX: \r\r\n"]));
+    }
+
+    /// Byte by byte, the obvious way: what `header_end` must agree with.
+    fn reference(tail: &mut [u8; 3], new: &[u8]) -> bool {
+        for &b in new {
+            let t = *tail;
+            if b == b'\n' && (t[2] == b'\n' || (t[2] == b'\r' && t[1] == b'\n')) {
+                *tail = [0; 3];
+                return true;
+            }
+            *tail = [t[1], t[2], b];
+        }
+        false
+    }
+
+    #[test]
+    fn header_end_agrees_with_a_byte_by_byte_scan_over_every_split() {
+        let inputs: [&[u8]; 7] = [
+            b"GET / HTTP/1.1\r\nHost: a\r\n\r\nbody",
+            b"GET / HTTP/1.1\nHost: a\n\n",
+            b"GET / HTTP/1.1\r\nX: \r\r\n\r\n",
+            b"\n\n",
+            b"\r\n\r\n",
+            b"a\r\nb\r\n",
+            b"GET / HTTP/1.1\r\nHost: a\r\n\r",
+        ];
+        for input in inputs {
+            for i in 0..=input.len() {
+                for j in i..=input.len() {
+                    let chunks = [&input[..i], &input[i..j], &input[j..]];
+                    let (mut a, mut b) = ([0u8; 3], [0u8; 3]);
+                    for c in chunks {
+                        assert_eq!(header_end(&mut a, c), reference(&mut b, c), "{input:?} split at {i}, {j}");
+                        assert_eq!(a, b, "{input:?} split at {i}, {j}");
+                    }
+                }
+            }
+        }
     }
 }

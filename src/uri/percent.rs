@@ -7,8 +7,14 @@ pub fn decode(s: &[u8]) -> Vec<u8> {
 
 /// `%XX` to a byte (and `+` to a space when `plus_is_space`); a malformed escape stays as it is.
 pub fn percent_decode(s: &[u8], plus_is_space: bool) -> Vec<u8> {
+    // Most values (tokens, plain URLs) hold nothing to decode: copy up to the first escape whole.
+    let first = if plus_is_space { memchr::memchr2(b'%', b'+', s) } else { memchr::memchr(b'%', s) };
+    let Some(first) = first else {
+        return s.to_vec();
+    };
     let mut out = Vec::with_capacity(s.len());
-    let mut i = 0;
+    out.extend_from_slice(&s[..first]);
+    let mut i = first;
     while i < s.len() {
         match s[i] {
             b'+' if plus_is_space => out.push(b' '),
@@ -41,5 +47,11 @@ mod tests {
         assert_eq!(decode(b"%4"), b"%4");
         assert_eq!(decode(b"%41%zz"), b"A%zz");
         assert_eq!(decode(b"a+b%2B"), b"a b+");
+        // Nothing to decode, or the first escape late in the value (the copied prefix).
+        assert_eq!(decode(b"eyJhbGciOi.x_y-z"), b"eyJhbGciOi.x_y-z");
+        assert_eq!(decode(b"abcdef%41+"), b"abcdefA ");
+        assert_eq!(percent_decode(b"a+b%41", false), b"a+bA");
+        assert_eq!(percent_decode(b"a+b", false), b"a+b");
+        assert_eq!(decode(b""), b"");
     }
 }

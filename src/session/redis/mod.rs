@@ -111,7 +111,7 @@ fn call_id() -> String {
         let t = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_nanos()).unwrap_or(0);
         return format!("t{t:x}");
     }
-    b.iter().map(|x| format!("{x:02x}")).collect()
+    crate::crypto::hex(&b)
 }
 
 /// What a Redis error was, without the URL (which may hold a password).
@@ -336,12 +336,15 @@ impl RedisStore {
         }
     }
 
+    /// This thread's connection. (Connecting is boxed: a cold path whose future, with the
+    /// Sentinel and Cluster set-up in it, would otherwise make every call's future kilobytes
+    /// larger, each copied when the call's future is boxed.)
     async fn conn(&self) -> Result<Link, StoreError> {
         match self.conn.get().load_full() {
             Some(c) if c.generation == self.switches.generation() => Ok(c.manager.clone()),
             // Sentinel announced a new master since this connection was made: ask where.
-            Some(c) => self.connect(Some((c.addr.clone(), c.generation))).await,
-            None => self.connect(None).await,
+            Some(c) => Box::pin(self.connect(Some((c.addr.clone(), c.generation)))).await,
+            None => Box::pin(self.connect(None)).await,
         }
     }
 
@@ -352,7 +355,7 @@ impl RedisStore {
             return Ok(failed.clone());
         }
         let stale = self.conn.get().load_full().map(|c| (c.addr.clone(), c.generation));
-        self.connect(stale).await
+        Box::pin(self.connect(stale)).await
     }
 
     /// Connect (first use), or replace a connection to `stale` with one to the current master.
