@@ -49,7 +49,7 @@ redis_bench_setup() {
   cargo build --release --locked -q --example mint_hints
   BIN=target/release/logout-gateway
   WORK=$(mktemp -d); chmod 755 "$WORK"
-  trap 'kill $(jobs -p) 2>/dev/null; wait 2>/dev/null; git worktree remove --force "$WORK/before-src" 2>/dev/null; rm -rf "$WORK"' EXIT
+  trap 'kill $(jobs -p) 2>/dev/null; wait 2>/dev/null; git worktree remove --force "$WORK/before-src" 2>/dev/null || true; rm -rf "$WORK"' EXIT
   . bench/configs.sh
   UP=$(free_port); GW=$(free_port); ADM=$(free_port); RPORT=$(free_port)
   ISS="http://127.0.0.1:$GW"
