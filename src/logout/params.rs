@@ -58,11 +58,11 @@ impl LogoutParams {
     pub fn parse(input: &[u8]) -> Result<LogoutParams, ParamError> {
         let mut p = LogoutParams::default();
         let mut seen = [false; KNOWN.len()];
-        for (n, pair) in pairs(input).filter(|s| !s.is_empty()).enumerate() {
+        for (n, pair) in input.split(|b| *b == b'&').filter(|s| !s.is_empty()).enumerate() {
             if n >= MAX_PAIRS {
                 return Err(ParamError::TooMany);
             }
-            let (raw_name, raw_value) = match memchr::memchr(b'=', pair) {
+            let (raw_name, raw_value) = match pair.iter().position(|b| *b == b'=') {
                 Some(i) => (&pair[..i], &pair[i + 1..]),
                 None => (pair, &b""[..]),
             };
@@ -102,24 +102,6 @@ impl LogoutParams {
     }
 }
 
-/// The `&`-separated parts of a query or form body, empty ones included.
-fn pairs(input: &[u8]) -> impl Iterator<Item = &[u8]> {
-    let mut rest = Some(input);
-    std::iter::from_fn(move || {
-        let r = rest?;
-        match memchr::memchr(b'&', r) {
-            Some(i) => {
-                rest = Some(&r[i + 1..]);
-                Some(&r[..i])
-            }
-            None => {
-                rest = None;
-                Some(r)
-            }
-        }
-    })
-}
-
 /// Whether `v` holds a control character (C0, DEL or C1); bytewise for ASCII, the common case.
 fn has_control(v: &str) -> bool {
     if v.is_ascii() {
@@ -156,15 +138,6 @@ mod tests {
         assert_eq!(LogoutParams::parse(b"state=a&state="), Err(ParamError::Duplicate("state")));
         // An encoded name is the same name.
         assert_eq!(LogoutParams::parse(b"state=a&%73tate=b"), Err(ParamError::Duplicate("state")));
-    }
-
-    #[test]
-    fn pairs_split_like_the_slice_split() {
-        for input in [&b""[..], b"a", b"&", b"a&b", b"&&a&", b"a=1&&b=2&", b"=&="] {
-            let ours: Vec<&[u8]> = pairs(input).collect();
-            let std: Vec<&[u8]> = input.split(|b| *b == b'&').collect();
-            assert_eq!(ours, std, "{input:?}");
-        }
     }
 
     #[test]
