@@ -26,7 +26,7 @@ ROUNDS=${1:-5}; SECS=${2:-5}; CONNS=${3:-50}
 BEFORE=${BEFORE:-9f041f5}
 cargo build --release --locked -q
 cargo build --release --locked -q --example credential_cost
-WORK=$(mktemp -d); trap 'kill $(jobs -p) 2>/dev/null; wait 2>/dev/null; git worktree remove --force "$WORK/before-src" 2>/dev/null || true; rm -rf "$WORK"' EXIT
+WORK=$(mktemp -d); trap 'kill $(jobs -p) 2>/dev/null; wait 2>/dev/null; git worktree remove --force target/bench-before/src 2>/dev/null || true; rm -rf "$WORK"' EXIT
 . bench/lib.sh
 build_before "$BEFORE"
 . bench/configs.sh

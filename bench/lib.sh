@@ -49,7 +49,7 @@ redis_bench_setup() {
   cargo build --release --locked -q --example mint_hints
   BIN=target/release/logout-gateway
   WORK=$(mktemp -d); chmod 755 "$WORK"
-  trap 'kill $(jobs -p) 2>/dev/null; wait 2>/dev/null; git worktree remove --force "$WORK/before-src" 2>/dev/null || true; rm -rf "$WORK"' EXIT
+  trap 'kill $(jobs -p) 2>/dev/null; wait 2>/dev/null; git worktree remove --force target/bench-before/src 2>/dev/null || true; rm -rf "$WORK"' EXIT
   . bench/configs.sh
   UP=$(free_port); GW=$(free_port); ADM=$(free_port); RPORT=$(free_port)
   ISS="http://127.0.0.1:$GW"
@@ -57,14 +57,24 @@ redis_bench_setup() {
 }
 
 # The gateway at an earlier revision, built from its own checkout into a target directory kept
-# between runs (so bench/run builds it once for every script that compares against it); its
-# templates copied to $WORK/before-templates (a revision's templates match its own renderer).
+# between runs and rebuilt only when the revision changes (so bench/run and every later run reuse
+# it; the checkout always sits at the same path, so a rebuild is incremental); its templates
+# copied to $WORK/before-templates (a revision's templates match its own renderer).
 # Sets BEFORE_BIN. Usage: build_before REV (after $WORK exists).
+BEFORE_DIR=target/bench-before
 build_before() {
-  local dir="$WORK/before-src" root=$PWD
-  git worktree add -f "$dir" "$1" >/dev/null 2>&1
-  (cd "$dir" && CARGO_TARGET_DIR="$root/target/bench-before" cargo build --release --locked -q --bin logout-gateway)
-  cp -r "$dir/templates" "$WORK/before-templates"
-  git worktree remove --force "$dir"
-  BEFORE_BIN=target/bench-before/release/logout-gateway
+  local rev root=$PWD
+  rev=$(git rev-parse --verify "$1^{commit}")
+  if [ "$(cat "$BEFORE_DIR/rev" 2>/dev/null)" != "$rev" ] || [ ! -x "$BEFORE_DIR/release/logout-gateway" ]; then
+    mkdir -p "$BEFORE_DIR"; rm -f "$BEFORE_DIR/rev"
+    git worktree remove --force "$BEFORE_DIR/src" 2>/dev/null || true
+    rm -rf "$BEFORE_DIR/src"; git worktree prune
+    git worktree add -f --detach "$BEFORE_DIR/src" "$rev" >/dev/null 2>&1
+    (cd "$BEFORE_DIR/src" && CARGO_TARGET_DIR="$root/$BEFORE_DIR" cargo build --release --locked -q --bin logout-gateway)
+    git worktree remove --force "$BEFORE_DIR/src"
+    echo "$rev" > "$BEFORE_DIR/rev"
+  fi
+  mkdir -p "$WORK/before-templates"
+  git archive "$rev" templates | tar -x --strip-components=1 -C "$WORK/before-templates"
+  BEFORE_BIN=$BEFORE_DIR/release/logout-gateway
 }

@@ -66,11 +66,36 @@ struct Claims {
     scope: Option<serde_json::Value>,
 }
 
-#[derive(Debug, Deserialize)]
-#[serde(untagged)]
+/// `aud`: one string or an array of strings (RFC 7519 §4.1.3); anything else refuses the hint.
+#[derive(Debug, PartialEq)]
 enum Audience {
     One(String),
     Many(Vec<String>),
+}
+
+/// By hand rather than `#[serde(untagged)]`, which buffers the value and then tries each variant
+/// on the copy: this is on every logout's path.
+impl<'de> Deserialize<'de> for Audience {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Visitor;
+        impl<'de> serde::de::Visitor<'de> for Visitor {
+            type Value = Audience;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a string or an array of strings")
+            }
+            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<Audience, E> {
+                Ok(Audience::One(v.to_owned()))
+            }
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<Audience, A::Error> {
+                let mut all = Vec::new();
+                while let Some(a) = seq.next_element::<String>()? {
+                    all.push(a);
+                }
+                Ok(Audience::Many(all))
+            }
+        }
+        d.deserialize_any(Visitor)
+    }
 }
 
 /// Hint validation could not run: the keys are not available (fail closed, 503).
@@ -241,6 +266,18 @@ mod tests {
         // The size cap comes first: a well-formed header does not get it decoded.
         let big = format!("{}{}", token(r#"{"alg":"RS256"}"#), "A".repeat(MAX_HINT));
         assert_eq!(inspect_header(&big), Err("too large"));
+    }
+
+    #[test]
+    fn an_audience_is_a_string_or_an_array_of_strings() {
+        let aud = |json: &str| serde_json::from_str::<Audience>(json).ok();
+        assert_eq!(aud(r#""rp-a""#), Some(Audience::One("rp-a".into())));
+        assert_eq!(aud(r#""r\u0070-a""#), Some(Audience::One("rp-a".into())));
+        assert_eq!(aud(r#"["rp-a","rp-b"]"#), Some(Audience::Many(vec!["rp-a".into(), "rp-b".into()])));
+        assert_eq!(aud("[]"), Some(Audience::Many(vec![])));
+        for bad in ["1", "null", "true", r#"{"rp-a":1}"#, r#"["rp-a",1]"#, r#"[["rp-a"]]"#] {
+            assert_eq!(aud(bad), None, "{bad}");
+        }
     }
 
     #[test]

@@ -54,7 +54,8 @@ pub(super) fn forwarded_headers(session: &Session, req: &mut RequestHeader, trus
     if !(trust && req.headers.contains_key("x-forwarded-proto")) {
         // The scheme of the listener the request came in on.
         let tls = session.digest().is_some_and(|d| d.ssl_digest.is_some());
-        req.insert_header("x-forwarded-proto", if tls { "https" } else { "http" })?;
+        let proto = http::HeaderValue::from_static(if tls { "https" } else { "http" });
+        req.insert_header("x-forwarded-proto", proto)?;
     }
     if !(trust && req.headers.contains_key("x-forwarded-host")) {
         let host = req
