@@ -127,7 +127,12 @@ pub fn inspect_header(token: &str) -> Result<HeaderVerdict, &'static str> {
         // A JWE (five parts) is not decrypted here (CORE-02): treated as invalid.
         return Err("not a compact JWS");
     }
-    let Ok(header) = jsonwebtoken::decode_header(token) else {
+    let Some((header, _, _)) = parts(token) else {
+        return Err("not a compact JWS");
+    };
+    // Decoded as jsonwebtoken decodes a header (base64url without padding, then its `Header`).
+    let header = URL_SAFE_NO_PAD.decode(header).ok();
+    let Some(header) = header.and_then(|h| serde_json::from_slice::<jsonwebtoken::Header>(&h).ok()) else {
         return Err("bad header");
     };
     if header
@@ -207,13 +212,23 @@ fn verified<K: std::ops::Deref<Target = super::jwks::Key>>(
     alg: Algorithm,
     candidates: &[K],
 ) -> Option<Claims> {
-    let (message, signature) = token.rsplit_once('.')?;
+    let (_, payload, signature) = parts(token)?;
+    let message = &token[..token.len() - signature.len() - 1];
     let signature = URL_SAFE_NO_PAD.decode(signature).ok()?;
     if !candidates.iter().any(|k| k.verifies(alg, message.as_bytes(), &signature)) {
         return None;
     }
     // Only after the signature verified: the payload is decoded as jsonwebtoken decodes it.
-    jsonwebtoken::dangerous::insecure_decode_claims::<Claims>(token).ok()
+    serde_json::from_slice(&URL_SAFE_NO_PAD.decode(payload).ok()?).ok()
+}
+
+/// A compact JWS's header, payload and signature, split at its first and last dot (memchr: a
+/// hint is about a kilobyte); None without two distinct dots. [`inspect_header`] refuses a token
+/// with more than two before anything else reads it.
+fn parts(token: &str) -> Option<(&str, &str, &str)> {
+    let first = memchr::memchr(b'.', token.as_bytes())?;
+    let last = memchr::memrchr(b'.', token.as_bytes())?;
+    (first < last).then(|| (&token[..first], &token[first + 1..last], &token[last + 1..]))
 }
 
 /// The configured client a hint was issued to: its single audience, or with several the
@@ -266,6 +281,19 @@ mod tests {
         // The size cap comes first: a well-formed header does not get it decoded.
         let big = format!("{}{}", token(r#"{"alg":"RS256"}"#), "A".repeat(MAX_HINT));
         assert_eq!(inspect_header(&big), Err("too large"));
+    }
+
+    #[test]
+    fn a_token_splits_at_its_first_and_last_dot() {
+        assert_eq!(parts("h.p.s"), Some(("h", "p", "s")));
+        assert_eq!(parts("h..s"), Some(("h", "", "s")));
+        assert_eq!(parts(".p."), Some(("", "p", "")));
+        assert_eq!(parts("h.p"), None);
+        assert_eq!(parts("hps"), None);
+        // More dots are refused by inspect_header first; split, the middle keeps them.
+        assert_eq!(parts("h.p.q.s"), Some(("h", "p.q", "s")));
+        assert_eq!(inspect_header("h.p.q.s"), Err("not a compact JWS"));
+        assert_eq!(inspect_header(".e30.c2ln"), Err("bad header"));
     }
 
     #[test]
