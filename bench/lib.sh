@@ -8,6 +8,8 @@ SRV_CPU=$(( $(nproc) > 1 ? 1 : 0 ))
 
 # user+system clock ticks of a process so far.
 cpu_ticks() { awk '{print $14+$15}' "/proc/$1/stat"; }
+# Context switches of a process, summed over its threads (voluntary and not).
+switches() { cat /proc/"$1"/task/*/status 2>/dev/null | awk '/ctxt_switches/ {s += $2} END {print s + 0}'; }
 
 # Microseconds of CPU per request between two tick readings: cpu_us_per T0 T1 REQUESTS
 cpu_us_per() { python3 -c "print(f'{($2-$1)/$(getconf CLK_TCK)*1e6/max($3,1):.1f}')"; }

@@ -107,19 +107,19 @@ PY
   [ "$bad" = 0 ] || { echo "seeding failed for $bad sessions" >&2; exit 1; }
   target/release/examples/mint_hints "$ISS" rp-c "$N" "$P" "$WORK/paths.txt" "https://c.example.com/out"
   # Each path is used once; the run stops with an error if wrk had to reuse one.
-  c0=$(calls); t0=$(cpu_ticks "$GW_PID")
+  c0=$(calls); t0=$(cpu_ticks "$GW_PID"); x0=$(switches "$GW_PID")
   if [ -n "${PERF_DATA:-}" ] && [ "$r" = 1 ] && [ "$name" = now ]; then
     perf record -q -F 999 --call-graph dwarf,16384 -o "$PERF_DATA" -p "$GW_PID" -- sleep 2 2>/dev/null &
   fi
   PATHS="$WORK/paths.txt" taskset -c 0 wrk -t1 -c"$CONNS" -d2s --latency -s "$WORK/paths.lua" "http://127.0.0.1:${PORT[$name]}" > "$WORK/wrk.out"
-  t1=$(cpu_ticks "$GW_PID"); c1=$(calls)
-  python3 - "$WORK/wrk.out" "$c0" "$c1" "$t0" "$t1" "$(getconf CLK_TCK)" "$N" >> "$WORK/rows.$name" <<'PY'
+  t1=$(cpu_ticks "$GW_PID"); c1=$(calls); x1=$(switches "$GW_PID")
+  python3 - "$WORK/wrk.out" "$c0" "$c1" "$t0" "$t1" "$(getconf CLK_TCK)" "$N" "$x0" "$x1" >> "$WORK/rows.$name" <<'PY'
 import re, sys
 text = open(sys.argv[1]).read()
 def parse(s):
     return {k: int(v) for k, v in (kv.split("=") for kv in s.split(",") if kv)}
 c0, c1 = parse(sys.argv[2]), parse(sys.argv[3])
-t0, t1, tck, n = map(int, sys.argv[4:8])
+t0, t1, tck, n, x0, x1 = map(int, sys.argv[4:10])
 delta = {k: c1.get(k, 0) - c0.get(k, 0) for k in c1}
 delta.pop("info", None)
 # Commands the logout script runs inside Redis; everything else is a client round trip.
@@ -136,7 +136,7 @@ bad = int(re.search(r"answers: 303=\d+ other=(\d+)", text).group(1))
 if reqs > n:
     sys.exit(f"wrapped around: {reqs} requests for {n} sessions; raise LOGOUTS_PER_ROUND")
 # Two INFO calls of our own per round are in the count.
-print(f"{rps:.0f} {lat(50):.3f} {lat(99):.3f} {trips / reqs:.2f} {executed / reqs:.2f} {(t1 - t0) / tck * 1e6 / reqs:.0f} {bad}")
+print(f"{rps:.0f} {lat(50):.3f} {lat(99):.3f} {trips / reqs:.2f} {executed / reqs:.2f} {(t1 - t0) / tck * 1e6 / reqs:.0f} {bad} {(x1 - x0) / reqs:.2f}")
 print(f"  per-command calls this round: {delta}", file=sys.stderr)
 PY
   echo "round $r, $name: $(tail -1 "$WORK/rows.$name")" >&2
@@ -171,15 +171,22 @@ gw = "gateway (1 thread)" if threads == 1 else f"gateway ({threads} threads)"
 print(f"with a registered redirect URI (answer: 303). wrk on CPU 0; {gw} and redis-server on CPU 1.")
 if len(names) > 1:
     print(f"`before` is {before} (the gateway the performance issue measured), `now` is {head}; same Redis, same script.")
-print("\n| gateway | logouts/s | p50 ms | p99 ms | Redis round trips per logout | commands run in Redis per logout | gateway CPU µs per logout | answers other than 303 |")
-print("|---|---:|---:|---:|---:|---:|---:|---:|")
+print("\n| gateway | logouts/s | p50 ms | p99 ms | Redis round trips per logout | commands run in Redis per logout | gateway CPU µs per logout | answers other than 303 | context switches per logout |")
+print("|---|---:|---:|---:|---:|---:|---:|---:|---:|")
 for name in names:
     m = med[name]
-    print(f"| {name} | {m[0]:.0f} | {m[1]:.3f} | {m[2]:.3f} | {m[3]:.2f} | {m[4]:.2f} | {m[5]:.0f} | {m[6]:.0f} |")
+    print(f"| {name} | {m[0]:.0f} | {m[1]:.3f} | {m[2]:.3f} | {m[3]:.2f} | {m[4]:.2f} | {m[5]:.0f} | {m[6]:.0f} | {m[7]:.2f} |")
 if len(names) > 1:
     b, c = med["before"], med["now"]
     print(f"\nnow / before (medians): logouts/s {c[0] / b[0]:.2f}, CPU per logout {c[5] / b[5]:.2f}.")
+    # Each round's own ratio (now against the before run just ahead of it): how far the host moved.
+    rows = {k: [list(map(float, l.split())) for l in open(f"{work}/rows.{k}") if l.strip()] for k in names}
+    pairs = list(zip(rows["before"], rows["now"]))
+    spread = lambda col: sorted(y[col] / x[col] for x, y in pairs)
+    fmt = lambda v: f"{v[0]:.2f} / {statistics.median(v):.2f} / {v[-1]:.2f}"
+    print(f"Per round, min / median / max: logouts/s {fmt(spread(0))}, CPU per logout {fmt(spread(5))}.")
 print("\nRound trips count every command a client sent (EVALSHA of the logout script); commands run in")
-print("Redis add the script's own HMGET, HSET and EXPIRE. CPU is the gateway process's user+system time.")
+print("Redis add the script's own HMGET, HSET and EXPIRE. CPU is the gateway process's user+system time;")
+print("context switches are summed over its threads (voluntary and not).")
 PY
 cat "$OUT"
