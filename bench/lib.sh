@@ -80,3 +80,45 @@ build_before() {
   git archive "$rev" templates | tar -x --strip-components=1 -C "$WORK/before-templates"
   BEFORE_BIN=$BEFORE_DIR/release/logout-gateway
 }
+
+# The upstream of the logout benchmarks: nginx serving the test keys (tests/fixtures/jwks.json) at
+# /jwks and whatever the caller writes under $WORK/www (the discovery document names the issuer).
+start_keys_upstream() {
+  mkdir -p "$WORK/www/.well-known"
+  cp tests/fixtures/jwks.json "$WORK/www/jwks"
+  cat > "$WORK/nginx.conf" <<NGINX
+worker_processes 1; daemon off; pid $WORK/nginx.pid; error_log $WORK/nginx-error.log warn;
+events {}
+http { access_log off; default_type application/json;
+  server { listen 127.0.0.1:$UP; root $WORK/www; } }
+NGINX
+  nginx -c "$WORK/nginx.conf" -p "$WORK" &
+}
+
+# A wrk script that sends the lines of the file named by $PATHS in turn (each hint is used once
+# while there are enough of them). Usage: write_paths_lua FILE (a caller may append to it).
+write_paths_lua() {
+  cat > "$1" <<'LUA'
+local paths, i = {}, 0
+for line in io.lines(os.getenv("PATHS")) do paths[#paths + 1] = line end
+request = function()
+  i = i % #paths + 1
+  return wrk.format("GET", paths[i])
+end
+LUA
+}
+
+# COUNT active sessions of rp-c under the ids PREFIX0.. written straight into Redis (the
+# gateway's key layout), and a hint for each, in order, in OUT. Usage: seed_sessions PREFIX COUNT OUT
+seed_sessions() {
+  python3 - "$2" "$1" > "$WORK/seed.txt" <<'PY'
+import sys
+n, prefix = int(sys.argv[1]), sys.argv[2]
+for i in range(n):
+    print(f"""HSET lgw:s:{{{prefix}{i}}} sub user{i} st a cl '["rp-c"]' cs '{{}}'""")
+PY
+  local bad
+  bad=$(RC < "$WORK/seed.txt" | grep -vc '^4$' || true)
+  [ "$bad" = 0 ] || { echo "seeding failed for $bad sessions" >&2; return 1; }
+  target/release/examples/mint_hints "$ISS" rp-c "$2" "$1" "$3" "https://c.example.com/out"
+}

@@ -22,39 +22,11 @@ SECS=${1:-5}; CONNS=${2:-8}; BEFORE=${BEFORE:-9f041f5}
 redis_bench_setup
 build_before "$BEFORE"
 
-mkdir -p "$WORK/www/.well-known"
-cp tests/fixtures/jwks.json "$WORK/www/jwks"
-cat > "$WORK/nginx.conf" <<NGINX
-worker_processes 1; daemon off; pid $WORK/nginx.pid; error_log $WORK/nginx-error.log warn;
-events {}
-http { access_log off; default_type application/json;
-  server { listen 127.0.0.1:$UP; root $WORK/www; } }
-NGINX
-nginx -c "$WORK/nginx.conf" -p "$WORK" &
+start_keys_upstream
 taskset -c "$SRV_CPU" redis-server --port "$RPORT" --bind 127.0.0.1 --save "" --appendonly no \
   --dir "$WORK" >/dev/null 2>&1 &
 wait_http "http://127.0.0.1:$UP/jwks"
-cat > "$WORK/paths.lua" <<'LUA'
-local paths, i = {}, 0
-for line in io.lines(os.getenv("PATHS")) do paths[#paths + 1] = line end
-request = function()
-  i = i + 1
-  if i > #paths then i = 1 end
-  return wrk.format("GET", paths[i])
-end
-LUA
-
-# COUNT fresh sessions under PREFIX in Redis and a hint for each in $WORK/paths.txt.
-sessions() { # PREFIX COUNT
-  python3 - "$2" "$1" > "$WORK/seed.txt" <<'PY'
-import sys
-n, prefix = int(sys.argv[1]), sys.argv[2]
-for i in range(n):
-    print(f"""HSET lgw:s:{{{prefix}{i}}} sub user{i} st a cl '["rp-c"]' cs '{{}}'""")
-PY
-  RC < "$WORK/seed.txt" > /dev/null
-  target/release/examples/mint_hints "$ISS" rp-c "$2" "$1" "$WORK/paths.txt" "https://c.example.com/out"
-}
+write_paths_lua "$WORK/paths.lua"
 
 measure() { # NAME BINARY TEMPLATES THREADS; prints instructions per logout
   local name=$1 dir="$WORK/$1-$4" out pid n ended
@@ -68,9 +40,9 @@ measure() { # NAME BINARY TEMPLATES THREADS; prints instructions per logout
   pid=$!
   for _ in $(seq 600); do curl -fs "http://127.0.0.1:$ADM/readyz" > /dev/null && break; sleep 0.2; done
   curl -fs "http://127.0.0.1:$ADM/readyz" > /dev/null || { echo "$name: not ready" >&2; tail -5 "$dir/gateway.log" >&2; exit 1; }
-  sessions "w-$name-$4-" 2000
+  seed_sessions "w-$name-$4-" 2000 "$WORK/paths.txt"
   PATHS="$WORK/paths.txt" taskset -c 0 wrk -t1 -c"$CONNS" -d2s -s "$WORK/paths.lua" "http://127.0.0.1:$GW" > /dev/null
-  sessions "m-$name-$4-" 6000
+  seed_sessions "m-$name-$4-" 6000 "$WORK/paths.txt"
   callgrind_control -i on "$pid" > /dev/null 2>&1
   PATHS="$WORK/paths.txt" taskset -c 0 wrk -t1 -c"$CONNS" -d"${SECS}s" -s "$WORK/paths.lua" "http://127.0.0.1:$GW" > "$dir/wrk.out"
   callgrind_control -i off "$pid" > /dev/null 2>&1

@@ -26,16 +26,8 @@ BEFORE=${BEFORE:-9f041f5}; [ "$ACKS" = 0 ] || BEFORE=none
 redis_bench_setup
 NAMES=(now); [ "$BEFORE" = none ] || { build_before "$BEFORE"; NAMES=(before now); }
 
-mkdir -p "$WORK/www/.well-known"
-cp tests/fixtures/jwks.json "$WORK/www/jwks"
+start_keys_upstream
 echo "{\"issuer\":\"$ISS\",\"jwks_uri\":\"$ISS/jwks\"}" > "$WORK/www/.well-known/openid-configuration"
-cat > "$WORK/nginx.conf" <<NGINX
-worker_processes 1; daemon off; pid $WORK/nginx.pid; error_log $WORK/nginx-error.log warn;
-events {}
-http { access_log off; default_type application/json;
-  server { listen 127.0.0.1:$UP; root $WORK/www; } }
-NGINX
-nginx -c "$WORK/nginx.conf" -p "$WORK" &
 taskset -c "$SRV_CPU" redis-server --port "$RPORT" --bind 127.0.0.1 --save "" --appendonly no \
   --dir "$WORK" --repl-diskless-sync-delay 0 >/dev/null 2>&1 &
 for i in $(seq "$ACKS"); do
@@ -71,14 +63,8 @@ start_gateway() { # NAME BINARY TEMPLATES
 start_gateway now "$BIN" templates
 [ "$BEFORE" = none ] || start_gateway before "$BEFORE_BIN" "$WORK/before-templates"
 
-cat > "$WORK/paths.lua" <<'LUA'
-local paths, i = {}, 0
-for line in io.lines(os.getenv("PATHS")) do paths[#paths + 1] = line end
-request = function()
-  i = i + 1
-  if i > #paths then i = 1 end
-  return wrk.format("GET", paths[i])
-end
+write_paths_lua "$WORK/paths.lua"
+cat >> "$WORK/paths.lua" <<'LUA'
 local threads = {}
 setup = function(t) table.insert(threads, t) end
 n303, other = 0, 0
@@ -97,15 +83,7 @@ for name in "${NAMES[@]}"; do : > "$WORK/rows.$name"; done
 for r in $(seq "$ROUNDS"); do for name in "${NAMES[@]}"; do
   GW_PID=${PID[$name]}; P="r$r-$name-"
   # Fresh sessions for this round, written straight into Redis (the gateway's key layout).
-  python3 - "$N" "$P" > "$WORK/seed.txt" <<'PY'
-import sys
-n, prefix = int(sys.argv[1]), sys.argv[2]
-for i in range(n):
-    print(f"""HSET lgw:s:{{{prefix}{i}}} sub user{i} st a cl '["rp-c"]' cs '{{}}'""")
-PY
-  bad=$(RC < "$WORK/seed.txt" | grep -vc '^4$' || true)
-  [ "$bad" = 0 ] || { echo "seeding failed for $bad sessions" >&2; exit 1; }
-  target/release/examples/mint_hints "$ISS" rp-c "$N" "$P" "$WORK/paths.txt" "https://c.example.com/out"
+  seed_sessions "$P" "$N" "$WORK/paths.txt"
   # Each path is used once; the run stops with an error if wrk had to reuse one.
   c0=$(calls); t0=$(cpu_ticks "$GW_PID"); x0=$(switches "$GW_PID")
   if [ -n "${PERF_DATA:-}" ] && [ "$r" = 1 ] && [ "$name" = now ]; then
