@@ -4,11 +4,12 @@
 # 9f041f5, built from its own checkout) and the current one, each under valgrind's callgrind,
 # with one and with two gateway threads. The same logouts as bench/logout.sh: a valid RS256 hint
 # for a known session in a real redis-server, a registered redirect URI, answer 303. Each
-# gateway runs alone on the same port; instrumentation is on for the measured part only (after
+# gateway runs alone, on ports of its own; instrumentation is on for the measured part only (after
 # a warm-up), so start-up, the key fetch and shutdown are not counted.
 #
 # Valgrind does not emulate this CPU's big-number instructions (ADX, BMI2), so aws-lc's RSA runs
-# its portable code there and weighs more than natively; it is the same code in both gateways.
+# its portable code there and weighs more than natively (the same library in both gateways; the
+# earlier one also rebuilt the RSA key for every hint).
 #
 # Usage: bench/logout-instructions.sh [SECONDS] [CONNECTIONS]; results in
 # bench/results/logout-instructions.md
